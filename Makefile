@@ -1,0 +1,51 @@
+# Lethe: `make demo` brings everything up and shows an erasure; `make test` runs lint and tests.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help install up down status demo test lint unit integration e2e bench clean
+
+help:
+	@echo "make demo    - install, start Kafka/Postgres/S3/SMTP and the five services, run an erasure"
+	@echo "make test    - install, lint (ruff, mypy), and run unit, integration and e2e tests"
+	@echo "make up | down | status | lint | bench"
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11+ is needed)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+up: install
+	$(PY) -m deploy.local.stack up
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -m deploy.local.stack down; else echo "nothing to stop"; fi
+
+status: install
+	$(PY) -m deploy.local.stack status
+
+demo: up
+	$(PY) -m deploy.local.demo
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+test: lint
+	$(PY) -m pytest
+
+unit: install
+	$(PY) -m pytest -m unit
+
+bench: install
+	$(PY) -m bench.erase
+
+clean: down
+	rm -rf .local $(VENV)

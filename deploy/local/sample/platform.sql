@@ -1,0 +1,41 @@
+-- A sample platform schema for the demo and tests: the data Lethe acts on.
+-- Every foreign key the eraser follows is indexed (an unindexed one makes deletes scan).
+CREATE TABLE IF NOT EXISTS organisations (
+    id    text PRIMARY KEY,
+    name  text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    id           bigserial PRIMARY KEY,
+    org_id       text NOT NULL REFERENCES organisations (id),
+    email        text NOT NULL,
+    name         text,
+    phone        text,
+    external_id  text,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (org_id, email)
+);
+CREATE TABLE IF NOT EXISTS conversations (
+    id          bigserial PRIMARY KEY,
+    org_id      text NOT NULL REFERENCES organisations (id),
+    user_id     bigint NOT NULL REFERENCES users (id),
+    title       text,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS conversations_user ON conversations (user_id);
+CREATE TABLE IF NOT EXISTS messages (
+    id               bigserial PRIMARY KEY,
+    conversation_id  bigint NOT NULL REFERENCES conversations (id),
+    author_id        bigint NOT NULL REFERENCES users (id),
+    body             text NOT NULL,
+    created_at       timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS messages_conversation ON messages (conversation_id);
+CREATE INDEX IF NOT EXISTS messages_author ON messages (author_id);
+CREATE TABLE IF NOT EXISTS media_objects (
+    id            bigserial PRIMARY KEY,
+    message_id    bigint NOT NULL REFERENCES messages (id),
+    s3_key        text NOT NULL,
+    content_type  text NOT NULL,
+    size_bytes    bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS media_objects_message ON media_objects (message_id);

@@ -1,0 +1,16 @@
+import uvicorn
+
+from services.intake.app import create_http
+from services.intake.settings import IntakeSettings
+from shared.runner import configure_logging
+
+if __name__ == "__main__":
+    configure_logging()
+    settings = IntakeSettings()
+    uvicorn.run(
+        create_http(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level="info",
+        timeout_graceful_shutdown=10,
+    )

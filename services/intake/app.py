@@ -1,0 +1,85 @@
+"""Intake service: HTTP API, progress consumer and outbox relay in one process.
+
+`create_app` is the Kafka side (a FastStream app, as in every service); `create_http` wraps
+it in the FastAPI app whose lifespan starts and stops it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+from fastapi import FastAPI
+from faststream import FastStream
+from opentelemetry.trace import TracerProvider
+
+from services.intake.api import add_routes
+from services.intake.handlers import register
+from services.intake.relay import OutboxRelay
+from services.intake.settings import IntakeSettings
+from shared.db import create_pool
+from shared.kafka import create_broker
+from shared.telemetry import tracer_provider as make_tracer_provider
+
+
+class Runtime:
+    pool: asyncpg.Pool
+    relay: OutboxRelay
+
+    def __init__(self, settings: IntakeSettings, tracer_provider: TracerProvider) -> None:
+        self.settings = settings
+        self.tracer = tracer_provider.get_tracer("lethe.intake")
+        self.broker = create_broker(
+            settings.kafka_bootstrap_servers, service="intake", tracer_provider=tracer_provider
+        )
+
+    async def open(self) -> None:
+        self.pool = await create_pool(self.settings.database_url)
+        self.relay = OutboxRelay(
+            self.pool, self.broker, self.tracer, poll_seconds=self.settings.outbox_poll_seconds
+        )
+
+    async def start_relay(self) -> None:
+        await self.relay.start()
+
+    async def close(self) -> None:
+        await self.relay.stop()
+        await self.pool.close()
+
+
+def build(
+    settings: IntakeSettings, tracer_provider: TracerProvider | None = None
+) -> tuple[FastStream, Runtime]:
+    tp = tracer_provider or make_tracer_provider("intake", exporter=settings.otel_exporter)
+    rt = Runtime(settings, tp)
+    register(rt.broker, rt)
+    app = FastStream(
+        rt.broker,
+        on_startup=[rt.open],
+        after_startup=[rt.start_relay],
+        after_shutdown=[rt.close],
+    )
+    return app, rt
+
+
+def create_app(
+    settings: IntakeSettings, *, tracer_provider: TracerProvider | None = None
+) -> FastStream:
+    return build(settings, tracer_provider)[0]
+
+
+def create_http(
+    settings: IntakeSettings, *, tracer_provider: TracerProvider | None = None
+) -> FastAPI:
+    stream, rt = build(settings, tracer_provider)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with stream:
+            yield
+
+    http = FastAPI(title="Lethe intake", version="1", lifespan=lifespan)
+    http.state.runtime = rt
+    add_routes(http)
+    return http

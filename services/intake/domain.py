@@ -1,0 +1,198 @@
+"""Intake's decisions: what a valid request is, when it is due, which event it becomes."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shared.events import Actor, Envelope, make_event
+from shared.events.jobs import ErasureRequested, ExportRequested, Subject
+from shared.events.topics import JOBS_ERASE, JOBS_EXPORT
+from shared.hashing import subject_hash
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class SubjectIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    email: str | None = Field(None, max_length=320)
+    user_id: str | None = Field(None, max_length=200)
+    phone: str | None = Field(None, max_length=50)
+    external_id: str | None = Field(None, max_length=200)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        if v is not None and not _EMAIL.match(v):
+            raise ValueError("not an email address")
+        return v
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> SubjectIn:
+        if not any((self.email, self.user_id, self.phone, self.external_id)):
+            raise ValueError("give at least one identity: email, user_id, phone or external_id")
+        return self
+
+
+class RequestIn(BaseModel):
+    """A data-subject request as submitted over HTTP (or, later, Kafka)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    type: Literal["erasure", "export"]
+    scope: Literal["subject", "organisation"] = "subject"
+    subject: SubjectIn | None = None
+    confirm_org_name: str | None = None
+    regulation: Literal["gdpr", "ccpa", "custom"] = "gdpr"
+    due_in_days: int | None = Field(None, ge=1, le=90, description="Only with regulation=custom")
+    recovery_window_days: int | None = Field(None, ge=0, le=30)
+    request_id: str | None = Field(None, min_length=1, max_length=200)
+    notify_email: str | None = Field(None, max_length=320)
+    reason: str | None = Field(None, max_length=2000)
+    format: Literal["json", "csv", "both"] = "both"
+
+    @field_validator("notify_email")
+    @classmethod
+    def _notify(cls, v: str | None) -> str | None:
+        if v is not None and not _EMAIL.match(v):
+            raise ValueError("not an email address")
+        return v
+
+    @model_validator(mode="after")
+    def _scope(self) -> RequestIn:
+        if self.scope == "subject" and self.subject is None:
+            raise ValueError("scope 'subject' needs a subject")
+        if self.scope == "organisation" and self.subject is not None:
+            raise ValueError("scope 'organisation' takes no subject")
+        if (self.regulation == "custom") != (self.due_in_days is not None):
+            raise ValueError("due_in_days goes with regulation 'custom', and only with it")
+        return self
+
+
+@dataclass(frozen=True)
+class Caller:
+    org_id: str
+    org_name: str
+    role: str
+    key_id: uuid.UUID
+    recovery_window_days: int
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(kind="api_key", id=str(self.key_id))
+
+
+class Refused(Exception):
+    """A request that is well-formed but not allowed (maps to 403/422 with the reason)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def due_at(received_at: datetime, req: RequestIn, gdpr_days: int, ccpa_days: int) -> datetime:
+    days = {"gdpr": gdpr_days, "ccpa": ccpa_days}.get(req.regulation, req.due_in_days or 0)
+    return received_at + timedelta(days=days)
+
+
+def authorise(req: RequestIn, caller: Caller) -> None:
+    if caller.role == "viewer":
+        raise Refused(403, "viewers cannot submit requests")
+    if req.scope == "organisation" and req.type == "erasure":
+        if caller.role != "owner":
+            raise Refused(403, "only an owner may erase a whole organisation")
+        if req.confirm_org_name != caller.org_name:
+            raise Refused(422, "confirm_org_name must equal the organisation's name")
+
+
+@dataclass(frozen=True)
+class NewJob:
+    job_id: uuid.UUID
+    org_id: str
+    type: str
+    scope: str
+    subject_hash: str | None
+    request_id: str | None
+    channel: str
+    actor: str
+    regulation: str
+    received_at: datetime
+    due_at: datetime
+    recovery_window_days: int
+    topic: str
+    event: Envelope
+
+
+def plan_job(
+    req: RequestIn,
+    caller: Caller,
+    *,
+    received_at: datetime,
+    hash_key: bytes,
+    gdpr_days: int,
+    ccpa_days: int,
+    channel: Literal["http", "kafka"],
+    trace: dict[str, str],
+) -> NewJob:
+    authorise(req, caller)
+    job_id = uuid.uuid4()
+    subject = Subject(**req.subject.model_dump()) if req.subject else None
+    s_hash = subject_hash(hash_key, subject.identities()) if subject else None
+    due = due_at(received_at, req, gdpr_days, ccpa_days)
+    window = (
+        req.recovery_window_days
+        if req.recovery_window_days is not None
+        else caller.recovery_window_days
+    )
+    payload: ErasureRequested | ExportRequested
+    if req.type == "erasure":
+        payload = ErasureRequested(
+            scope=req.scope,
+            subject=subject,
+            requester_email=req.notify_email,
+            regulation=req.regulation,
+            due_at=due,
+            recovery_window_days=window,
+            channel=channel,
+        )
+        topic = JOBS_ERASE
+    else:
+        payload = ExportRequested(
+            scope=req.scope,
+            subject=subject,
+            requester_email=req.notify_email,
+            regulation=req.regulation,
+            due_at=due,
+            format=req.format,
+            channel=channel,
+        )
+        topic = JOBS_EXPORT
+    env = make_event(
+        payload,
+        actor=caller.actor,
+        job_id=job_id,
+        org_id=caller.org_id,
+        subject_hash=s_hash,
+        trace=trace,
+    )
+    return NewJob(
+        job_id=job_id,
+        org_id=caller.org_id,
+        type=req.type,
+        scope=req.scope,
+        subject_hash=s_hash,
+        request_id=req.request_id,
+        channel=channel,
+        actor=f"{caller.actor.kind}:{caller.actor.id}",
+        regulation=req.regulation,
+        received_at=received_at,
+        due_at=due,
+        recovery_window_days=window,
+        topic=topic,
+        event=env,
+    )

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.settings import LetheSettings
+
+
+class IntakeSettings(LetheSettings):
+    http_host: str = Field("127.0.0.1", description="Address intake's HTTP API listens on.")
+    http_port: int = Field(8080, description="Port of intake's HTTP API.")
+    gdpr_due_days: int = Field(30, description="Days to answer a GDPR request (Art. 12(3)).")
+    ccpa_due_days: int = Field(45, description="Days to answer a CCPA request (11 CCR 7021).")
+    outbox_poll_seconds: float = Field(0.5, description="Outbox relay polling interval.")

@@ -1,0 +1,36 @@
+"""Notifier service: sends the emails asked for on `lethe.notifications.v1`."""
+
+from __future__ import annotations
+
+import asyncpg
+from faststream import FastStream
+from opentelemetry.trace import TracerProvider
+
+from services.notifier.handlers import register
+from services.notifier.settings import NotifierSettings
+from shared.db import create_pool
+from shared.kafka import create_broker
+from shared.telemetry import tracer_provider as make_tracer_provider
+
+
+class Runtime:
+    pool: asyncpg.Pool
+
+    def __init__(self, settings: NotifierSettings) -> None:
+        self.settings = settings
+
+    async def open(self) -> None:
+        self.pool = await create_pool(self.settings.database_url)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+def create_app(
+    settings: NotifierSettings, *, tracer_provider: TracerProvider | None = None
+) -> FastStream:
+    tp = tracer_provider or make_tracer_provider("notifier", exporter=settings.otel_exporter)
+    broker = create_broker(settings.kafka_bootstrap_servers, service="notifier", tracer_provider=tp)
+    rt = Runtime(settings)
+    register(broker, rt)
+    return FastStream(broker, on_startup=[rt.open], after_shutdown=[rt.close])

@@ -1,0 +1,1 @@
+"""Lethe's common package: settings, events, Kafka, Postgres, S3, telemetry, hashing."""

@@ -1,0 +1,42 @@
+"""`lethe.jobs.erase.v1` and `lethe.jobs.export.v1`: a recorded job, ready for its worker."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from shared.events.envelope import Payload, event, pii
+
+
+class Subject(Payload):
+    email: str | None = None
+    user_id: str | None = None
+    phone: str | None = None
+    external_id: str | None = None
+
+    def identities(self) -> dict[str, str]:
+        return {k: v for k, v in self.model_dump().items() if v}
+
+
+@event
+class ErasureRequested(Payload):
+    event_type = "ErasureRequested"
+    scope: Literal["subject", "organisation"]
+    subject: Subject | None = pii(default=None)
+    requester_email: str | None = pii(default=None)
+    regulation: str
+    due_at: datetime
+    recovery_window_days: int
+    channel: Literal["http", "kafka"]
+
+
+@event
+class ExportRequested(Payload):
+    event_type = "ExportRequested"
+    scope: Literal["subject", "organisation"]
+    subject: Subject | None = pii(default=None)
+    requester_email: str | None = pii(default=None)
+    regulation: str
+    due_at: datetime
+    format: Literal["json", "csv", "both"] = "both"
+    channel: Literal["http", "kafka"]

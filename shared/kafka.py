@@ -1,0 +1,164 @@
+"""Kafka plumbing shared by every service: the broker, publishing, reliable consuming, topics.
+
+Handlers never see Kafka: `subscribe` decodes the envelope, retries the domain function, and
+dead-letters what still fails (with the error and the original bytes) so the consumer goes on.
+Offsets are committed only after the handler (or the dead-lettering) has finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import Awaitable, Callable, Iterable
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from opentelemetry import propagate
+from opentelemetry.trace import TracerProvider
+from pydantic import ValidationError
+
+from shared.events import Envelope
+from shared.events.topics import AUDIT, DLQ, TOPICS, TopicSpec
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Envelope], Awaitable[None]]
+GiveUp = Callable[[Envelope, str], Awaitable[None]]
+
+
+def create_broker(
+    bootstrap_servers: str, *, service: str, tracer_provider: TracerProvider | None = None
+) -> KafkaBroker:
+    """Producers use acks=all and idempotence; tracing is broker middleware."""
+    return KafkaBroker(
+        bootstrap_servers,
+        client_id=f"lethe-{service}",
+        acks="all",
+        enable_idempotence=True,
+        middlewares=[KafkaTelemetryMiddleware(tracer_provider=tracer_provider)],
+    )
+
+
+def with_trace(env: Envelope) -> Envelope:
+    """Record the current trace context in the envelope (it also travels in headers)."""
+    if env.trace:
+        return env
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return env.model_copy(update={"trace": carrier}) if carrier else env
+
+
+async def publish_event(
+    broker: KafkaBroker, topic: str, env: Envelope, *, audit: bool = True
+) -> None:
+    """Publish to `topic` and, unless it is the audit topic itself, a copy to the audit trail."""
+    env = with_trace(env)
+    body = env.model_dump_json().encode()
+    headers = {"content-type": "application/json", "lethe-event-type": env.type}
+    await broker.publish(body, topic, key=env.key(), headers=headers)
+    if audit and topic != AUDIT:
+        await broker.publish(body, AUDIT, key=env.key(), headers=headers)
+
+
+def subscribe(
+    broker: KafkaBroker,
+    topic: str,
+    *,
+    group_id: str,
+    handler: Handler,
+    retries: int = 3,
+    backoff_seconds: float = 0.5,
+    max_poll_interval_ms: int = 5 * 60 * 1000,
+    on_give_up: GiveUp | None = None,
+) -> None:
+    """Register `handler` for `topic` in consumer group `group_id`, with retries and a DLQ.
+
+    `on_give_up` runs after dead-lettering, e.g. to mark the job failed.
+    """
+
+    @broker.subscriber(
+        topic,
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.ACK,
+        max_poll_interval_ms=max_poll_interval_ms,
+    )
+    async def _consume(message: KafkaMessage) -> None:
+        raw = message.body
+        try:
+            env = Envelope.model_validate_json(raw)
+        except ValidationError as exc:
+            # Poison message: retrying cannot help.
+            await dead_letter(broker, topic, group_id, raw, f"invalid envelope: {exc}")
+            return
+        for attempt in range(1, retries + 1):
+            try:
+                await handler(env)
+                return
+            except Exception as exc:  # every failure is retried, then dead-lettered
+                log.warning(
+                    "handler for %s failed on %s (attempt %d/%d): %r",
+                    topic,
+                    env.event_id,
+                    attempt,
+                    retries,
+                    exc,
+                )
+                if attempt == retries:
+                    error = "".join(traceback.format_exception_only(exc)).strip()
+                    await dead_letter(broker, topic, group_id, raw, error)
+                    if on_give_up is not None:
+                        await on_give_up(env, error)
+                    return
+                await asyncio.sleep(backoff_seconds * 2 ** (attempt - 1))
+
+    _ = _consume
+
+
+async def dead_letter(
+    broker: KafkaBroker, topic: str, group_id: str, raw: bytes, error: str
+) -> None:
+    log.error("dead-lettering a message from %s (group %s): %s", topic, group_id, error)
+    await broker.publish(
+        raw,
+        DLQ,
+        headers={
+            "lethe-source-topic": topic,
+            "lethe-consumer-group": group_id,
+            "lethe-error": error[:2000],
+        },
+    )
+
+
+async def ensure_topics(
+    bootstrap_servers: str, specs: Iterable[TopicSpec] = TOPICS, *, replication_factor: int = 1
+) -> list[str]:
+    """Create missing topics (idempotent). Returns the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [
+                        NewTopic(
+                            s.name,
+                            num_partitions=s.partitions,
+                            replication_factor=replication_factor,
+                            topic_configs=s.config,
+                        )
+                        for s in missing
+                    ]
+                )
+            except TopicAlreadyExistsError:
+                pass  # a concurrent `apply` won the race; the topics exist, which is the goal
+        return [s.name for s in missing]
+    finally:
+        await admin.close()

@@ -1,0 +1,69 @@
+"""One settings base for every service: environment variables prefixed `LETHE_`.
+
+The infrastructure endpoints also accept the conventional unprefixed names
+(`KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`, ...) written by `make up` into `.local/env`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(f"LETHE_{name}", name)
+
+
+class LetheSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LETHE_", extra="ignore", populate_by_name=True)
+
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=_env("KAFKA_BOOTSTRAP_SERVERS"),
+        description="Kafka bootstrap servers, comma separated.",
+    )
+    database_url: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/lethe",
+        validation_alias=_env("DATABASE_URL"),
+        description="Lethe's own PostgreSQL database (schema `lethe`).",
+    )
+    platform_database_url: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/platform",
+        validation_alias=_env("PLATFORM_DATABASE_URL"),
+        description="The platform database Lethe erases from and exports.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        validation_alias=_env("S3_ENDPOINT_URL"),
+        description="S3 API endpoint; unset means AWS.",
+    )
+    s3_region: str = Field("us-east-1", description="S3 region.")
+    s3_access_key_id: str = Field(
+        "test", validation_alias=_env("AWS_ACCESS_KEY_ID"), description="S3 access key id."
+    )
+    s3_secret_access_key: SecretStr = Field(
+        SecretStr("test"),
+        validation_alias=_env("AWS_SECRET_ACCESS_KEY"),
+        description="S3 secret access key.",
+    )
+    s3_request_checksum_calculation: Literal["when_supported", "when_required"] = Field(
+        "when_required",
+        description="botocore checksum mode; some S3-compatible servers reject trailers.",
+    )
+    platform_bucket: str = Field("lethe-platform", description="Bucket of the platform's media.")
+    smtp_host: str = Field(
+        "127.0.0.1", validation_alias=_env("SMTP_HOST"), description="SMTP host."
+    )
+    smtp_port: int = Field(25, validation_alias=_env("SMTP_PORT"), description="SMTP port.")
+    subject_hash_key: SecretStr = Field(
+        SecretStr("dev-only-subject-hash-key"),
+        description="HMAC key for subject hashes (audit rows never hold raw identities).",
+    )
+    datamap_path: Path = Field(
+        Path("deploy/local/sample/datamap.yaml"), description="Data map YAML of the platform."
+    )
+    otel_exporter: str = Field("none", description="Span exporter: `none` or `console`.")
+    dlq_retries: int = Field(3, description="Handler attempts before a message is dead-lettered.")

@@ -1,0 +1,60 @@
+"""S3 adapter (aioboto3). S3 enforces nothing for Lethe: access rules live in Lethe."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aioboto3
+from aiobotocore.config import AioConfig
+
+from shared.settings import LetheSettings
+
+_DELETE_BATCH = 1000  # S3 DeleteObjects limit
+
+
+@asynccontextmanager
+async def s3_client(settings: LetheSettings) -> AsyncIterator[Any]:
+    session = aioboto3.Session(
+        aws_access_key_id=settings.s3_access_key_id,
+        aws_secret_access_key=settings.s3_secret_access_key.get_secret_value(),
+        region_name=settings.s3_region,
+    )
+    config = AioConfig(
+        request_checksum_calculation=settings.s3_request_checksum_calculation,
+        response_checksum_validation="when_required",
+        retries={"max_attempts": 5, "mode": "standard"},
+    )
+    async with session.client("s3", endpoint_url=settings.s3_endpoint_url, config=config) as c:
+        yield c
+
+
+async def ensure_bucket(client: Any, bucket: str) -> None:
+    try:
+        await client.head_bucket(Bucket=bucket)
+    except client.exceptions.ClientError:
+        await client.create_bucket(Bucket=bucket)
+
+
+async def delete_objects(client: Any, bucket: str, keys: Iterable[str]) -> list[str]:
+    """Delete keys in batches; returns keys S3 reported as failed (never silently dropped)."""
+    keys = list(keys)
+    failed: list[str] = []
+    for i in range(0, len(keys), _DELETE_BATCH):
+        chunk = keys[i : i + _DELETE_BATCH]
+        resp = await client.delete_objects(
+            Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True}
+        )
+        failed.extend(e["Key"] for e in resp.get("Errors", []))
+    return failed
+
+
+async def object_exists(client: Any, bucket: str, key: str) -> bool:
+    try:
+        await client.head_object(Bucket=bucket, Key=key)
+        return True
+    except client.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise

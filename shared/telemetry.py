@@ -1,0 +1,18 @@
+"""OpenTelemetry setup: one TracerProvider per service, passed in (never a global)."""
+
+from __future__ import annotations
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+
+def tracer_provider(
+    service: str, *, exporter: str = "none", processors: list[SpanProcessor] | None = None
+) -> TracerProvider:
+    provider = TracerProvider(resource=Resource.create({"service.name": f"lethe-{service}"}))
+    if exporter == "console":
+        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    for p in processors or []:
+        provider.add_span_processor(p)
+    return provider

@@ -1,0 +1,126 @@
+"""Session fixtures: real Kafka, Postgres, S3 and SMTP, started once per test run.
+
+Where `KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`, `PLATFORM_DATABASE_URL`, `S3_ENDPOINT_URL`,
+`SMTP_HOST`/`SMTP_PORT` (and `LETHE_MAIL_DIR`) are all set, the tests use that infrastructure;
+otherwise they start their own with `deploy/local/infra.py` in a state directory of their own
+and stop it afterwards. Every test makes its own organisation, so tests share nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from deploy.local import infra
+from deploy.local.stack import prepare
+from services.intake import store as intake_store
+from shared.db import create_pool
+from shared.settings import LetheSettings
+from shared.storage import s3_client
+
+REPO = Path(__file__).resolve().parents[1]
+_EXTERNAL = (
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "DATABASE_URL",
+    "PLATFORM_DATABASE_URL",
+    "S3_ENDPOINT_URL",
+    "SMTP_HOST",
+    "SMTP_PORT",
+    "LETHE_MAIL_DIR",
+)
+
+
+@pytest.fixture(scope="session")
+def state_dir() -> Iterator[Path]:
+    path = REPO / ".local" / f"test-{os.getpid()}"
+    path.mkdir(parents=True, exist_ok=True)
+    yield path
+
+
+@pytest.fixture(scope="session")
+def endpoints(state_dir: Path) -> Iterator[infra.Endpoints]:
+    if all(os.environ.get(k) for k in _EXTERNAL):
+        yield infra.Endpoints(
+            kafka_bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"],
+            database_url=os.environ["DATABASE_URL"],
+            platform_database_url=os.environ["PLATFORM_DATABASE_URL"],
+            s3_endpoint_url=os.environ["S3_ENDPOINT_URL"],
+            smtp_host=os.environ["SMTP_HOST"],
+            smtp_port=int(os.environ["SMTP_PORT"]),
+            mail_dir=Path(os.environ["LETHE_MAIL_DIR"]),
+        )
+        return
+    ep = infra.up(state_dir, REPO)
+    try:
+        yield ep
+    finally:
+        infra.down(state_dir)
+        if not os.environ.get("LETHE_KEEP_TEST_STATE"):
+            shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def prepared(endpoints: infra.Endpoints) -> infra.Endpoints:
+    """Migrations (as production runs them), the sample platform schema, the topics."""
+    await prepare(endpoints)
+    return endpoints
+
+
+@pytest.fixture(scope="session")
+def base_settings(prepared: infra.Endpoints) -> dict[str, Any]:
+    """Keyword arguments for any service's Settings(...)."""
+    return {
+        "kafka_bootstrap_servers": prepared.kafka_bootstrap_servers,
+        "database_url": prepared.database_url,
+        "platform_database_url": prepared.platform_database_url,
+        "s3_endpoint_url": prepared.s3_endpoint_url,
+        "smtp_host": prepared.smtp_host,
+        "smtp_port": prepared.smtp_port,
+        "datamap_path": REPO / "deploy/local/sample/datamap.yaml",
+    }
+
+
+@pytest.fixture(scope="session")
+async def lethe_db(prepared: infra.Endpoints) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(prepared.database_url)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def platform_db(prepared: infra.Endpoints) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(prepared.platform_database_url)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def s3(base_settings: dict[str, Any]) -> AsyncIterator[Any]:
+    async with s3_client(LetheSettings(**base_settings)) as client:
+        yield client
+
+
+class Org:
+    def __init__(self, org_id: str, name: str, owner_key: str) -> None:
+        self.id, self.name, self.owner_key = org_id, name, owner_key
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.owner_key}"}
+
+
+@pytest.fixture
+async def org(lethe_db: asyncpg.Pool) -> Org:
+    """A fresh organisation in Lethe with an owner key (ids never repeat across tests)."""
+    org_id = f"org-{uuid.uuid4().hex[:12]}"
+    name = f"Test Org {org_id}"
+    await intake_store.create_org(lethe_db, org_id, name)
+    key = await intake_store.create_api_key(lethe_db, org_id, "owner", "test owner")
+    return Org(org_id, name, key)
