@@ -48,7 +48,9 @@ async def append(pool: asyncpg.Pool, env: Envelope) -> AuditRow | None:
         return row
 
 
-async def iter_rows(pool: asyncpg.Pool, page: int = 5000) -> AsyncIterator[AuditRow]:
+async def iter_rows(
+    pool: asyncpg.Pool | asyncpg.Connection, page: int = 5000
+) -> AsyncIterator[AuditRow]:
     """All rows in order, by keyset pagination (never the whole table in memory)."""
     last = 0
     while True:

@@ -8,7 +8,7 @@ from services.auditor import store
 from services.auditor.domain import GENESIS, Verdict, check_row
 
 
-async def verify_chain(pool: asyncpg.Pool) -> Verdict:
+async def verify_chain(pool: asyncpg.Pool | asyncpg.Connection) -> Verdict:
     prev, expected, count = GENESIS, 1, 0
     async for row in store.iter_rows(pool):
         reason = check_row(row, prev, expected)
