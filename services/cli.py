@@ -106,3 +106,43 @@ def audit_verify() -> None:
     ok, text = asyncio.run(go())
     console.print(text, style="green" if ok else "bold red")
     raise typer.Exit(0 if ok else 1)
+
+
+def config_table() -> str:
+    """Markdown table of every LETHE_* variable, from the settings classes themselves."""
+    from services.auditor.settings import AuditorSettings
+    from services.eraser.settings import EraserSettings
+    from services.exporter.settings import ExporterSettings
+    from services.intake.settings import IntakeSettings
+    from services.notifier.settings import NotifierSettings
+
+    rows: dict[str, tuple[str, str, set[str]]] = {}
+    classes = {
+        "intake": IntakeSettings,
+        "eraser": EraserSettings,
+        "exporter": ExporterSettings,
+        "notifier": NotifierSettings,
+        "auditor": AuditorSettings,
+    }
+    for service, cls in classes.items():
+        for name, field in cls.model_fields.items():
+            alias = field.validation_alias
+            names = [f"LETHE_{name.upper()}"]
+            if alias is not None and hasattr(alias, "choices"):
+                names = [str(c) for c in alias.choices]
+            default = field.default
+            shown = "(secret)" if "SecretStr" in repr(field.annotation) else default
+            key = " / ".join(f"`{n}`" for n in names)
+            entry = rows.setdefault(key, (f"`{shown}`", field.description or "", set()))
+            entry[2].add(service)
+    lines = ["| variable | default | services | meaning |", "|---|---|---|---|"]
+    for key, (default, desc, services) in sorted(rows.items()):
+        used = "all" if len(services) == len(classes) else ", ".join(sorted(services))
+        lines.append(f"| {key} | {default} | {used} | {desc} |")
+    return "\n".join(lines)
+
+
+@app.command("config-table")
+def config_table_cmd() -> None:
+    """Print the configuration table the README embeds."""
+    print(config_table())

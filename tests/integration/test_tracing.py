@@ -70,7 +70,8 @@ async def test_one_erasure_is_one_trace(
             async def completed_in_audit() -> bool:
                 return bool(
                     await lethe_db.fetchval(
-                        "SELECT 1 FROM lethe.audit_log WHERE job_id = $1 AND action = 'JobCompleted'",
+                        "SELECT 1 FROM lethe.audit_log "
+                        "WHERE job_id = $1 AND action = 'JobCompleted'",
                         uuid.UUID(job_id),
                     )
                 )

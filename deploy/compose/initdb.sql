@@ -1,0 +1,3 @@
+-- Compose only: the two databases `make up` creates locally.
+CREATE DATABASE lethe;
+CREATE DATABASE platform;
