@@ -128,7 +128,8 @@ class PeakRss:
 # the data map; the baseline deletes exactly that set.
 _BASELINE = (
     "DELETE FROM messages WHERE author_id = $1",
-    "DELETE FROM messages WHERE conversation_id IN (SELECT id FROM conversations WHERE user_id = $1)",
+    "DELETE FROM messages WHERE conversation_id IN"
+    " (SELECT id FROM conversations WHERE user_id = $1)",
     "DELETE FROM conversations WHERE user_id = $1",
     "DELETE FROM users WHERE id = $1",
 )

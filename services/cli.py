@@ -117,7 +117,7 @@ def config_table() -> str:
     from services.notifier.settings import NotifierSettings
 
     rows: dict[str, tuple[str, str, set[str]]] = {}
-    classes = {
+    classes: dict[str, type[LetheSettings]] = {
         "intake": IntakeSettings,
         "eraser": EraserSettings,
         "exporter": ExporterSettings,
