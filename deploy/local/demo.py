@@ -21,7 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from deploy.local.sample.seed import seed_org
 from services.auditor.verify import verify_chain
-from services.cli import load_env_file
+from services.cli.common import load_env_file
 from services.intake import store as intake_store
 from shared.db import create_pool
 from shared.settings import LetheSettings

@@ -40,3 +40,26 @@ class ExportRequested(Payload):
     due_at: datetime
     format: Literal["json", "csv", "both"] = "both"
     channel: Literal["http", "kafka"]
+
+
+# --- Commands to the eraser on `lethe.jobs.erase.v1` (keyed by job: ordered with the job) --
+
+
+class Item(Payload):
+    table: str
+    key: str
+
+
+@event
+class CancelErasure(Payload):
+    event_type = "CancelErasure"
+    reason: str | None = None
+
+
+@event
+class RestoreErasure(Payload):
+    """Restore the whole job (items is None) or just the listed rows."""
+
+    event_type = "RestoreErasure"
+    items: list[Item] | None = None
+    reason: str | None = None

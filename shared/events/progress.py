@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from shared.events.envelope import Payload, event
@@ -47,3 +48,53 @@ class DuplicateIgnored(Payload):
 
     event_type = "DuplicateIgnored"
     original_type: str
+
+
+# --- Lifecycle of an erasure after the soft delete (see ARCHITECTURE.md, issue 4) -------
+# Intake maps these onto job states; the eraser emits them. Fields may grow (additively).
+
+
+@event
+class ErasureSoftDeleted(Payload):
+    """Every row is hidden and held (encrypted) for the recovery window."""
+
+    event_type = "ErasureSoftDeleted"
+    done: int
+    total: int
+    verification: dict[str, Any]
+    purge_after: datetime
+    needs_review: list[dict[str, Any]] = []
+
+
+@event
+class PurgeStarted(Payload):
+    event_type = "PurgeStarted"
+
+
+@event
+class JobCancelled(Payload):
+    """Stopped between batches; what was done stays done and restorable."""
+
+    event_type = "JobCancelled"
+    done: int
+    total: int
+
+
+@event
+class JobRestored(Payload):
+    """Rows put back from the restoration log (the whole job, or the listed items)."""
+
+    event_type = "JobRestored"
+    rows: int
+    objects: int
+    whole_job: bool
+    needs_review: list[dict[str, Any]] = []
+
+
+@event
+class CommandRefused(Payload):
+    """A cancel/restore the worker could not apply in the job's current state."""
+
+    event_type = "CommandRefused"
+    command: str
+    reason: str

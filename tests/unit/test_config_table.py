@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from services.cli import config_table
+from services.cli.ops import config_table
 
 pytestmark = pytest.mark.unit
 

@@ -1,51 +1,21 @@
-"""`lethe`: the operator's command line (migrations, topics, orgs and keys, audit)."""
+"""`lethe db|topics|orgs|config-table`: operating Lethe itself."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import shlex
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from services.auditor.verify import verify_chain
+from services.cli.common import console, settings
 from services.intake import store as intake_store
 from shared.db import create_pool, migrate
 from shared.kafka import ensure_topics
 from shared.settings import LetheSettings
 
-app = typer.Typer(help="Lethe: data-subject requests carried out on Kafka, Postgres and S3.")
-audit_app = typer.Typer(help="The tamper-evident audit trail.")
 topics_app = typer.Typer(help="Kafka topics.")
 orgs_app = typer.Typer(help="Organisations and API keys.")
 db_app = typer.Typer(help="Lethe's database.")
-app.add_typer(audit_app, name="audit")
-app.add_typer(topics_app, name="topics")
-app.add_typer(orgs_app, name="orgs")
-app.add_typer(db_app, name="db")
-console = Console()
-
-
-def load_env_file(path: Path) -> None:
-    """Take endpoints from `.local/env` (written by `make up`) unless already set."""
-    if not path.exists():
-        return
-    for line in path.read_text().splitlines():
-        parts = shlex.split(line, comments=True)
-        if parts and parts[0] == "export":
-            parts = parts[1:]
-        for part in parts:
-            key, sep, value = part.partition("=")
-            if sep and key not in os.environ:
-                os.environ[key] = value
-
-
-def settings() -> LetheSettings:
-    load_env_file(Path(os.environ.get("LETHE_ENV_FILE", ".local/env")))
-    return LetheSettings()
 
 
 @db_app.command("migrate")
@@ -86,28 +56,6 @@ def orgs_create(
     print(key)
 
 
-@audit_app.command("verify")
-def audit_verify() -> None:
-    """Walk the audit chain; exit 0 when every row matches, 1 naming the first that does not."""
-
-    async def go() -> tuple[bool, str]:
-        pool = await create_pool(settings().database_url)
-        try:
-            v = await verify_chain(pool)
-        finally:
-            await pool.close()
-        if v.ok:
-            return True, f"OK: {v.rows} rows, chain intact"
-        return (
-            False,
-            f"BROKEN at row {v.first_bad_seq}: {v.reason} ({v.rows} rows verified before it)",
-        )
-
-    ok, text = asyncio.run(go())
-    console.print(text, style="green" if ok else "bold red")
-    raise typer.Exit(0 if ok else 1)
-
-
 def config_table() -> str:
     """Markdown table of every LETHE_* variable, from the settings classes themselves."""
     from services.auditor.settings import AuditorSettings
@@ -142,7 +90,6 @@ def config_table() -> str:
     return "\n".join(lines)
 
 
-@app.command("config-table")
 def config_table_cmd() -> None:
     """Print the configuration table the README embeds."""
     print(config_table())

@@ -1,0 +1,19 @@
+"""`lethe`: the operator's command line. One module per area; this file only assembles them."""
+
+from __future__ import annotations
+
+import typer
+
+from services.cli import audit, ops
+
+app = typer.Typer(
+    help="Lethe: data-subject requests carried out on Kafka, Postgres and S3.",
+    no_args_is_help=True,
+)
+app.add_typer(audit.app, name="audit")
+app.add_typer(ops.db_app, name="db")
+app.add_typer(ops.topics_app, name="topics")
+app.add_typer(ops.orgs_app, name="orgs")
+app.command("config-table", help="Print the configuration table the README embeds.")(
+    ops.config_table_cmd
+)
