@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import audit, ops
+from services.cli import audit, ops, webhooks
 
 app = typer.Typer(
     help="Lethe: data-subject requests carried out on Kafka, Postgres and S3.",
     no_args_is_help=True,
 )
 app.add_typer(audit.app, name="audit")
+app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(ops.db_app, name="db")
 app.add_typer(ops.topics_app, name="topics")
 app.add_typer(ops.orgs_app, name="orgs")

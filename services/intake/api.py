@@ -4,31 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from opentelemetry import propagate
 
 from services.intake import domain, store
+from services.intake.auth import caller, runtime
 from services.intake.domain import Caller, Refused, RequestIn
-
-if TYPE_CHECKING:
-    from services.intake.app import Runtime
-
-
-def _rt(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
-
-
-async def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
-    if not authorization or not authorization.lower().startswith("bearer "):
-        raise HTTPException(401, "send an API key as 'Authorization: Bearer <key>'")
-    found = await store.caller_for_key(_rt(request).pool, authorization[7:].strip())
-    if found is None:
-        raise HTTPException(401, "unknown or revoked API key")
-    return found
+from services.intake.routes_audit import router as audit_router
 
 
 def job_view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -55,12 +40,16 @@ def job_view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
         "rows_per_second": row["rows_per_second"],
         "eta_seconds": row["eta_seconds"],
         "result": row["result"],
+        "purge_after": row["purge_after"].isoformat() if row["purge_after"] else None,
+        "needs_review": row["needs_review"],
         "error": row["error"],
         "subject_hash": row["subject_hash"],
     }
 
 
 def add_routes(app: FastAPI) -> None:
+    app.include_router(audit_router)
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -69,7 +58,7 @@ def add_routes(app: FastAPI) -> None:
     async def submit(
         body: RequestIn, request: Request, who: Annotated[Caller, Depends(caller)]
     ) -> JSONResponse:
-        rt = _rt(request)
+        rt = runtime(request)
         with rt.tracer.start_as_current_span("intake submit request"):
             carrier: dict[str, str] = {}
             propagate.inject(carrier)
@@ -96,7 +85,7 @@ def add_routes(app: FastAPI) -> None:
     async def get_job(
         job_id: uuid.UUID, request: Request, who: Annotated[Caller, Depends(caller)]
     ) -> dict[str, Any]:
-        row = await store.get_job(_rt(request).pool, who.org_id, job_id)
+        row = await store.get_job(runtime(request).pool, who.org_id, job_id)
         if row is None:
             raise HTTPException(404, f"no job {job_id} in organisation {who.org_id}")
         return job_view(row, datetime.now(UTC))

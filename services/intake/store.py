@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -64,7 +65,8 @@ async def caller_for_key(pool: asyncpg.Pool, key: str) -> Caller | None:
 _JOB_COLUMNS = (
     "id, org_id, type, scope, status, phase, subject_hash, request_id, channel, actor, "
     "regulation, received_at, due_at, extended_due_at, recovery_window_days, done, total, "
-    "rows_per_second, eta_seconds, result, error, last_event_at, updated_at"
+    "rows_per_second, eta_seconds, result, error, last_event_at, updated_at, purge_after, "
+    "needs_review"
 )
 
 
@@ -123,50 +125,81 @@ async def count_jobs(pool: asyncpg.Pool, org_id: str) -> int:
 
 
 # Progress: never move a job out of a final state, never move `done` backwards.
-_NOT_FINAL = "status NOT IN ('completed', 'failed', 'cancelled')"
+_FINAL = ("completed", "completed_with_errors", "failed", "cancelled", "restored", "expired")
+_NOT_FINAL = "status NOT IN (" + ", ".join(f"'{s}'" for s in _FINAL) + ")"
 
 
 async def apply_progress(pool: asyncpg.Pool, env: Envelope) -> None:
-    p = env.payload
-    t = env.type
+    """Fold a worker's progress event into the job row (idempotent, order-tolerant)."""
+    p, t, job = env.payload, env.type, env.job_id
+    at = env.occurred_at
     if t == "ErasurePlanned":
         await pool.execute(
             "UPDATE lethe.jobs SET status = 'running', phase = 'planned', total = $2, "
-            f"last_event_at = $3, updated_at = now() WHERE id = $1 AND {_NOT_FINAL}",
-            env.job_id,
+            "last_event_at = $3, updated_at = now() WHERE id = $1 AND status = 'pending'",
+            job,
             p["total"],
-            env.occurred_at,
+            at,
         )
     elif t == "BatchErased":
         await pool.execute(
             "UPDATE lethe.jobs SET status = 'running', phase = 'erasing', "
             "done = GREATEST(done, $2), total = $3, rows_per_second = $4, eta_seconds = $5, "
-            f"last_event_at = $6, updated_at = now() WHERE id = $1 AND {_NOT_FINAL}",
-            env.job_id,
+            "last_event_at = $6, updated_at = now() "
+            "WHERE id = $1 AND status IN ('pending', 'running')",
+            job,
             p["done"],
             p["total"],
             p["rows_per_second"],
             p["eta_seconds"],
-            env.occurred_at,
+            at,
         )
-    elif t == "JobCompleted":
+    elif t == "ErasureSoftDeleted":
         await pool.execute(
-            "UPDATE lethe.jobs SET status = 'completed', phase = 'completed', done = $2, "
-            "total = $3, eta_seconds = 0, result = $4, last_event_at = $5, updated_at = now() "
-            f"WHERE id = $1 AND {_NOT_FINAL}",
-            env.job_id,
+            "UPDATE lethe.jobs SET status = 'soft_deleted', phase = 'recovery_window', "
+            "done = $2, total = $3, eta_seconds = 0, purge_after = $4, needs_review = $5, "
+            "result = $6, last_event_at = $7, updated_at = now() "
+            "WHERE id = $1 AND status IN ('pending', 'running')",
+            job,
             p["done"],
             p["total"],
-            {"verification": p["verification"], "needs_review": p.get("needs_review", [])},
-            env.occurred_at,
+            datetime.fromisoformat(p["purge_after"]),
+            p.get("needs_review", []),
+            {"verification": p["verification"]},
+            at,
         )
-    elif t == "JobFailed":
+    elif t == "PurgeStarted":
         await pool.execute(
-            "UPDATE lethe.jobs SET status = 'failed', phase = 'failed', error = $2, "
-            f"last_event_at = $3, updated_at = now() WHERE id = $1 AND {_NOT_FINAL}",
-            env.job_id,
-            p["reason"],
-            env.occurred_at,
+            "UPDATE lethe.jobs SET status = 'purging', phase = 'purging', last_event_at = $2, "
+            "updated_at = now() WHERE id = $1 AND status IN ('pending', 'running', 'soft_deleted')",
+            job,
+            at,
+        )
+    elif t == "JobCompleted":
+        review = p.get("needs_review", [])
+        await pool.execute(
+            "UPDATE lethe.jobs SET status = $2, phase = 'completed', done = $3, total = $4, "
+            "eta_seconds = 0, result = $5, needs_review = needs_review || $6, "
+            f"last_event_at = $7, updated_at = now() WHERE id = $1 AND {_NOT_FINAL}",
+            job,
+            "completed_with_errors" if review else "completed",
+            p["done"],
+            p["total"],
+            {"verification": p["verification"], "needs_review": review},
+            review,
+            at,
+        )
+    elif t in ("JobFailed", "JobCancelled", "JobRestored"):
+        status = {"JobFailed": "failed", "JobCancelled": "cancelled", "JobRestored": "restored"}[t]
+        await pool.execute(
+            f"UPDATE lethe.jobs SET status = $2, phase = $2, error = $3, "
+            "needs_review = needs_review || $4, last_event_at = $5, updated_at = now() "
+            f"WHERE id = $1 AND {_NOT_FINAL}",
+            job,
+            status,
+            p.get("reason"),
+            p.get("needs_review", []),
+            at,
         )
 
 
