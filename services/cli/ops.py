@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -90,6 +91,20 @@ def config_table() -> str:
     return "\n".join(lines)
 
 
-def config_table_cmd() -> None:
-    """Print the configuration table the README embeds."""
-    print(config_table())
+START, END = "<!-- config-table:start -->\n", "<!-- config-table:end -->"
+
+
+def config_table_cmd(
+    write: Annotated[
+        Path | None, typer.Option(help="Replace the table between the markers in this file")
+    ] = None,
+) -> None:
+    """Print the configuration table the README embeds (or write it in place)."""
+    table = config_table()
+    if write is None:
+        print(table)
+        return
+    text = write.read_text()
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    write.write_text(f"{head}{START}{table}\n{END}{tail}")

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from opentelemetry import propagate
+from pydantic import BaseModel, ConfigDict, Field
 
-from services.intake import domain, store
-from services.intake.auth import caller, runtime
-from services.intake.domain import Caller, Refused, RequestIn
+from services.intake import domain, lifecycle, store
+from services.intake.auth import role, runtime
+from services.intake.domain import Caller, Conflict, Refused, RequestIn
 from services.intake.routes_audit import router as audit_router
+from shared.events import make_event
+from shared.events.jobs import CancelErasure, Item, RestoreErasure
+from shared.events.requests import DeadlineExtended
+from shared.events.topics import JOBS_ERASE
 
 
 def job_view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -44,21 +51,94 @@ def job_view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
         "needs_review": row["needs_review"],
         "error": row["error"],
         "subject_hash": row["subject_hash"],
+        "overdue": row["status"] not in lifecycle.DONE_FOR_DEADLINE and due < now,
+        "reason": row["reason"],
+        "extension_reason": row["extension_reason"],
     }
+
+
+class CancelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(None, max_length=2000)
+
+
+class ItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    table: str = Field(min_length=1, max_length=63)
+    key: str = Field(min_length=1, max_length=200)
+
+
+class RestoreIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[ItemIn] | None = Field(None, min_length=1, max_length=10_000)
+    reason: str | None = Field(None, max_length=2000)
+
+
+class ExtendIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    days: int = Field(ge=1, le=61)
+    reason: str = Field(min_length=3, max_length=2000)
+
+
+def encode_cursor(row: dict[str, Any]) -> str:
+    raw = json.dumps([row["received_at"].isoformat(), str(row["id"])]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        at, job_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return datetime.fromisoformat(at), uuid.UUID(job_id)
+    except (ValueError, TypeError) as exc:
+        raise HTTPException(400, "cursor: not a cursor this API returned") from exc
+
+
+async def _job_or_404(request: Request, who: Caller, job_id: uuid.UUID) -> dict[str, Any]:
+    # 404 (not 403) for another org's job: existence is not leaked.
+    row = await store.get_job(runtime(request).pool, who.org_id, job_id)
+    if row is None:
+        raise HTTPException(404, f"no job {job_id} in organisation {who.org_id}")
+    return row
+
+
+Viewer = Annotated[Caller, Depends(role("viewer"))]
+Admin = Annotated[Caller, Depends(role("admin"))]
+Owner = Annotated[Caller, Depends(role("owner"))]
 
 
 def add_routes(app: FastAPI) -> None:
     app.include_router(audit_router)
+
+    @app.middleware("http")
+    async def body_rules(request: Request, call_next: Any) -> Any:
+        """Refuse oversize bodies and non-JSON bodies before anything reads them."""
+        if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            limit = runtime(request).settings.max_body_bytes
+            length = request.headers.get("content-length")
+            if length and length.isdigit() and int(length) > limit:
+                return JSONResponse({"detail": f"body larger than {limit} bytes"}, 413)
+            ctype = request.headers.get("content-type", "")
+            if length not in (None, "0") and not ctype.startswith("application/json"):
+                return JSONResponse(
+                    {"detail": f"content-type must be application/json, not {ctype or 'none'}"},
+                    415,
+                )
+        return await call_next(request)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.post("/v1/requests", status_code=202)
-    async def submit(
-        body: RequestIn, request: Request, who: Annotated[Caller, Depends(caller)]
-    ) -> JSONResponse:
+    async def submit(body: RequestIn, request: Request, who: Admin) -> JSONResponse:
         rt = runtime(request)
+        wait = rt.limiter.take(str(who.key_id))
+        if wait:
+            raise HTTPException(
+                429,
+                "too many submissions for this API key; retry later",
+                headers={"Retry-After": str(max(1, round(wait)))},
+            )
         with rt.tracer.start_as_current_span("intake submit request"):
             carrier: dict[str, str] = {}
             propagate.inject(carrier)
@@ -76,16 +156,144 @@ def add_routes(app: FastAPI) -> None:
             except Refused as exc:
                 raise HTTPException(exc.status, exc.reason) from exc
             row, created = await store.insert_job(rt.pool, job)
+        if not created and row["request_fingerprint"] != job.fingerprint:
+            raise HTTPException(
+                409,
+                f"request_id {body.request_id!r} was already used for a different request "
+                f"(job {row['id']})",
+            )
         if created:
             rt.relay.wake()
-        view = job_view(row, datetime.now(UTC))
-        return JSONResponse(view, status_code=202 if created else 200)
+        return JSONResponse(job_view(row, datetime.now(UTC)), status_code=202 if created else 200)
+
+    @app.get("/v1/jobs")
+    async def list_jobs(
+        request: Request,
+        who: Viewer,
+        status: Annotated[str | None, Query(pattern="^[a-z_]+$")] = None,
+        type: Annotated[Literal["erasure", "export"] | None, Query()] = None,
+        org: str | None = None,
+        overdue: bool = False,
+        due_before: datetime | None = None,
+        cursor: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> dict[str, Any]:
+        if status is not None and status not in lifecycle.STATES:
+            raise HTTPException(422, f"status: one of {', '.join(lifecycle.STATES)}")
+        if org is not None and org != who.org_id:
+            raise HTTPException(404, f"no organisation {org} for this key")
+        now = datetime.now(UTC)
+        rows = await store.list_jobs(
+            runtime(request).pool,
+            who.org_id,
+            status=status,
+            job_type=type,
+            overdue_at=now if overdue else None,
+            due_before=due_before,
+            after=decode_cursor(cursor) if cursor else None,
+            limit=limit,
+        )
+        return {
+            "jobs": [job_view(r, now) for r in rows],
+            "next_cursor": encode_cursor(rows[-1]) if len(rows) == limit else None,
+        }
 
     @app.get("/v1/jobs/{job_id}")
-    async def get_job(
-        job_id: uuid.UUID, request: Request, who: Annotated[Caller, Depends(caller)]
+    async def get_job(job_id: uuid.UUID, request: Request, who: Viewer) -> dict[str, Any]:
+        return job_view(await _job_or_404(request, who, job_id), datetime.now(UTC))
+
+    @app.get("/v1/jobs/{job_id}/events")
+    async def events(job_id: uuid.UUID, request: Request, who: Viewer) -> dict[str, Any]:
+        await _job_or_404(request, who, job_id)
+        rows = await store.job_events(runtime(request).pool, job_id)
+        return {
+            "events": [
+                {
+                    "event_id": str(r["event_id"]),
+                    "type": r["type"],
+                    "occurred_at": r["occurred_at"].isoformat(),
+                    "actor": r["actor"],
+                    "details": r["details"],
+                }
+                for r in rows
+            ]
+        }
+
+    async def _command(
+        request: Request, who: Caller, job_id: uuid.UUID, command: str, payload: Any
+    ) -> JSONResponse:
+        row = await _job_or_404(request, who, job_id)
+        try:
+            lifecycle.check_command(command, row["status"], row["type"])
+        except lifecycle.IllegalTransition as exc:
+            raise HTTPException(409, str(exc)) from exc
+        env = make_event(
+            payload,
+            actor=who.actor,
+            job_id=job_id,
+            org_id=who.org_id,
+            subject_hash=row["subject_hash"],
+        )
+        rt = runtime(request)
+        refused = await store.record_command(
+            rt.pool, job_id, JOBS_ERASE, env, lifecycle.COMMANDS[command]
+        )
+        if refused is not None:  # the job moved on meanwhile
+            raise HTTPException(409, str(lifecycle.IllegalTransition(command, refused)))
+        rt.relay.wake()
+        return JSONResponse(
+            {"job_id": str(job_id), "accepted": command, "status": row["status"]}, 202
+        )
+
+    @app.post("/v1/jobs/{job_id}/cancel", status_code=202)
+    async def cancel(
+        job_id: uuid.UUID, request: Request, who: Admin, body: CancelIn | None = None
+    ) -> JSONResponse:
+        reason = body.reason if body else None
+        return await _command(request, who, job_id, "cancel", CancelErasure(reason=reason))
+
+    @app.post("/v1/jobs/{job_id}/restore", status_code=202)
+    async def restore(
+        job_id: uuid.UUID, request: Request, who: Owner, body: RestoreIn | None = None
+    ) -> JSONResponse:
+        items = (
+            [Item(table=i.table, key=i.key) for i in body.items] if body and body.items else None
+        )
+        payload = RestoreErasure(items=items, reason=body.reason if body else None)
+        return await _command(request, who, job_id, "restore", payload)
+
+    @app.post("/v1/jobs/{job_id}/extend")
+    async def extend(
+        job_id: uuid.UUID, body: ExtendIn, request: Request, who: Admin
     ) -> dict[str, Any]:
-        row = await store.get_job(runtime(request).pool, who.org_id, job_id)
-        if row is None:
-            raise HTTPException(404, f"no job {job_id} in organisation {who.org_id}")
-        return job_view(row, datetime.now(UTC))
+        row = await _job_or_404(request, who, job_id)
+        try:
+            lifecycle.check_command("extend", row["status"], row["type"])
+            now = datetime.now(UTC)
+            new_due = domain.extended_due(
+                row["regulation"], row["due_at"], row["extended_due_at"], body.days, now
+            )
+        except lifecycle.IllegalTransition as exc:
+            raise HTTPException(409, str(exc)) from exc
+        except Conflict as exc:
+            raise HTTPException(409, str(exc)) from exc
+        except Refused as exc:
+            raise HTTPException(exc.status, exc.reason) from exc
+        env = make_event(
+            DeadlineExtended(
+                regulation=row["regulation"],
+                due_at=row["due_at"],
+                extended_due_at=new_due,
+                reason=body.reason,
+            ),
+            actor=who.actor,
+            job_id=job_id,
+            org_id=who.org_id,
+            subject_hash=row["subject_hash"],
+        )
+        rt = runtime(request)
+        if not await store.extend_job(rt.pool, job_id, new_due, body.reason, env):
+            raise HTTPException(409, "the deadline was already extended once")
+        rt.relay.wake()
+        updated = await _job_or_404(request, who, job_id)
+        return job_view(updated, datetime.now(UTC))

@@ -15,6 +15,7 @@ from faststream import FastStream
 from opentelemetry.trace import TracerProvider
 
 from services.intake.api import add_routes
+from services.intake.auth import RateLimiter
 from services.intake.handlers import register
 from services.intake.relay import OutboxRelay
 from services.intake.settings import IntakeSettings
@@ -30,6 +31,7 @@ class Runtime:
     def __init__(self, settings: IntakeSettings, tracer_provider: TracerProvider) -> None:
         self.settings = settings
         self.tracer = tracer_provider.get_tracer("lethe.intake")
+        self.limiter = RateLimiter(settings.submit_rate_per_minute, settings.submit_burst)
         self.broker = create_broker(
             settings.kafka_bootstrap_servers, service="intake", tracer_provider=tracer_provider
         )

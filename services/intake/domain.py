@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -126,6 +129,9 @@ class NewJob:
     recovery_window_days: int
     topic: str
     event: Envelope
+    requester_email: str | None = None
+    fingerprint: str | None = None
+    reason: str | None = None
 
 
 def plan_job(
@@ -195,4 +201,38 @@ def plan_job(
         recovery_window_days=window,
         topic=topic,
         event=env,
+        requester_email=req.notify_email,
+        fingerprint=fingerprint(req, hash_key),
+        reason=req.reason,
     )
+
+
+def fingerprint(req: RequestIn, key: bytes) -> str:
+    """What was asked, independent of formatting: a repeated id with another body is a 409.
+    Keyed, because the body holds identities."""
+    body = req.model_dump(mode="json", exclude={"request_id"})
+    return hmac.new(key, json.dumps(body, sort_keys=True).encode(), hashlib.sha256).hexdigest()
+
+
+class Conflict(Exception):
+    pass
+
+
+MAX_EXTENSION_DAYS = {"gdpr": 61, "ccpa": 45}  # GDPR: two further months; CCPA: 45 days
+
+
+def extended_due(
+    regulation: str, due: datetime, extended: datetime | None, days: int, now: datetime
+) -> datetime:
+    """GDPR Art. 12(3): up to two further months, told within the first month. CCPA: once,
+    up to 45 days, with notice before the first deadline."""
+    if extended is not None:
+        raise Conflict("the deadline was already extended once")
+    limit = MAX_EXTENSION_DAYS.get(regulation)
+    if limit is None:
+        raise Conflict(f"a {regulation} deadline cannot be extended")
+    if not 1 <= days <= limit:
+        raise Refused(422, f"days must be between 1 and {limit} for {regulation}")
+    if now > due:
+        raise Conflict("the extension had to be notified before the original deadline")
+    return due + timedelta(days=days)

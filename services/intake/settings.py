@@ -10,4 +10,9 @@ class IntakeSettings(LetheSettings):
     http_port: int = Field(8080, description="Port of intake's HTTP API.")
     gdpr_due_days: int = Field(30, description="Days to answer a GDPR request (Art. 12(3)).")
     ccpa_due_days: int = Field(45, description="Days to answer a CCPA request (11 CCR 7021).")
+    submit_rate_per_minute: int = Field(
+        120, ge=1, description="Submissions per API key per minute."
+    )
+    submit_burst: int = Field(30, ge=1, description="Submissions per API key allowed at once.")
+    max_body_bytes: int = Field(65536, ge=1024, description="Largest request body accepted.")
     outbox_poll_seconds: float = Field(0.5, description="Outbox relay polling interval.")

@@ -10,8 +10,11 @@ from typing import Any
 
 import asyncpg
 
+from services.intake import lifecycle
 from services.intake.domain import Caller, NewJob
 from shared.events import Envelope
+from shared.events.envelope import safe_details
+from shared.events.topics import AUDIT
 
 
 def hash_key(key: str) -> str:
@@ -66,7 +69,7 @@ _JOB_COLUMNS = (
     "id, org_id, type, scope, status, phase, subject_hash, request_id, channel, actor, "
     "regulation, received_at, due_at, extended_due_at, recovery_window_days, done, total, "
     "rows_per_second, eta_seconds, result, error, last_event_at, updated_at, purge_after, "
-    "needs_review"
+    "needs_review, request_fingerprint, reason, extension_reason"
 )
 
 
@@ -76,8 +79,9 @@ async def insert_job(pool: asyncpg.Pool, job: NewJob) -> tuple[dict[str, Any], b
     async with pool.acquire() as conn, conn.transaction():
         inserted = await conn.fetchval(
             "INSERT INTO lethe.jobs (id, org_id, type, scope, status, subject_hash, request_id, "
-            "channel, actor, regulation, received_at, due_at, recovery_window_days) "
-            "VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12) "
+            "channel, actor, regulation, received_at, due_at, recovery_window_days, "
+            "requester_email, request_fingerprint, reason) "
+            "VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
             "ON CONFLICT (org_id, request_id) DO NOTHING RETURNING id",
             job.job_id,
             job.org_id,
@@ -91,6 +95,9 @@ async def insert_job(pool: asyncpg.Pool, job: NewJob) -> tuple[dict[str, Any], b
             job.received_at,
             job.due_at,
             job.recovery_window_days,
+            job.requester_email,
+            job.fingerprint,
+            job.reason,
         )
         if inserted is None:
             existing = await conn.fetchrow(
@@ -100,16 +107,122 @@ async def insert_job(pool: asyncpg.Pool, job: NewJob) -> tuple[dict[str, Any], b
             )
             assert existing is not None
             return dict(existing), False
-        await conn.execute(
-            "INSERT INTO lethe.outbox (topic, event) VALUES ($1, $2)",
-            job.topic,
-            job.event.model_dump(mode="json"),
-        )
+        await add_outbox(conn, job.topic, job.event)
+        await record_event(conn, job.event)
         row = await conn.fetchrow(
             f"SELECT {_JOB_COLUMNS} FROM lethe.jobs WHERE id = $1", job.job_id
         )
         assert row is not None
         return dict(row), True
+
+
+async def add_outbox(conn: asyncpg.Connection, topic: str, env: Envelope) -> None:
+    await conn.execute(
+        "INSERT INTO lethe.outbox (topic, event) VALUES ($1, $2)",
+        topic,
+        env.model_dump(mode="json"),
+    )
+
+
+async def record_command(
+    pool: asyncpg.Pool, job_id: uuid.UUID, topic: str, env: Envelope, allowed: tuple[str, ...]
+) -> str | None:
+    """Publish a command for a job (outbox + timeline) if the job is still in an allowed
+    state, checked under a row lock. Returns the job's status when it was not allowed."""
+    async with pool.acquire() as conn, conn.transaction():
+        status = await conn.fetchval(
+            "SELECT status FROM lethe.jobs WHERE id = $1 FOR UPDATE", job_id
+        )
+        if status not in allowed:
+            return str(status)
+        await add_outbox(conn, topic, env)
+        await record_event(conn, env)
+        return None
+
+
+async def extend_job(
+    pool: asyncpg.Pool, job_id: uuid.UUID, extended_due_at: datetime, reason: str, env: Envelope
+) -> bool:
+    async with pool.acquire() as conn, conn.transaction():
+        done = await conn.fetchval(
+            "UPDATE lethe.jobs SET extended_due_at = $2, extension_reason = $3, updated_at = now() "
+            "WHERE id = $1 AND extended_due_at IS NULL RETURNING id",
+            job_id,
+            extended_due_at,
+            reason,
+        )
+        if done is None:
+            return False
+        await add_outbox(conn, AUDIT, env)
+        await record_event(conn, env)
+        return True
+
+
+async def list_jobs(
+    pool: asyncpg.Pool,
+    org_id: str,
+    *,
+    status: str | None,
+    job_type: str | None,
+    overdue_at: datetime | None,
+    due_before: datetime | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Newest first, keyset-paginated on (received_at, id)."""
+    conds, args = ["org_id = $1"], [org_id]
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if status:
+        conds.append(f"status = {arg(status)}")
+    if job_type:
+        conds.append(f"type = {arg(job_type)}")
+    if overdue_at:
+        conds.append(
+            f"coalesce(extended_due_at, due_at) < {arg(overdue_at)} "
+            f"AND status NOT IN ({', '.join(repr(s) for s in lifecycle.DONE_FOR_DEADLINE)})"
+        )
+    if due_before:
+        conds.append(f"coalesce(extended_due_at, due_at) < {arg(due_before)}")
+    if after:
+        conds.append(f"(received_at, id) < ({arg(after[0])}, {arg(after[1])})")
+    rows = await pool.fetch(
+        f"SELECT {_JOB_COLUMNS} FROM lethe.jobs WHERE {' AND '.join(conds)} "
+        f"ORDER BY received_at DESC, id DESC LIMIT {arg(limit)}",
+        *args,
+    )
+    return [dict(r) for r in rows]
+
+
+async def job_events(pool: asyncpg.Pool, job_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        "SELECT event_id, type, occurred_at, actor, details FROM lethe.job_events "
+        "WHERE job_id = $1 ORDER BY occurred_at, event_id",
+        job_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def list_api_keys(pool: asyncpg.Pool, org_id: str) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        "SELECT id, role, name, created_at, revoked_at FROM lethe.api_keys WHERE org_id = $1 "
+        "ORDER BY created_at",
+        org_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def revoke_api_key(pool: asyncpg.Pool, org_id: str, key_id: uuid.UUID) -> bool:
+    done = await pool.fetchval(
+        "UPDATE lethe.api_keys SET revoked_at = now() "
+        "WHERE id = $1 AND org_id = $2 AND revoked_at IS NULL RETURNING id",
+        key_id,
+        org_id,
+    )
+    return done is not None
 
 
 async def get_job(pool: asyncpg.Pool, org_id: str, job_id: uuid.UUID) -> dict[str, Any] | None:
@@ -124,83 +237,71 @@ async def count_jobs(pool: asyncpg.Pool, org_id: str) -> int:
     return n
 
 
-# Progress: never move a job out of a final state, never move `done` backwards.
-_FINAL = ("completed", "completed_with_errors", "failed", "cancelled", "restored", "expired")
-_NOT_FINAL = "status NOT IN (" + ", ".join(f"'{s}'" for s in _FINAL) + ")"
+def _progress_columns(env: Envelope) -> dict[str, Any]:
+    """Job columns a progress event sets (beyond status and phase)."""
+    p, t = env.payload, env.type
+    cols: dict[str, Any] = {}
+    if "total" in p:
+        cols["total"] = p["total"]
+    if "done" in p:
+        cols["done"] = p["done"]
+    if t == "BatchErased":
+        cols.update(rows_per_second=p["rows_per_second"], eta_seconds=p["eta_seconds"])
+    if t in ("ErasureSoftDeleted", "JobCompleted"):
+        cols.update(eta_seconds=0, result={"verification": p["verification"]})
+    if t == "ErasureSoftDeleted":
+        cols["purge_after"] = datetime.fromisoformat(p["purge_after"])
+    if t == "ExportReady":
+        cols["result"] = p
+    if t in ("JobFailed", "JobCancelled"):
+        cols["error"] = p.get("reason")
+    if p.get("needs_review"):
+        cols["needs_review"] = p["needs_review"]
+    return cols
 
 
-async def apply_progress(pool: asyncpg.Pool, env: Envelope) -> None:
-    """Fold a worker's progress event into the job row (idempotent, order-tolerant)."""
-    p, t, job = env.payload, env.type, env.job_id
-    at = env.occurred_at
-    if t == "ErasurePlanned":
-        await pool.execute(
-            "UPDATE lethe.jobs SET status = 'running', phase = 'planned', total = $2, "
-            "last_event_at = $3, updated_at = now() WHERE id = $1 AND status = 'pending'",
-            job,
-            p["total"],
-            at,
+async def apply_progress(pool: asyncpg.Pool, env: Envelope) -> bool:
+    """Fold a worker's event into the job, as the lifecycle allows; record it in the
+    timeline. Idempotent: a redelivered or late event changes nothing."""
+    move = lifecycle.PROGRESS.get(env.type)
+    if move is None or env.job_id is None:
+        return False
+    cols = _progress_columns(env)
+    status = move.to or lifecycle.completed_status(env.payload.get("needs_review", []))
+    args: list[Any] = [env.job_id, list(move.from_states), status, move.phase, env.occurred_at]
+    sets = []
+    for name, value in cols.items():
+        args.append(value)
+        if name == "done":
+            sets.append(f"done = GREATEST(done, ${len(args)})")
+        elif name == "needs_review":
+            sets.append(f"needs_review = needs_review || ${len(args)}")
+        else:
+            sets.append(f"{name} = ${len(args)}")
+    extra = "".join(f", {x}" for x in sets)
+    async with pool.acquire() as conn, conn.transaction():
+        updated = await conn.fetchval(
+            "UPDATE lethe.jobs SET status = $3, phase = $4, last_event_at = $5, "
+            f"updated_at = now(){extra} WHERE id = $1 AND status = ANY($2) RETURNING id",
+            *args,
         )
-    elif t == "BatchErased":
-        await pool.execute(
-            "UPDATE lethe.jobs SET status = 'running', phase = 'erasing', "
-            "done = GREATEST(done, $2), total = $3, rows_per_second = $4, eta_seconds = $5, "
-            "last_event_at = $6, updated_at = now() "
-            "WHERE id = $1 AND status IN ('pending', 'running')",
-            job,
-            p["done"],
-            p["total"],
-            p["rows_per_second"],
-            p["eta_seconds"],
-            at,
-        )
-    elif t == "ErasureSoftDeleted":
-        await pool.execute(
-            "UPDATE lethe.jobs SET status = 'soft_deleted', phase = 'recovery_window', "
-            "done = $2, total = $3, eta_seconds = 0, purge_after = $4, needs_review = $5, "
-            "result = $6, last_event_at = $7, updated_at = now() "
-            "WHERE id = $1 AND status IN ('pending', 'running')",
-            job,
-            p["done"],
-            p["total"],
-            datetime.fromisoformat(p["purge_after"]),
-            p.get("needs_review", []),
-            {"verification": p["verification"]},
-            at,
-        )
-    elif t == "PurgeStarted":
-        await pool.execute(
-            "UPDATE lethe.jobs SET status = 'purging', phase = 'purging', last_event_at = $2, "
-            "updated_at = now() WHERE id = $1 AND status IN ('pending', 'running', 'soft_deleted')",
-            job,
-            at,
-        )
-    elif t == "JobCompleted":
-        review = p.get("needs_review", [])
-        await pool.execute(
-            "UPDATE lethe.jobs SET status = $2, phase = 'completed', done = $3, total = $4, "
-            "eta_seconds = 0, result = $5, needs_review = needs_review || $6, "
-            f"last_event_at = $7, updated_at = now() WHERE id = $1 AND {_NOT_FINAL}",
-            job,
-            "completed_with_errors" if review else "completed",
-            p["done"],
-            p["total"],
-            {"verification": p["verification"], "needs_review": review},
-            review,
-            at,
-        )
-    elif t in ("JobFailed", "JobCancelled", "JobRestored"):
-        status = {"JobFailed": "failed", "JobCancelled": "cancelled", "JobRestored": "restored"}[t]
-        await pool.execute(
-            f"UPDATE lethe.jobs SET status = $2, phase = $2, error = $3, "
-            "needs_review = needs_review || $4, last_event_at = $5, updated_at = now() "
-            f"WHERE id = $1 AND {_NOT_FINAL}",
-            job,
-            status,
-            p.get("reason"),
-            p.get("needs_review", []),
-            at,
-        )
+        await record_event(conn, env)
+    return updated is not None
+
+
+async def record_event(conn: asyncpg.Connection, env: Envelope) -> None:
+    """Timeline entry; the same details the audit trail keeps (no personal data)."""
+    await conn.execute(
+        "INSERT INTO lethe.job_events (event_id, job_id, type, occurred_at, actor, details) "
+        "SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM lethe.jobs WHERE id = $2) "
+        "ON CONFLICT (event_id) DO NOTHING",
+        env.event_id,
+        env.job_id,
+        env.type,
+        env.occurred_at,
+        f"{env.actor.kind}:{env.actor.id}",
+        safe_details(env),
+    )
 
 
 async def take_outbox(conn: asyncpg.Connection, limit: int) -> list[tuple[int, str, Envelope]]:

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class Payload(BaseModel):
@@ -103,3 +103,14 @@ def make_event(
         trace=trace or {},
         payload=payload.model_dump(mode="json"),
     )
+
+
+def safe_details(env: Envelope) -> dict[str, Any]:
+    """What may be kept of a payload (audit rows, timelines): never fields marked PII."""
+    model = payload_model(env.type)
+    if model is None:
+        return {"unregistered_type": True}
+    try:
+        return model.model_validate(env.payload).audit_details()
+    except ValidationError:
+        return {"invalid_payload": True}

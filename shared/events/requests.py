@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from shared.events.envelope import Payload, event
+from datetime import datetime
+
+from shared.events.envelope import Payload, event, pii
 
 
 @event
@@ -12,3 +14,39 @@ class RequestRejected(Payload):
     errors: list[str] = []
     original_key: str | None = None
     request_id: str | None = None
+
+
+# --- Intake's own audit events ----------------------------------------------------------
+
+
+@event
+class CancelRequested(Payload):
+    event_type = "CancelRequested"
+    reason: str | None = None
+
+
+@event
+class RestoreRequested(Payload):
+    event_type = "RestoreRequested"
+    items: list[dict[str, str]] | None = None
+    reason: str | None = None
+
+
+@event
+class DeadlineExtended(Payload):
+    event_type = "DeadlineExtended"
+    regulation: str
+    due_at: datetime
+    extended_due_at: datetime
+    reason: str
+
+
+@event
+class AuthFailed(Payload):
+    """A refused API key or role: who tried what, never the key itself."""
+
+    event_type = "AuthFailed"
+    reason: str
+    method: str
+    path: str
+    client: str | None = pii(default=None)

@@ -1,0 +1,68 @@
+"""The job lifecycle, in one place: which states exist, what moves a job between them.
+
+Workers report progress events; people send commands. Both are checked here: a progress
+event outside its allowed states is ignored (redelivered or late), a command outside its
+allowed states is refused with 409 naming the current state.
+
+    pending -> running -> soft_deleted (recovery window) -> purging -> completed
+                                                                    -> completed_with_errors
+    plus failed, cancelled, restored; exports: running -> ready -> expired
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ACTIVE = ("pending", "running")
+FINAL = ("completed", "completed_with_errors", "failed", "cancelled", "restored", "expired")
+# A legal deadline is met once the data is out of reach (hidden, purged) or the job ended.
+DONE_FOR_DEADLINE = ("soft_deleted", "purging", "ready", *FINAL)
+STATES = (*ACTIVE, "soft_deleted", "purging", "ready", *FINAL)
+
+
+@dataclass(frozen=True)
+class Move:
+    from_states: tuple[str, ...]
+    to: str | None  # None: the event decides (JobCompleted with or without review items)
+    phase: str
+
+
+# Progress events (from workers) -> the move they make.
+PROGRESS: dict[str, Move] = {
+    "ErasurePlanned": Move(("pending",), "running", "planned"),
+    "BatchErased": Move(ACTIVE, "running", "erasing"),
+    "ErasureSoftDeleted": Move(ACTIVE, "soft_deleted", "recovery_window"),
+    "PurgeStarted": Move((*ACTIVE, "soft_deleted"), "purging", "purging"),
+    "JobCompleted": Move((*ACTIVE, "soft_deleted", "purging"), None, "completed"),
+    "ExportReady": Move(ACTIVE, "ready", "ready"),
+    "JobFailed": Move((*ACTIVE, "soft_deleted", "purging"), "failed", "failed"),
+    "JobCancelled": Move(ACTIVE, "cancelled", "cancelled"),
+    "JobRestored": Move(("soft_deleted", "cancelled", "running"), "restored", "restored"),
+}
+
+# Commands (from people) -> the states they are allowed in.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "cancel": ACTIVE,
+    "restore": ("soft_deleted", "cancelled"),
+    "extend": (*ACTIVE, "soft_deleted", "purging"),
+}
+
+
+class IllegalTransition(Exception):
+    def __init__(self, command: str, status: str) -> None:
+        allowed = ", ".join(COMMANDS[command])
+        super().__init__(
+            f"cannot {command} a job that is {status} ({command} is allowed when: {allowed})"
+        )
+        self.status = status
+
+
+def check_command(command: str, status: str, job_type: str) -> None:
+    if command in ("restore",) and job_type != "erasure":
+        raise IllegalTransition(command, f"{status} (only erasures can be restored)")
+    if status not in COMMANDS[command]:
+        raise IllegalTransition(command, status)
+
+
+def completed_status(needs_review: list[object]) -> str:
+    return "completed_with_errors" if needs_review else "completed"
