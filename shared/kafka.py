@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Envelope], Awaitable[None]]
 GiveUp = Callable[[Envelope, str], Awaitable[None]]
+RawHandler = Callable[[bytes, bytes | None], Awaitable[None]]
 
 
 def create_broker(
@@ -44,12 +45,18 @@ def create_broker(
     )
 
 
+def current_trace() -> dict[str, str]:
+    """The current OpenTelemetry context as W3C headers."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
 def with_trace(env: Envelope) -> Envelope:
     """Record the current trace context in the envelope (it also travels in headers)."""
     if env.trace:
         return env
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    carrier = current_trace()
     return env.model_copy(update={"trace": carrier}) if carrier else env
 
 
@@ -81,6 +88,49 @@ def subscribe(
     `on_give_up` runs after dead-lettering, e.g. to mark the job failed.
     """
 
+    async def process(raw: bytes, key: bytes | None) -> None:
+        try:
+            env = Envelope.model_validate_json(raw)
+        except ValidationError as exc:
+            # Poison message: retrying cannot help.
+            await dead_letter(broker, topic, group_id, raw, f"invalid envelope: {exc}")
+            return
+        error = await _with_retries(lambda: handler(env), topic, retries, backoff_seconds)
+        if error is not None:
+            await dead_letter(broker, topic, group_id, raw, error)
+            if on_give_up is not None:
+                await on_give_up(env, error)
+
+    _register(broker, topic, group_id, max_poll_interval_ms, process)
+
+
+def subscribe_raw(
+    broker: KafkaBroker,
+    topic: str,
+    *,
+    group_id: str,
+    handler: RawHandler,
+    retries: int = 3,
+    backoff_seconds: float = 0.5,
+) -> None:
+    """Like `subscribe`, for topics whose producers are not Lethe (the handler gets the bytes
+    and the key, and answers bad input itself); failures are retried, then dead-lettered."""
+
+    async def process(raw: bytes, key: bytes | None) -> None:
+        error = await _with_retries(lambda: handler(raw, key), topic, retries, backoff_seconds)
+        if error is not None:
+            await dead_letter(broker, topic, group_id, raw, error)
+
+    _register(broker, topic, group_id, 5 * 60 * 1000, process)
+
+
+def _register(
+    broker: KafkaBroker,
+    topic: str,
+    group_id: str,
+    max_poll_interval_ms: int,
+    process: RawHandler,
+) -> None:
     @broker.subscriber(
         topic,
         group_id=group_id,
@@ -89,35 +139,25 @@ def subscribe(
         max_poll_interval_ms=max_poll_interval_ms,
     )
     async def _consume(message: KafkaMessage) -> None:
-        raw = message.body
-        try:
-            env = Envelope.model_validate_json(raw)
-        except ValidationError as exc:
-            # Poison message: retrying cannot help.
-            await dead_letter(broker, topic, group_id, raw, f"invalid envelope: {exc}")
-            return
-        for attempt in range(1, retries + 1):
-            try:
-                await handler(env)
-                return
-            except Exception as exc:  # every failure is retried, then dead-lettered
-                log.warning(
-                    "handler for %s failed on %s (attempt %d/%d): %r",
-                    topic,
-                    env.event_id,
-                    attempt,
-                    retries,
-                    exc,
-                )
-                if attempt == retries:
-                    error = "".join(traceback.format_exception_only(exc)).strip()
-                    await dead_letter(broker, topic, group_id, raw, error)
-                    if on_give_up is not None:
-                        await on_give_up(env, error)
-                    return
-                await asyncio.sleep(backoff_seconds * 2 ** (attempt - 1))
+        await process(message.body, message.raw_message.key)  # type: ignore[union-attr]
 
     _ = _consume
+
+
+async def _with_retries(
+    call: Callable[[], Awaitable[None]], topic: str, retries: int, backoff_seconds: float
+) -> str | None:
+    """None on success; the last error after `retries` attempts."""
+    for attempt in range(1, retries + 1):
+        try:
+            await call()
+            return None
+        except Exception as exc:  # every failure is retried, then dead-lettered
+            log.warning("handler for %s failed (attempt %d/%d): %r", topic, attempt, retries, exc)
+            if attempt == retries:
+                return "".join(traceback.format_exception_only(exc)).strip()
+            await asyncio.sleep(backoff_seconds * 2 ** (attempt - 1))
+    return None
 
 
 async def dead_letter(

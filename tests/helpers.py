@@ -8,7 +8,9 @@ import email.policy
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 T = TypeVar("T")
 
@@ -39,3 +41,26 @@ def mails_to(mail_dir: Path, address: str) -> list[EmailMessage]:
         if address in str(msg.get("To", "")):
             found.append(msg)
     return found
+
+
+async def find_record(bootstrap: str, topic: str, match: Callable[[Any], bool]) -> bytes:
+    """Read the topic from the beginning to its current end; the first matching value."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        metadata = await consumer._client.fetch_all_metadata()
+        parts = [TopicPartition(topic, p) for p in metadata.partitions_for_topic(topic) or ()]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        end = await consumer.end_offsets(parts)
+        while True:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                for rec in records:
+                    if rec.value is not None and match(rec):
+                        return bytes(rec.value)
+            positions = [await consumer.position(p) for p in parts]
+            if all(pos >= end[p] for pos, p in zip(positions, parts, strict=True)):
+                raise AssertionError(f"no matching record in {topic}")
+    finally:
+        await consumer.stop()

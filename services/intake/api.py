@@ -10,7 +10,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from opentelemetry import propagate
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.intake import domain, lifecycle, store
@@ -21,6 +20,7 @@ from shared.events import make_event
 from shared.events.jobs import CancelErasure, Item, RestoreErasure
 from shared.events.requests import DeadlineExtended
 from shared.events.topics import JOBS_ERASE
+from shared.kafka import current_trace
 
 
 def job_view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -140,8 +140,6 @@ def add_routes(app: FastAPI) -> None:
                 headers={"Retry-After": str(max(1, round(wait)))},
             )
         with rt.tracer.start_as_current_span("intake submit request"):
-            carrier: dict[str, str] = {}
-            propagate.inject(carrier)
             try:
                 job = domain.plan_job(
                     body,
@@ -151,7 +149,7 @@ def add_routes(app: FastAPI) -> None:
                     gdpr_days=rt.settings.gdpr_due_days,
                     ccpa_days=rt.settings.ccpa_due_days,
                     channel="http",
-                    trace=carrier,
+                    trace=current_trace(),
                 )
             except Refused as exc:
                 raise HTTPException(exc.status, exc.reason) from exc

@@ -43,7 +43,8 @@ class Runtime:
         )
 
     async def start_relay(self) -> None:
-        await self.relay.start()
+        if self.settings.outbox_relay_enabled:
+            await self.relay.start()
 
     async def close(self) -> None:
         await self.relay.stop()

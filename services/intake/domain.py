@@ -11,10 +11,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from shared.events import Actor, Envelope, make_event
 from shared.events.jobs import ErasureRequested, ExportRequested, Subject
+from shared.events.requests import SubmitRequest
 from shared.events.topics import JOBS_ERASE, JOBS_EXPORT
 from shared.hashing import subject_hash
 
@@ -68,11 +76,11 @@ class RequestIn(BaseModel):
     @model_validator(mode="after")
     def _scope(self) -> RequestIn:
         if self.scope == "subject" and self.subject is None:
-            raise ValueError("scope 'subject' needs a subject")
+            raise ValueError("subject: required when scope is 'subject'")
         if self.scope == "organisation" and self.subject is not None:
-            raise ValueError("scope 'organisation' takes no subject")
+            raise ValueError("subject: not allowed when scope is 'organisation'")
         if (self.regulation == "custom") != (self.due_in_days is not None):
-            raise ValueError("due_in_days goes with regulation 'custom', and only with it")
+            raise ValueError("due_in_days: required with regulation 'custom', and only with it")
         return self
 
 
@@ -83,10 +91,61 @@ class Caller:
     role: str
     key_id: uuid.UUID
     recovery_window_days: int
+    actor_kind: str = "api_key"
+    actor_id: str | None = None
 
     @property
     def actor(self) -> Actor:
-        return Actor(kind="api_key", id=str(self.key_id))
+        return Actor(kind=self.actor_kind, id=self.actor_id or str(self.key_id))
+
+
+def field_errors(exc: ValidationError) -> list[str]:
+    """One line per problem, each naming the field: `subject.email: not an email address`."""
+    out = []
+    for e in exc.errors():
+        where = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        # Model-level checks name their field at the start of the message.
+        out.append(f"{where}: {msg}" if where else msg)
+    return out
+
+
+@dataclass(frozen=True)
+class Rejection:
+    reason: str
+    errors: list[str]
+    request_id: str | None = None
+
+
+def parse_upstream(raw: bytes) -> tuple[SubmitRequest, RequestIn] | Rejection:
+    """Decode a message from `lethe.requests.v1`; anything wrong becomes a Rejection."""
+    try:
+        msg = SubmitRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+        return Rejection(f"invalid message: {'; '.join(errors)}", errors)
+    request_id = (
+        msg.request.get("request_id") if isinstance(msg.request.get("request_id"), str) else None
+    )
+    try:
+        req = RequestIn.model_validate(msg.request)
+    except ValidationError as exc:
+        errors = [f"request.{e}" for e in field_errors(exc)]
+        return Rejection(f"invalid request: {'; '.join(errors)}", errors, request_id)
+    return msg, req
+
+
+def upstream_caller(org_id: str, org_name: str, window: int, source: str) -> Caller:
+    """Upstream services act for the org they name (Kafka ACLs authenticate them)."""
+    return Caller(
+        org_id=org_id,
+        org_name=org_name,
+        role="owner",
+        key_id=uuid.uuid5(uuid.NAMESPACE_URL, f"lethe-upstream:{source}"),
+        recovery_window_days=window,
+        actor_kind="upstream",
+        actor_id=source,
+    )
 
 
 class Refused(Exception):

@@ -1,7 +1,77 @@
-"""`GET /v1/audit`: the audit trail over HTTP (owners only). Filled in by the auditor issue."""
+"""`GET /v1/audit`: the audit trail over HTTP, for an organisation's owners.
+
+Filters: org (the caller's own; another org is refused), job, action, time range
+(`from`/`to` on occurred_at). Keyset pagination: pass `next_cursor` back as `cursor`.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+
+from services.auditor import store as audit_store
+from services.intake.auth import caller, runtime
+from services.intake.domain import Caller
 
 router = APIRouter()
+
+
+def _view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "seq": row["seq"],
+        "event_id": str(row["event_id"]),
+        "occurred_at": row["occurred_at"].isoformat(),
+        "recorded_at": row["recorded_at"].isoformat(),
+        "actor": row["actor"],
+        "action": row["action"],
+        "org_id": row["org_id"],
+        "job_id": str(row["job_id"]) if row["job_id"] else None,
+        "subject_hash": row["subject_hash"],
+        "details": row["details"],
+        "prev_hash": row["prev_hash"],
+        "hash": row["hash"],
+    }
+
+
+@router.get("/v1/audit")
+async def list_audit(
+    request: Request,
+    who: Annotated[Caller, Depends(caller)],
+    org: str | None = None,
+    job: uuid.UUID | None = None,
+    action: str | None = None,
+    since: Annotated[datetime | None, Query(alias="from")] = None,
+    until: Annotated[datetime | None, Query(alias="to")] = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    if who.role != "owner":
+        raise HTTPException(403, "the audit trail is for the organisation's owners only")
+    if org is not None and org != who.org_id:
+        raise HTTPException(403, f"your key belongs to organisation {who.org_id}, not {org}")
+    for value in (since, until):
+        if value is not None and value.tzinfo is None:
+            raise HTTPException(400, "give `from`/`to` with a time zone, e.g. 2026-01-01T00:00Z")
+    try:
+        after = int(cursor) if cursor else 0
+    except ValueError as exc:
+        raise HTTPException(400, "cursor is the `next_cursor` of the previous page") from exc
+    rows = await audit_store.query(
+        runtime(request).pool,
+        audit_store.Query(
+            org_id=who.org_id,
+            job_id=job,
+            action=action,
+            since=since,
+            until=until,
+            after_seq=after,
+            limit=limit,
+        ),
+    )
+    return {
+        "items": [_view(r) for r in rows],
+        "next_cursor": str(rows[-1]["seq"]) if len(rows) == limit else None,
+    }

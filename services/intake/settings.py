@@ -15,4 +15,7 @@ class IntakeSettings(LetheSettings):
     )
     submit_burst: int = Field(30, ge=1, description="Submissions per API key allowed at once.")
     max_body_bytes: int = Field(65536, ge=1024, description="Largest request body accepted.")
+    outbox_relay_enabled: bool = Field(
+        True, description="Run the outbox relay in this replica (any number may run it)."
+    )
     outbox_poll_seconds: float = Field(0.5, description="Outbox relay polling interval.")

@@ -315,3 +315,10 @@ async def take_outbox(conn: asyncpg.Connection, limit: int) -> list[tuple[int, s
 
 async def delete_outbox(conn: asyncpg.Connection, ids: list[int]) -> None:
     await conn.execute("DELETE FROM lethe.outbox WHERE id = ANY($1)", ids)
+
+
+async def get_org(pool: asyncpg.Pool, org_id: str) -> dict[str, Any] | None:
+    r = await pool.fetchrow(
+        "SELECT id, name, recovery_window_days FROM lethe.organisations WHERE id = $1", org_id
+    )
+    return dict(r) if r else None

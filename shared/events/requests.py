@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.events.envelope import Payload, event, pii
 
@@ -50,3 +53,13 @@ class AuthFailed(Payload):
     method: str
     path: str
     client: str | None = pii(default=None)
+
+
+class SubmitRequest(BaseModel):
+    """What upstream services publish on `lethe.requests.v1` (key: the org id). `request` has
+    the fields of `POST /v1/requests`; a message that is not valid gets a RequestRejected."""
+
+    model_config = ConfigDict(extra="forbid")
+    org_id: str = Field(min_length=1, max_length=200)
+    source: str = Field(min_length=1, max_length=200, description="The publishing service")
+    request: dict[str, Any]

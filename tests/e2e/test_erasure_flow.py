@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from deploy.local import infra
 from deploy.local.sample.seed import SeededOrg, seed_org
@@ -18,7 +18,7 @@ from deploy.local.stack import start_services, stop_services
 from services.auditor.verify import verify_chain
 from shared.events.topics import DLQ, JOBS_ERASE
 from tests.conftest import Org
-from tests.helpers import eventually, mails_to
+from tests.helpers import eventually, find_record, mails_to
 
 pytestmark = pytest.mark.e2e
 BUCKET = "lethe-platform"
@@ -197,7 +197,7 @@ async def test_a_redelivered_erasure_changes_nothing(
 
     # Redeliver the very ErasureRequested record Kafka holds for this job.
     key = job["id"].encode()
-    raw = await _find_record(prepared.kafka_bootstrap_servers, JOBS_ERASE, lambda r: r.key == key)
+    raw = await find_record(prepared.kafka_bootstrap_servers, JOBS_ERASE, lambda r: r.key == key)
     producer = AIOKafkaProducer(bootstrap_servers=prepared.kafka_bootstrap_servers)
     await producer.start()
     try:
@@ -222,29 +222,6 @@ async def test_a_redelivered_erasure_changes_nothing(
     assert audit_after == audit_before + 1  # only the DuplicateIgnored record
     final = (await client.get(f"/v1/jobs/{job['id']}", headers=org.headers)).json()
     assert final["status"] == "completed" and final["done"] == job["done"]
-
-
-async def _find_record(bootstrap: str, topic: str, match: Callable[[Any], bool]) -> bytes:
-    """Read the topic from the beginning to its current end; the first matching value."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        metadata = await consumer._client.fetch_all_metadata()
-        parts = [TopicPartition(topic, p) for p in metadata.partitions_for_topic(topic) or ()]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        end = await consumer.end_offsets(parts)
-        while True:
-            batch = await consumer.getmany(timeout_ms=1000)
-            for records in batch.values():
-                for rec in records:
-                    if rec.value is not None and match(rec):
-                        return bytes(rec.value)
-            positions = [await consumer.position(p) for p in parts]
-            if all(pos >= end[p] for pos, p in zip(positions, parts, strict=True)):
-                raise AssertionError(f"no matching record in {topic}")
-    finally:
-        await consumer.stop()
 
 
 async def test_bad_input_gets_clear_errors(client: httpx.AsyncClient, org: Org) -> None:
@@ -288,7 +265,7 @@ async def test_a_poison_message_is_dead_lettered_and_the_consumer_goes_on(
 async def _find_record_eventually(bootstrap: str, marker: bytes) -> bytes:
     async def probe() -> bytes | None:
         try:
-            return await _find_record(bootstrap, DLQ, lambda r: marker in r.value)
+            return await find_record(bootstrap, DLQ, lambda r: marker in r.value)
         except AssertionError:
             return None
 

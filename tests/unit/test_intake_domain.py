@@ -35,7 +35,7 @@ def _plan(req: RequestIn, caller: Caller = OWNER):  # type: ignore[no-untyped-de
     [
         ({"type": "erasure", "subject": {}}, "at least one identity"),
         ({"type": "erasure", "subject": {"email": "nope"}}, "not an email"),
-        ({"type": "erasure"}, "needs a subject"),
+        ({"type": "erasure"}, "subject: required"),
         (
             {"type": "erasure", "subject": {"email": "a@b.co"}, "recovery_window_days": 31},
             "less than or equal to 30",

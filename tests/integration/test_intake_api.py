@@ -1,0 +1,434 @@
+"""Intake's public face against real Postgres and Kafka: validation, roles, idempotency,
+lifecycle, deadlines. Intake runs in this process (one app for the module)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from services.intake import store
+from services.intake.app import create_http
+from services.intake.settings import IntakeSettings
+from shared.events import Actor, make_event
+from shared.events.progress import JobCompleted
+from shared.events.topics import REQUESTS, REQUESTS_REJECTED
+from tests.conftest import Org
+from tests.helpers import eventually, find_record
+
+pytestmark = pytest.mark.integration
+EMAIL = {"email": "ann@example.com"}
+
+
+@pytest.fixture(scope="module")
+async def api(base_settings: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
+    http = create_http(IntakeSettings(**base_settings, submit_burst=1000))
+    async with http.router.lifespan_context(http):
+        transport = httpx.ASGITransport(app=http)
+        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+            yield client
+
+
+async def _key(db: asyncpg.Pool, org: Org, role: str) -> dict[str, str]:
+    key = await store.create_api_key(db, org.id, role, f"{role} key")
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def _written(db: asyncpg.Pool, org_id: str) -> tuple[int, int]:
+    jobs = await db.fetchval("SELECT count(*) FROM lethe.jobs WHERE org_id = $1", org_id)
+    outbox = await db.fetchval(
+        "SELECT count(*) FROM lethe.outbox WHERE event->>'org_id' = $1", org_id
+    )
+    return jobs, outbox
+
+
+# (body or raw text, content type, expected status, words the reason must contain)
+HTTP_CASES: list[tuple[Any, str, int, str]] = [
+    ({"type": "erasure"}, "json", 422, "subject"),
+    ({"type": "erasure", "subject": {}}, "json", 422, "identity"),
+    ({"type": "erasure", "subject": {"email": ""}}, "json", 422, "email"),
+    ({"type": "erasure", "subject": {"email": "nope"}}, "json", 422, "email"),
+    ({"type": "erasure", "subject": {"email": "a@b"}}, "json", 422, "email"),
+    ({"type": "erasure", "subject": {"email": "a" * 330 + "@b.co"}}, "json", 422, "email"),
+    ({"type": "erasure", "subject": {"phone": "1" * 51}}, "json", 422, "phone"),
+    ({"type": "erasure", "subject": {"user_id": "x" * 201}}, "json", 422, "user_id"),
+    ({"type": "erasure", "subject": {"shoe_size": "9"}}, "json", 422, "shoe_size"),
+    ({"type": "erasure", "subject": {"email": 5}}, "json", 422, "email"),
+    ({"type": "erasure", "subject": "ann@example.com"}, "json", 422, "subject"),
+    ({"type": "shred", "subject": EMAIL}, "json", 422, "type"),
+    ({"subject": EMAIL}, "json", 422, "type"),
+    ({"type": None, "subject": EMAIL}, "json", 422, "type"),
+    ({"type": "erasure", "subject": EMAIL, "scope": "galaxy"}, "json", 422, "scope"),
+    ({"type": "erasure", "scope": "organisation", "subject": EMAIL}, "json", 422, "subject"),
+    ({"type": "erasure", "scope": "organisation"}, "json", 422, "confirm_org_name"),
+    (
+        {"type": "erasure", "scope": "organisation", "confirm_org_name": "Nope"},
+        "json",
+        422,
+        "confirm_org_name",
+    ),
+    (
+        {"type": "erasure", "subject": EMAIL, "recovery_window_days": 31},
+        "json",
+        422,
+        "recovery_window_days",
+    ),
+    (
+        {"type": "erasure", "subject": EMAIL, "recovery_window_days": -1},
+        "json",
+        422,
+        "recovery_window_days",
+    ),
+    (
+        {"type": "erasure", "subject": EMAIL, "recovery_window_days": "seven"},
+        "json",
+        422,
+        "recovery_window_days",
+    ),
+    ({"type": "erasure", "subject": EMAIL, "regulation": "hipaa"}, "json", 422, "regulation"),
+    ({"type": "erasure", "subject": EMAIL, "regulation": "custom"}, "json", 422, "due_in_days"),
+    ({"type": "erasure", "subject": EMAIL, "due_in_days": 10}, "json", 422, "due_in_days"),
+    (
+        {"type": "erasure", "subject": EMAIL, "regulation": "custom", "due_in_days": 91},
+        "json",
+        422,
+        "due_in_days",
+    ),
+    ({"type": "erasure", "subject": EMAIL, "request_id": ""}, "json", 422, "request_id"),
+    ({"type": "erasure", "subject": EMAIL, "request_id": "r" * 201}, "json", 422, "request_id"),
+    ({"type": "erasure", "subject": EMAIL, "notify_email": "dpo"}, "json", 422, "notify_email"),
+    ({"type": "erasure", "subject": EMAIL, "reason": "x" * 2001}, "json", 422, "reason"),
+    ({"type": "export", "subject": EMAIL, "format": "xml"}, "json", 422, "format"),
+    ({"type": "erasure", "subject": EMAIL, "colour": "blue"}, "json", 422, "colour"),
+    ([{"type": "erasure"}], "json", 422, "body"),
+    ("{not json", "json", 422, "JSON"),
+    ("", "json", 422, "body"),
+    ({"type": "erasure", "subject": EMAIL}, "text/plain", 415, "content-type"),
+    ({"type": "erasure", "subject": EMAIL}, "form", 415, "content-type"),
+    ({"type": "erasure", "subject": EMAIL, "reason": "x" * 70_000}, "json", 413, "larger"),
+]
+
+
+@pytest.mark.parametrize("body, ctype, status, words", HTTP_CASES)
+async def test_malformed_http_requests_are_refused_with_the_field_named(
+    api: httpx.AsyncClient,
+    org: Org,
+    lethe_db: asyncpg.Pool,
+    body: Any,
+    ctype: str,
+    status: int,
+    words: str,
+) -> None:
+    raw = body if isinstance(body, str) else json.dumps(body)
+    content_type = {"json": "application/json", "form": "application/x-www-form-urlencoded"}.get(
+        ctype, ctype
+    )
+    r = await api.post(
+        "/v1/requests", content=raw.encode(), headers={**org.headers, "content-type": content_type}
+    )
+    assert r.status_code == status, r.text
+    assert words.lower() in r.text.lower(), r.text
+    assert await _written(lethe_db, org.id) == (0, 0)
+
+
+KAFKA_CASES: list[tuple[bytes, str]] = [
+    (b"{not json", "invalid"),
+    (b"", "invalid"),
+    (b"[]", "invalid"),
+    (json.dumps({"source": "shop", "request": {}}).encode(), "org_id"),
+    (json.dumps({"org_id": "ORG", "request": {"type": "erasure"}}).encode(), "source"),
+    (json.dumps({"org_id": "ORG", "source": "shop"}).encode(), "request"),
+    (
+        json.dumps({"org_id": "ORG", "source": "shop", "request": {"type": "erasure"}}).encode(),
+        "request.subject",
+    ),
+    (
+        json.dumps(
+            {
+                "org_id": "ORG",
+                "source": "shop",
+                "request": {"type": "erasure", "subject": {"email": "x"}},
+            }
+        ).encode(),
+        "request.subject.email",
+    ),
+    (
+        json.dumps(
+            {
+                "org_id": "ORG",
+                "source": "shop",
+                "extra": 1,
+                "request": {"type": "erasure", "subject": EMAIL},
+            }
+        ).encode(),
+        "extra",
+    ),
+    (
+        json.dumps(
+            {
+                "org_id": "no-such-org",
+                "source": "shop",
+                "request": {"type": "erasure", "subject": EMAIL},
+            }
+        ).encode(),
+        "org_id",
+    ),
+    (
+        json.dumps(
+            {
+                "org_id": "ORG",
+                "source": "shop",
+                "request": {
+                    "type": "erasure",
+                    "scope": "organisation",
+                    "confirm_org_name": "wrong",
+                },
+            }
+        ).encode(),
+        "confirm_org_name",
+    ),
+]
+
+
+async def test_malformed_kafka_requests_get_a_rejection_event(
+    api: httpx.AsyncClient,
+    org: Org,
+    lethe_db: asyncpg.Pool,
+    prepared: Any,
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=prepared.kafka_bootstrap_servers)
+    await producer.start()
+    keys = []
+    try:
+        for i, (raw, _) in enumerate(KAFKA_CASES):
+            key = f"{org.id}-bad-{i}".encode()
+            keys.append(key)
+            await producer.send_and_wait(REQUESTS, raw.replace(b"ORG", org.id.encode()), key=key)
+    finally:
+        await producer.stop()
+    for key, (_, words) in zip(keys, KAFKA_CASES, strict=True):
+        raw = await eventually(
+            lambda key=key: _rejection(prepared.kafka_bootstrap_servers, key),  # type: ignore[misc]
+            what=f"RequestRejected for {key!r}",
+            timeout=30,
+        )
+        payload = json.loads(raw)["payload"]
+        assert words in payload["reason"], payload
+    assert await _written(lethe_db, org.id) == (0, 0)
+
+
+async def _rejection(bootstrap: str, key: bytes) -> bytes | None:
+    try:
+        return await find_record(
+            bootstrap,
+            REQUESTS_REJECTED,
+            lambda r: json.loads(r.value)["payload"].get("original_key") == key.decode(),
+        )
+    except AssertionError:
+        return None
+
+
+async def test_a_valid_kafka_request_becomes_a_job(
+    api: httpx.AsyncClient, org: Org, lethe_db: asyncpg.Pool, prepared: Any
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=prepared.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        msg = {
+            "org_id": org.id,
+            "source": "accounts-service",
+            "request": {"type": "erasure", "subject": EMAIL, "request_id": "closed-1"},
+        }
+        await producer.send_and_wait(REQUESTS, json.dumps(msg).encode(), key=org.id.encode())
+        await producer.send_and_wait(REQUESTS, json.dumps(msg).encode(), key=org.id.encode())
+    finally:
+        await producer.stop()
+
+    async def job() -> asyncpg.Record | None:
+        return await lethe_db.fetchrow(
+            "SELECT channel, actor, request_id FROM lethe.jobs WHERE org_id = $1", org.id
+        )
+
+    row = await eventually(job, what="the job from Kafka")
+    assert row["channel"] == "kafka" and row["actor"] == "upstream:accounts-service"
+    await eventually(lambda: _no_outbox(lethe_db, org.id), what="the relay to publish")
+    assert (await _written(lethe_db, org.id))[0] == 1  # the repeat made no second job
+
+
+async def _no_outbox(db: asyncpg.Pool, org_id: str) -> bool:
+    return (await _written(db, org_id))[1] == 0
+
+
+async def test_roles_and_orgs(api: httpx.AsyncClient, org: Org, lethe_db: asyncpg.Pool) -> None:
+    viewer, admin = await _key(lethe_db, org, "viewer"), await _key(lethe_db, org, "admin")
+    owner = org.headers
+    other = Org(f"org-{uuid.uuid4().hex[:12]}", "Other", "")
+    await store.create_org(lethe_db, other.id, other.name)
+    stranger = await _key(lethe_db, other, "owner")
+    erase = {"type": "erasure", "subject": EMAIL}
+    org_erase = {"type": "erasure", "scope": "organisation", "confirm_org_name": org.name}
+
+    assert (await api.post("/v1/requests", json=erase, headers=viewer)).status_code == 403
+    job = (await api.post("/v1/requests", json=erase, headers=admin)).json()
+    assert (await api.post("/v1/requests", json=org_erase, headers=admin)).status_code == 403
+    jid = job["id"]
+    matrix = [
+        # (method, path, body, {headers: expected status})
+        ("GET", "/v1/jobs", None, {"v": 200, "a": 200, "o": 200, "s": 200}),
+        ("GET", f"/v1/jobs/{jid}", None, {"v": 200, "a": 200, "o": 200, "s": 404}),
+        ("GET", f"/v1/jobs/{jid}/events", None, {"v": 200, "a": 200, "o": 200, "s": 404}),
+        (
+            "POST",
+            f"/v1/jobs/{jid}/extend",
+            {"days": 10, "reason": "complex request"},
+            {"v": 403, "s": 404, "a": 200},
+        ),
+        ("POST", f"/v1/jobs/{jid}/restore", None, {"v": 403, "a": 403, "s": 404, "o": 409}),
+        ("POST", f"/v1/jobs/{jid}/cancel", None, {"v": 403, "s": 404, "a": 202}),
+    ]
+    who = {"v": viewer, "a": admin, "o": owner, "s": stranger}
+    for method, path, body, expected in matrix:
+        for k, status in expected.items():
+            r = await api.request(method, path, json=body, headers=who[k])
+            assert r.status_code == status, (method, path, k, r.text)
+    listed = (await api.get("/v1/jobs", headers=stranger)).json()["jobs"]
+    assert all(j["org_id"] == other.id for j in listed)
+    assert (await api.get("/v1/jobs", headers={"Authorization": "Bearer nope"})).status_code == 401
+    refusals = await lethe_db.fetchval(
+        "SELECT count(*) FROM lethe.outbox WHERE event->>'type' = 'AuthFailed' "
+        "AND event->>'org_id' = $1",
+        org.id,
+    )
+    published = await lethe_db.fetchval(
+        "SELECT count(*) FROM lethe.job_events WHERE job_id = $1", uuid.UUID(jid)
+    )
+    assert refusals is not None and published >= 1
+
+
+async def test_idempotency_keys(api: httpx.AsyncClient, org: Org, lethe_db: asyncpg.Pool) -> None:
+    body = {"type": "erasure", "subject": EMAIL, "request_id": "ticket-7"}
+    first = await api.post("/v1/requests", json=body, headers=org.headers)
+    again = await api.post("/v1/requests", json=body, headers=org.headers)
+    assert first.status_code == 202 and again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    other = await api.post(
+        "/v1/requests", json={**body, "subject": {"email": "bob@example.com"}}, headers=org.headers
+    )
+    assert other.status_code == 409 and "ticket-7" in other.text
+    assert (await _written(lethe_db, org.id))[0] == 1
+
+
+async def test_illegal_transitions_name_the_state(
+    api: httpx.AsyncClient, org: Org, lethe_db: asyncpg.Pool
+) -> None:
+    job = (
+        await api.post(
+            "/v1/requests", json={"type": "erasure", "subject": EMAIL}, headers=org.headers
+        )
+    ).json()
+    r = await api.post(f"/v1/jobs/{job['id']}/restore", headers=org.headers)
+    assert r.status_code == 409 and "pending" in r.text
+    done = make_event(
+        JobCompleted(done=1, total=1, verification={"ok": True}),
+        actor=Actor(kind="service", id="eraser"),
+        job_id=uuid.UUID(job["id"]),
+        org_id=org.id,
+    )
+    assert await store.apply_progress(lethe_db, done)
+    assert not await store.apply_progress(lethe_db, done)  # a redelivery changes nothing
+    r = await api.post(f"/v1/jobs/{job['id']}/cancel", headers=org.headers)
+    assert r.status_code == 409 and "completed" in r.text
+    r = await api.post(
+        f"/v1/jobs/{job['id']}/extend", headers=org.headers, json={"days": 5, "reason": "too late"}
+    )
+    assert r.status_code == 409 and "completed" in r.text
+    events = (await api.get(f"/v1/jobs/{job['id']}/events", headers=org.headers)).json()
+    assert [e["type"] for e in events["events"]] == ["ErasureRequested", "JobCompleted"]
+
+
+async def test_deadlines_extensions_and_overdue(
+    api: httpx.AsyncClient, org: Org, lethe_db: asyncpg.Pool
+) -> None:
+    def submit(**kw: Any) -> Any:
+        return api.post(
+            "/v1/requests", headers=org.headers, json={"type": "erasure", "subject": EMAIL, **kw}
+        )
+
+    gdpr, ccpa = (await submit()).json(), (await submit(regulation="ccpa")).json()
+    custom = (await submit(regulation="custom", due_in_days=10)).json()
+    for job, days in ((gdpr, 30), (ccpa, 45), (custom, 10)):
+        received = datetime.fromisoformat(job["received_at"])
+        assert datetime.fromisoformat(job["due_at"]) - received == timedelta(days=days)
+    too_long = await api.post(
+        f"/v1/jobs/{gdpr['id']}/extend", headers=org.headers, json={"days": 62, "reason": "complex"}
+    )
+    assert too_long.status_code == 422
+    no_reason = await api.post(
+        f"/v1/jobs/{gdpr['id']}/extend", headers=org.headers, json={"days": 30}
+    )
+    assert no_reason.status_code == 422 and "reason" in no_reason.text
+    ccpa_long = await api.post(
+        f"/v1/jobs/{ccpa['id']}/extend", headers=org.headers, json={"days": 46, "reason": "complex"}
+    )
+    assert ccpa_long.status_code == 422 and "45" in ccpa_long.text
+    ext = await api.post(
+        f"/v1/jobs/{gdpr['id']}/extend",
+        headers=org.headers,
+        json={"days": 60, "reason": "many systems involved"},
+    )
+    assert ext.status_code == 200, ext.text
+    assert (
+        datetime.fromisoformat(ext.json()["extended_due_at"])
+        - datetime.fromisoformat(gdpr["due_at"])
+    ) == timedelta(days=60)
+    twice = await api.post(
+        f"/v1/jobs/{gdpr['id']}/extend", headers=org.headers, json={"days": 1, "reason": "again"}
+    )
+    assert twice.status_code == 409 and "already" in twice.text
+    # Custom deadlines cannot be extended; past deadlines show as overdue.
+    assert (
+        await api.post(
+            f"/v1/jobs/{custom['id']}/extend",
+            headers=org.headers,
+            json={"days": 1, "reason": "x y z"},
+        )
+    ).status_code == 409
+    await lethe_db.execute(
+        "UPDATE lethe.jobs SET due_at = now() - interval '1 day' WHERE id = $1",
+        uuid.UUID(ccpa["id"]),
+    )
+    overdue = (await api.get("/v1/jobs?overdue=true", headers=org.headers)).json()["jobs"]
+    assert [j["id"] for j in overdue] == [ccpa["id"]] and overdue[0]["overdue"] is True
+    soon = datetime.now(UTC) + timedelta(days=20)
+    due_soon = (
+        await api.get("/v1/jobs", params={"due_before": soon.isoformat()}, headers=org.headers)
+    ).json()["jobs"]
+    assert {j["id"] for j in due_soon} == {ccpa["id"], custom["id"]}
+
+
+async def test_cursor_pagination_walks_every_job_once(api: httpx.AsyncClient, org: Org) -> None:
+    ids = set()
+    for _ in range(5):
+        r = await api.post(
+            "/v1/requests", headers=org.headers, json={"type": "export", "subject": EMAIL}
+        )
+        ids.add(r.json()["id"])
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await api.get("/v1/jobs", params=params, headers=org.headers)).json()
+        seen += [j["id"] for j in page["jobs"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert len(seen) == len(set(seen)) == 5 and set(seen) == ids
+    bad = await api.get("/v1/jobs", params={"cursor": "garbage"}, headers=org.headers)
+    assert bad.status_code == 400 and "cursor" in bad.text
