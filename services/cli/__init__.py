@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import audit, ops, webhooks
+from services.cli import audit, jobs, keys, ops, webhooks
 
 app = typer.Typer(
     help="Lethe: data-subject requests carried out on Kafka, Postgres and S3.",
     no_args_is_help=True,
 )
+app.add_typer(jobs.app, name="jobs")
+app.add_typer(keys.app, name="keys")
+app.command("submit")(jobs.submit)
 app.add_typer(audit.app, name="audit")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(ops.db_app, name="db")
