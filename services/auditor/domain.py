@@ -104,14 +104,6 @@ def next_row(env: Envelope, *, prev_seq: int, prev_hash: str, recorded_at: datet
     return AuditRow(**fields, prev_hash=prev_hash, hash=row_hash(prev_hash, **fields))
 
 
-@dataclass(frozen=True)
-class Verdict:
-    ok: bool
-    rows: int
-    first_bad_seq: int | None = None
-    reason: str | None = None
-
-
 def check_row(row: AuditRow, expected_prev: str, expected_seq: int) -> str | None:
     if row.seq != expected_seq:
         return f"sequence gap: expected {expected_seq}, found {row.seq}"

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def register(broker: KafkaBroker, rt: Runtime) -> None:
     async def on_event(env: Envelope) -> None:
-        await store.append(rt.pool, env)
+        await store.append(rt.pool, env, signer=rt.signer)
 
     subscribe(
         broker, AUDIT, group_id="lethe-auditor", handler=on_event, retries=rt.settings.dlq_retries

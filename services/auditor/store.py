@@ -1,25 +1,49 @@
-"""audit_log SQL: ordered appends under a transaction-scoped advisory lock."""
+"""audit_log and audit_checkpoints SQL: ordered appends under a transaction-scoped advisory
+lock, signed checkpoints, keyset reads, and the pruning call."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeAlias
 
 import asyncpg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from services.auditor import checkpoints
+from services.auditor.checkpoints import Checkpoint
 from services.auditor.domain import GENESIS, AuditRow, next_row
 from shared.events import Envelope
 
-# Serialises appenders across replicas so the chain never forks.
+# Serialises appenders across replicas so the chain never forks (audit_prune() takes it too).
 _CHAIN_LOCK = 7_715_002
 _COLUMNS = (
     "seq, event_id, occurred_at, recorded_at, actor, action, org_id, job_id, subject_hash, "
     "details, prev_hash, hash"
 )
+_CP_COLUMNS = "seq, head_hash, signed_at, key_id, signature"
+Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 
-async def append(pool: asyncpg.Pool, env: Envelope) -> AuditRow | None:
-    """Append one event; None when it is already recorded (a redelivery)."""
+@dataclass(frozen=True)
+class Signer:
+    """What an appender needs to write checkpoints: the key and how often."""
+
+    key: Ed25519PrivateKey
+    every_rows: int
+
+
+async def append(
+    pool: asyncpg.Pool,
+    env: Envelope,
+    *,
+    signer: Signer | None = None,
+    recorded_at: datetime | None = None,
+) -> AuditRow | None:
+    """Append one event; None when it is already recorded (a redelivery). With a signer, every
+    `every_rows`-th row also gets a signed checkpoint, in the same transaction."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _CHAIN_LOCK)
         if await conn.fetchval("SELECT 1 FROM lethe.audit_log WHERE event_id = $1", env.event_id):
@@ -27,8 +51,18 @@ async def append(pool: asyncpg.Pool, env: Envelope) -> AuditRow | None:
         head = await conn.fetchrow(
             "SELECT seq, hash FROM lethe.audit_log ORDER BY seq DESC LIMIT 1"
         )
+        if head is None:  # empty: the very start, or everything pruned up to a checkpoint
+            head = await conn.fetchrow(
+                "SELECT seq, head_hash AS hash FROM lethe.audit_checkpoints "
+                "ORDER BY seq DESC LIMIT 1"
+            )
         prev_seq, prev_hash = (head["seq"], head["hash"]) if head else (0, GENESIS)
-        row = next_row(env, prev_seq=prev_seq, prev_hash=prev_hash, recorded_at=datetime.now(UTC))
+        row = next_row(
+            env,
+            prev_seq=prev_seq,
+            prev_hash=prev_hash,
+            recorded_at=recorded_at or datetime.now(UTC),
+        )
         await conn.execute(
             f"INSERT INTO lethe.audit_log ({_COLUMNS}) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
@@ -45,18 +79,62 @@ async def append(pool: asyncpg.Pool, env: Envelope) -> AuditRow | None:
             row.prev_hash,
             row.hash,
         )
+        if signer is not None and signer.every_rows > 0 and row.seq % signer.every_rows == 0:
+            await _insert_checkpoint(conn, checkpoints.sign(signer.key, row.seq, row.hash, _now()))
         return row
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _insert_checkpoint(conn: asyncpg.Connection, cp: Checkpoint) -> None:
+    await conn.execute(
+        f"INSERT INTO lethe.audit_checkpoints ({_CP_COLUMNS}) VALUES ($1, $2, $3, $4, $5) "
+        "ON CONFLICT (seq) DO NOTHING",
+        cp.seq,
+        cp.head_hash,
+        cp.signed_at,
+        cp.key_id,
+        cp.signature,
+    )
+
+
+async def checkpoint_head(pool: asyncpg.Pool, key: Ed25519PrivateKey) -> Checkpoint | None:
+    """Sign the current head unless it is already signed; the checkpoint written, or None."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _CHAIN_LOCK)
+        head = await conn.fetchrow(
+            "SELECT seq, hash FROM lethe.audit_log ORDER BY seq DESC LIMIT 1"
+        )
+        last = await conn.fetchval("SELECT max(seq) FROM lethe.audit_checkpoints")
+        if head is None or (last is not None and last >= head["seq"]):
+            return None
+        cp = checkpoints.sign(key, head["seq"], head["hash"], _now())
+        await _insert_checkpoint(conn, cp)
+        return cp
+
+
+async def last_checkpoint(db: Db) -> Checkpoint | None:
+    r = await db.fetchrow(
+        f"SELECT {_CP_COLUMNS} FROM lethe.audit_checkpoints ORDER BY seq DESC LIMIT 1"
+    )
+    return Checkpoint(**dict(r)) if r else None
+
+
 async def iter_rows(
-    pool: asyncpg.Pool | asyncpg.Connection, page: int = 5000
+    db: Db, page: int = 5000, *, from_seq: int = 0, to_seq: int | None = None
 ) -> AsyncIterator[AuditRow]:
-    """All rows in order, by keyset pagination (never the whole table in memory)."""
-    last = 0
+    """Rows in order (seq >= from_seq, <= to_seq), by keyset pagination: never the whole
+    table in memory."""
+    last = from_seq - 1
+    hi = to_seq if to_seq is not None else 2**62
     while True:
-        rows = await pool.fetch(
-            f"SELECT {_COLUMNS} FROM lethe.audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
+        rows = await db.fetch(
+            f"SELECT {_COLUMNS} FROM lethe.audit_log WHERE seq > $1 AND seq <= $2 "
+            "ORDER BY seq LIMIT $3",
             last,
+            hi,
             page,
         )
         if not rows:
@@ -64,3 +142,87 @@ async def iter_rows(
         for r in rows:
             yield AuditRow(**dict(r))
         last = rows[-1]["seq"]
+
+
+async def iter_checkpoints(
+    db: Db, page: int = 1000, *, from_seq: int = 0, to_seq: int | None = None
+) -> AsyncIterator[Checkpoint]:
+    last = from_seq - 1
+    hi = to_seq if to_seq is not None else 2**62
+    while True:
+        rows = await db.fetch(
+            f"SELECT {_CP_COLUMNS} FROM lethe.audit_checkpoints WHERE seq > $1 AND seq <= $2 "
+            "ORDER BY seq LIMIT $3",
+            last,
+            hi,
+            page,
+        )
+        if not rows:
+            return
+        for r in rows:
+            yield Checkpoint(**dict(r))
+        last = rows[-1]["seq"]
+
+
+async def seq_span(
+    db: Db, since: datetime | None, until: datetime | None
+) -> tuple[int, int] | None:
+    """First and last seq recorded in [since, until): the rows an export covers."""
+    r = await db.fetchrow(
+        "SELECT min(seq) AS lo, max(seq) AS hi FROM lethe.audit_log "
+        "WHERE ($1::timestamptz IS NULL OR recorded_at >= $1) "
+        "AND ($2::timestamptz IS NULL OR recorded_at < $2)",
+        since,
+        until,
+    )
+    if r is None or r["lo"] is None:
+        return None
+    return int(r["lo"]), int(r["hi"])
+
+
+async def checkpoint_at_or_after(db: Db, seq: int) -> Checkpoint | None:
+    r = await db.fetchrow(
+        f"SELECT {_CP_COLUMNS} FROM lethe.audit_checkpoints WHERE seq >= $1 ORDER BY seq LIMIT 1",
+        seq,
+    )
+    return Checkpoint(**dict(r)) if r else None
+
+
+async def prune(db: Db, retention_days: int) -> int:
+    """Delete rows older than the retention, up to the newest checkpoint before the first
+    younger row (lethe.audit_prune, migration 0003). Rows deleted."""
+    n = await db.fetchval("SELECT lethe.audit_prune($1)", timedelta(days=retention_days))
+    return int(n or 0)
+
+
+# --- GET /v1/audit ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Query:
+    org_id: str
+    job_id: uuid.UUID | None = None
+    action: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    after_seq: int = 0
+    limit: int = 100
+
+
+async def query(db: Db, q: Query) -> list[dict[str, Any]]:
+    """One page of an organisation's audit rows, oldest first, after `after_seq` (keyset)."""
+    rows = await db.fetch(
+        f"SELECT {_COLUMNS} FROM lethe.audit_log WHERE org_id = $1 AND seq > $2 "
+        "AND ($3::uuid IS NULL OR job_id = $3) AND ($4::text IS NULL OR action = $4) "
+        "AND ($5::timestamptz IS NULL OR occurred_at >= $5) "
+        "AND ($6::timestamptz IS NULL OR occurred_at < $6) "
+        "ORDER BY seq LIMIT $7",
+        q.org_id,
+        q.after_seq,
+        q.job_id,
+        q.action,
+        q.since,
+        q.until,
+        q.limit,
+    )
+    return [dict(r) for r in rows]

@@ -1,7 +1,96 @@
-"""`lethe webhooks ...`: registered status-callback URLs. Filled in by the notifier issue."""
+"""`lethe webhooks ...`: signed status callbacks per organisation; `contacts_app`: the
+owners mailed per organisation (to be registered as `lethe contacts`)."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+from urllib.parse import urlparse
+
 import typer
+from rich.table import Table
+
+from services.cli.common import console, settings
+from services.notifier import store
+from shared.db import create_pool
 
 app = typer.Typer(help="Signed webhooks (status callbacks) per organisation.")
+contacts_app = typer.Typer(help="Owner contacts mailed per organisation.")
+T = TypeVar("T")
+
+
+def _run(fn: Callable[..., Awaitable[T]], *args: object) -> T:
+    async def go() -> T:
+        pool = await create_pool(settings().database_url)
+        try:
+            return await fn(pool, *args)
+        finally:
+            await pool.close()
+
+    return asyncio.run(go())
+
+
+@app.command("add")
+def webhooks_add(
+    org: Annotated[str, typer.Option("--org", help="Organisation id")],
+    url: Annotated[str, typer.Option("--url", help="https URL receiving the POSTs")],
+) -> None:
+    """Register a URL; prints its signing secret once (HMAC-SHA256, header Lethe-Signature)."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("https", "http") or not parsed.netloc:
+        raise typer.BadParameter("--url must be an absolute http(s) URL")
+    if parsed.scheme == "http" and parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise typer.BadParameter("use https (plain http only for localhost)")
+    hook = _run(store.add_webhook, org, url)
+    console.print(f"webhook {hook.id} for {org}: every job state change is POSTed to {url}")
+    console.print("signing secret (shown once; verify t=...,v1=... in Lethe-Signature):")
+    print(hook.secret)
+
+
+@app.command("list")
+def webhooks_list(
+    org: Annotated[str | None, typer.Option("--org", help="Only this organisation")] = None,
+) -> None:
+    """The registered webhooks (secrets not shown)."""
+    table = Table("id", "org", "url")
+    for hook in _run(store.webhooks, org):
+        table.add_row(str(hook.id), hook.org_id, hook.url)
+    console.print(table)
+
+
+@app.command("remove")
+def webhooks_remove(hook_id: Annotated[uuid.UUID, typer.Argument(help="Webhook id")]) -> None:
+    """Stop calling a webhook."""
+    if not _run(store.remove_webhook, hook_id):
+        console.print(f"no active webhook {hook_id}", style="bold red")
+        raise typer.Exit(1)
+    console.print(f"webhook {hook_id} removed")
+
+
+@contacts_app.command("add")
+def contacts_add(
+    org: Annotated[str, typer.Option("--org", help="Organisation id")],
+    email: Annotated[str, typer.Option("--email", help="Owner's address")],
+) -> None:
+    """Mail this owner the templates in LETHE_NOTIFY_OWNER_TEMPLATES."""
+    _run(store.add_contact, org, email)
+    console.print(f"{org}: owner contact added")
+
+
+@contacts_app.command("list")
+def contacts_list(org: Annotated[str, typer.Option("--org", help="Organisation id")]) -> None:
+    for address in _run(store.owner_emails, org):
+        print(address)
+
+
+@contacts_app.command("remove")
+def contacts_remove(
+    org: Annotated[str, typer.Option("--org", help="Organisation id")],
+    email: Annotated[str, typer.Option("--email", help="Owner's address")],
+) -> None:
+    if not _run(store.remove_contact, org, email):
+        console.print("no such contact", style="bold red")
+        raise typer.Exit(1)
+    console.print(f"{org}: owner contact removed")

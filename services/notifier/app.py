@@ -1,8 +1,10 @@
-"""Notifier service: sends the emails asked for on `lethe.notifications.v1`."""
+"""Notifier service: emails asked for on `lethe.notifications.v1`, and signed webhook
+callbacks for every job state change on `lethe.progress.v1`."""
 
 from __future__ import annotations
 
 import asyncpg
+import httpx
 from faststream import FastStream
 from opentelemetry.trace import TracerProvider
 
@@ -15,14 +17,19 @@ from shared.telemetry import tracer_provider as make_tracer_provider
 
 class Runtime:
     pool: asyncpg.Pool
+    http: httpx.AsyncClient
 
     def __init__(self, settings: NotifierSettings) -> None:
         self.settings = settings
 
     async def open(self) -> None:
         self.pool = await create_pool(self.settings.database_url)
+        self.http = httpx.AsyncClient(
+            timeout=self.settings.webhook_timeout_seconds, follow_redirects=False
+        )
 
     async def close(self) -> None:
+        await self.http.aclose()
         await self.pool.close()
 
 

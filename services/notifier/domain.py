@@ -1,22 +1,53 @@
-"""Send an email for a SendEmail command, once, and record the outcome in the audit trail."""
+"""Deliver notifications once per (event, recipient) and record each outcome in the audit
+trail: emails for SendEmail commands, signed webhook callbacks for job state changes.
+
+A failure of one recipient does not hold the others back: every pending recipient is tried,
+then the handler raises so the consumer retries (with exponential backoff) only the ones not
+yet sent. After the last attempt the message is dead-lettered and `give_up` records
+NotificationFailed. Errors and audit rows name recipients by kind or keyed hash, never by
+address.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
+from typing import Any
 
 import aiosmtplib
 import asyncpg
+import httpx
 
-from services.notifier import store
+from services.notifier import signing, store
 from services.notifier.templates import render
 from shared.events import Actor, Envelope, make_event
+from shared.events.envelope import safe_details
 from shared.events.notifications import NotificationFailed, NotificationSent, SendEmail
 from shared.events.topics import AUDIT
 
 ACTOR = Actor(kind="service", id="notifier")
 Emit = Callable[[str, Envelope], Awaitable[None]]
+
+# Progress events that change a job's state, and the state they mean (OpenDSR-like names).
+CALLBACK_STATUS: dict[str, str] = {
+    "ErasurePlanned": "running",
+    "ErasureSoftDeleted": "soft_deleted",
+    "PurgeStarted": "purging",
+    "JobCompleted": "completed",
+    "JobFailed": "failed",
+    "JobCancelled": "cancelled",
+    "JobRestored": "restored",
+    "ExportReady": "ready",
+    "ExportCompleted": "completed",
+}
+
+
+class DeliveryFailed(RuntimeError):
+    """Some recipients could not be reached; the message says how, without addresses."""
 
 
 @dataclass
@@ -27,16 +58,46 @@ class NotifierDeps:
     smtp_port: int
     mail_from: str
     timeout: float = 15.0
+    hash_key: bytes = b""
+    requester_templates: frozenset[str] = frozenset()
+    owner_templates: frozenset[str] = frozenset()
+    http: httpx.AsyncClient | None = None
 
 
-def build_message(env: Envelope, cmd: SendEmail, mail_from: str) -> EmailMessage:
+def recipient_key(hash_key: bytes, address: str) -> str:
+    digest = hmac.new(hash_key, address.strip().lower().encode(), hashlib.sha256).hexdigest()
+    return f"owner:{digest[:24]}"
+
+
+async def recipients(env: Envelope, cmd: SendEmail, deps: NotifierDeps) -> list[tuple[str, str]]:
+    """(recipient key, address) for this command: the requester and/or the owners."""
+    audience = cmd.audience
+    to_requester = audience in ("requester", "both") or (
+        audience is None and cmd.template in deps.requester_templates
+    )
+    to_owners = audience in ("owners", "both") or (
+        audience is None and cmd.template in deps.owner_templates
+    )
+    found: list[tuple[str, str]] = []
+    if to_requester and cmd.to:
+        found.append(("requester", cmd.to))
+    if to_owners and env.org_id:
+        for address in await store.owner_emails(deps.pool, env.org_id):
+            if not (cmd.to and address.lower() == cmd.to.lower() and to_requester):
+                found.append((recipient_key(deps.hash_key, address), address))
+    return found
+
+
+def build_message(
+    env: Envelope, cmd: SendEmail, mail_from: str, to: str, recipient: str = "requester"
+) -> EmailMessage:
     rendered = render(cmd.template, cmd.context)
     msg = EmailMessage()
     msg["From"] = mail_from
-    msg["To"] = cmd.to
+    msg["To"] = to
     msg["Subject"] = rendered.subject
-    # Stable id: a resend after a crash is recognisable as the same message.
-    msg["Message-ID"] = f"<{env.event_id}@lethe>"
+    # Stable id per recipient: a resend after a crash is recognisable as the same message.
+    msg["Message-ID"] = f"<{env.event_id}.{recipient.replace(':', '-')}@lethe>"
     if env.job_id:
         msg["X-Lethe-Job"] = str(env.job_id)
     msg.set_content(rendered.text)
@@ -44,41 +105,135 @@ def build_message(env: Envelope, cmd: SendEmail, mail_from: str) -> EmailMessage
     return msg
 
 
+def _describe(exc: BaseException) -> str:
+    """An SMTP/HTTP failure without the addresses some exception texts carry."""
+    code = getattr(exc, "code", None) or getattr(exc, "status_code", None)
+    return f"{type(exc).__name__}{f' {code}' if code else ''}"
+
+
+def _event(env: Envelope, payload: NotificationSent | NotificationFailed) -> Envelope:
+    return make_event(
+        payload, actor=ACTOR, job_id=env.job_id, org_id=env.org_id, subject_hash=env.subject_hash
+    )
+
+
 async def send_email(env: Envelope, deps: NotifierDeps) -> None:
+    if env.type != SendEmail.event_type:
+        return  # the topic carries only commands to us; anything else is not ours
     cmd = env.payload_as(SendEmail)
-    if not await store.claim(deps.pool, env.event_id, env.job_id, cmd.template):
-        return  # already sent: a redelivery
-    message = build_message(env, cmd, deps.mail_from)
-    await aiosmtplib.send(
-        message, hostname=deps.smtp_host, port=deps.smtp_port, timeout=deps.timeout
-    )
-    await store.mark(deps.pool, env.event_id, "sent")
-    await deps.emit(
-        AUDIT,
-        make_event(
-            NotificationSent(
-                template=cmd.template, channel="email", command_event_id=str(env.event_id)
+    render(cmd.template, cmd.context)  # an unknown template fails before anything is sent
+    failures: list[str] = []
+    for key, address in await recipients(env, cmd, deps):
+        if not await store.claim(
+            deps.pool, env.event_id, key, job_id=env.job_id, channel="email", template=cmd.template
+        ):
+            continue  # already sent to this recipient: a redelivery
+        try:
+            await aiosmtplib.send(
+                build_message(env, cmd, deps.mail_from, address, key),
+                hostname=deps.smtp_host,
+                port=deps.smtp_port,
+                timeout=deps.timeout,
+            )
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            error = f"email to {key}: {_describe(exc)}"
+            await store.mark(deps.pool, env.event_id, key, "failed", error)
+            failures.append(error)
+            continue
+        await store.mark(deps.pool, env.event_id, key, "sent")
+        await deps.emit(
+            AUDIT,
+            _event(
+                env,
+                NotificationSent(
+                    template=cmd.template,
+                    channel="email",
+                    command_event_id=str(env.event_id),
+                    recipient=key,
+                ),
             ),
-            actor=ACTOR,
-            job_id=env.job_id,
-            org_id=env.org_id,
-            subject_hash=env.subject_hash,
-        ),
-    )
+        )
+    if failures:
+        raise DeliveryFailed("; ".join(failures))
 
 
-async def give_up(env: Envelope, deps: NotifierDeps, error: str) -> None:
-    template = str(env.payload.get("template", "?"))
-    await store.mark(deps.pool, env.event_id, "failed", error)
-    await deps.emit(
-        AUDIT,
-        make_event(
-            NotificationFailed(
-                template=template, channel="email", command_event_id=str(env.event_id), error=error
+def callback_body(env: Envelope) -> bytes:
+    """What a webhook receives: the job's new state, ids and counts; no personal data."""
+    body: dict[str, Any] = {
+        "event_id": str(env.event_id),
+        "type": env.type,
+        "status": CALLBACK_STATUS.get(env.type, env.type),
+        "job_id": str(env.job_id) if env.job_id else None,
+        "org_id": env.org_id,
+        "occurred_at": env.occurred_at.isoformat(),
+        "details": safe_details(env),
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+async def send_callbacks(env: Envelope, deps: NotifierDeps) -> None:
+    """POST a signed status callback to each of the org's webhooks, once per state change."""
+    if env.type not in CALLBACK_STATUS or not env.org_id:
+        return
+    hooks = await store.webhooks(deps.pool, env.org_id)
+    if not hooks:
+        return
+    assert deps.http is not None
+    body = callback_body(env)
+    failures: list[str] = []
+    for hook in hooks:
+        key = f"webhook:{hook.id}"
+        if not await store.claim(
+            deps.pool, env.event_id, key, job_id=env.job_id, channel="webhook", template=env.type
+        ):
+            continue
+        headers = {
+            "content-type": "application/json",
+            signing.HEADER: signing.sign(hook.secret, body),
+            signing.EVENT_HEADER: str(env.event_id),
+            "Lethe-Webhook-Id": str(hook.id),
+        }
+        try:
+            r = await deps.http.post(hook.url, content=body, headers=headers)
+            r.raise_for_status()
+        except httpx.HTTPError as exc:
+            code = exc.response.status_code if isinstance(exc, httpx.HTTPStatusError) else None
+            error = f"webhook {hook.id}: {type(exc).__name__}{f' {code}' if code else ''}"
+            await store.mark(deps.pool, env.event_id, key, "failed", error)
+            failures.append(error)
+            continue
+        await store.mark(deps.pool, env.event_id, key, "sent")
+        await deps.emit(
+            AUDIT,
+            _event(
+                env,
+                NotificationSent(
+                    template=env.type,
+                    channel="webhook",
+                    command_event_id=str(env.event_id),
+                    recipient=key,
+                ),
             ),
-            actor=ACTOR,
-            job_id=env.job_id,
-            org_id=env.org_id,
-            subject_hash=env.subject_hash,
-        ),
-    )
+        )
+    if failures:
+        raise DeliveryFailed("; ".join(failures))
+
+
+async def give_up(env: Envelope, deps: NotifierDeps, error: str, *, channel: str) -> None:
+    """After the last attempt: every unsent delivery is failed, each with an audit event."""
+    template = str(env.payload.get("template", env.type)) if channel == "email" else env.type
+    failed = await store.give_up(deps.pool, env.event_id, error[:500])
+    for recipient in failed or ["-"]:
+        await deps.emit(
+            AUDIT,
+            _event(
+                env,
+                NotificationFailed(
+                    template=template,
+                    channel=channel,
+                    command_event_id=str(env.event_id),
+                    error=error[:500],
+                    recipient=recipient,
+                ),
+            ),
+        )

@@ -1,4 +1,9 @@
-"""Thin handlers for the notifier."""
+"""Thin handlers for the notifier.
+
+Two consumer groups: `lethe-notifier` on `lethe.notifications.v1` (emails asked for by the
+other services) and `lethe-notifier-callbacks` on `lethe.progress.v1` (a signed webhook per
+job state change, read straight from the progress topic so no producer has to ask for it).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,14 @@ from faststream.kafka import KafkaBroker
 
 from services.notifier import domain
 from shared.events import Envelope
-from shared.events.topics import NOTIFICATIONS
+from shared.events.topics import NOTIFICATIONS, PROGRESS
 from shared.kafka import publish_event, subscribe
 
 if TYPE_CHECKING:
     from services.notifier.app import Runtime
+
+EMAIL_GROUP = "lethe-notifier"
+CALLBACK_GROUP = "lethe-notifier-callbacks"
 
 
 def register(broker: KafkaBroker, rt: Runtime) -> None:
@@ -28,19 +36,40 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
             smtp_port=s.smtp_port,
             mail_from=s.mail_from,
             timeout=s.smtp_timeout_seconds,
+            hash_key=s.subject_hash_key.get_secret_value().encode(),
+            requester_templates=frozenset(s.notify_requester_templates),
+            owner_templates=frozenset(s.notify_owner_templates),
+            http=rt.http,
         )
 
     async def on_send_email(env: Envelope) -> None:
         await domain.send_email(env, deps())
 
-    async def on_give_up(env: Envelope, error: str) -> None:
-        await domain.give_up(env, deps(), error)
+    async def on_email_give_up(env: Envelope, error: str) -> None:
+        await domain.give_up(env, deps(), error, channel="email")
 
+    async def on_progress(env: Envelope) -> None:
+        await domain.send_callbacks(env, deps())
+
+    async def on_callback_give_up(env: Envelope, error: str) -> None:
+        await domain.give_up(env, deps(), error, channel="webhook")
+
+    retries, backoff = rt.settings.notify_retries, rt.settings.notify_backoff_seconds
     subscribe(
         broker,
         NOTIFICATIONS,
-        group_id="lethe-notifier",
+        group_id=EMAIL_GROUP,
         handler=on_send_email,
-        retries=rt.settings.dlq_retries,
-        on_give_up=on_give_up,
+        retries=retries,
+        backoff_seconds=backoff,
+        on_give_up=on_email_give_up,
+    )
+    subscribe(
+        broker,
+        PROGRESS,
+        group_id=CALLBACK_GROUP,
+        handler=on_progress,
+        retries=retries,
+        backoff_seconds=backoff,
+        on_give_up=on_callback_give_up,
     )

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import Field, SecretStr
 
 from shared.settings import LetheSettings
 
@@ -8,3 +10,43 @@ from shared.settings import LetheSettings
 class NotifierSettings(LetheSettings):
     mail_from: str = Field("Lethe <lethe@localhost>", description="From address of emails.")
     smtp_timeout_seconds: float = Field(15, description="SMTP connect/send timeout.")
+    notify_requester_templates: list[str] = Field(
+        ["job_completed", "job_completed_review", "job_failed", "export_ready", "recovery_ends"],
+        description="Templates mailed to the requester (JSON list), unless the command says.",
+    )
+    notify_owner_templates: list[str] = Field(
+        [
+            "job_completed_review",
+            "job_failed",
+            "recovery_ends",
+            "deadline_approaching",
+            "deadline_passed",
+        ],
+        description="Templates mailed to each of the organisation's owner contacts (JSON list).",
+    )
+    notify_retries: int = Field(
+        6, description="Delivery attempts (email or webhook) before the dead-letter topic."
+    )
+    notify_backoff_seconds: float = Field(
+        1.0, description="First retry delay; doubles on each attempt (1, 2, 4, 8, 16 s)."
+    )
+    webhook_timeout_seconds: float = Field(10, description="Timeout of a webhook POST.")
+    opendsr_processor_domain: str = Field(
+        "localhost",
+        description="OpenDSR: this processor's domain, sent in X-OpenDSR-Processor-Domain.",
+    )
+    opendsr_signing_key: SecretStr | None = Field(
+        None, description="OpenDSR: the processor's RSA private key (PEM) signing its answers."
+    )
+    opendsr_signing_key_file: Path | None = Field(
+        None, description="OpenDSR: file holding `LETHE_OPENDSR_SIGNING_KEY` instead."
+    )
+    opendsr_callback_retries: int = Field(
+        8, ge=1, description="OpenDSR: attempts per status callback before the dead-letter topic."
+    )
+    opendsr_callback_backoff_seconds: float = Field(
+        1.0, description="OpenDSR: first callback retry delay; doubles on each attempt."
+    )
+    opendsr_callback_timeout_seconds: float = Field(
+        10, description="OpenDSR: timeout of a status callback POST."
+    )

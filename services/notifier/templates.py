@@ -1,4 +1,9 @@
-"""Email templates: a subject, a plain-text body and an HTML body per template name."""
+"""Email templates: a subject, a plain-text body and an HTML body per template name.
+
+The HTML body is the text body with every value escaped, one paragraph per line, and the
+`link` value (when there is one) as a link. No template mentions the data subject: mails say
+which job, never whose data.
+"""
 
 from __future__ import annotations
 
@@ -15,18 +20,44 @@ class Rendered:
     html: str
 
 
+_FOOTER = "Every action is recorded in Lethe's audit trail."
 _TEMPLATES: dict[str, tuple[str, str]] = {
     "job_completed": (
         "Lethe: your $job_type request $job_id is complete",
-        "Your $job_type request $job_id has been carried out.\n"
-        "Rows processed: $rows.\n"
-        "Every action is recorded in Lethe's audit trail.",
+        "Your $job_type request $job_id has been carried out.\nRows processed: $rows.\n" + _FOOTER,
+    ),
+    "job_completed_review": (
+        "Lethe: $job_type request $job_id is complete, $review_count items need review",
+        "The $job_type request $job_id has been carried out: $rows rows processed.\n"
+        "$review_count items could not be processed automatically and need a manual review;\n"
+        "they are listed on the job (GET /v1/jobs/$job_id).\n" + _FOOTER,
     ),
     "job_failed": (
         "Lethe: your $job_type request $job_id failed",
         "Your $job_type request $job_id could not be completed.\n"
         "Reason: $reason\n"
         "Nothing has been lost: a privacy engineer will review it.",
+    ),
+    "export_ready": (
+        "Lethe: export $job_id is ready to download",
+        "The export $job_id is ready.\nDownload it here: $link\n"
+        "The link works until $expires_at and every download is recorded.",
+    ),
+    "recovery_ends": (
+        "Lethe: erasure $job_id becomes final tomorrow",
+        "The recovery window of erasure $job_id ends at $purge_after.\n"
+        "After that the held copy is purged and nothing can be restored: the purge is final.\n"
+        "To restore anything, do it before then.",
+    ),
+    "deadline_approaching": (
+        "Lethe: $job_type request $job_id is due in $days_left days",
+        "The legal deadline of $job_type request $job_id is $due_at ($days_left days left).\n"
+        "If it cannot be met, extend it with reasons before then.",
+    ),
+    "deadline_passed": (
+        "Lethe: $job_type request $job_id is past its legal deadline",
+        "The legal deadline of $job_type request $job_id was $due_at and it is not complete.\n"
+        "Please act on it now.",
     ),
 }
 
@@ -42,11 +73,14 @@ def render(name: str, context: dict[str, Any]) -> Rendered:
     values = {k: str(v) for k, v in context.items()}
     text = Template(body_t).safe_substitute(values)
     escaped = {k: html.escape(v) for k, v in values.items()}
+    if "link" in values:
+        url = html.escape(values["link"], quote=True)
+        escaped["link"] = f'<a href="{url}">{url}</a>'
     html_body = "".join(
         f"<p>{line}</p>" for line in Template(body_t).safe_substitute(escaped).splitlines()
     )
     return Rendered(
-        subject=Template(subject_t).safe_substitute(values),
+        subject=" ".join(Template(subject_t).safe_substitute(values).split()),
         text=text,
         html=f"<html><body>{html_body}</body></html>",
     )

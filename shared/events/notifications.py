@@ -1,17 +1,36 @@
-"""`lethe.notifications.v1`: commands to the notifier, and what became of them."""
+"""`lethe.notifications.v1`: commands to the notifier, and what became of them.
+
+Producers send `SendEmail` with one of TEMPLATES and the context keys it names; the notifier
+picks the recipients (the requester in `to`, the organisation's owners, or both) from its
+configuration unless `audience` says otherwise. Contexts carry ids, counts and links, never
+the data subject's identity.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from shared.events.envelope import Payload, event, pii
+
+# Template name -> context keys it uses.
+TEMPLATES: dict[str, tuple[str, ...]] = {
+    "job_completed": ("job_id", "job_type", "rows"),
+    "job_completed_review": ("job_id", "job_type", "rows", "review_count"),
+    "job_failed": ("job_id", "job_type", "reason"),
+    "export_ready": ("job_id", "link", "expires_at"),
+    "recovery_ends": ("job_id", "purge_after"),
+    "deadline_approaching": ("job_id", "job_type", "due_at", "days_left"),
+    "deadline_passed": ("job_id", "job_type", "due_at"),
+}
+Audience = Literal["requester", "owners", "both"]
 
 
 @event
 class SendEmail(Payload):
     event_type = "SendEmail"
     template: str
-    to: str = pii()
+    to: str | None = pii(default=None)  # the requester (staff or upstream), when known
+    audience: Audience | None = None  # None: the notifier's configuration for the template
     context: dict[str, Any] = {}
 
 
@@ -21,6 +40,7 @@ class NotificationSent(Payload):
     template: str
     channel: str
     command_event_id: str
+    recipient: str = "requester"  # a kind or key ('requester', 'owner:<hash>', 'webhook:<id>')
 
 
 @event
@@ -30,3 +50,4 @@ class NotificationFailed(Payload):
     channel: str
     command_event_id: str
     error: str
+    recipient: str = "requester"
