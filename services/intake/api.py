@@ -16,6 +16,7 @@ from services.intake import domain, lifecycle, store
 from services.intake.auth import role, runtime
 from services.intake.domain import Caller, Conflict, Refused, RequestIn
 from services.intake.routes_audit import router as audit_router
+from services.intake.routes_opendsr import router as opendsr_router
 from shared.events import make_event
 from shared.events.jobs import CancelErasure, Item, RestoreErasure
 from shared.events.requests import DeadlineExtended
@@ -108,6 +109,7 @@ Owner = Annotated[Caller, Depends(role("owner"))]
 
 def add_routes(app: FastAPI) -> None:
     app.include_router(audit_router)
+    app.include_router(opendsr_router)
 
     @app.middleware("http")
     async def body_rules(request: Request, call_next: Any) -> Any:

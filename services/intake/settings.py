@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import Field, SecretStr
 
 from shared.settings import LetheSettings
 
@@ -19,3 +21,18 @@ class IntakeSettings(LetheSettings):
         True, description="Run the outbox relay in this replica (any number may run it)."
     )
     outbox_poll_seconds: float = Field(0.5, description="Outbox relay polling interval.")
+    opendsr_processor_domain: str = Field(
+        "localhost",
+        description="OpenDSR: this processor's domain, sent in X-OpenDSR-Processor-Domain.",
+    )
+    opendsr_signing_key: SecretStr | None = Field(
+        None, description="OpenDSR: the processor's RSA private key (PEM) signing its answers."
+    )
+    opendsr_signing_key_file: Path | None = Field(
+        None, description="OpenDSR: file holding `LETHE_OPENDSR_SIGNING_KEY` instead."
+    )
+    opendsr_certificate_url: str | None = Field(
+        None,
+        description="OpenDSR: URL of the CA-issued certificate for discovery; unset: the "
+        "public key is served at /opendsr/cert.pem.",
+    )

@@ -1,0 +1,536 @@
+"""OpenDSR against real Postgres and Kafka: intake's `/opendsr` routes and the notifier's
+callback sender run in this process; a controller's callback endpoint listens on 127.0.0.1
+and checks each signature with the key the processor publishes (spec section 8.8).
+
+The job's progress is published here as the eraser would report it (the eraser is being
+rewritten meanwhile), so the test is about OpenDSR, not about erasing."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from faststream import FastStream
+
+from services.intake import opendsr
+from services.intake import store as intake_store
+from services.intake.app import create_http
+from services.intake.settings import IntakeSettings
+from services.notifier import opendsr as callbacks
+from services.notifier.settings import NotifierSettings
+from shared.db import create_pool
+from shared.events import Actor, Payload, make_event
+from shared.events.progress import (
+    BatchErased,
+    ErasurePlanned,
+    ErasureSoftDeleted,
+    JobCancelled,
+    JobCompleted,
+    PurgeStarted,
+)
+from shared.events.topics import PROGRESS
+from shared.kafka import create_broker
+from tests.conftest import Org
+from tests.helpers import eventually
+
+pytestmark = pytest.mark.integration
+DOMAIN = "example-processor.com"  # the processor of the specification's examples
+WORKER = Actor(kind="service", id="eraser")
+
+# Section 7.2's example request, byte for byte apart from the callback URL (the test's own
+# receiver) and the id (fresh per test). Its trailing comma after "property_id" is kept.
+EXAMPLE = """{
+  "subject_request_id": "a7551968-d5d6-44b2-9831-815ac9017798",
+  "subject_request_type": "erasure",
+  "submitted_time": "2018-10-02T15:00:00Z",
+  "subject_identities": [
+    {
+      "identity_type": "email",
+      "identity_value": "johndoe@example.com",
+      "identity_format": "raw"
+    }
+  ],
+  "api_version": "2.0",
+  "status_callback_urls": [
+    "https://examplecontroller.com/opendsr/callbacks"
+  ],
+  "extensions": {
+    "example-processor.com": {
+      "foo-processor-custom-id":123456,
+      "property_id": "123456",
+    },
+    "example-other-processor.com": {
+      "foo-other-processor-custom-id":654321
+    }
+  }
+}"""
+
+
+def example(callback_url: str, request_id: str | None = None) -> bytes:
+    text = EXAMPLE.replace("https://examplecontroller.com/opendsr/callbacks", callback_url)
+    if request_id:
+        text = text.replace("a7551968-d5d6-44b2-9831-815ac9017798", request_id)
+    return text.encode()
+
+
+# --- a controller's callback endpoint -------------------------------------------------------
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+    valid: bool
+
+    @property
+    def json(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.body)
+        return data
+
+
+@dataclass
+class Receiver:
+    """A minimal HTTP/1.1 endpoint. It verifies the signature over the raw body before
+    reading it (section 8.8: 403 when it does not verify), and answers 503 to the first
+    `fail_first` valid callbacks so the processor has to retry."""
+
+    public_key: rsa.RSAPublicKey
+    fail_first: int = 0
+    received: list[Received] = field(default_factory=list)
+    server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        port = self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}/opendsr/callbacks"
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+            lines = head.split("\r\n")
+            headers = {
+                k.strip().lower(): v.strip()
+                for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
+            }
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            valid = (
+                opendsr.verify(self.public_key, body, headers.get("x-opendsr-signature", ""))
+                and headers.get("x-opendsr-processor-domain") == DOMAIN
+            )
+            self.received.append(Received(headers, body, valid))
+            status = "403 Forbidden" if not valid else "200 OK"
+            if valid and self.fail_first > 0:
+                self.fail_first -= 1
+                status = "503 Service Unavailable"
+            writer.write(f"HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n".encode())
+            await writer.drain()
+        finally:
+            writer.close()
+
+    def statuses(self, request_id: str) -> list[str]:
+        return [
+            r.json["request_status"]
+            for r in self.received
+            if r.valid and r.json["subject_request_id"] == request_id
+        ]
+
+
+# --- the processor: intake and the callback sender, in this process ---------------------------
+
+
+@pytest.fixture(scope="module")
+def key_file(state_dir: Path) -> Path:
+    """A dev key generated into the test's own state directory (never committed)."""
+    path = state_dir / "opendsr-signing-key.pem"
+    if not path.exists():
+        path.write_bytes(opendsr.new_signing_key_pem())
+        path.chmod(0o600)
+    return path
+
+
+@pytest.fixture(scope="module")
+async def api(base_settings: dict[str, Any], key_file: Path) -> AsyncIterator[httpx.AsyncClient]:
+    settings = IntakeSettings(
+        **base_settings,
+        submit_burst=1000,
+        opendsr_processor_domain=DOMAIN,
+        opendsr_signing_key_file=key_file,
+    )
+    http = create_http(settings)
+    async with http.router.lifespan_context(http):
+        transport = httpx.ASGITransport(app=http)
+        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+            yield client
+
+
+class SenderRuntime:
+    pool: asyncpg.Pool
+
+    def __init__(self, settings: NotifierSettings) -> None:
+        self.settings = settings
+
+    async def open(self) -> None:
+        self.pool = await create_pool(self.settings.database_url)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+@pytest.fixture(scope="module")
+async def sender(base_settings: dict[str, Any], key_file: Path) -> AsyncIterator[None]:
+    settings = NotifierSettings(
+        **base_settings,
+        opendsr_processor_domain=DOMAIN,
+        opendsr_signing_key_file=key_file,
+        opendsr_callback_backoff_seconds=0.2,
+    )
+    rt = SenderRuntime(settings)
+    broker = create_broker(settings.kafka_bootstrap_servers, service="notifier-opendsr-test")
+    callbacks.register(broker, rt)
+    async with FastStream(broker, on_startup=[rt.open], after_shutdown=[rt.close]):
+        yield
+
+
+@pytest.fixture
+async def public_key(api: httpx.AsyncClient) -> rsa.RSAPublicKey:
+    """What a controller does (section 8.8 step 3): discovery, then the published key."""
+    found = (await api.get("/opendsr/discovery")).json()
+    pem = (await api.get(found["processor_certificate"])).content
+    key = serialization.load_pem_public_key(pem)
+    assert isinstance(key, rsa.RSAPublicKey)
+    return key
+
+
+@pytest.fixture
+async def receiver(public_key: rsa.RSAPublicKey) -> AsyncIterator[Receiver]:
+    r = Receiver(public_key)
+    await r.start()
+    yield r
+    await r.stop()
+
+
+@pytest.fixture(scope="module")
+async def producer(prepared: Any) -> AsyncIterator[AIOKafkaProducer]:
+    p = AIOKafkaProducer(bootstrap_servers=prepared.kafka_bootstrap_servers)
+    await p.start()
+    yield p
+    await p.stop()
+
+
+async def report(
+    producer: AIOKafkaProducer, job_id: uuid.UUID, org_id: str, *payloads: Payload
+) -> None:
+    """Publish progress as the eraser does (keyed by job: one partition, in order)."""
+    for payload in payloads:
+        env = make_event(payload, actor=WORKER, job_id=job_id, org_id=org_id)
+        await producer.send_and_wait(PROGRESS, env.model_dump_json().encode(), key=env.key())
+
+
+def json_headers(org: Org | None = None) -> dict[str, str]:
+    return {"Content-Type": "application/json", **(org.headers if org else {})}
+
+
+def signed_by(key: rsa.RSAPublicKey, r: httpx.Response) -> bool:
+    return r.headers.get("x-opendsr-processor-domain") == DOMAIN and opendsr.verify(
+        key, r.content, r.headers.get("x-opendsr-signature", "")
+    )
+
+
+async def job_of(db: asyncpg.Pool, org: Org, request_id: str) -> uuid.UUID | None:
+    """The job, once its request has left the outbox (None before)."""
+    row = await db.fetchrow(
+        "SELECT j.id, (SELECT count(*) FROM lethe.outbox o WHERE o.event->>'job_id' = "
+        "j.id::text) AS waiting FROM lethe.jobs j WHERE j.org_id = $1 AND j.request_id = $2",
+        org.id,
+        request_id,
+    )
+    if row is None or row["waiting"]:
+        return None
+    job_id: uuid.UUID = row["id"]
+    return job_id
+
+
+# --- acceptance ------------------------------------------------------------------------------
+
+
+async def test_the_specifications_example_completes_with_signed_callbacks(
+    api: httpx.AsyncClient,
+    sender: None,
+    receiver: Receiver,
+    public_key: rsa.RSAPublicKey,
+    producer: AIOKafkaProducer,
+    org: Org,
+    lethe_db: asyncpg.Pool,
+) -> None:
+    receiver.fail_first = 1  # the first callback fails once: it must be retried
+    rid = "a7551968-d5d6-44b2-9831-815ac9017798"  # the example's own id (orgs never repeat)
+    body = example(receiver.url)
+    headers = {**org.headers, "Accept": "application/json", "Content-Type": "application/json"}
+
+    r = await api.post("/opendsr/opengdpr_requests", content=body, headers=headers)
+    assert r.status_code == 201, r.text
+    assert signed_by(public_key, r)
+    receipt = r.json()
+    assert receipt["controller_id"] == org.id
+    assert receipt["subject_request_id"] == rid
+    assert base64.b64decode(receipt["encoded_request"]) == body
+    assert {"expected_completion_time", "received_time"} <= set(receipt)
+    unsigned = opendsr.dumps({k: v for k, v in receipt.items() if k != "processor_signature"})
+    assert opendsr.verify(public_key, unsigned, receipt["processor_signature"])
+
+    status = await api.get(f"/opendsr/opengdpr_requests/{rid}", headers=org.headers)
+    assert status.status_code == 200 and signed_by(public_key, status)
+    assert status.json()["request_status"] == "pending"
+    assert status.json()["expected_completion_time"] == receipt["expected_completion_time"]
+
+    job_id = await eventually(lambda: job_of(lethe_db, org, rid), what="the job to leave")
+    await report(
+        producer,
+        job_id,
+        org.id,
+        ErasurePlanned(total=3, per_table={"users": 1, "messages": 2}),
+        BatchErased(
+            table="messages",
+            rows=3,
+            objects=0,
+            done=3,
+            total=3,
+            rows_per_second=100.0,
+            eta_seconds=0,
+        ),
+        ErasureSoftDeleted(
+            done=3, total=3, verification={"remaining": 0}, purge_after="2000-01-01T00:00:00Z"
+        ),
+        PurgeStarted(),
+        JobCompleted(done=3, total=3, verification={"remaining": 0}),
+    )
+
+    async def completed() -> dict[str, Any] | None:
+        s = await api.get(f"/opendsr/requests/{rid}", headers=org.headers)
+        return s.json() if s.json()["request_status"] == "completed" else None
+
+    final = await eventually(completed, timeout=60, what="the request to complete")
+    assert final["controller_id"] == org.id and final["results_count"] == 3
+
+    async def all_callbacks() -> list[str] | None:
+        got = receiver.statuses(rid)
+        return got if got and got[-1] == "completed" else None
+
+    got = await eventually(all_callbacks, timeout=60, what="the completed callback")
+    # One per state change (planned, soft-deleted, purging, completed), in order; the
+    # first was refused once and sent again.
+    assert got == ["in_progress", "in_progress", "in_progress", "in_progress", "completed"]
+    last = next(x for x in reversed(receiver.received) if x.valid)
+    assert last.json["status_callback_url"] == receiver.url
+    assert last.json["controller_id"] == org.id
+    assert last.headers["x-opengdpr-signature"] == last.headers["x-opendsr-signature"]
+    assert all(x.valid for x in receiver.received)
+    sent = await lethe_db.fetch(
+        "SELECT status, attempts FROM lethe.opendsr_callbacks WHERE job_id = $1", job_id
+    )
+    assert sorted((s["status"], s["attempts"]) for s in sent) == [("sent", 1)] * 3 + [("sent", 2)]
+
+
+# --- the rest of the convention ------------------------------------------------------------
+
+
+async def test_discovery_lists_what_this_processor_supports(
+    api: httpx.AsyncClient, public_key: rsa.RSAPublicKey
+) -> None:
+    for path in ("/opendsr/discovery", "/opendsr/v2/discovery", "/opendsr/v1/discovery"):
+        r = await api.get(path)  # public: controllers fetch it to check signatures
+        assert r.status_code == 200 and signed_by(public_key, r), path
+        d = r.json()
+        assert d["api_version"] == "2.0"
+        assert {"identity_type": "email", "identity_format": "raw"} in d["supported_identities"]
+        assert set(d["supported_subject_request_types"]) == {"erasure", "access", "portability"}
+        assert d["processor_certificate"].endswith("/opendsr/cert.pem")
+
+
+async def test_cancel_only_while_pending(
+    api: httpx.AsyncClient,
+    sender: None,
+    receiver: Receiver,
+    public_key: rsa.RSAPublicKey,
+    producer: AIOKafkaProducer,
+    org: Org,
+    lethe_db: asyncpg.Pool,
+) -> None:
+    rid = str(uuid.uuid4())
+    r = await api.post(
+        "/opendsr/requests", content=example(receiver.url, rid), headers=json_headers(org)
+    )
+    assert r.status_code == 201, r.text
+    job_id = await eventually(lambda: job_of(lethe_db, org, rid), what="the job to leave")
+
+    d = await api.delete(f"/opendsr/requests/{rid}", headers=org.headers)
+    assert d.status_code == 202 and signed_by(public_key, d), d.text
+    assert d.json()["subject_request_id"] == rid and d.json()["controller_id"] == org.id
+    assert "received_time" in d.json() and "processor_signature" in d.json()
+    queued = await lethe_db.fetchval(
+        "SELECT count(*) FROM lethe.job_events WHERE job_id = $1 AND type = 'CancelErasure'",
+        job_id,
+    )
+    assert queued == 1
+
+    await report(producer, job_id, org.id, JobCancelled(done=0, total=0))
+
+    async def cancelled() -> list[str] | None:
+        got = receiver.statuses(rid)
+        return got if "cancelled" in got else None
+
+    assert await eventually(cancelled, what="the cancelled callback") == ["cancelled"]
+    s = await api.get(f"/opendsr/requests/{rid}", headers=org.headers)
+    assert s.json()["request_status"] == "cancelled"
+
+    again = await api.delete(f"/opendsr/requests/{rid}", headers=org.headers)
+    assert again.status_code == 400
+    assert again.json()["error"]["code"] == 400
+    assert "cancelled" in again.json()["error"]["message"]
+
+
+async def test_cancel_refused_once_in_progress(
+    api: httpx.AsyncClient,
+    receiver: Receiver,
+    producer: AIOKafkaProducer,
+    org: Org,
+    lethe_db: asyncpg.Pool,
+) -> None:
+    rid = str(uuid.uuid4())
+    r = await api.post(
+        "/opendsr/requests", content=example(receiver.url, rid), headers=json_headers(org)
+    )
+    assert r.status_code == 201, r.text
+    job_id = await eventually(lambda: job_of(lethe_db, org, rid), what="the job to leave")
+    await report(producer, job_id, org.id, ErasurePlanned(total=1, per_table={"users": 1}))
+
+    async def running() -> bool:
+        s = await api.get(f"/opendsr/requests/{rid}", headers=org.headers)
+        return bool(s.json()["request_status"] == "in_progress")
+
+    await eventually(running, what="the request to be in progress")
+    d = await api.delete(f"/opendsr/v2/opengdpr_requests/{rid}", headers=org.headers)
+    assert d.status_code == 400
+    assert "in_progress" in d.json()["error"]["message"]
+
+
+async def test_idempotency_same_id(
+    api: httpx.AsyncClient, org: Org, lethe_db: asyncpg.Pool
+) -> None:
+    rid = str(uuid.uuid4())
+    body = example("https://controller.example/cb", rid)
+    first = await api.post("/opendsr/requests", content=body, headers=json_headers(org))
+    again = await api.post("/opendsr/opengdpr_requests", content=body, headers=json_headers(org))
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json() == again.json()
+    other = body.replace(b"johndoe@example.com", b"janedoe@example.com")
+    c = await api.post("/opendsr/requests", content=other, headers=json_headers(org))
+    assert c.status_code == 409 and c.json()["error"]["code"] == 409
+    other_cb = body.replace(b"controller.example/cb", b"controller.example/other")
+    assert (
+        await api.post("/opendsr/requests", content=other_cb, headers=json_headers(org))
+    ).status_code == 409
+    assert await intake_store.count_jobs(lethe_db, org.id) == 1
+
+
+BAD: list[tuple[dict[str, Any], str]] = [
+    ({"subject_request_id": None}, "subject_request_id"),
+    ({"subject_request_id": "A7551968-D5D6-44B2-9831-815AC9017798"}, "subject_request_id"),
+    ({"subject_request_id": "a7551968-d5d6-14b2-9831-815ac9017798"}, "subject_request_id"),
+    ({"subject_request_type": "rectification"}, "subject_request_type"),
+    ({"submitted_time": None}, "submitted_time"),
+    ({"submitted_time": "2018-10-02T15:00:00"}, "submitted_time"),
+    ({"subject_identities": []}, "subject_identities"),
+    (
+        {"subject_identities": [{"identity_type": "email", "identity_format": "raw"}]},
+        "identity_value",
+    ),
+    (
+        {
+            "subject_identities": [
+                {"identity_type": "shoe", "identity_value": "9", "identity_format": "raw"}
+            ]
+        },
+        "identity_type",
+    ),
+    (
+        {
+            "subject_identities": [
+                {"identity_type": "email", "identity_value": "x@y.z", "identity_format": "b64"}
+            ]
+        },
+        "identity_format",
+    ),
+    (
+        {
+            "subject_identities": [
+                {"identity_type": "email", "identity_value": "nope", "identity_format": "raw"}
+            ]
+        },
+        "identity_value",
+    ),
+    (
+        {
+            "subject_identities": [
+                {"identity_type": "ios_vendor_id", "identity_value": "x", "identity_format": "raw"}
+            ]
+        },
+        "not supported",
+    ),
+    ({"regulation": "hipaa"}, "regulation"),
+    ({"api_version": "3.0"}, "api_version"),
+    ({"status_callback_urls": ["ftp://x.example/cb"]}, "status_callback_urls"),
+    ({"colour": "blue"}, "colour"),
+]
+
+
+@pytest.mark.parametrize("change, words", BAD)
+async def test_bad_requests_get_the_error_object(
+    api: httpx.AsyncClient, org: Org, lethe_db: asyncpg.Pool, change: dict[str, Any], words: str
+) -> None:
+    body = opendsr.loads_lenient(example("https://c.example/cb", str(uuid.uuid4())))
+    for k, v in change.items():
+        if v is None:
+            body.pop(k)
+        else:
+            body[k] = v
+    r = await api.post("/opendsr/requests", json=body, headers=org.headers)
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["code"] == 400 and words in err["message"]
+    assert err["errors"] and {"domain", "reason", "message"} <= set(err["errors"][0])
+    assert "johndoe" not in r.text  # never the identity (section 7.6)
+    assert await intake_store.count_jobs(lethe_db, org.id) == 0
+
+
+async def test_auth_and_unknown_ids_use_the_error_object(api: httpx.AsyncClient, org: Org) -> None:
+    r = await api.post(
+        "/opendsr/requests", content=example("https://c.example/cb"), headers=json_headers()
+    )
+    assert r.status_code == 401 and r.json()["error"]["code"] == 401
+    rid = str(uuid.uuid4())
+    g = await api.get(f"/opendsr/requests/{rid}", headers=org.headers)
+    assert g.status_code == 404 and g.json()["error"]["code"] == 404
+    g = await api.get("/opendsr/requests/not-a-uuid", headers=org.headers)
+    assert g.status_code == 400
