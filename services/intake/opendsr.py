@@ -55,7 +55,7 @@ DOMAIN_HEADERS = ("X-OpenDSR-Processor-Domain", "X-OpenGDPR-Processor-Domain")
 # identities (sha256, ...) are refused until the eraser can match them: see `discovery`.
 IDENTITIES: dict[tuple[str, str], str] = {
     ("email", "raw"): "email",
-    ("controller_customer_id", "raw"): "user_id",
+    ("controller_customer_id", "raw"): "external_id",
 }
 IDENTITY_TYPES = (  # section 5.1
     "controller_customer_id",

@@ -31,7 +31,7 @@ from services.intake.settings import IntakeSettings
 from services.notifier import opendsr as callbacks
 from services.notifier.settings import NotifierSettings
 from shared.db import create_pool
-from shared.events import Actor, Payload, make_event
+from shared.events import Actor, Envelope, Payload, make_event
 from shared.events.progress import (
     BatchErased,
     ErasurePlanned,
@@ -534,3 +534,56 @@ async def test_auth_and_unknown_ids_use_the_error_object(api: httpx.AsyncClient,
     assert g.status_code == 404 and g.json()["error"]["code"] == 404
     g = await api.get("/opendsr/requests/not-a-uuid", headers=org.headers)
     assert g.status_code == 400
+
+
+# --- the sender on its own: exactly one POST per (event, URL), failures recorded -----------
+
+
+async def test_a_redelivered_event_posts_once_and_failures_are_recorded(
+    api: httpx.AsyncClient, key_file: Path, org: Org, lethe_db: asyncpg.Pool
+) -> None:
+    rid = str(uuid.uuid4())
+    good, bad = "https://good.example/cb", "https://bad.example/cb"
+    body = example(good, rid).replace(f'"{good}"'.encode(), f'"{good}", "{bad}"'.encode())
+    r = await api.post("/opendsr/requests", content=body, headers=json_headers(org))
+    assert r.status_code == 201, r.text
+    job_id = await eventually(lambda: job_of(lethe_db, org, rid), what="the job to leave")
+
+    posted: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        posted.append(str(request.url))
+        return httpx.Response(200 if request.url.host == "good.example" else 500)
+
+    audit: list[Envelope] = []
+
+    async def emit(env: Envelope) -> None:
+        audit.append(env)
+
+    key = opendsr.load_signing_key(None, key_file)
+    deps = callbacks.CallbackDeps(
+        pool=lethe_db,
+        key=lambda: key,
+        domain=DOMAIN,
+        timeout=5,
+        emit=emit,
+        transport=httpx.MockTransport(answer),
+    )
+    env = make_event(
+        ErasurePlanned(total=1, per_table={"users": 1}), actor=WORKER, job_id=job_id, org_id=org.id
+    )
+    for _ in range(2):  # the second delivery retries only the URL that failed
+        with pytest.raises(callbacks.CallbackFailed, match=r"bad\.example") as failed:
+            await callbacks.send_callbacks(env, deps)
+        assert bad not in str(failed.value)  # host and hash, never the whole URL
+    assert posted == [good, bad, bad]
+    await callbacks.give_up(env, deps, "CallbackFailed: bad.example 500")
+    rows = await lethe_db.fetch(
+        "SELECT url, status, attempts FROM lethe.opendsr_callbacks WHERE event_id = $1",
+        env.event_id,
+    )
+    assert {(r["url"], r["status"]) for r in rows} == {(good, "sent"), (bad, "failed")}
+    assert posted.count(good) == 1
+    kinds = [e.type for e in audit]
+    assert kinds[0] == "OpenDSRCallbackSent" and "OpenDSRCallbackFailed" in kinds
+    assert all(bad not in e.model_dump_json() for e in audit)
