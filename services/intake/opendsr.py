@@ -19,12 +19,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -202,7 +204,29 @@ def _field_errors(exc: ValidationError) -> list[str]:
     return out
 
 
-def parse_request(raw: bytes, processor_domain: str) -> OpenDSRRequest:
+def check_callback_urls(urls: list[str]) -> list[str]:
+    """Problems with callback URLs a production processor should not call: plain http, or a
+    host that is a loopback, private or link-local address (the notifier would otherwise
+    POST wherever an API key asks, inside our own network too)."""
+    errors = []
+    for i, url in enumerate(urls):
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        try:
+            ip = ipaddress.ip_address(host)
+            internal = ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved
+        except ValueError:
+            internal = host == "localhost" or host.endswith((".localhost", ".internal", ".local"))
+        if parts.scheme != "https":
+            errors.append(f"status_callback_urls[{i}]: must be an https URL (section 3.3)")
+        elif internal:
+            errors.append(f"status_callback_urls[{i}]: must not point at an internal address")
+    return errors
+
+
+def parse_request(
+    raw: bytes, processor_domain: str, *, allow_insecure_callbacks: bool = False
+) -> OpenDSRRequest:
     """The request body, validated; `Invalid` names every problem's field."""
     if not raw.strip():
         raise Invalid("the request body is empty", ["body: a JSON object is required"])
@@ -217,6 +241,8 @@ def parse_request(raw: bytes, processor_domain: str) -> OpenDSRRequest:
     except ValidationError as exc:
         errors = _field_errors(exc)
         raise Invalid(errors[0], errors) from None
+    if not allow_insecure_callbacks and (errors := check_callback_urls(req.status_callback_urls)):
+        raise Invalid(errors[0], errors)
     ours = (req.extensions or {}).get(processor_domain) or {}
     if req.property_id is None and ours.get("property_id") is not None:
         req = req.model_copy(update={"property_id": ours["property_id"]})

@@ -221,7 +221,11 @@ async def _create(request: Request) -> Response:
         )
     raw = await request.body()
     try:
-        req = opendsr.parse_request(raw, rt.settings.opendsr_processor_domain)
+        req = opendsr.parse_request(
+            raw,
+            rt.settings.opendsr_processor_domain,
+            allow_insecure_callbacks=rt.settings.opendsr_allow_insecure_callbacks,
+        )
         lethe_req = opendsr.to_request_in(req)
     except opendsr.Invalid as exc:
         raise OpenDSRError(400, exc.message, exc.errors) from exc

@@ -36,3 +36,8 @@ class IntakeSettings(LetheSettings):
         description="OpenDSR: URL of the CA-issued certificate for discovery; unset: the "
         "public key is served at /opendsr/cert.pem.",
     )
+    opendsr_allow_insecure_callbacks: bool = Field(
+        False,
+        description="OpenDSR: accept http:// and internal-address callback URLs "
+        "(development and tests only).",
+    )

@@ -176,6 +176,7 @@ async def api(base_settings: dict[str, Any], key_file: Path) -> AsyncIterator[ht
         submit_burst=1000,
         opendsr_processor_domain=DOMAIN,
         opendsr_signing_key_file=key_file,
+        opendsr_allow_insecure_callbacks=True,  # the receiver is http://127.0.0.1
     )
     http = create_http(settings)
     async with http.router.lifespan_context(http):
@@ -587,3 +588,56 @@ async def test_a_redelivered_event_posts_once_and_failures_are_recorded(
     kinds = [e.type for e in audit]
     assert kinds[0] == "OpenDSRCallbackSent" and "OpenDSRCallbackFailed" in kinds
     assert all(bad not in e.model_dump_json() for e in audit)
+
+
+@pytest.mark.parametrize(
+    "url, allowed",
+    [
+        ("https://examplecontroller.com/opendsr/callbacks", True),
+        ("http://examplecontroller.com/opendsr/callbacks", False),
+        ("https://127.0.0.1/cb", False),
+        ("https://10.1.2.3/cb", False),
+        ("https://169.254.169.254/latest/meta-data", False),
+        ("https://[::1]/cb", False),
+        ("https://localhost:8080/cb", False),
+        ("https://db.internal/cb", False),
+    ],
+)
+def test_production_refuses_plain_http_and_internal_callbacks(url: str, allowed: bool) -> None:
+    body = example(url)
+    if allowed:
+        assert opendsr.parse_request(body, DOMAIN).status_callback_urls == [url]
+        return
+    with pytest.raises(opendsr.Invalid, match=r"status_callback_urls\[0\]"):
+        opendsr.parse_request(body, DOMAIN)
+    assert opendsr.parse_request(body, DOMAIN, allow_insecure_callbacks=True)
+
+
+def test_the_example_maps_onto_a_lethe_request() -> None:
+    req = opendsr.parse_request(example("https://c.example/cb"), DOMAIN)
+    assert req.property_id == "123456"  # from our own extension (section 7.1.2)
+    lethe = opendsr.to_request_in(req)
+    assert (lethe.type, lethe.regulation, lethe.request_id) == (
+        "erasure",
+        "gdpr",
+        req.subject_request_id,
+    )
+    assert lethe.subject is not None and lethe.subject.email == "johndoe@example.com"
+    access = json.loads(opendsr.dumps(req.model_dump(mode="json")))
+    access.update(
+        subject_request_type="portability",
+        regulation="ccpa",
+        subject_identities=[
+            {
+                "identity_type": "controller_customer_id",
+                "identity_value": "c-42",
+                "identity_format": "raw",
+            }
+        ],
+    )
+    mapped = opendsr.to_request_in(opendsr.parse_request(json.dumps(access).encode(), DOMAIN))
+    assert (mapped.type, mapped.format, mapped.regulation) == ("export", "json", "ccpa")
+    assert mapped.subject is not None and mapped.subject.external_id == "c-42"
+    assert {opendsr.request_status(s) for s in ("running", "soft_deleted", "purging")} == {
+        "in_progress"
+    }
