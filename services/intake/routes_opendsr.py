@@ -33,7 +33,7 @@ from services.intake.auth import caller, role, runtime
 from services.intake.domain import Caller
 from shared.events import make_event
 from shared.events.jobs import CancelErasure
-from shared.events.topics import JOBS_ERASE, JOBS_EXPORT
+from shared.events.topics import JOBS_ERASE
 from shared.kafka import current_trace
 
 router = APIRouter(prefix="/opendsr", tags=["opendsr"])
@@ -311,7 +311,9 @@ async def _cancel(subject_request_id: str, request: Request) -> Response:
         job_id=row["id"],
         org_id=who.org_id,
     )
-    topic = JOBS_ERASE if row["type"] == "erasure" else JOBS_EXPORT
+    # As /v1/jobs/{id}/cancel does, for exports too (the exporter's topic carries requests
+    # only; an export is not yet cancellable once started).
+    topic = JOBS_ERASE
     allowed = tuple(
         s for s in lifecycle.COMMANDS["cancel"] if opendsr.REQUEST_STATUS[s] == "pending"
     )
@@ -330,10 +332,28 @@ async def _cancel(subject_request_id: str, request: Request) -> Response:
 
 router.add_api_route("/cert.pem", certificate, methods=["GET"], name="opendsr_certificate")
 for _version in VERSIONS:
-    router.add_api_route(f"{_version}/discovery", discovery, methods=["GET"])
-    router.add_api_route(f"{_version}/status/{{subject_request_id}}", status, methods=["GET"])
+    # The docs show the current names once; the versioned and OpenGDPR aliases work the same.
+    _listed = _version == ""
+    router.add_api_route(
+        f"{_version}/discovery", discovery, methods=["GET"], include_in_schema=_listed
+    )
+    router.add_api_route(
+        f"{_version}/status/{{subject_request_id}}",
+        status,
+        methods=["GET"],
+        include_in_schema=False,
+    )
     for _noun in NOUNS:
-        router.add_api_route(f"{_version}/{_noun}", create, methods=["POST"], status_code=201)
-        path = f"{_version}/{_noun}/{{subject_request_id}}"
-        router.add_api_route(path, status, methods=["GET"])
-        router.add_api_route(path, cancel, methods=["DELETE"], status_code=202)
+        _listed = _version == "" and _noun == "requests"
+        _path = f"{_version}/{_noun}/{{subject_request_id}}"
+        router.add_api_route(
+            f"{_version}/{_noun}",
+            create,
+            methods=["POST"],
+            status_code=201,
+            include_in_schema=_listed,
+        )
+        router.add_api_route(_path, status, methods=["GET"], include_in_schema=_listed)
+        router.add_api_route(
+            _path, cancel, methods=["DELETE"], status_code=202, include_in_schema=_listed
+        )
