@@ -2,8 +2,8 @@
 callback sender run in this process; a controller's callback endpoint listens on 127.0.0.1
 and checks each signature with the key the processor publishes (spec section 8.8).
 
-The job's progress is published here as the eraser would report it (the eraser is being
-rewritten meanwhile), so the test is about OpenDSR, not about erasing."""
+Most tests publish the job's progress themselves, as the eraser reports it, so they are about
+OpenDSR, not about erasing; the last one runs the real eraser on a seeded subject."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from faststream import FastStream
 
+from deploy.local.sample.seed import seed_org
+from services.eraser.app import create_app as create_eraser
+from services.eraser.settings import EraserSettings
 from services.intake import opendsr
 from services.intake import store as intake_store
 from services.intake.app import create_http
@@ -204,7 +207,10 @@ async def sender(base_settings: dict[str, Any], key_file: Path) -> AsyncIterator
         **base_settings,
         opendsr_processor_domain=DOMAIN,
         opendsr_signing_key_file=key_file,
-        opendsr_callback_backoff_seconds=0.2,
+        # Short: later tests' jobs outlive earlier tests' receivers, and a partition waits
+        # while a callback is retried.
+        opendsr_callback_retries=3,
+        opendsr_callback_backoff_seconds=0.1,
     )
     rt = SenderRuntime(settings)
     broker = create_broker(settings.kafka_bootstrap_servers, service="notifier-opendsr-test")
@@ -641,3 +647,69 @@ def test_the_example_maps_onto_a_lethe_request() -> None:
     assert {opendsr.request_status(s) for s in ("running", "soft_deleted", "purging")} == {
         "in_progress"
     }
+
+
+# --- with the real eraser --------------------------------------------------------------------
+
+SUBJECT_EMAIL = "johndoe@example.com"  # the example's subject
+EXAMPLE_ID = "a7551968-d5d6-44b2-9831-815ac9017798"  # and its id (every test has its own org)
+
+
+async def test_the_example_request_erases_its_subject(
+    api: httpx.AsyncClient,
+    sender: None,
+    receiver: Receiver,
+    public_key: rsa.RSAPublicKey,
+    base_settings: dict[str, Any],
+    org: Org,
+    lethe_db: asyncpg.Pool,
+    platform_db: asyncpg.Pool,
+    s3: Any,
+) -> None:
+    async with platform_db.acquire() as conn:
+        seeded = await seed_org(
+            conn,
+            s3,
+            "lethe-platform",
+            org.id,
+            users=2,
+            conversations_per_user=1,
+            messages_per_conversation=5,
+            media_every=2,
+        )
+        subject = seeded.users[0]
+        await conn.execute("UPDATE users SET email = $1 WHERE id = $2", SUBJECT_EMAIL, subject.id)
+    # No recovery window: the request completes once the data is purged, not when hidden.
+    await lethe_db.execute(
+        "UPDATE lethe.organisations SET recovery_window_days = 0 WHERE id = $1", org.id
+    )
+    eraser = create_eraser(EraserSettings(**base_settings, erase_purge_interval_seconds=1))
+    async with eraser:
+        r = await api.post(
+            "/opendsr/opengdpr_requests", content=example(receiver.url), headers=json_headers(org)
+        )
+        assert r.status_code == 201 and signed_by(public_key, r), r.text
+
+        async def completed() -> dict[str, Any] | None:
+            s = await api.get(f"/opendsr/opengdpr_requests/{EXAMPLE_ID}", headers=org.headers)
+            body: dict[str, Any] = s.json()
+            assert body["processor_status"] != "failed", body
+            return (
+                body if body["request_status"] == "completed" and signed_by(public_key, s) else None
+            )
+
+        final = await eventually(completed, timeout=120, what="the request to complete")
+        assert final["results_count"] > 0
+
+        async def completed_callback() -> list[str] | None:
+            got = receiver.statuses(EXAMPLE_ID)
+            return got if got and got[-1] == "completed" else None
+
+        got = await eventually(completed_callback, timeout=60, what="the completed callback")
+        assert set(got[:-1]) <= {"in_progress"}
+        assert all(x.valid for x in receiver.received)
+
+    left = await platform_db.fetchval("SELECT count(*) FROM users WHERE id = $1", subject.id)
+    assert left == 0
+    others = await platform_db.fetchval("SELECT count(*) FROM users WHERE org_id = $1", org.id)
+    assert others == len(seeded.users) - 1
