@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from services.auditor import store as audit_store
-from services.intake.auth import caller, runtime
+from services.intake.auth import audit_refusal, role, runtime
 from services.intake.domain import Caller
 
 router = APIRouter()
@@ -39,7 +39,7 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
 @router.get("/v1/audit")
 async def list_audit(
     request: Request,
-    who: Annotated[Caller, Depends(caller)],
+    who: Annotated[Caller, Depends(role("owner"))],
     org: str | None = None,
     job: uuid.UUID | None = None,
     action: str | None = None,
@@ -48,9 +48,8 @@ async def list_audit(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
-    if who.role != "owner":
-        raise HTTPException(403, "the audit trail is for the organisation's owners only")
     if org is not None and org != who.org_id:
+        await audit_refusal(request, "audit trail of another organisation", who)
         raise HTTPException(403, f"your key belongs to organisation {who.org_id}, not {org}")
     for value in (since, until):
         if value is not None and value.tzinfo is None:

@@ -62,6 +62,7 @@ class NotifierDeps:
     requester_templates: frozenset[str] = frozenset()
     owner_templates: frozenset[str] = frozenset()
     http: httpx.AsyncClient | None = None
+    webhook_timeout: float = 10.0
 
 
 def recipient_key(hash_key: bytes, address: str) -> str:
@@ -124,10 +125,20 @@ async def send_email(env: Envelope, deps: NotifierDeps) -> None:
     render(cmd.template, cmd.context)  # an unknown template fails before anything is sent
     failures: list[str] = []
     for key, address in await recipients(env, cmd, deps):
-        if not await store.claim(
-            deps.pool, env.event_id, key, job_id=env.job_id, channel="email", template=cmd.template
-        ):
+        claim = await store.claim(
+            deps.pool,
+            env.event_id,
+            key,
+            job_id=env.job_id,
+            channel="email",
+            template=cmd.template,
+            lease_seconds=2 * deps.timeout + 5,
+        )
+        if claim is store.Claim.DONE:
             continue  # already sent to this recipient: a redelivery
+        if claim is store.Claim.BUSY:
+            failures.append(f"email to {key}: being sent by another consumer")
+            continue
         try:
             await aiosmtplib.send(
                 build_message(env, cmd, deps.mail_from, address, key),
@@ -183,9 +194,19 @@ async def send_callbacks(env: Envelope, deps: NotifierDeps) -> None:
     failures: list[str] = []
     for hook in hooks:
         key = f"webhook:{hook.id}"
-        if not await store.claim(
-            deps.pool, env.event_id, key, job_id=env.job_id, channel="webhook", template=env.type
-        ):
+        claim = await store.claim(
+            deps.pool,
+            env.event_id,
+            key,
+            job_id=env.job_id,
+            channel="webhook",
+            template=env.type,
+            lease_seconds=2 * deps.webhook_timeout + 5,
+        )
+        if claim is store.Claim.DONE:
+            continue
+        if claim is store.Claim.BUSY:
+            failures.append(f"webhook {hook.id}: being sent by another consumer")
             continue
         headers = {
             "content-type": "application/json",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from faststream.kafka import KafkaBroker
 
-from services.notifier import domain, opendsr
+from services.notifier import domain
 from shared.events import Envelope
 from shared.events.topics import NOTIFICATIONS, PROGRESS
 from shared.kafka import publish_event, subscribe
@@ -40,6 +40,7 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
             requester_templates=frozenset(s.notify_requester_templates),
             owner_templates=frozenset(s.notify_owner_templates),
             http=rt.http,
+            webhook_timeout=s.webhook_timeout_seconds,
         )
 
     async def on_send_email(env: Envelope) -> None:
@@ -73,4 +74,3 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
         backoff_seconds=backoff,
         on_give_up=on_callback_give_up,
     )
-    opendsr.register(broker, rt)  # OpenDSR status callbacks: group lethe-notifier-opendsr

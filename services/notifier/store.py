@@ -3,11 +3,18 @@ owner contacts and registered webhooks."""
 
 from __future__ import annotations
 
+import enum
 import secrets
 import uuid
 from dataclasses import dataclass
 
 import asyncpg
+
+
+class Claim(enum.Enum):
+    GO = "go"  # ours to send now
+    DONE = "done"  # already sent: a redelivery
+    BUSY = "busy"  # another consumer is sending it right now
 
 
 async def claim(
@@ -18,21 +25,32 @@ async def claim(
     job_id: uuid.UUID | None,
     channel: str,
     template: str,
-) -> bool:
-    """True when this (event, recipient) still needs sending: first time, or after a failure."""
-    status = await pool.fetchval(
-        "INSERT INTO lethe.deliveries (command_event_id, recipient, job_id, channel, template, "
-        "status, attempts) VALUES ($1, $2, $3, $4, $5, 'sending', 1) "
+    lease_seconds: float = 60,
+) -> Claim:
+    """Take (event, recipient) for sending: the first time, after a failure, or when the
+    previous claim's lease ran out (its sender died mid-send)."""
+    claimed = await pool.fetchval(
+        "INSERT INTO lethe.deliveries AS d (command_event_id, recipient, job_id, channel, "
+        "template, status, attempts, claimed_at) VALUES ($1, $2, $3, $4, $5, 'sending', 1, now()) "
         "ON CONFLICT (command_event_id, recipient) DO UPDATE "
-        "SET attempts = lethe.deliveries.attempts + 1, status = 'sending' "
-        "WHERE lethe.deliveries.status <> 'sent' RETURNING status",
+        "SET attempts = d.attempts + 1, status = 'sending', claimed_at = now() "
+        "WHERE d.status = 'failed' OR (d.status = 'sending' "
+        "AND d.claimed_at < now() - make_interval(secs => $6)) RETURNING true",
         command_event_id,
         recipient,
         job_id,
         channel,
         template,
+        lease_seconds,
     )
-    return status is not None
+    if claimed:
+        return Claim.GO
+    status = await pool.fetchval(
+        "SELECT status FROM lethe.deliveries WHERE command_event_id = $1 AND recipient = $2",
+        command_event_id,
+        recipient,
+    )
+    return Claim.DONE if status == "sent" else Claim.BUSY
 
 
 async def mark(

@@ -115,5 +115,7 @@ ALTER TABLE lethe.deliveries ADD COLUMN recipient text NOT NULL DEFAULT 'request
 ALTER TABLE lethe.deliveries DROP CONSTRAINT deliveries_pkey;
 ALTER TABLE lethe.deliveries ADD PRIMARY KEY (command_event_id, recipient);
 ALTER TABLE lethe.deliveries ADD COLUMN created_at timestamptz NOT NULL DEFAULT now();
+-- A 'sending' claim older than its lease belongs to a notifier that died mid-send.
+ALTER TABLE lethe.deliveries ADD COLUMN claimed_at timestamptz;
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON lethe.org_contacts, lethe.webhooks TO lethe_app;

@@ -1,0 +1,442 @@
+"""The notifier against the real SMTP sink, Postgres and Kafka: every template, owners and
+requesters, exactly-once per recipient, retries while SMTP is down, signed webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiosmtpd.controller import Controller
+
+from deploy.local import infra
+from deploy.local.smtp_sink import SinkHandler
+from services.notifier import domain, signing
+from services.notifier import store as notifier_store
+from services.notifier.app import create_app
+from services.notifier.settings import NotifierSettings
+from shared.events import Actor, Envelope, make_event
+from shared.events.notifications import TEMPLATES, SendEmail
+from shared.events.progress import BatchErased, JobCompleted
+from shared.events.topics import NOTIFICATIONS, PROGRESS
+from tests.conftest import Org
+from tests.helpers import eventually, mails_to
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+ACTOR = Actor(kind="service", id="test")
+CLI = "from services.cli import app; app()"
+CONTEXT: dict[str, Any] = {
+    "job_type": "erasure",
+    "rows": 42,
+    "review_count": 3,
+    "reason": "verification found data left",
+    "link": "https://lethe.example/v1/exports/dl?token=abc&x=1",
+    "expires_at": "2030-01-02T00:00:00+00:00",
+    "purge_after": "2030-01-03T00:00:00+00:00",
+    "due_at": "2030-01-04T00:00:00+00:00",
+    "days_left": 5,
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class PrivateSink:
+    """An SMTP sink of this module's own (the shared one is never taken down)."""
+
+    def __init__(self, mail_dir: Path) -> None:
+        self.mail_dir, self.port = mail_dir, _free_port()
+        self.controller: Controller | None = None
+
+    def start(self) -> None:
+        self.controller = Controller(
+            SinkHandler(self.mail_dir), hostname="127.0.0.1", port=self.port
+        )
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
+@pytest.fixture(scope="module")
+def sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateSink]:
+    s = PrivateSink(tmp_path_factory.mktemp("mail"))
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+async def notifier(
+    base_settings: dict[str, Any], sink: PrivateSink
+) -> AsyncIterator[NotifierSettings]:
+    """The notifier in this process, mailing through the private sink, retrying quickly."""
+    settings = NotifierSettings(
+        **{**base_settings, "smtp_port": sink.port},
+        notify_retries=8,
+        notify_backoff_seconds=0.5,
+        smtp_timeout_seconds=2,
+    )
+    async with create_app(settings):
+        yield settings
+
+
+def _deps(pool: asyncpg.Pool, ep: infra.Endpoints, sent: list[Envelope]) -> domain.NotifierDeps:
+    s = NotifierSettings(database_url=ep.database_url)
+
+    async def emit(topic: str, env: Envelope) -> None:
+        sent.append(env)
+
+    return domain.NotifierDeps(
+        pool=pool,
+        emit=emit,
+        smtp_host=ep.smtp_host,
+        smtp_port=ep.smtp_port,
+        mail_from=s.mail_from,
+        hash_key=s.subject_hash_key.get_secret_value().encode(),
+        requester_templates=frozenset(s.notify_requester_templates),
+        owner_templates=frozenset(s.notify_owner_templates),
+    )
+
+
+def _command(org: Org, template: str, to: str | None, **kw: Any) -> Envelope:
+    job = uuid.uuid4()
+    return make_event(
+        SendEmail(template=template, to=to, context={**CONTEXT, "job_id": str(job)}, **kw),
+        actor=ACTOR,
+        org_id=org.id,
+        job_id=job,
+        subject_hash="f" * 64,
+    )
+
+
+async def _publish(bootstrap: str, topic: str, env: Envelope) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, env.model_dump_json().encode(), key=env.key())
+    finally:
+        await producer.stop()
+
+
+def _body(msg: EmailMessage, subtype: str) -> str:
+    part = msg.get_body(preferencelist=(subtype,))
+    assert part is not None
+    content: str = part.get_content()
+    return content
+
+
+async def test_every_template_reaches_the_right_people(
+    org: Org, lethe_db: asyncpg.Pool, prepared: infra.Endpoints
+) -> None:
+    requester = f"dpo-{uuid.uuid4().hex[:8]}@{org.id}.test"
+    owners = [f"owner{i}-{uuid.uuid4().hex[:6]}@{org.id}.test" for i in range(2)]
+    for o in owners:
+        await notifier_store.add_contact(lethe_db, org.id, o)
+    defaults = NotifierSettings()
+    sent: list[Envelope] = []
+    deps = _deps(lethe_db, prepared, sent)
+    commands = {t: _command(org, t, requester) for t in TEMPLATES}
+    for env in commands.values():
+        await domain.send_email(env, deps)
+
+    async def all_arrived() -> bool:
+        expected = sum(t in defaults.notify_requester_templates for t in TEMPLATES)
+        return len(mails_to(prepared.mail_dir, requester)) == expected and all(
+            len(mails_to(prepared.mail_dir, o))
+            == sum(t in defaults.notify_owner_templates for t in TEMPLATES)
+            for o in owners
+        )
+
+    await eventually(all_arrived, what="every email", timeout=20)
+    for template, env in commands.items():
+        job_id = str(env.job_id)
+        to_requester = [m for m in mails_to(prepared.mail_dir, requester) if job_id in m["Subject"]]
+        assert len(to_requester) == (template in defaults.notify_requester_templates), template
+        for o in owners:
+            got = [m for m in mails_to(prepared.mail_dir, o) if job_id in m["Subject"]]
+            assert len(got) == (template in defaults.notify_owner_templates), (template, o)
+            for m in got:  # one owner per mail: owners never see each other or the requester
+                assert m["To"] == o
+        for m in to_requester:
+            assert m["To"] == requester and m["X-Lethe-Job"] == job_id
+            text, html = _body(m, "plain"), _body(m, "html")
+            assert job_id in text and job_id in html
+            if template == "export_ready":
+                assert CONTEXT["link"] in text
+                assert 'href="https://lethe.example/v1/exports/dl?token=abc&amp;x=1"' in html
+    subjects = {
+        t: mails_to(prepared.mail_dir, owners[0] if t.startswith("deadline") else requester)
+        for t in ("job_completed_review", "deadline_passed", "recovery_ends", "export_ready")
+    }
+    assert any("3 items need review" in m["Subject"] for m in subjects["job_completed_review"])
+    assert any("past its legal deadline" in m["Subject"] for m in subjects["deadline_passed"])
+    assert any("final tomorrow" in m["Subject"] for m in subjects["recovery_ends"])
+    assert any("ready to download" in m["Subject"] for m in subjects["export_ready"])
+    # Each delivery is in the audit trail, by recipient kind or keyed hash, never an address.
+    audit = " ".join(e.model_dump_json() for e in sent)
+    assert {e.type for e in sent} == {"NotificationSent"}
+    assert requester not in audit and not any(o in audit for o in owners)
+    assert "owner:" in audit and '"recipient":"requester"' in audit
+
+
+async def test_audience_overrides_the_configuration(
+    org: Org, lethe_db: asyncpg.Pool, prepared: infra.Endpoints
+) -> None:
+    owner = f"owner-{uuid.uuid4().hex[:6]}@{org.id}.test"
+    await notifier_store.add_contact(lethe_db, org.id, owner)
+    requester = f"dpo-{uuid.uuid4().hex[:8]}@{org.id}.test"
+    env = _command(org, "job_completed", requester, audience="owners")
+    await domain.send_email(env, _deps(lethe_db, prepared, []))
+    got = await eventually(
+        lambda: _async(mails_to(prepared.mail_dir, owner)), what="owner mail", timeout=10
+    )
+    assert str(env.job_id) in got[0]["Subject"]
+    assert mails_to(prepared.mail_dir, requester) == []
+
+
+async def test_a_redelivered_command_sends_one_email(
+    org: Org, lethe_db: asyncpg.Pool, prepared: infra.Endpoints
+) -> None:
+    requester = f"dpo-{uuid.uuid4().hex[:8]}@{org.id}.test"
+    env = _command(org, "job_completed", requester)
+    deps = _deps(lethe_db, prepared, [])
+    # Two consumers at once (a rebalance): one sends, the other is told to retry later.
+    outcomes = await asyncio.gather(
+        domain.send_email(env, deps), domain.send_email(env, deps), return_exceptions=True
+    )
+    assert sorted(type(o).__name__ for o in outcomes) in (
+        ["DeliveryFailed", "NoneType"],
+        ["NoneType", "NoneType"],
+    )
+    await domain.send_email(env, deps)  # the retry: already sent, nothing happens
+    await eventually(
+        lambda: _async(mails_to(prepared.mail_dir, requester)), what="the email", timeout=10
+    )
+    await asyncio.sleep(0.5)
+    assert len(mails_to(prepared.mail_dir, requester)) == 1
+
+
+async def test_smtp_down_is_retried_and_delivered_when_back(
+    org: Org,
+    lethe_db: asyncpg.Pool,
+    prepared: infra.Endpoints,
+    notifier: NotifierSettings,
+    sink: PrivateSink,
+) -> None:
+    sink.stop()
+    requester = f"dpo-{uuid.uuid4().hex[:8]}@{org.id}.test"
+    env = _command(org, "job_failed", requester)
+    await _publish(prepared.kafka_bootstrap_servers, NOTIFICATIONS, env)
+
+    async def failed_twice() -> bool:
+        n = await lethe_db.fetchval(
+            "SELECT attempts FROM lethe.deliveries WHERE command_event_id = $1 AND status = "
+            "'failed'",
+            env.event_id,
+        )
+        return bool(n and n >= 2)
+
+    await eventually(failed_twice, what="two failed attempts while SMTP is down", timeout=60)
+    error = await lethe_db.fetchval(
+        "SELECT last_error FROM lethe.deliveries WHERE command_event_id = $1", env.event_id
+    )
+    assert requester not in error
+    sink.start()
+    mails = await eventually(
+        lambda: _async(mails_to(sink.mail_dir, requester)), what="the email", timeout=60
+    )
+    assert str(env.job_id) in mails[0]["Subject"] and len(mails) == 1
+    assert (
+        await lethe_db.fetchval(
+            "SELECT status FROM lethe.deliveries WHERE command_event_id = $1", env.event_id
+        )
+        == "sent"
+    )
+    # The same command again (a redelivery from Kafka): still one email.
+    await _publish(prepared.kafka_bootstrap_servers, NOTIFICATIONS, env)
+    marker = _command(org, "job_completed", requester)  # consumed after the redelivery
+    await _publish(prepared.kafka_bootstrap_servers, NOTIFICATIONS, marker)
+    await eventually(
+        lambda: _async(len(mails_to(sink.mail_dir, requester)) == 2), what="marker", timeout=30
+    )
+    assert sum(str(env.job_id) in m["Subject"] for m in mails_to(sink.mail_dir, requester)) == 1
+
+
+async def test_the_last_failure_is_audited(
+    org: Org, lethe_db: asyncpg.Pool, prepared: infra.Endpoints
+) -> None:
+    requester = f"dpo-{uuid.uuid4().hex[:8]}@{org.id}.test"
+    env = _command(org, "job_completed", requester)
+    sent: list[Envelope] = []
+    deps = _deps(lethe_db, prepared, sent)
+    deps.smtp_port = _free_port()  # nobody listens
+    with pytest.raises(domain.DeliveryFailed) as info:
+        await domain.send_email(env, deps)
+    assert requester not in str(info.value)
+    await domain.give_up(env, deps, str(info.value), channel="email")
+    [failed] = sent
+    assert failed.type == "NotificationFailed" and failed.payload["recipient"] == "requester"
+    assert requester not in failed.model_dump_json()
+    assert (
+        await lethe_db.fetchval(
+            "SELECT status FROM lethe.deliveries WHERE command_event_id = $1", env.event_id
+        )
+        == "failed"
+    )
+
+
+# --- webhooks --------------------------------------------------------------------------
+
+
+class Receiver:
+    """A webhook receiver as a customer would write it: verify, reject replays, record."""
+
+    def __init__(self, secret: str = "") -> None:
+        self.secret = secret
+        self.accepted: list[tuple[dict[str, str], bytes]] = []
+        self.rejected: list[str] = []
+        self.fail_next = 0
+        self.seen: set[str] = set()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                status, reason = outer.handle(dict(self.headers), body)
+                self.send_response(status)
+                self.end_headers()
+                self.wfile.write(reason.encode())
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/lethe-hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def handle(self, headers: dict[str, str], body: bytes) -> tuple[int, str]:
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            return 503, "busy"
+        try:
+            signing.verify(self.secret, headers.get(signing.HEADER), body)
+        except signing.BadSignature as exc:
+            self.rejected.append(str(exc))
+            return 400, str(exc)
+        event_id = headers.get(signing.EVENT_HEADER, "")
+        if event_id in self.seen:
+            self.rejected.append("replay")
+            return 409, "already seen"
+        self.seen.add(event_id)
+        self.accepted.append((headers, body))
+        return 200, "ok"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+
+
+def _webhooks_add(dsn: str, org: str, url: str) -> str:
+    env = {**os.environ, "DATABASE_URL": dsn, "LETHE_ENV_FILE": "/nonexistent"}
+    env.pop("LETHE_DATABASE_URL", None)
+    r = subprocess.run(
+        [sys.executable, "-c", CLI, "webhooks", "add", "--org", org, "--url", url],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout.strip().splitlines()[-1]
+
+
+async def test_state_changes_reach_a_webhook_signed_once(
+    org: Org,
+    lethe_db: asyncpg.Pool,
+    prepared: infra.Endpoints,
+    notifier: NotifierSettings,
+    receiver: Receiver,
+) -> None:
+    receiver.secret = await asyncio.to_thread(
+        _webhooks_add, prepared.database_url, org.id, receiver.url
+    )
+    assert receiver.secret.startswith("whsec_")
+    receiver.fail_next = 1  # the first POST fails: retried
+    job = uuid.uuid4()
+    progress = make_event(
+        BatchErased(
+            table="t", rows=1, objects=0, done=1, total=2, rows_per_second=1, eta_seconds=1
+        ),
+        actor=ACTOR,
+        org_id=org.id,
+        job_id=job,
+    )
+    done = make_event(
+        JobCompleted(done=2, total=2, verification={"ok": True}),
+        actor=ACTOR,
+        org_id=org.id,
+        job_id=job,
+        subject_hash="f" * 64,
+    )
+    for env in (progress, done):
+        await _publish(prepared.kafka_bootstrap_servers, PROGRESS, env)
+    await eventually(lambda: _async(receiver.accepted), what="the callback", timeout=60)
+    [(headers, body)] = receiver.accepted  # batches are progress, not state changes
+    payload = json.loads(body)
+    assert payload["status"] == "completed" and payload["job_id"] == str(job)
+    assert payload["event_id"] == str(done.event_id) == headers[signing.EVENT_HEADER]
+    assert payload["details"]["verification"] == {"ok": True}
+
+    # The receiver rejects a tampered body, a replay, and a stale timestamp.
+    async with httpx.AsyncClient() as http:
+        forged = body.replace(b'"completed"', b'"failed"')
+        sig = {signing.HEADER: headers[signing.HEADER], signing.EVENT_HEADER: "x"}
+        r = await http.post(receiver.url, content=forged, headers=sig)
+        assert r.status_code == 400 and "does not match" in r.text
+        replay = {signing.HEADER: headers[signing.HEADER], signing.EVENT_HEADER: str(done.event_id)}
+        r = await http.post(receiver.url, content=body, headers=replay)
+        assert r.status_code == 409
+        stale = signing.sign(receiver.secret, body, int(time.time()) - 3600)
+        r = await http.post(receiver.url, content=body, headers={signing.HEADER: stale})
+        assert r.status_code == 400 and "tolerance" in r.text
+
+    # A redelivered state change is not POSTed again.
+    deps = _deps(lethe_db, prepared, [])
+    async with httpx.AsyncClient() as http:
+        deps.http = http
+        await domain.send_callbacks(done, deps)
+    assert len(receiver.accepted) == 1
+    rows = await lethe_db.fetch(
+        "SELECT status, attempts FROM lethe.deliveries WHERE command_event_id = $1", done.event_id
+    )
+    assert [(r["status"], r["attempts"]) for r in rows] == [("sent", 2)]
+
+
+async def _async(value: Any) -> Any:
+    return value

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import pytest
+
+from services.notifier import signing
+from services.notifier.templates import render
+from shared.events.notifications import TEMPLATES
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+def test_every_template_fills_every_placeholder(name: str) -> None:
+    context = {key: f"<{key}>" for key in TEMPLATES[name]}
+    r = render(name, context)
+    for text in (r.subject, r.text, r.html):
+        assert "$" not in text
+    assert "<job_id>" in r.subject and "<job_id>" in r.text
+    assert "&lt;job_id&gt;" in r.html
+
+
+def test_the_export_link_is_a_link() -> None:
+    r = render("export_ready", {"job_id": "j", "link": "https://x/?a=1&b=2", "expires_at": "t"})
+    assert "https://x/?a=1&b=2" in r.text
+    assert '<a href="https://x/?a=1&amp;b=2">' in r.html
+
+
+def test_webhook_signatures() -> None:
+    header = signing.sign("s3cret", b'{"a":1}', t=1_000_000)
+    assert signing.verify("s3cret", header, b'{"a":1}', now=1_000_010) == 1_000_000
+    with pytest.raises(signing.BadSignature, match="does not match"):
+        signing.verify("s3cret", header, b'{"a":2}', now=1_000_010)
+    with pytest.raises(signing.BadSignature, match="does not match"):
+        signing.verify("other", header, b'{"a":1}', now=1_000_010)
+    with pytest.raises(signing.BadSignature, match="tolerance"):
+        signing.verify("s3cret", header, b'{"a":1}', now=1_000_000 + 301)
+    with pytest.raises(signing.BadSignature):
+        signing.verify("s3cret", None, b"")
