@@ -23,6 +23,9 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "deadline_passed": ("job_id", "job_type", "due_at"),
 }
 Audience = Literal["requester", "owners", "both"]
+# Context values only the recipient may see (a download link carries its token): kept out of
+# the audit trail, which owners can read, and out of webhook callbacks.
+SECRET_CONTEXT_KEYS = frozenset({"link"})
 
 
 @event
@@ -32,6 +35,13 @@ class SendEmail(Payload):
     to: str | None = pii(default=None)  # the requester (staff or upstream), when known
     audience: Audience | None = None  # None: the notifier's configuration for the template
     context: dict[str, Any] = {}
+
+    def audit_details(self) -> dict[str, Any]:
+        details = super().audit_details()
+        details["context"] = {
+            k: "(redacted)" if k in SECRET_CONTEXT_KEYS else v for k, v in self.context.items()
+        }
+        return details
 
 
 @event

@@ -36,3 +36,18 @@ def test_webhook_signatures() -> None:
         signing.verify("s3cret", header, b'{"a":1}', now=1_000_000 + 301)
     with pytest.raises(signing.BadSignature):
         signing.verify("s3cret", None, b"")
+
+
+def test_the_audit_trail_never_sees_the_address_or_the_download_link() -> None:
+    from shared.events import Actor, make_event
+    from shared.events.envelope import safe_details
+    from shared.events.notifications import SendEmail
+
+    cmd = SendEmail(
+        template="export_ready",
+        to="dpo@example.com",
+        context={"job_id": "j", "link": "https://x/dl?token=SECRET", "expires_at": "t"},
+    )
+    details = safe_details(make_event(cmd, actor=Actor(kind="service", id="t")))
+    assert "dpo@example.com" not in str(details) and "SECRET" not in str(details)
+    assert details["context"] == {"job_id": "j", "link": "(redacted)", "expires_at": "t"}
