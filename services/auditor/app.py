@@ -49,12 +49,15 @@ class Runtime:
 
 
 def create_app(
-    settings: AuditorSettings, *, tracer_provider: TracerProvider | None = None
+    settings: AuditorSettings,
+    *,
+    tracer_provider: TracerProvider | None = None,
+    group_id: str = "lethe-auditor",
 ) -> FastStream:
     tp = tracer_provider or make_tracer_provider("auditor", exporter=settings.otel_exporter)
     broker = create_broker(settings.kafka_bootstrap_servers, service="auditor", tracer_provider=tp)
     rt = Runtime(settings)
-    register(broker, rt)
+    register(broker, rt, group_id=group_id)
     return FastStream(
         broker,
         on_startup=[rt.open],

@@ -15,10 +15,8 @@ if TYPE_CHECKING:
     from services.auditor.app import Runtime
 
 
-def register(broker: KafkaBroker, rt: Runtime) -> None:
+def register(broker: KafkaBroker, rt: Runtime, *, group_id: str = "lethe-auditor") -> None:
     async def on_event(env: Envelope) -> None:
         await store.append(rt.pool, env, signer=rt.signer)
 
-    subscribe(
-        broker, AUDIT, group_id="lethe-auditor", handler=on_event, retries=rt.settings.dlq_retries
-    )
+    subscribe(broker, AUDIT, group_id=group_id, handler=on_event, retries=rt.settings.dlq_retries)

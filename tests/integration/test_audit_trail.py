@@ -22,18 +22,23 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from deploy.local import infra
 from services.auditor import maintenance, store
+from services.auditor.app import create_app as create_auditor
 from services.auditor.domain import canonical_json, row_hash
 from services.auditor.export import export
 from services.auditor.keys import dev_seed, key_id, public_raw
+from services.auditor.settings import AuditorSettings
 from services.auditor.store import Signer
 from services.auditor.verify import verify_chain
 from shared.db import _init_connection, create_pool, migrate
 from shared.events import Actor, make_event
 from shared.events.progress import BatchErased
+from shared.events.topics import AUDIT
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -418,3 +423,47 @@ async def test_an_export_by_time_range_still_ends_at_a_checkpoint(
     assert ok.returncode == 0 and "6 verified in full, 2 links" in ok.stdout, ok.stdout
     r = lethe_cli("audit", "export", "--from", "2999-01-01", dsn=scratch.dsn)
     assert r.returncode == 0 and "no audit rows in that range" in r.stdout
+
+
+async def test_two_auditor_apps_fed_every_event_keep_one_chain(
+    scratch: Scratch, base_settings: dict[str, Any], prepared: infra.Endpoints
+) -> None:
+    """The worst case for replicas: two auditor apps on Kafka that both receive every event
+    (each in a consumer group of its own) and append into one database at once."""
+    org = f"org-{uuid.uuid4().hex[:8]}"
+    settings = AuditorSettings(
+        **{**base_settings, "database_url": scratch.dsn},
+        audit_checkpoint_every_rows=9,
+        audit_checkpoint_every_seconds=0.2,
+    )
+    tag = uuid.uuid4().hex[:8]
+    a = create_auditor(settings, group_id=f"test-auditor-a-{tag}")
+    b = create_auditor(settings, group_id=f"test-auditor-b-{tag}")
+    events = [_event(org=org, i=i) for i in range(40)]
+    async with a, b:
+        producer = AIOKafkaProducer(bootstrap_servers=prepared.kafka_bootstrap_servers)
+        await producer.start()
+        try:
+            for e in events:
+                await producer.send(AUDIT, e.model_dump_json().encode(), key=e.key())
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+        async def all_in() -> bool:
+            n = await scratch.pool.fetchval(
+                "SELECT count(*) FROM lethe.audit_log WHERE org_id = $1", org
+            )
+            return bool(n == len(events))
+
+        await eventually(all_in, what="every event in the chain", timeout=90)
+        await asyncio.sleep(1)  # both replicas past the events; the timer signs the head
+    ids = [
+        r["event_id"]
+        for r in await scratch.pool.fetch(
+            "SELECT event_id FROM lethe.audit_log WHERE org_id = $1 ORDER BY seq", org
+        )
+    ]
+    assert ids == [e.event_id for e in events]  # once each, in the topic's order
+    v = await verify_chain(scratch.pool, TRUSTED)
+    assert v.ok and v.checkpoints >= 1 and v.unsigned_tail == 0, v
