@@ -34,7 +34,7 @@ class AuditorSettings(LetheSettings):
         300, description="...and at least this often while rows keep coming."
     )
     audit_retention_days: int = Field(
-        2192, description="Audit rows older than this are pruned (at least 365; 6 years)."
+        2192, ge=365, description="Audit rows older than this are pruned (at least 365; 6 years)."
     )
     audit_prune_every_hours: float = Field(
         24, description="How often the auditor runs the audit retention (0: never)."

@@ -132,7 +132,7 @@ async def send_email(env: Envelope, deps: NotifierDeps) -> None:
             job_id=env.job_id,
             channel="email",
             template=cmd.template,
-            lease_seconds=2 * deps.timeout + 5,
+            lease_seconds=deps.timeout + 5,
         )
         if claim is store.Claim.DONE:
             continue  # already sent to this recipient: a redelivery
@@ -201,7 +201,7 @@ async def send_callbacks(env: Envelope, deps: NotifierDeps) -> None:
             job_id=env.job_id,
             channel="webhook",
             template=env.type,
-            lease_seconds=2 * deps.webhook_timeout + 5,
+            lease_seconds=deps.webhook_timeout + 5,
         )
         if claim is store.Claim.DONE:
             continue
