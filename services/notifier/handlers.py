@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from faststream.kafka import KafkaBroker
 
-from services.notifier import domain
+from services.notifier import domain, opendsr
 from shared.events import Envelope
 from shared.events.topics import NOTIFICATIONS, PROGRESS
 from shared.kafka import publish_event, subscribe
@@ -74,3 +74,4 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
         backoff_seconds=backoff,
         on_give_up=on_callback_give_up,
     )
+    opendsr.register(broker, rt)  # OpenDSR status callbacks: group lethe-notifier-opendsr
