@@ -1,192 +1,178 @@
-"""Erasure throughput: the eraser's real path against a hand-written set-based delete.
+"""Erasure throughput: Lethe's soft delete and purge through the real services, against raw SQL.
 
-    python -m bench.erase [--rows 10000 100000] [--batch-size 1000] [--json PATH]
+    python -m bench.erase [--rows 200000] [--batch-size 1000] [--row-by-row 3000]
+                          [--replicas 1] [--json PATH]
 
-For each size N, two identical organisations are seeded whose heavy user (the subject) owns
-about N rows. The subject of org A is erased by raw SQL (the baseline: children first, one
-set-based DELETE per table in one transaction, plus one S3 DeleteObjects); the subject of
-org B by `services.eraser.domain.erase` (data-map resolve, per batch: S3 then a DELETE by
-primary keys in a transaction, checkpoint, progress event; then verification). Events go to
-a list, not Kafka, so publishing cost is not measured. After each run the subject's rows and
-objects must be gone and every other user's intact, or the bench fails.
+One subject owning about `--rows` rows across three related tables (conversations, messages,
+media objects; plus the user row), seeded twice (orgs A and B), and a small subject in org C:
 
-Uses the infrastructure named by DATABASE_URL, PLATFORM_DATABASE_URL and S3_ENDPOINT_URL when
-all are set; otherwise starts its own in `.local/bench-<pid>` and stops it at the end.
+- (a) raw: org A's subject, already resolved to primary keys, deleted children first with
+  `DELETE ... WHERE id = ANY($1)` in batches of `--batch-size` (the same batches Lethe uses),
+  the media objects with S3 DeleteObjects first.
+- (b) row by row: org C's subject (`--row-by-row` rows), one `DELETE ... WHERE id = $1` per
+  row; measured on a sample because it is slow, and reported as a rate.
+- (c) Lethe soft delete: org B's subject erased through intake's HTTP API, Kafka and the
+  eraser process(es), recovery window 0: from intake receiving the request to the job being
+  soft-deleted (plan, batches, restoration log, quarantine, verification), from the database
+  timestamps the services wrote.
+- (d) purge: from soft-deleted to purged (quarantined objects, restoration rows, key, verify).
+
+Also the time from intake receiving the request to the first row hidden (first chunk
+committed). After the runs the subjects' rows and objects must be gone and everybody else's
+intact, or the bench fails. The last line is machine-readable:
+`RESULT soft_delete_vs_raw=<c/a> soft_delete_vs_row_by_row=<c/b> purge_vs_raw=<d/a>
+first_hidden_s=<s>`.
+
+Uses the infrastructure named by KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL, PLATFORM_DATABASE_URL,
+S3_ENDPOINT_URL, SMTP_HOST and SMTP_PORT when all are set; otherwise starts its own in
+`.local/bench-<pid>` and stops it at the end. Services always run in the bench's own state dir.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import shutil
 import sys
-import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import asyncpg
+import httpx
 
 from deploy.local import infra
-from deploy.local.sample.seed import SeededOrg, SeededUser, apply_schema, seed_org
-from services.eraser.domain import EraserDeps, erase
-from shared.datamap import load_datamap
-from shared.db import create_pool, migrate
-from shared.events import Actor, Envelope, make_event
-from shared.events.jobs import ErasureRequested, Subject
+from deploy.local.sample.seed import SeededOrg, seed_org
+from deploy.local.stack import prepare, service_env, start_services, stop_services
+from services.intake import store as intake_store
+from shared.db import create_pool
 from shared.settings import LetheSettings
 from shared.storage import delete_objects, s3_client
 
 REPO = Path(__file__).resolve().parents[1]
-DATAMAP = REPO / "deploy/local/sample/datamap.yaml"
 MESSAGES_PER_CONVERSATION = 50
 MEDIA_EVERY = 500
 BACKGROUND_SHARE = 0.5  # other users own about this fraction of N rows in each org
-_ENV = ("DATABASE_URL", "PLATFORM_DATABASE_URL", "S3_ENDPOINT_URL")
+_EXTERNAL = (
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "DATABASE_URL",
+    "PLATFORM_DATABASE_URL",
+    "S3_ENDPOINT_URL",
+    "SMTP_HOST",
+    "SMTP_PORT",
+)
 
 
 class BenchError(RuntimeError):
     """The erasure left the subject's data behind or touched someone else's."""
 
 
-@dataclass(frozen=True)
-class Targets:
-    database_url: str
-    platform_database_url: str
-    s3_endpoint_url: str
-
-
 @dataclass
 class Result:
-    target_rows: int
     rows: int
     objects: int
-    baseline_seconds: float
-    baseline_rows_per_second: float
-    lethe_seconds: float
-    lethe_rows_per_second: float
-    ratio: float
     batch_size: int
-    batches: int
-    lethe_phases: dict[str, float] = field(default_factory=dict)
-    lethe_peak_rss_delta_mib: float | None = None
+    replicas: int
+    raw_seconds: float
+    raw_rows_per_second: float
+    row_by_row_rows: int
+    row_by_row_seconds: float
+    row_by_row_rows_per_second: float
+    soft_delete_seconds: float
+    soft_delete_rows_per_second: float
+    purge_seconds: float
+    purge_rows_per_second: float
+    first_hidden_seconds: float
+    soft_delete_vs_raw: float
+    soft_delete_vs_row_by_row: float
+    purge_vs_raw: float
+    chunks: int
 
 
-# ------------------------------------------------------------------ measuring
+def shape(rows: int) -> dict[str, Any]:
+    """seed_org arguments giving the heavy user (user 0) about `rows` rows."""
+    per_conversation = 1 + MESSAGES_PER_CONVERSATION * (1 + 1 / MEDIA_EVERY)
+    conversations = max(1, round((rows - 1) / per_conversation))
+    light_user_rows = 2 + MESSAGES_PER_CONVERSATION
+    return {
+        "users": 1 + max(10, round(rows * BACKGROUND_SHARE / light_user_rows)),
+        "conversations_per_user": 1,
+        "messages_per_conversation": MESSAGES_PER_CONVERSATION,
+        "media_every": MEDIA_EVERY,
+        "heavy_user_factor": conversations,
+        "payments_per_user": 0,
+        "newsletter": False,
+    }
 
 
-def _rss_bytes() -> int | None:
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return None
+# ------------------------------------------------------------------ baselines
 
 
-class PeakRss:
-    """Peak resident memory above the level at entry, sampled by a thread every 2 ms."""
-
-    def __init__(self) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._start: int | None = None
-        self._peak = 0
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.002):
-            self._peak = max(self._peak, _rss_bytes() or 0)
-
-    def __enter__(self) -> PeakRss:
-        gc.collect()
-        self._start = _rss_bytes()
-        self._peak = self._start or 0
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._peak = max(self._peak, _rss_bytes() or 0)
-
-    @property
-    def delta_mib(self) -> float | None:
-        return None if self._start is None else (self._peak - self._start) / 2**20
-
-
-# ------------------------------------------------------------------ the two erasers
-
-# Messages hang off the subject twice (authored, and in the subject's conversations), as in
-# the data map; the baseline deletes exactly that set.
-_BASELINE = (
-    "DELETE FROM messages WHERE author_id = $1",
-    "DELETE FROM messages WHERE conversation_id IN"
-    " (SELECT id FROM conversations WHERE user_id = $1)",
-    "DELETE FROM conversations WHERE user_id = $1",
-    "DELETE FROM users WHERE id = $1",
-)
-_BASELINE_MEDIA = (
-    "DELETE FROM media_objects WHERE message_id IN ("
-    " SELECT id FROM messages WHERE author_id = $1"
-    " UNION ALL SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id"
-    " WHERE c.user_id = $1) RETURNING s3_key"
-)
-
-
-def _count(status: str) -> int:
-    return int(status.split()[-1])
-
-
-async def baseline_erase(
-    conn: asyncpg.Connection, s3: Any, bucket: str, org_id: str, email: str
-) -> tuple[int, int]:
-    """The fastest reasonable hand-written erase; returns (rows, objects) deleted."""
-    async with conn.transaction():
-        uid = await conn.fetchval(
-            "SELECT id FROM users WHERE org_id = $1 AND lower(email) = $2", org_id, email.lower()
+async def subject_keys(conn: asyncpg.Connection, user_id: int) -> dict[str, list[int]]:
+    """The subject's primary keys per table, children first (resolved outside the timing)."""
+    convs = [
+        r[0] for r in await conn.fetch("SELECT id FROM conversations WHERE user_id = $1", user_id)
+    ]
+    msgs = [
+        r[0]
+        for r in await conn.fetch(
+            "SELECT id FROM messages WHERE author_id = $1 OR conversation_id = ANY($2)",
+            user_id,
+            convs,
         )
-        keys = [r[0] for r in await conn.fetch(_BASELINE_MEDIA, uid)]
-        # Objects go before the rows commit: a failure rolls the rows back, no orphans.
-        failed = await delete_objects(s3, bucket, keys)
-        if failed:
-            raise BenchError(f"baseline: {len(failed)} objects not deleted")
-        rows = len(keys)
-        for sql in _BASELINE:
-            rows += _count(await conn.execute(sql, uid))
-    return rows, len(keys)
+    ]
+    media = [
+        r[0]
+        for r in await conn.fetch("SELECT id FROM media_objects WHERE message_id = ANY($1)", msgs)
+    ]
+    return {"media_objects": media, "messages": msgs, "conversations": convs, "users": [user_id]}
 
 
-@dataclass
-class Recorder:
-    """`emit` for the eraser: keeps the events and when they came (no Kafka)."""
+async def raw_erase(
+    conn: asyncpg.Connection, s3: Any, bucket: str, keys: dict[str, list[int]], batch: int
+) -> tuple[int, float]:
+    """(a): set-based deletes by primary key in batches, objects first."""
+    media_keys = [
+        r[0]
+        for r in await conn.fetch(
+            "SELECT s3_key FROM media_objects WHERE id = ANY($1)", keys["media_objects"]
+        )
+    ]
+    t0 = time.perf_counter()
+    if await delete_objects(s3, bucket, media_keys):
+        raise BenchError("raw: objects not deleted")
+    rows = 0
+    for table, ids in keys.items():
+        for i in range(0, len(ids), batch):
+            status = await conn.execute(
+                f"DELETE FROM {table} WHERE id = ANY($1)", ids[i : i + batch]
+            )
+            rows += int(status.split()[-1])
+    return rows, time.perf_counter() - t0
 
-    events: list[tuple[float, str, Envelope]] = field(default_factory=list)
 
-    async def emit(self, topic: str, env: Envelope) -> None:
-        self.events.append((time.perf_counter(), topic, env))
-
-    def of(self, event_type: str) -> list[tuple[float, Envelope]]:
-        return [(t, e) for t, _, e in self.events if e.type == event_type]
-
-
-def erasure_request(job_id: uuid.UUID, org_id: str, email: str) -> Envelope:
-    req = ErasureRequested(
-        scope="subject",
-        subject=Subject(email=email),
-        regulation="gdpr",
-        due_at=datetime.now(UTC) + timedelta(days=30),
-        recovery_window_days=0,
-        channel="kafka",
-    )
-    return make_event(req, actor=Actor(kind="service", id="bench"), job_id=job_id, org_id=org_id)
+async def row_by_row_erase(
+    conn: asyncpg.Connection, s3: Any, bucket: str, keys: dict[str, list[int]]
+) -> tuple[int, float]:
+    """(b): one DELETE statement per row (what "a query per row in a loop" costs)."""
+    media_keys = [
+        r[0]
+        for r in await conn.fetch(
+            "SELECT s3_key FROM media_objects WHERE id = ANY($1)", keys["media_objects"]
+        )
+    ]
+    t0 = time.perf_counter()
+    for key in media_keys:
+        await s3.delete_object(Bucket=bucket, Key=key)
+    rows = 0
+    for table, ids in keys.items():
+        for pk in ids:
+            rows += int((await conn.execute(f"DELETE FROM {table} WHERE id = $1", pk)).split()[-1])
+    return rows, time.perf_counter() - t0
 
 
 # ------------------------------------------------------------------ checks
@@ -197,33 +183,26 @@ async def check_erased(
 ) -> None:
     """The subject's rows and objects are gone; every other user's are all still there."""
     subject, others = org.users[0], org.users[1:]
-    left = await conn.fetchrow(
-        "SELECT (SELECT count(*) FROM users WHERE id = $1) AS users,"
-        " (SELECT count(*) FROM conversations WHERE user_id = $1) AS conversations,"
-        " (SELECT count(*) FROM messages WHERE author_id = $1) AS messages,"
-        " (SELECT count(*) FROM media_objects WHERE s3_key = ANY($2::text[])) AS media_objects",
+    left = await conn.fetchval(
+        "SELECT (SELECT count(*) FROM users WHERE id = $1) + "
+        "(SELECT count(*) FROM conversations WHERE user_id = $1) + "
+        "(SELECT count(*) FROM messages WHERE author_id = $1) + "
+        "(SELECT count(*) FROM media_objects WHERE s3_key = ANY($2::text[]))",
         subject.id,
         subject.object_keys,
     )
-    if any(left.values()):
-        raise BenchError(f"{who}: subject rows left in org {org.org_id}: {dict(left)}")
-    kept = await conn.fetchrow(
-        "SELECT (SELECT count(*) FROM users WHERE org_id = $1) AS users,"
-        " (SELECT count(*) FROM conversations WHERE org_id = $1) AS conversations,"
-        " (SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id"
-        "  WHERE c.org_id = $1) AS messages,"
-        " (SELECT count(*) FROM media_objects o JOIN messages m ON m.id = o.message_id"
-        "  JOIN conversations c ON c.id = m.conversation_id WHERE c.org_id = $1) AS media_objects",
+    if left:
+        raise BenchError(f"{who}: {left} subject rows left in org {org.org_id}")
+    kept = await conn.fetchval(
+        "SELECT (SELECT count(*) FROM users WHERE org_id = $1) + "
+        "(SELECT count(*) FROM conversations WHERE org_id = $1) + "
+        "(SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+        " WHERE c.org_id = $1)",
         org.org_id,
     )
-    expected = {
-        "users": len(others),
-        "conversations": sum(u.conversations for u in others),
-        "messages": sum(u.messages for u in others),
-        "media_objects": sum(len(u.object_keys) for u in others),
-    }
-    if dict(kept) != expected:
-        raise BenchError(f"{who}: other users' rows changed: {dict(kept)} != {expected}")
+    expected = sum(1 + u.conversations + u.messages for u in others)
+    if kept != expected:
+        raise BenchError(f"{who}: other users' rows changed: {kept} != {expected}")
     stored = await _object_keys(s3, bucket, f"media/{org.org_id}/")
     if stored != {k for u in others for k in u.object_keys}:
         raise BenchError(f"{who}: objects in S3 do not match the other users' objects")
@@ -255,192 +234,207 @@ async def drop_org(conn: asyncpg.Connection, s3: Any, bucket: str, org_id: str) 
     await delete_objects(s3, bucket, await _object_keys(s3, bucket, f"media/{org_id}/"))
 
 
-# ------------------------------------------------------------------ one size
+# ------------------------------------------------------------------ lethe through the services
 
 
-def shape(rows: int) -> dict[str, int]:
-    """seed_org arguments giving the heavy user (user 0) about `rows` rows."""
-    per_conversation = 1 + MESSAGES_PER_CONVERSATION * (1 + 1 / MEDIA_EVERY)
-    conversations = max(1, round((rows - 1) / per_conversation))
-    light_user_rows = 2 + MESSAGES_PER_CONVERSATION
-    return {
-        "users": 1 + max(10, round(rows * BACKGROUND_SHARE / light_user_rows)),
-        "conversations_per_user": 1,
-        "messages_per_conversation": MESSAGES_PER_CONVERSATION,
-        "media_every": MEDIA_EVERY,
-        "heavy_user_factor": conversations,
-    }
-
-
-async def bench_size(target: int, batch_size: int, t: Targets, s3: Any, bucket: str) -> Result:
-    tag = uuid.uuid4().hex[:8]
-    org_ids = [f"bench-{target}-{side}-{tag}" for side in ("a", "b")]
-    job_id = uuid.uuid4()
-    lethe = await create_pool(t.database_url, max_size=4)
-    platform = await create_pool(t.platform_database_url, max_size=4)
-    recorder = Recorder()
-    try:
-        async with platform.acquire() as conn:
-            t0 = time.perf_counter()
-            org_a, org_b = [
-                await seed_org(conn, s3, bucket, org_id, **shape(target)) for org_id in org_ids
-            ]
-            await conn.execute("ANALYZE users, conversations, messages, media_objects")
-            print(
-                f"  seeded 2 orgs x {sum(org_a.rows_of(u) for u in org_a.users)} rows "
-                f"in {time.perf_counter() - t0:.1f}s",
-                file=sys.stderr,
-            )
-            subj_a, subj_b = org_a.users[0], org_b.users[0]
-
-            t0 = time.perf_counter()
-            base_rows, _ = await baseline_erase(conn, s3, bucket, org_a.org_id, subj_a.email)
-            base_s = time.perf_counter() - t0
-            _expect(base_rows, org_a, subj_a, "baseline")
-            await check_erased(conn, s3, bucket, org_a, "baseline")
-
-        deps = EraserDeps(
-            lethe=lethe,
-            platform=platform,
-            s3=s3,
-            bucket=bucket,
-            datamap=load_datamap(DATAMAP),
-            emit=recorder.emit,
-            batch_size=batch_size,
+async def lethe_erase(api_url: str, lethe: asyncpg.Pool, org_id: str, email: str) -> dict[str, Any]:
+    await intake_store.create_org(lethe, org_id, f"Bench {org_id}", recovery_window_days=0)
+    key = await intake_store.create_api_key(lethe, org_id, "owner", "bench")
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+        r = await client.post(
+            "/v1/requests",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"type": "erasure", "subject": {"email": email}, "recovery_window_days": 0},
         )
-        env = erasure_request(job_id, org_b.org_id, subj_b.email)
-        with PeakRss() as rss:
-            t0 = time.perf_counter()
-            await erase(env, deps)
-            t1 = time.perf_counter()
-        lethe_s = t1 - t0
-        result = _lethe_result(recorder, t0, t1, org_b, subj_b)
-        async with platform.acquire() as conn:
-            await check_erased(conn, s3, bucket, org_b, "lethe")
-        return Result(
-            target_rows=target,
-            rows=result["rows"],
-            objects=len(subj_b.object_keys),
-            baseline_seconds=round(base_s, 4),
-            baseline_rows_per_second=round(base_rows / base_s, 1),
-            lethe_seconds=round(lethe_s, 4),
-            lethe_rows_per_second=round(result["rows"] / lethe_s, 1),
-            ratio=round((result["rows"] / lethe_s) / (base_rows / base_s), 3),
-            batch_size=batch_size,
-            batches=result["batches"],
-            lethe_phases=result["phases"],
-            lethe_peak_rss_delta_mib=None if rss.delta_mib is None else round(rss.delta_mib, 1),
+        if r.status_code != 202:
+            raise BenchError(f"lethe: intake answered {r.status_code}: {r.text}")
+        job_id = uuid.UUID(r.json()["id"])
+    deadline = time.monotonic() + 3600
+    while time.monotonic() < deadline:
+        row = await lethe.fetchrow(
+            "SELECT t.status, t.done, t.total, t.verification, t.needs_review, j.received_at, "
+            "t.soft_deleted_at, t.purged_at, "
+            "(SELECT min(done_at) FROM lethe.erase_chunks c WHERE c.job_id = t.job_id) AS first, "
+            "(SELECT count(*) FROM lethe.erase_chunks c WHERE c.job_id = t.job_id) AS chunks "
+            "FROM lethe.erase_tasks t JOIN lethe.jobs j ON j.id = t.job_id WHERE t.job_id = $1",
+            job_id,
         )
-    finally:
-        await lethe.execute("DELETE FROM lethe.erase_tasks WHERE job_id = $1", job_id)
-        async with platform.acquire() as conn:
-            for org_id in org_ids:
-                await drop_org(conn, s3, bucket, org_id)
-        await lethe.close()
-        await platform.close()
-
-
-def _expect(rows: int, org: SeededOrg, subject: SeededUser, who: str) -> None:
-    if rows != org.rows_of(subject):
-        raise BenchError(f"{who}: deleted {rows} rows, the subject owned {org.rows_of(subject)}")
-
-
-def _lethe_result(
-    rec: Recorder, t0: float, t1: float, org: SeededOrg, subject: SeededUser
-) -> dict[str, Any]:
-    failed = rec.of("JobFailed")
-    if failed:
-        raise BenchError(f"lethe: job failed: {failed[0][1].payload}")
-    planned, batches = rec.of("ErasurePlanned"), rec.of("BatchErased")
-    completed = rec.of("JobCompleted")
-    if not planned or not batches or not completed:
-        raise BenchError("lethe: the job did not plan, erase and complete")
-    rows = sum(int(e.payload["rows"]) for _, e in batches)
-    _expect(rows, org, subject, "lethe")
-    return {
-        "rows": rows,
-        "batches": len(batches),
-        # resolve: until the plan; delete: until the last batch; verify: the rest.
-        "phases": {
-            "resolve": round(planned[0][0] - t0, 4),
-            "delete": round(batches[-1][0] - planned[0][0], 4),
-            "verify": round(t1 - batches[-1][0], 4),
-        },
-    }
+        if row is not None and row["status"] in ("purged", "failed"):
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise BenchError("lethe: the job did not finish within an hour")
+    if row["status"] != "purged" or not row["verification"]["ok"] or row["needs_review"]:
+        raise BenchError(f"lethe: job {job_id} ended {row['status']}: {row['verification']}")
+    return dict(row)
 
 
 # ------------------------------------------------------------------ main
 
 
-def print_table(results: list[Result], wall: float) -> None:
-    head = (
-        f"{'rows':>8} {'objects':>7} {'baseline s':>10} {'baseline r/s':>12} {'lethe s':>8} "
-        f"{'lethe r/s':>10} {'ratio':>6} {'batches':>7} {'resolve/delete/verify s':>24} "
-        f"{'RSS +MiB':>8}"
-    )
-    print(head)
-    print("-" * len(head))
-    for r in results:
-        p = r.lethe_phases
-        phases = f"{p['resolve']:.2f}/{p['delete']:.2f}/{p['verify']:.2f}"
-        rss = "-" if r.lethe_peak_rss_delta_mib is None else f"{r.lethe_peak_rss_delta_mib:.1f}"
-        print(
-            f"{r.rows:>8} {r.objects:>7} {r.baseline_seconds:>10.3f} "
-            f"{r.baseline_rows_per_second:>12,.0f} {r.lethe_seconds:>8.3f} "
-            f"{r.lethe_rows_per_second:>10,.0f} {r.ratio:>5.2f}x {r.batches:>7} {phases:>24} "
-            f"{rss:>8}"
-        )
-    print(
-        f"batch size {results[0].batch_size if results else '-'}; ratio = lethe rows/s over "
-        "baseline rows/s in this run (target >= 0.5x). Events were collected in memory: Kafka "
-        f"publishing is not measured. Wall time {wall:.1f}s."
-    )
-
-
-async def run(sizes: list[int], batch_size: int, t: Targets) -> list[Result]:
-    await migrate(t.database_url)
-    await apply_schema(t.platform_database_url)
+async def run(args: argparse.Namespace, ep: infra.Endpoints, state_dir: Path) -> Result:
+    await prepare(ep)
     settings = LetheSettings(
-        database_url=t.database_url,
-        platform_database_url=t.platform_database_url,
-        s3_endpoint_url=t.s3_endpoint_url,
+        database_url=ep.database_url,
+        platform_database_url=ep.platform_database_url,
+        s3_endpoint_url=ep.s3_endpoint_url,
     )
-    results = []
-    async with s3_client(settings) as s3:
-        for n in sizes:
-            print(f"size {n}:", file=sys.stderr)
-            result = await bench_size(n, batch_size, t, s3, settings.platform_bucket)
-            results.append(result)
-    return results
+    bucket = settings.platform_bucket
+    tag = uuid.uuid4().hex[:8]
+    org_ids = {side: f"bench-{side}-{tag}" for side in ("a", "b", "c")}
+    lethe = await create_pool(ep.database_url, max_size=4)
+    platform = await create_pool(ep.platform_database_url, max_size=4)
+    api_url = start_services(ep, state_dir)
+    infra.stop_process("eraser", state_dir)
+    env = {
+        **service_env(ep, int(api_url.rsplit(":", 1)[1])),
+        "LETHE_ERASE_BATCH_SIZE": str(args.batch_size),
+    }
+    names = [f"eraser-bench-{i}" for i in range(args.replicas)]
+    for name in names:
+        infra.start_process(
+            name, [sys.executable, "-m", "services.eraser"], env, state_dir, cwd=REPO
+        )
+    try:
+        async with s3_client(settings) as s3:
+            async with platform.acquire() as conn:
+                t0 = time.perf_counter()
+                org_a = await seed_org(conn, s3, bucket, org_ids["a"], **shape(args.rows))
+                org_b = await seed_org(conn, s3, bucket, org_ids["b"], **shape(args.rows))
+                org_c = await seed_org(conn, s3, bucket, org_ids["c"], **shape(args.row_by_row))
+                await conn.execute("ANALYZE users, conversations, messages, media_objects")
+                print(f"  seeded in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+
+                keys = await subject_keys(conn, org_a.users[0].id)
+                raw_rows, raw_s = await raw_erase(conn, s3, bucket, keys, args.batch_size)
+                await check_erased(conn, s3, bucket, org_a, "raw")
+                keys = await subject_keys(conn, org_c.users[0].id)
+                rbr_rows, rbr_s = await row_by_row_erase(conn, s3, bucket, keys)
+                await check_erased(conn, s3, bucket, org_c, "row by row")
+                print(
+                    f"  baselines done: raw {raw_rows} rows, row by row {rbr_rows} rows",
+                    file=sys.stderr,
+                )
+
+            subject = org_b.users[0]
+            job = await lethe_erase(api_url, lethe, org_ids["b"], subject.email)
+            async with platform.acquire() as conn:
+                await check_erased(conn, s3, bucket, org_b, "lethe")
+            rows = int(job["done"])
+            if rows != org_b.rows_of(subject) or raw_rows != org_a.rows_of(org_a.users[0]):
+                raise BenchError(
+                    f"lethe erased {rows} rows, the subject owned {org_b.rows_of(subject)}"
+                )
+            soft_s = (job["soft_deleted_at"] - job["received_at"]).total_seconds()
+            purge_s = (job["purged_at"] - job["soft_deleted_at"]).total_seconds()
+            first_s = (job["first"] - job["received_at"]).total_seconds()
+            raw_rate = raw_rows / raw_s
+            rbr_rate = rbr_rows / rbr_s
+            soft_rate = rows / soft_s
+            purge_rate = rows / purge_s
+            async with platform.acquire() as conn:
+                for org_id in org_ids.values():
+                    await drop_org(conn, s3, bucket, org_id)
+            return Result(
+                rows=rows,
+                objects=len(subject.object_keys),
+                batch_size=args.batch_size,
+                replicas=args.replicas,
+                raw_seconds=round(raw_s, 3),
+                raw_rows_per_second=round(raw_rate, 1),
+                row_by_row_rows=rbr_rows,
+                row_by_row_seconds=round(rbr_s, 3),
+                row_by_row_rows_per_second=round(rbr_rate, 1),
+                soft_delete_seconds=round(soft_s, 3),
+                soft_delete_rows_per_second=round(soft_rate, 1),
+                purge_seconds=round(purge_s, 3),
+                purge_rows_per_second=round(purge_rate, 1),
+                first_hidden_seconds=round(first_s, 3),
+                soft_delete_vs_raw=round(soft_rate / raw_rate, 3),
+                soft_delete_vs_row_by_row=round(soft_rate / rbr_rate, 2),
+                purge_vs_raw=round(purge_rate / raw_rate, 3),
+                chunks=int(job["chunks"]),
+            )
+    finally:
+        for name in names:
+            infra.stop_process(name, state_dir)
+        stop_services(state_dir)
+        await lethe.close()
+        await platform.close()
+
+
+def print_table(r: Result, wall: float) -> None:
+    print(f"{'measure':<34} {'rows':>9} {'seconds':>9} {'rows/s':>10} {'vs raw':>7}")
+    print("-" * 73)
+    lines = [
+        ("(a) raw DELETE = ANY, batched", r.rows, r.raw_seconds, r.raw_rows_per_second),
+        (
+            "(b) row by row (sample)",
+            r.row_by_row_rows,
+            r.row_by_row_seconds,
+            r.row_by_row_rows_per_second,
+        ),
+        (
+            "(c) lethe soft delete (services)",
+            r.rows,
+            r.soft_delete_seconds,
+            r.soft_delete_rows_per_second,
+        ),
+        ("(d) lethe purge", r.rows, r.purge_seconds, r.purge_rows_per_second),
+    ]
+    for name, rows, secs, rate in lines:
+        vs = rate / r.raw_rows_per_second
+        print(f"{name:<34} {rows:>9,} {secs:>9.2f} {rate:>10,.0f} {vs:>6.2f}x")
+    print(
+        f"objects {r.objects}; batch size {r.batch_size}; {r.chunks} chunks; eraser replicas "
+        f"{r.replicas}; c/b = {r.soft_delete_vs_row_by_row:.1f}x (target >= 30), "
+        f"c/a target >= 0.6; intake to first row hidden {r.first_hidden_seconds:.2f}s "
+        f"(target < 1). Wall {wall:.0f}s."
+    )
+    print(
+        f"RESULT soft_delete_vs_raw={r.soft_delete_vs_raw} "
+        f"soft_delete_vs_row_by_row={r.soft_delete_vs_row_by_row} purge_vs_raw={r.purge_vs_raw} "
+        f"first_hidden_s={r.first_hidden_seconds}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.erase", description=__doc__)
-    ap.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--rows", type=int, default=200_000, help="rows the subject owns")
     ap.add_argument("--batch-size", type=int, default=1000)
-    ap.add_argument("--json", type=Path, help="also write the results as JSON here")
+    ap.add_argument("--row-by-row", type=int, default=3000, help="rows of the row-by-row sample")
+    ap.add_argument("--replicas", type=int, default=1, help="eraser processes")
+    ap.add_argument("--json", type=Path, help="also write the result as JSON here")
     args = ap.parse_args(argv)
     started = time.perf_counter()
-    state_dir: Path | None = None
-    if all(os.environ.get(k) for k in _ENV):
-        t = Targets(*(os.environ[k] for k in _ENV))
-    else:
-        state_dir = REPO / ".local" / f"bench-{os.getpid()}"
+    state_dir = REPO / ".local" / f"bench-{os.getpid()}"
+    own_infra = not all(os.environ.get(k) for k in _EXTERNAL)
+    if own_infra:
         print(f"starting infrastructure in {state_dir}", file=sys.stderr)
         ep = infra.up(state_dir, REPO)
-        t = Targets(ep.database_url, ep.platform_database_url, ep.s3_endpoint_url)
+    else:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        ep = infra.Endpoints(
+            kafka_bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"],
+            database_url=os.environ["DATABASE_URL"],
+            platform_database_url=os.environ["PLATFORM_DATABASE_URL"],
+            s3_endpoint_url=os.environ["S3_ENDPOINT_URL"],
+            smtp_host=os.environ["SMTP_HOST"],
+            smtp_port=int(os.environ["SMTP_PORT"]),
+            mail_dir=state_dir / "mail",
+        )
     try:
-        results = asyncio.run(run(args.rows, args.batch_size, t))
+        result = asyncio.run(run(args, ep, state_dir))
     except BenchError as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
     finally:
-        if state_dir is not None:
+        if own_infra:
             infra.down(state_dir)
-            shutil.rmtree(state_dir, ignore_errors=True)
-    print_table(results, time.perf_counter() - started)
+        shutil.rmtree(state_dir, ignore_errors=True)
+    print_table(result, time.perf_counter() - started)
     if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+        args.json.write_text(json.dumps(asdict(result), indent=2) + "\n")
     return 0
 
 

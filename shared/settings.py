@@ -62,6 +62,10 @@ class LetheSettings(BaseSettings):
         SecretStr("dev-only-subject-hash-key"),
         description="HMAC key for subject hashes (audit rows never hold raw identities).",
     )
+    master_key: SecretStr = Field(
+        SecretStr("ZGV2LW9ubHktbWFzdGVyLWtleS0zMi1ieXRlcyEhISE="),
+        description="Base64 of 32 bytes; wraps the per-job AES-256-GCM keys.",
+    )
     datamap_path: Path = Field(
         Path("deploy/local/sample/datamap.yaml"), description="Data map YAML of the platform."
     )

@@ -1,38 +1,86 @@
-"""Eraser service: consumes `lethe.jobs.erase.v1`, erases, reports progress and completion."""
+"""Eraser service: plans erasures into chunks, erases them, restores, purges, verifies."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from contextlib import AsyncExitStack
 
 from faststream import FastStream
 from opentelemetry.trace import TracerProvider
 
+from services.eraser import lifecycle, store
+from services.eraser.domain import Emit, EraserDeps, PublishChunk
 from services.eraser.handlers import register
 from services.eraser.settings import EraserSettings
-from shared.datamap import load_datamap
+from shared.crypto import parse_master_key
+from shared.datamap import check_against_database, load_datamap
 from shared.db import create_pool
 from shared.kafka import create_broker
 from shared.storage import s3_client
 from shared.telemetry import tracer_provider as make_tracer_provider
 
+log = logging.getLogger(__name__)
+
 
 class Runtime:
     """Resources opened at start-up and closed at shutdown (none exist at import time)."""
 
+    emit: Emit
+    publish_chunk: PublishChunk
+    deps: EraserDeps
+
     def __init__(self, settings: EraserSettings) -> None:
         self.settings = settings
         self._stack = AsyncExitStack()
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         s = self.settings
-        self.datamap = load_datamap(s.datamap_path)
-        self.lethe = await create_pool(s.database_url)
-        self._stack.push_async_callback(self.lethe.close)
-        self.platform = await create_pool(s.platform_database_url)
-        self._stack.push_async_callback(self.platform.close)
-        self.s3 = await self._stack.enter_async_context(s3_client(s))
+        master_key = parse_master_key(s.master_key.get_secret_value())
+        datamap = load_datamap(s.datamap_path)
+        lethe = await create_pool(s.database_url)
+        self._stack.push_async_callback(lethe.close)
+        size = max(4, 2 * s.erase_concurrency + 2)
+        platform = await create_pool(s.platform_database_url, max_size=size)
+        self._stack.push_async_callback(platform.close)
+        # Refuse to start on a map that does not fit the live database.
+        async with platform.acquire() as conn:
+            pk_types = await check_against_database(datamap, conn)
+        await store.migrate_platform(s.platform_database_url)
+        s3 = await self._stack.enter_async_context(s3_client(s))
+        self.deps = EraserDeps(
+            lethe=lethe,
+            platform=platform,
+            s3=s3,
+            bucket=s.platform_bucket,
+            datamap=datamap,
+            pk_types=pk_types,
+            emit=self.emit,
+            publish_chunk=self.publish_chunk,
+            master_key=master_key,
+            hmac_key=s.mask_hmac_key.get_secret_value().encode(),
+            batch_size=s.erase_batch_size,
+            rate_limit_rows=s.erase_rate_limit_rows,
+        )
+
+    async def start_sweeper(self) -> None:
+        self._sweeper = asyncio.create_task(self._sweep_forever())
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                await lifecycle.sweep(self.deps)
+            except Exception:
+                log.exception("purge sweep failed; trying again next interval")
+            await asyncio.sleep(self.settings.erase_purge_interval_seconds)
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         await self._stack.aclose()
 
 
@@ -43,4 +91,9 @@ def create_app(
     broker = create_broker(settings.kafka_bootstrap_servers, service="eraser", tracer_provider=tp)
     runtime = Runtime(settings)
     register(broker, runtime)
-    return FastStream(broker, on_startup=[runtime.open], after_shutdown=[runtime.close])
+    return FastStream(
+        broker,
+        on_startup=[runtime.open],
+        after_startup=[runtime.start_sweeper],
+        after_shutdown=[runtime.close],
+    )

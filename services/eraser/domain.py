@@ -1,42 +1,65 @@
-"""Erasure: resolve the subject through the data map, delete in batches, verify, report.
+"""Erasure, soft-delete phase: plan into chunks, erase chunk by chunk, verify.
 
-Plain async functions over explicit dependencies; no Kafka here (events go out via `emit`).
-Re-running an erasure is safe: it re-resolves what is left, so a crash mid-way resumes, and a
-finished job is never repeated.
+Plain async functions over explicit dependencies; no Kafka here (events go out via `emit`,
+chunks via `publish_chunk`).
+
+- **Plan** (ErasureRequested): resolve the subject through the data map, record the chunks
+  (table + up to `batch_size` keys) as checkpoints, publish the first wave's chunks.
+- **Waves**: tables are grouped so that every table comes after all its children
+  (`DataMap.waves`). Only one wave's chunks are published at a time; whoever finishes the
+  wave's last chunk publishes the next wave (publishing is idempotent, a compare-and-set of
+  the job's wave decides who moves it on). Replicas share a wave's chunks through the
+  consumer group; children are always gone before their parents.
+- **Chunk**: objects to quarantine first (recorded before they move), then one platform
+  transaction that deletes or masks the rows and writes them, sealed with the job key, to
+  the restoration log. A chunk whose record exists already is done: running it twice
+  changes nothing. Then the checkpoint, a progress event, and maybe the next wave.
+- **Soft deleted**: after the last wave, verify (the subject resolves to nothing, objects
+  sit in quarantine) and report; with a recovery window of 0 the purge follows at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
+from services.eraser import objects as s3objects
 from services.eraser import store
+from shared.crypto import new_data_key, open_sealed, seal, unwrap_key, wrap_key
 from shared.datamap import DataMap
 from shared.events import Actor, Envelope, Payload, make_event
-from shared.events.jobs import ErasureRequested
+from shared.events.jobs import EraseChunk, ErasureRequested
 from shared.events.notifications import SendEmail
 from shared.events.progress import (
     BatchErased,
     DuplicateIgnored,
     ErasurePlanned,
-    JobCompleted,
+    ErasureSoftDeleted,
     JobFailed,
 )
 from shared.events.topics import AUDIT, NOTIFICATIONS, PROGRESS
-from shared.platform import AmbiguousSubject, delete_rows, object_keys, resolve
-from shared.storage import delete_objects, object_exists
+from shared.platform import (
+    AmbiguousSubject,
+    chunk_object_keys,
+    delete_returning,
+    mask_returning,
+    resolve,
+)
+from shared.platform import remaining as rows_remaining
 
 ACTOR = Actor(kind="service", id="eraser")
 Emit = Callable[[str, Envelope], Awaitable[None]]
-
-
-class ObjectDeleteFailed(RuntimeError):
-    pass
+PublishChunk = Callable[[Envelope], Awaitable[None]]
 
 
 @dataclass
@@ -46,10 +69,53 @@ class EraserDeps:
     s3: Any
     bucket: str
     datamap: DataMap
+    pk_types: dict[str, str]
     emit: Emit
+    publish_chunk: PublishChunk
+    master_key: bytes
+    hmac_key: bytes = b"dev-only-mask-hmac-key"
     batch_size: int = 1000
     rate_limit_rows: float = 0.0
     clock: Callable[[], float] = field(default=time.monotonic)
+    worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    _keys: dict[uuid.UUID, bytes] = field(default_factory=dict)
+
+    def job_key(self, job: store.Job) -> bytes:
+        key = self._keys.get(job.job_id)
+        if key is None:
+            if job.wrapped_key is None:
+                raise KeyDestroyed(f"the key of job {job.job_id} is destroyed")
+            key = unwrap_key(self.master_key, job.wrapped_key, _context(job.job_id))
+            if len(self._keys) > 256:
+                self._keys.clear()
+            self._keys[job.job_id] = key
+        return key
+
+    def forget_key(self, job_id: uuid.UUID) -> None:
+        self._keys.pop(job_id, None)
+
+
+class KeyDestroyed(RuntimeError):
+    pass
+
+
+def _context(job_id: uuid.UUID) -> bytes:
+    return f"erase-job:{job_id}".encode()
+
+
+def chunk_aad(job_id: uuid.UUID, chunk_no: int) -> bytes:
+    return f"restoration:{job_id}:{chunk_no}".encode()
+
+
+def job_event(job: store.Job, payload: Payload, trace: dict[str, str] | None = None) -> Envelope:
+    return make_event(
+        payload,
+        actor=ACTOR,
+        job_id=job.job_id,
+        org_id=job.org_id,
+        subject_hash=job.subject_hash,
+        trace=trace,
+    )
 
 
 def _event(src: Envelope, payload: Payload) -> Envelope:
@@ -58,133 +124,318 @@ def _event(src: Envelope, payload: Payload) -> Envelope:
     )
 
 
-async def erase(env: Envelope, deps: EraserDeps) -> None:
+# ------------------------------------------------------------------ the sealed request
+
+
+@dataclass(frozen=True)
+class SealedRequest:
+    """What later phases need from the request; kept sealed with the job key."""
+
+    scope: str
+    identities: dict[str, str] | None
+    requester_email: str | None
+
+
+def open_request(deps: EraserDeps, job: store.Job) -> SealedRequest:
+    assert job.sealed_request is not None
+    raw = open_sealed(deps.job_key(job), job.sealed_request, b"request:" + _context(job.job_id))
+    return SealedRequest(**json.loads(raw))
+
+
+# ------------------------------------------------------------------ plan
+
+
+async def plan(env: Envelope, deps: EraserDeps) -> None:
     req = env.payload_as(ErasureRequested)
     assert env.job_id is not None and env.org_id is not None
     job_id, org_id = env.job_id, env.org_id
-    existing = await store.get_task(deps.lethe, job_id)
-    if existing is not None and existing.status != "running":
+    job = await store.get_job(deps.lethe, job_id)
+    if job is not None and job.status == "erasing":
+        # Redelivered after a crash between planning and publishing: publish again.
+        await publish_wave(deps, job, job.wave)
+        return
+    if job is not None and job.status != "planning":
         await deps.emit(AUDIT, _event(env, DuplicateIgnored(original_type=env.type)))
         return
 
     identities = req.subject.identities() if req.scope == "subject" and req.subject else None
     if req.scope == "subject" and not identities:
-        await _fail(env, deps, "the request names no subject identity")
+        await fail(env, deps, "the request names no subject identity")
         return
+    if job is None:
+        key = new_data_key()
+        request = SealedRequest(req.scope, identities, req.requester_email)
+        await store.create_job(
+            deps.lethe,
+            job_id,
+            org_id,
+            env.subject_hash,
+            req.recovery_window_days,
+            wrap_key(deps.master_key, key, _context(job_id)),
+            seal(key, json.dumps(request.__dict__).encode(), b"request:" + _context(job_id)),
+        )
     async with deps.platform.acquire() as conn:
         try:
             keys = await resolve(conn, deps.datamap, org_id, identities)
         except AmbiguousSubject as exc:
-            await _fail(env, deps, str(exc))
+            await store.set_status(deps.lethe, job_id, "failed")
+            await fail(env, deps, str(exc))
             return
-        per_table = {t: len(k) for t, k in keys.items()}
-        task = await store.start_task(deps.lethe, job_id, org_id, per_table)
-        if existing is None:
-            await deps.emit(
-                PROGRESS, _event(env, ErasurePlanned(total=task.total, per_table=per_table))
-            )
-        deleted_objects = await _erase_batches(env, deps, conn, keys, task)
-        remaining = await resolve(conn, deps.datamap, org_id, identities)
-    left = {t: len(k) for t, k in remaining.items() if k}
-    objects_left = await _objects_left(deps, deleted_objects)
-    verification = {
-        "ok": not left and not objects_left,
-        "rows_remaining": left,
-        "objects_checked": len(deleted_objects),
-        "objects_remaining": len(objects_left),
-    }
-    if not verification["ok"]:
-        await store.finish_task(deps.lethe, job_id, "failed", verification)
-        await _fail(env, deps, f"verification found data left: {verification}")
-        return
-    await store.finish_task(deps.lethe, job_id, "completed", verification)
-    final = await store.get_task(deps.lethe, job_id)
-    assert final is not None
-    await deps.emit(
-        PROGRESS,
-        _event(env, JobCompleted(done=final.done, total=final.total, verification=verification)),
-    )
-    if req.requester_email:
+    waves = deps.datamap.waves()
+    chunks: list[tuple[int, int, str, list[str]]] = []
+    per_table: dict[str, int] = {}
+    for wave_no, tables in enumerate(waves):
+        for table in tables:
+            if deps.datamap.tables[table].action == "keep":
+                continue
+            table_keys = [str(k) for k in keys.get(table, [])]
+            per_table[table] = len(table_keys)
+            for i in range(0, len(table_keys), deps.batch_size):
+                chunks.append((len(chunks), wave_no, table, table_keys[i : i + deps.batch_size]))
+    del keys
+    if await store.save_plan(deps.lethe, job_id, per_table, len(waves), chunks):
         await deps.emit(
-            NOTIFICATIONS,
-            _event(
-                env,
-                SendEmail(
-                    template="job_completed",
-                    to=req.requester_email,
-                    context={"job_id": str(job_id), "job_type": "erasure", "rows": final.done},
-                ),
-            ),
+            PROGRESS,
+            _event(env, ErasurePlanned(total=sum(per_table.values()), per_table=per_table)),
+        )
+    job = await store.get_job(deps.lethe, job_id)
+    assert job is not None
+    await publish_wave(deps, job, job.wave)
+    await advance(deps, job_id)
+
+
+async def publish_wave(deps: EraserDeps, job: store.Job, wave: int) -> None:
+    pending = await store.pending_chunks(deps.lethe, job.job_id, wave)
+    for i in range(0, len(pending), 500):
+        await asyncio.gather(
+            *(
+                deps.publish_chunk(job_event(job, EraseChunk(chunk_no=n, wave=wave, table=t)))
+                for n, t in pending[i : i + 500]
+            )
         )
 
 
-async def _erase_batches(
-    env: Envelope,
-    deps: EraserDeps,
-    conn: asyncpg.Connection,
-    keys: dict[str, list[Any]],
-    task: store.EraseTask,
-) -> list[str]:
-    """Children before parents; per batch: objects first, then rows in one transaction."""
-    started = deps.clock()
-    erased_now = 0
-    deleted_objects: list[str] = []
-    for table in reversed(list(keys)):
-        if deps.datamap.tables[table].action == "keep":
-            continue
-        pks = keys[table]
-        for i in range(0, len(pks), deps.batch_size):
-            chunk = pks[i : i + deps.batch_size]
-            objs = await object_keys(conn, deps.datamap, table, chunk)
-            if objs:
-                failed = await delete_objects(deps.s3, deps.bucket, objs)
-                if failed:
-                    # Rows stay until their objects are gone: no untracked orphans.
-                    raise ObjectDeleteFailed(f"{len(failed)} objects of {table} not deleted")
-                deleted_objects.extend(objs)
-            async with conn.transaction():
-                rows = await delete_rows(conn, deps.datamap, table, chunk)
-            done = await store.add_progress(deps.lethe, task.job_id, rows)
-            erased_now += rows
-            elapsed = max(deps.clock() - started, 1e-6)
-            rate = erased_now / elapsed
-            await deps.emit(
-                PROGRESS,
-                _event(
-                    env,
-                    BatchErased(
-                        table=table,
-                        rows=rows,
-                        objects=len(objs),
-                        done=done,
-                        total=task.total,
-                        rows_per_second=round(rate, 1),
-                        eta_seconds=round((task.total - done) / rate, 1) if rate > 0 else None,
-                    ),
-                ),
+async def advance(deps: EraserDeps, job_id: uuid.UUID) -> None:
+    """Move the job on when its current wave has no pending chunk left (any caller may try)."""
+    while True:
+        state = await store.wave_state(deps.lethe, job_id)
+        if state is None:
+            return
+        status, wave, waves, pending = state
+        if status != "erasing" or pending:
+            return
+        job = await store.get_job(deps.lethe, job_id)
+        assert job is not None
+        if wave + 1 >= waves:
+            await finish_soft_delete(deps, job)
+            return
+        # Publish first (idempotent), then move the wave: a crash in between is repaired by
+        # the redelivered chunk, which comes back here.
+        await publish_wave(deps, job, wave + 1)
+        await store.advance_wave(deps.lethe, job_id, wave)
+
+
+# ------------------------------------------------------------------ one chunk
+
+
+class _AlreadyDone(Exception):
+    pass
+
+
+async def process_chunk(env: Envelope, deps: EraserDeps) -> None:
+    cmd = env.payload_as(EraseChunk)
+    assert env.job_id is not None
+    job = await store.get_job(deps.lethe, env.job_id)
+    if job is None or job.status != "erasing":
+        return  # cancelled (or finished): a chunk of it has no effect any more
+    chunk = await store.get_chunk(deps.lethe, job.job_id, cmd.chunk_no)
+    if chunk is None or chunk.status != "pending":
+        await advance(deps, job.job_id)
+        return
+    await _throttle(deps, job)
+    key = deps.job_key(job)
+    table = chunk.table_name
+    t = deps.datamap.tables[table]
+    pk_type = deps.pk_types[table]
+
+    moved = 0
+    if t.object_key_column is not None:
+        async with deps.platform.acquire() as conn:
+            keys = await chunk_object_keys(conn, table, t, pk_type, chunk.keys)
+        if keys:
+            pairs = [(k, s3objects.quarantine_key(job.job_id, k)) for k in keys]
+            # Recorded before the move: whatever happens next, no object is left untracked.
+            await store.record_objects(
+                deps.lethe, job.job_id, table, chunk.chunk_no, keys, [q for _, q in pairs]
             )
-            await _throttle(deps, erased_now, elapsed)
-    return deleted_objects
+            gone = await s3objects.move(deps.s3, deps.bucket, pairs)
+            if gone:
+                await store.set_object_state(deps.lethe, job.job_id, gone, "purged")
+            moved = len(keys) - len(gone)
+
+    rows = await _soft_delete_rows(deps, job.job_id, chunk, key)
+    result = await store.finish_chunk(
+        deps.lethe, job.job_id, chunk.chunk_no, "done", rows, moved, worker=deps.worker
+    )
+    if result is not None:
+        done, total, since = result
+        await deps.emit(
+            PROGRESS, job_event(job, _batch_event(table, rows, moved, done, total, since))
+        )
+    await advance(deps, job.job_id)
 
 
-async def _throttle(deps: EraserDeps, erased: int, elapsed: float) -> None:
-    if deps.rate_limit_rows > 0:
-        wait = erased / deps.rate_limit_rows - elapsed
-        if wait > 0:
-            await asyncio.sleep(wait)
+async def _soft_delete_rows(
+    deps: EraserDeps, job_id: uuid.UUID, chunk: store.Chunk, key: bytes
+) -> int:
+    """One transaction: rows out of the live table, sealed into the restoration log."""
+    table = chunk.table_name
+    t = deps.datamap.tables[table]
+    try:
+        async with deps.platform.acquire() as conn, conn.transaction():
+            # Run before? Deleted rows are simply not found again; masked rows are found and
+            # masked again, but the restoration record's key refuses a second copy below.
+            if t.action == "mask":
+                removed = await mask_returning(
+                    conn, table, t, deps.pk_types[table], chunk.keys, deps.hmac_key
+                )
+            else:
+                removed = await delete_returning(conn, table, t, deps.pk_types[table], chunk.keys)
+            if not removed.keys:
+                # A concurrent run of this chunk may have committed meanwhile.
+                return await store.restoration_count(conn, job_id, chunk.chunk_no) or 0
+            body = json.dumps({"keys": removed.keys, "rows": removed.rows}).encode()
+            sealed = seal(key, body, chunk_aad(job_id, chunk.chunk_no))
+            if not await store.insert_restoration(
+                conn, job_id, chunk.chunk_no, table, removed.keys, sealed
+            ):
+                raise _AlreadyDone
+            return len(removed.keys)
+    except _AlreadyDone:
+        async with deps.platform.acquire() as conn:
+            return await store.restoration_count(conn, job_id, chunk.chunk_no) or 0
 
 
-async def _objects_left(deps: EraserDeps, keys: list[str]) -> list[str]:
-    sem = asyncio.Semaphore(16)
+def _batch_event(
+    table: str, rows: int, objects: int, done: int, total: int, since: datetime | None
+) -> BatchErased:
+    elapsed = max((datetime.now(UTC) - since).total_seconds(), 1e-3) if since else 1e-3
+    rate = done / elapsed
+    return BatchErased(
+        table=table,
+        rows=rows,
+        objects=objects,
+        done=done,
+        total=total,
+        rows_per_second=round(rate, 1),
+        eta_seconds=round((total - done) / rate, 1) if rate > 0 else None,
+    )
 
-    async def check(key: str) -> str | None:
-        async with sem:
-            return key if await object_exists(deps.s3, deps.bucket, key) else None
 
-    return [k for k in await asyncio.gather(*(check(k) for k in keys)) if k]
+async def _throttle(deps: EraserDeps, job: store.Job) -> None:
+    """Rows per second per job, over all replicas: the job's own counters are the clock."""
+    if deps.rate_limit_rows <= 0 or job.erasing_since is None:
+        return
+    elapsed = (datetime.now(UTC) - job.erasing_since).total_seconds()
+    wait = job.done / deps.rate_limit_rows - elapsed
+    if wait > 0:
+        await asyncio.sleep(min(wait, 60))
 
 
-async def _fail(env: Envelope, deps: EraserDeps, reason: str) -> None:
+async def chunk_failed(env: Envelope, deps: EraserDeps, error: str) -> None:
+    """Retries exhausted: the chunk becomes a manual-review item, the job goes on."""
+    cmd = env.payload_as(EraseChunk)
+    assert env.job_id is not None
+    job = await store.get_job(deps.lethe, env.job_id)
+    if job is None:
+        return
+    async with deps.platform.acquire() as conn:
+        held = await store.restoration_count(conn, job.job_id, cmd.chunk_no)
+    if held is None:
+        # The rows stayed: their objects go back where they were, nothing is half-erased.
+        pairs = await store.objects(deps.lethe, job.job_id, "quarantined", chunk_no=cmd.chunk_no)
+        if pairs:
+            await s3objects.move(deps.s3, deps.bucket, [(q, k) for k, q in pairs])
+            await store.set_object_state(deps.lethe, job.job_id, [k for k, _ in pairs], "restored")
+        await store.finish_chunk(deps.lethe, job.job_id, cmd.chunk_no, "failed", 0, 0, error)
+    else:
+        await store.finish_chunk(deps.lethe, job.job_id, cmd.chunk_no, "done", held, 0)
+    await advance(deps, job.job_id)
+
+
+# ------------------------------------------------------------------ verify and report
+
+
+async def verify(
+    deps: EraserDeps, job: store.Job, request: SealedRequest, phase: str
+) -> dict[str, Any]:
+    """Query the map for the subject again; the count must be zero. Objects: where expected."""
+    identities = request.identities if request.scope == "subject" else None
+    async with deps.platform.acquire() as conn:
+        left = await rows_remaining(conn, deps.datamap, deps.pk_types, job.org_id, identities)
+        held = await store.restoration_rows(conn, job.job_id)
+    originals = [k for k, _ in await store.objects(deps.lethe, job.job_id, "quarantined")]
+    purged = [k for k, _ in await store.objects(deps.lethe, job.job_id, "purged")]
+    checked = originals + purged
+    present = await s3objects.still_present(deps.s3, deps.bucket, checked)
+    quarantined = await s3objects.list_prefix(
+        deps.s3, deps.bucket, s3objects.quarantine_prefix(job.job_id)
+    )
+    expected_q = 0 if phase == "purge" else len(originals)
+    result: dict[str, Any] = {
+        "phase": phase,
+        "rows_remaining": left,
+        "objects_checked": len(checked),
+        "objects_remaining": len(present),
+        "restoration_rows": held,
+        "quarantined_objects": len(quarantined or ()),
+    }
+    # Rows put back on purpose (restore) are live again; only more than those is a failure.
+    rows_ok = sum(left.values()) <= job.restored_rows if job.restored_rows else not left
+    result["ok"] = rows_ok and not present and len(quarantined or ()) == expected_q
+    if phase == "purge":
+        result["ok"] = result["ok"] and held == 0
+    return result
+
+
+async def finish_soft_delete(deps: EraserDeps, job: store.Job) -> None:
+    request = open_request(deps, job)
+    verification = await verify(deps, job, request, "soft_delete")
+    review = await store.failed_chunks(deps.lethe, job.job_id)
+    if verification["rows_remaining"] and not review:
+        review.append({"kind": "rows_remaining", "tables": verification["rows_remaining"]})
+    purge_after = datetime.now(UTC) + timedelta(days=job.recovery_window_days)
+    if not await store.transition(
+        deps.lethe,
+        job.job_id,
+        ["erasing"],
+        "soft_deleted",
+        verification=verification,
+        purge_after=purge_after,
+        needs_review=review,
+        soft_deleted_at=datetime.now(UTC),
+    ):
+        return
+    await deps.emit(
+        PROGRESS,
+        job_event(
+            job,
+            ErasureSoftDeleted(
+                done=job.done,
+                total=job.total,
+                verification=verification,
+                purge_after=purge_after,
+                needs_review=review,
+            ),
+        ),
+    )
+    if job.recovery_window_days == 0:
+        from services.eraser.lifecycle import purge
+
+        await purge(deps, job.job_id)
+
+
+async def fail(env: Envelope, deps: EraserDeps, reason: str) -> None:
     await deps.emit(PROGRESS, _event(env, JobFailed(reason=reason)))
     req = env.payload_as(ErasureRequested)
     if req.requester_email:
@@ -204,7 +455,8 @@ async def _fail(env: Envelope, deps: EraserDeps, reason: str) -> None:
 async def give_up(env: Envelope, deps: EraserDeps, error: str) -> None:
     """Called when retries are exhausted: the job is failed visibly, never left hanging."""
     if env.type == ErasureRequested.event_type and env.job_id is not None:
-        await _fail(env, deps, f"erasure stopped after retries: {error}")
+        await store.set_status(deps.lethe, env.job_id, "failed")
+        await fail(env, deps, f"erasure stopped after retries: {error}")
 
 
-__all__ = ["EraserDeps", "erase", "give_up"]
+__all__ = ["EraserDeps", "advance", "chunk_failed", "give_up", "plan", "process_chunk"]

@@ -1,50 +1,115 @@
-"""Thin handlers: decode (in `subscribe`), call the domain, publish what it emits."""
+"""Thin handlers: decode, call the domain, publish what it emits.
+
+Two subscriptions: `lethe.jobs.erase.v1` (ErasureRequested, CancelErasure, RestoreErasure;
+keyed by job, so ordered per job) and `lethe.erase.tasks.v1` (one EraseChunk per chunk, keyed
+by job and chunk so the chunks spread over all partitions and every replica takes a share;
+`erase_concurrency` consumers per process). Offsets are committed after the handler.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import traceback
 from typing import TYPE_CHECKING
 
+from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import ValidationError
 
-from services.eraser import domain
+from services.eraser import domain, lifecycle
 from shared.events import Envelope
-from shared.events.topics import JOBS_ERASE
-from shared.kafka import publish_event, subscribe
+from shared.events.jobs import CancelErasure, EraseChunk, ErasureRequested, RestoreErasure
+from shared.events.topics import ERASE_TASKS, JOBS_ERASE
+from shared.kafka import dead_letter, publish_event, subscribe, with_trace
 
 if TYPE_CHECKING:
     from services.eraser.app import Runtime
+
+log = logging.getLogger(__name__)
+GROUP = "lethe-eraser"
+TASK_GROUP = "lethe-eraser-tasks"
 
 
 def register(broker: KafkaBroker, rt: Runtime) -> None:
     async def emit(topic: str, env: Envelope) -> None:
         await publish_event(broker, topic, env)
 
-    def deps() -> domain.EraserDeps:
-        s = rt.settings
-        return domain.EraserDeps(
-            lethe=rt.lethe,
-            platform=rt.platform,
-            s3=rt.s3,
-            bucket=s.platform_bucket,
-            datamap=rt.datamap,
-            emit=emit,
-            batch_size=s.erase_batch_size,
-            rate_limit_rows=s.erase_rate_limit_rows,
+    async def publish_chunk(env: Envelope) -> None:
+        # Internal work items: not audited (the audit trail gets every BatchErased instead).
+        env = with_trace(env)
+        chunk = env.payload["chunk_no"]
+        await broker.publish(
+            env.model_dump_json().encode(),
+            ERASE_TASKS,
+            key=f"{env.job_id}:{chunk}".encode(),
+            headers={"content-type": "application/json", "lethe-event-type": env.type},
         )
 
-    async def on_erasure_requested(env: Envelope) -> None:
-        await domain.erase(env, deps())
+    rt.emit, rt.publish_chunk = emit, publish_chunk
+
+    async def on_job_command(env: Envelope) -> None:
+        if env.type == ErasureRequested.event_type:
+            await domain.plan(env, rt.deps)
+        elif env.type == CancelErasure.event_type:
+            await lifecycle.cancel(env, rt.deps)
+        elif env.type == RestoreErasure.event_type:
+            await lifecycle.restore(env, rt.deps)
 
     async def on_give_up(env: Envelope, error: str) -> None:
-        await domain.give_up(env, deps(), error)
+        await domain.give_up(env, rt.deps, error)
 
     subscribe(
         broker,
         JOBS_ERASE,
-        group_id="lethe-eraser",
-        handler=on_erasure_requested,
+        group_id=GROUP,
+        handler=on_job_command,
         retries=rt.settings.dlq_retries,
         on_give_up=on_give_up,
-        # A large erasure runs inside one handler call; allow it time between polls.
+        # Planning a large erasure resolves every key once; allow it time between polls.
         max_poll_interval_ms=30 * 60 * 1000,
     )
+    _subscribe_chunks(broker, rt)
+
+
+def _subscribe_chunks(broker: KafkaBroker, rt: Runtime) -> None:
+    retries = rt.settings.dlq_retries
+
+    @broker.subscriber(
+        ERASE_TASKS,
+        group_id=TASK_GROUP,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.ACK,
+        max_workers=rt.settings.erase_concurrency,
+        max_poll_interval_ms=10 * 60 * 1000,
+    )
+    async def _consume(message: KafkaMessage) -> None:
+        raw = message.body
+        try:
+            env = Envelope.model_validate_json(raw)
+            env.payload_as(EraseChunk)
+        except (ValidationError, ValueError) as exc:
+            await dead_letter(broker, ERASE_TASKS, TASK_GROUP, raw, f"invalid chunk: {exc}")
+            return
+        for attempt in range(1, retries + 1):
+            try:
+                await domain.process_chunk(env, rt.deps)
+                return
+            except Exception as exc:  # retried, then a manual-review item
+                log.warning(
+                    "chunk %s of job %s failed (attempt %d/%d): %r",
+                    env.payload.get("chunk_no"),
+                    env.job_id,
+                    attempt,
+                    retries,
+                    exc,
+                )
+                if attempt == retries:
+                    error = "".join(traceback.format_exception_only(exc)).strip()
+                    await dead_letter(broker, ERASE_TASKS, TASK_GROUP, raw, error)
+                    await domain.chunk_failed(env, rt.deps, error)
+                    return
+                await asyncio.sleep(0.5 * 2 ** (attempt - 1))
+
+    _ = _consume

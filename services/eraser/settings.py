@@ -1,12 +1,23 @@
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from shared.settings import LetheSettings
 
 
 class EraserSettings(LetheSettings):
-    erase_batch_size: int = Field(1000, ge=1, le=50_000, description="Rows per erase batch.")
+    erase_batch_size: int = Field(
+        1000, ge=1, le=50_000, description="Rows per erase batch (one chunk, one transaction)."
+    )
     erase_rate_limit_rows: float = Field(
-        0, ge=0, description="Upper bound on rows erased per second (0: unlimited)."
+        0, ge=0, description="Upper bound on rows erased per second per job (0: unlimited)."
+    )
+    erase_concurrency: int = Field(
+        2, ge=1, le=32, description="Chunks one eraser process works on at once."
+    )
+    erase_purge_interval_seconds: float = Field(
+        60, gt=0, description="How often the purge sweep looks for jobs past their window."
+    )
+    mask_hmac_key: SecretStr = Field(
+        SecretStr("dev-only-mask-hmac-key"), description="Key of the `hmac` mask strategy."
     )

@@ -63,3 +63,16 @@ class RestoreErasure(Payload):
     event_type = "RestoreErasure"
     items: list[Item] | None = None
     reason: str | None = None
+
+
+# --- Work items on `lethe.erase.tasks.v1` (keyed by job and chunk: spread over partitions) --
+
+
+@event
+class EraseChunk(Payload):
+    """Soft-delete one planned chunk (table + keys recorded in the eraser's checkpoints)."""
+
+    event_type = "EraseChunk"
+    chunk_no: int
+    wave: int
+    table: str

@@ -25,6 +25,7 @@ class BatchErased(Payload):
     total: int
     rows_per_second: float
     eta_seconds: float | None
+    phase: str = "soft_delete"
 
 
 @event

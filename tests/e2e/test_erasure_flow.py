@@ -111,6 +111,7 @@ async def test_erasure_goes_through_all_five_services(
             "subject": {"email": subject.email},
             "notify_email": requester,
             "request_id": f"req-{uuid.uuid4()}",
+            "recovery_window_days": 0,
         },
     )
 
@@ -180,6 +181,7 @@ async def test_a_redelivered_erasure_changes_nothing(
         "type": "erasure",
         "subject": {"email": seeded.users[1].email},
         "request_id": request_id,
+        "recovery_window_days": 0,
     }
     job = await _submit_and_finish(client, org, body)
     assert job["status"] == "completed"
@@ -257,7 +259,13 @@ async def test_a_poison_message_is_dead_lettered_and_the_consumer_goes_on(
     dead = await _find_record_eventually(prepared.kafka_bootstrap_servers, marker)
     assert marker in dead
     job = await _submit_and_finish(
-        client, org, {"type": "erasure", "subject": {"email": seeded.users[2].email}}
+        client,
+        org,
+        {
+            "type": "erasure",
+            "subject": {"email": seeded.users[2].email},
+            "recovery_window_days": 0,
+        },
     )
     assert job["status"] == "completed"
 

@@ -39,3 +39,24 @@ CREATE TABLE IF NOT EXISTS media_objects (
     size_bytes    bigint NOT NULL
 );
 CREATE INDEX IF NOT EXISTS media_objects_message ON media_objects (message_id);
+-- Payments stay (bookkeeping) but lose their link to the person: the data map masks them.
+CREATE TABLE IF NOT EXISTS payments (
+    id             bigserial PRIMARY KEY,
+    org_id         text NOT NULL REFERENCES organisations (id),
+    user_id        bigint REFERENCES users (id),
+    billing_name   text,
+    billing_email  text,
+    card_last4     text,
+    amount_cents   bigint NOT NULL,
+    paid_at        timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS payments_user ON payments (user_id);
+-- Newsletter sign-ups carry an email but no user id: matched by identity, not by relation.
+CREATE TABLE IF NOT EXISTS newsletter_signups (
+    id          bigserial PRIMARY KEY,
+    org_id      text NOT NULL REFERENCES organisations (id),
+    email       text NOT NULL,
+    topics      text[] NOT NULL DEFAULT '{}',
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (org_id, email)
+);

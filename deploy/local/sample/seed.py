@@ -25,6 +25,8 @@ class SeededUser:
     email: str
     conversations: int = 0
     messages: int = 0
+    payments: int = 0
+    signups: int = 0
     object_keys: list[str] = field(default_factory=list)
 
 
@@ -34,7 +36,14 @@ class SeededOrg:
     users: list[SeededUser]
 
     def rows_of(self, user: SeededUser) -> int:
-        return 1 + user.conversations + user.messages + len(user.object_keys)
+        return (
+            1
+            + user.conversations
+            + user.messages
+            + len(user.object_keys)
+            + user.payments
+            + user.signups
+        )
 
 
 async def apply_schema(dsn: str) -> None:
@@ -62,8 +71,14 @@ async def seed_org(
     messages_per_conversation: int,
     media_every: int,
     heavy_user_factor: int = 1,
+    payments_per_user: int = 2,
+    newsletter: bool = True,
 ) -> SeededOrg:
-    """One org; user 0 gets `heavy_user_factor` times the conversations (the demo subject)."""
+    """One org; user 0 gets `heavy_user_factor` times the conversations (the demo subject).
+
+    Every user also gets `payments_per_user` payments (masked on erasure, not deleted) and,
+    with `newsletter`, a newsletter sign-up under their email (matched by identity).
+    """
     rng = random.Random(org_id)
     now = datetime.now(UTC)
     await conn.execute(
@@ -121,6 +136,28 @@ async def seed_org(
         records=media_records,
         columns=["message_id", "s3_key", "content_type", "size_bytes"],
     )
+    if payments_per_user:
+        await conn.execute(
+            "INSERT INTO payments (org_id, user_id, billing_name, billing_email, card_last4, "
+            "amount_cents) SELECT $1, u.id, 'Billing ' || u.email, u.email, "
+            "lpad((u.id % 10000)::text, 4, '0'), 100 * p "
+            "FROM unnest($2::bigint[], $3::text[]) AS u(id, email), generate_series(1, $4) AS p",
+            org_id,
+            [u.id for u in seeded],
+            [u.email for u in seeded],
+            payments_per_user,
+        )
+        for u in seeded:
+            u.payments = payments_per_user
+    if newsletter:
+        await conn.execute(
+            "INSERT INTO newsletter_signups (org_id, email, topics) "
+            "SELECT $1, e, '{news,offers}' FROM unnest($2::text[]) AS e",
+            org_id,
+            [u.email for u in seeded],
+        )
+        for u in seeded:
+            u.signups = 1
     await ensure_bucket(s3, bucket)
     sem = asyncio.Semaphore(16)
 

@@ -1,0 +1,291 @@
+"""After the soft delete: cancel, restore (whole job or items), purge, and the purge sweep."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from services.eraser import objects as s3objects
+from services.eraser import store
+from services.eraser.domain import (
+    EraserDeps,
+    SealedRequest,
+    chunk_aad,
+    job_event,
+    open_request,
+    verify,
+)
+from shared.crypto import open_sealed, seal
+from shared.events import Envelope
+from shared.events.jobs import CancelErasure, RestoreErasure
+from shared.events.notifications import SendEmail
+from shared.events.progress import (
+    CommandRefused,
+    JobCancelled,
+    JobCompleted,
+    JobRestored,
+    PurgeStarted,
+)
+from shared.events.topics import NOTIFICATIONS, PROGRESS
+from shared.platform import restore_rows
+
+log = logging.getLogger(__name__)
+SWEEP_LOCK = 7_715_004  # advisory lock: one purge sweep at a time over all replicas
+PURGE_LOCK_CLASS = 7_715_005  # with hashtext(job id): one purger per job
+
+
+class PurgeIncomplete(RuntimeError):
+    pass
+
+
+async def _refuse(deps: EraserDeps, env: Envelope, command: str, reason: str) -> None:
+    from services.eraser.domain import _event
+
+    await deps.emit(PROGRESS, _event(env, CommandRefused(command=command, reason=reason)))
+
+
+# ------------------------------------------------------------------ cancel
+
+
+async def cancel(env: Envelope, deps: EraserDeps) -> None:
+    """Stop between batches: pending chunks are dropped, what is done stays restorable."""
+    env.payload_as(CancelErasure)
+    assert env.job_id is not None
+    job = await store.get_job(deps.lethe, env.job_id)
+    if job is None or job.status not in ("planning", "erasing"):
+        state = "unknown" if job is None else job.status
+        await _refuse(deps, env, "CancelErasure", f"the erasure is {state}, not running")
+        return
+    purge_after = datetime.now(UTC) + timedelta(days=job.recovery_window_days)
+    if not await store.transition(
+        deps.lethe, job.job_id, ["planning", "erasing"], "cancelled", purge_after=purge_after
+    ):
+        await _refuse(deps, env, "CancelErasure", "the erasure finished meanwhile")
+        return
+    await store.cancel_pending(deps.lethe, job.job_id)
+    job = await store.get_job(deps.lethe, job.job_id)
+    assert job is not None
+    await deps.emit(PROGRESS, job_event(job, JobCancelled(done=job.done, total=job.total)))
+    if job.recovery_window_days == 0:
+        await purge(deps, job.job_id)
+
+
+# ------------------------------------------------------------------ restore
+
+
+async def restore(env: Envelope, deps: EraserDeps) -> None:
+    """Put rows back (parents first) and their objects; what cannot come back is reported."""
+    cmd = env.payload_as(RestoreErasure)
+    assert env.job_id is not None
+    job = await store.get_job(deps.lethe, env.job_id)
+    if job is None or job.status not in store.RESTORABLE or job.wrapped_key is None:
+        state = "unknown" if job is None else job.status
+        await _refuse(deps, env, "RestoreErasure", f"the erasure is {state}: nothing to restore")
+        return
+    key = deps.job_key(job)
+    items: dict[str, list[str]] | None = None
+    if cmd.items is not None:
+        items = defaultdict(list)
+        for it in cmd.items:
+            items[it.table].append(it.key)
+    async with deps.platform.acquire() as conn:
+        records = await store.held(conn, job.job_id, items)
+    wave_of = {t: i for i, tables in enumerate(deps.datamap.waves()) for t in tables}
+    records.sort(key=lambda r: (-wave_of.get(r.table_name, 0), r.chunk_no))  # parents first
+    review: list[dict[str, Any]] = []
+    rows_back = objects_back = 0
+    found: set[tuple[str, str]] = set()
+    for rec in records:
+        body = json.loads(open_sealed(key, rec.sealed, chunk_aad(job.job_id, rec.chunk_no)))
+        pairs = list(zip(body["keys"], body["rows"], strict=True))
+        wanted = {k for k, _ in pairs} if items is None else set(items.get(rec.table_name, ()))
+        chosen = [(k, r) for k, r in pairs if k in wanted]
+        found.update((rec.table_name, k) for k, _ in chosen)
+        back, moved, problem = await _restore_record(deps, job, rec, key, pairs, chosen)
+        rows_back += len(back)
+        objects_back += moved
+        review.extend(
+            {"kind": "row", "table": rec.table_name, "key": k, "reason": problem}
+            for k, _ in chosen
+            if k not in back
+        )
+    if items is not None:
+        review.extend(
+            {"kind": "row", "table": t, "key": k, "reason": "not held by this erasure"}
+            for t, ks in items.items()
+            for k in ks
+            if (t, k) not in found
+        )
+    await deps.lethe.execute(
+        "UPDATE lethe.erase_tasks SET restored_rows = restored_rows + $2, "
+        "needs_review = needs_review || $3 WHERE job_id = $1",
+        job.job_id,
+        rows_back,
+        review,
+    )
+    if items is None:
+        await store.transition(deps.lethe, job.job_id, store.RESTORABLE, "restored")
+    await deps.emit(
+        PROGRESS,
+        job_event(
+            job,
+            JobRestored(
+                rows=rows_back, objects=objects_back, whole_job=items is None, needs_review=review
+            ),
+        ),
+    )
+
+
+async def _restore_record(
+    deps: EraserDeps,
+    job: store.Job,
+    rec: store.Held,
+    key: bytes,
+    pairs: list[tuple[str, str]],
+    chosen: list[tuple[str, str]],
+) -> tuple[set[str], int, str]:
+    """One record in one transaction: rows back, objects back before commit, log rewritten."""
+    table = rec.table_name
+    t = deps.datamap.tables[table]
+    problem = "its key (or another unique value) is taken again, or a parent row is missing"
+    try:
+        async with deps.platform.acquire() as conn, conn.transaction():
+            rows_json = "[" + ",".join(r for _, r in chosen) + "]"
+            back = set(await restore_rows(conn, deps.datamap, table, rows_json))
+            keep = [(k, r) for k, r in pairs if k not in back]
+            sealed = None
+            if keep:
+                body = json.dumps({"keys": [k for k, _ in keep], "rows": [r for _, r in keep]})
+                sealed = seal(key, body.encode(), chunk_aad(job.job_id, rec.chunk_no))
+            await store.rewrite_restoration(
+                conn, job.job_id, rec.chunk_no, [k for k, _ in keep], sealed
+            )
+            moved = 0
+            col = t.object_key_column
+            if col is not None and back:
+                okeys = [v for k, r in chosen if k in back and (v := json.loads(r).get(col))]
+                objs = await store.objects(deps.lethe, job.job_id, "quarantined", keys=okeys)
+                if objs:
+                    await s3objects.move(deps.s3, deps.bucket, [(q, k) for k, q in objs])
+                    await store.set_object_state(
+                        deps.lethe, job.job_id, [k for k, _ in objs], "restored"
+                    )
+                    moved = len(objs)
+            return back, moved, problem
+    except asyncpg.PostgresError as exc:
+        return set(), 0, f"{type(exc).__name__}: {exc}"
+
+
+# ------------------------------------------------------------------ purge
+
+
+async def purge(deps: EraserDeps, job_id: uuid.UUID) -> bool:
+    """Objects first, then the restoration rows, then the key; verify; report. Idempotent."""
+    async with deps.lethe.acquire() as lock:
+        if not await lock.fetchval(
+            "SELECT pg_try_advisory_lock($1, hashtext($2))", PURGE_LOCK_CLASS, str(job_id)
+        ):
+            return False  # another replica is purging this job
+        try:
+            return await _purge(deps, job_id)
+        finally:
+            await lock.execute(
+                "SELECT pg_advisory_unlock($1, hashtext($2))", PURGE_LOCK_CLASS, str(job_id)
+            )
+
+
+async def _purge(deps: EraserDeps, job_id: uuid.UUID) -> bool:
+    job = await store.get_job(deps.lethe, job_id)
+    if job is None or job.purged_at is not None:
+        return False
+    if job.status != "purging":
+        if job.status not in store.RESTORABLE or not await store.transition(
+            deps.lethe, job_id, [job.status], "purging"
+        ):
+            return False
+        await deps.emit(PROGRESS, job_event(job, PurgeStarted()))
+    request: SealedRequest | None = open_request(deps, job) if job.wrapped_key else None
+
+    pairs = await store.objects(deps.lethe, job_id, "quarantined")
+    failed = await s3objects.purge(deps.s3, deps.bucket, [q for _, q in pairs])
+    if failed:
+        raise PurgeIncomplete(f"{len(failed)} quarantined objects not deleted; retried later")
+    await store.set_object_state(deps.lethe, job_id, [k for k, _ in pairs], "purged")
+    async with deps.platform.acquire() as conn:
+        await store.drop_restoration(conn, job_id)
+
+    verification: dict[str, Any] = dict(job.verification or {})
+    if request is not None:
+        verification = await verify(deps, job, request, "purge")
+    # Crypto-shredding: without the key no copy of the sealed rows (backups too) is readable.
+    await deps.lethe.execute(
+        "UPDATE lethe.erase_tasks SET wrapped_key = NULL, sealed_request = NULL, "
+        "key_destroyed_at = coalesce(key_destroyed_at, now()), verification = $2 "
+        "WHERE job_id = $1",
+        job_id,
+        verification,
+    )
+    deps.forget_key(job_id)
+    verification["key_destroyed"] = True
+    if not await store.transition(
+        deps.lethe,
+        job_id,
+        ["purging"],
+        "purged",
+        purged_at=datetime.now(UTC),
+        verification=verification,
+    ):
+        return False
+    await deps.emit(
+        PROGRESS,
+        job_event(
+            job,
+            JobCompleted(
+                done=job.done,
+                total=job.total,
+                verification=verification,
+                needs_review=job.needs_review,
+            ),
+        ),
+    )
+    if request is not None and request.requester_email:
+        await deps.emit(
+            NOTIFICATIONS,
+            job_event(
+                job,
+                SendEmail(
+                    template="job_completed_review" if job.needs_review else "job_completed",
+                    to=request.requester_email,
+                    context={
+                        "job_id": str(job_id),
+                        "job_type": "erasure",
+                        "rows": job.done,
+                        "review_count": len(job.needs_review),
+                    },
+                ),
+            ),
+        )
+    return True
+
+
+async def sweep(deps: EraserDeps) -> int:
+    """Purge every job past its recovery window; one sweeper at a time (advisory lock)."""
+    async with deps.lethe.acquire() as conn:
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", SWEEP_LOCK):
+            return 0
+        try:
+            purged = 0
+            for job_id in await store.due_for_purge(deps.lethe):
+                try:
+                    purged += await purge(deps, job_id)
+                except Exception:
+                    log.exception("purge of job %s failed; the next sweep retries", job_id)
+            return purged
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", SWEEP_LOCK)
