@@ -14,11 +14,31 @@ from rich.table import Table
 
 from services.cli.common import console, settings
 from services.notifier import store
+from services.notifier.domain import recipient_key
 from shared.db import create_pool
+from shared.events import Actor, Payload, make_event
+from shared.events.notifications import OwnerContactChanged, WebhookRegistered, WebhookRemoved
+from shared.events.topics import AUDIT
+from shared.kafka import create_broker, publish_event
 
 app = typer.Typer(help="Signed webhooks (status callbacks) per organisation.")
 contacts_app = typer.Typer(help="Owner contacts mailed per organisation.")
 T = TypeVar("T")
+OPERATOR = Actor(kind="operator", id="cli")
+
+
+def _audit(payload: Payload, org_id: str | None) -> None:
+    """Configuration changes go into the audit trail like every other action."""
+
+    async def go() -> None:
+        broker = create_broker(settings().kafka_bootstrap_servers, service="cli")
+        await broker.start()
+        try:
+            await publish_event(broker, AUDIT, make_event(payload, actor=OPERATOR, org_id=org_id))
+        finally:
+            await broker.stop()
+
+    asyncio.run(go())
 
 
 def _run(fn: Callable[..., Awaitable[T]], *args: object) -> T:
@@ -44,6 +64,7 @@ def webhooks_add(
     if parsed.scheme == "http" and parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
         raise typer.BadParameter("use https (plain http only for localhost)")
     hook = _run(store.add_webhook, org, url)
+    _audit(WebhookRegistered(webhook_id=str(hook.id), host=parsed.hostname or ""), org)
     console.print(f"webhook {hook.id} for {org}: every job state change is POSTed to {url}")
     console.print("signing secret (shown once; verify t=...,v1=... in Lethe-Signature):")
     print(hook.secret)
@@ -63,9 +84,11 @@ def webhooks_list(
 @app.command("remove")
 def webhooks_remove(hook_id: Annotated[uuid.UUID, typer.Argument(help="Webhook id")]) -> None:
     """Stop calling a webhook."""
-    if not _run(store.remove_webhook, hook_id):
+    org = _run(store.remove_webhook, hook_id)
+    if org is None:
         console.print(f"no active webhook {hook_id}", style="bold red")
         raise typer.Exit(1)
+    _audit(WebhookRemoved(webhook_id=str(hook_id)), org)
     console.print(f"webhook {hook_id} removed")
 
 
@@ -76,6 +99,7 @@ def contacts_add(
 ) -> None:
     """Mail this owner the templates in LETHE_NOTIFY_OWNER_TEMPLATES."""
     _run(store.add_contact, org, email)
+    _audit(OwnerContactChanged(change="added", contact=_contact(email)), org)
     console.print(f"{org}: owner contact added")
 
 
@@ -93,4 +117,9 @@ def contacts_remove(
     if not _run(store.remove_contact, org, email):
         console.print("no such contact", style="bold red")
         raise typer.Exit(1)
+    _audit(OwnerContactChanged(change="removed", contact=_contact(email)), org)
     console.print(f"{org}: owner contact removed")
+
+
+def _contact(email: str) -> str:
+    return recipient_key(settings().subject_hash_key.get_secret_value().encode(), email)

@@ -142,9 +142,11 @@ async def webhooks(pool: asyncpg.Pool, org_id: str | None = None) -> list[Webhoo
     return [Webhook(**dict(r)) for r in rows]
 
 
-async def remove_webhook(pool: asyncpg.Pool, hook_id: uuid.UUID) -> bool:
-    done = await pool.execute(
-        "UPDATE lethe.webhooks SET removed_at = now() WHERE id = $1 AND removed_at IS NULL",
+async def remove_webhook(pool: asyncpg.Pool, hook_id: uuid.UUID) -> str | None:
+    """The webhook's organisation, or None when there was no such active webhook."""
+    org: str | None = await pool.fetchval(
+        "UPDATE lethe.webhooks SET removed_at = now() WHERE id = $1 AND removed_at IS NULL "
+        "RETURNING org_id",
         hook_id,
     )
-    return bool(done.endswith(" 1"))
+    return org

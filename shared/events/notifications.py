@@ -61,3 +61,26 @@ class NotificationFailed(Payload):
     command_event_id: str
     error: str
     recipient: str = "requester"
+
+
+# --- Configuration changes of the notifier (`lethe webhooks`, `lethe contacts`) -----------
+
+
+@event
+class WebhookRegistered(Payload):
+    event_type = "WebhookRegistered"
+    webhook_id: str
+    host: str  # the URL's host only: paths and queries may carry tokens
+
+
+@event
+class WebhookRemoved(Payload):
+    event_type = "WebhookRemoved"
+    webhook_id: str
+
+
+@event
+class OwnerContactChanged(Payload):
+    event_type = "OwnerContactChanged"
+    change: Literal["added", "removed"]
+    contact: str  # keyed hash of the address, as in deliveries ('owner:<hash>')

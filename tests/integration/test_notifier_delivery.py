@@ -361,11 +361,21 @@ def receiver() -> Iterator[Receiver]:
     r.server.shutdown()
 
 
-def _webhooks_add(dsn: str, org: str, url: str) -> str:
-    env = {**os.environ, "DATABASE_URL": dsn, "LETHE_ENV_FILE": "/nonexistent"}
+def _webhooks_add(ep: infra.Endpoints, org: str, url: str) -> str:
+    r = _cli(ep, "webhooks", "add", "--org", org, "--url", url)
+    return r.stdout.strip().splitlines()[-1]
+
+
+def _cli(ep: infra.Endpoints, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": ep.database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": ep.kafka_bootstrap_servers,
+        "LETHE_ENV_FILE": "/nonexistent",
+    }
     env.pop("LETHE_DATABASE_URL", None)
     r = subprocess.run(
-        [sys.executable, "-c", CLI, "webhooks", "add", "--org", org, "--url", url],
+        [sys.executable, "-c", CLI, *args],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -373,7 +383,7 @@ def _webhooks_add(dsn: str, org: str, url: str) -> str:
         timeout=60,
     )
     assert r.returncode == 0, r.stdout + r.stderr
-    return r.stdout.strip().splitlines()[-1]
+    return r
 
 
 async def test_state_changes_reach_a_webhook_signed_once(
@@ -383,9 +393,7 @@ async def test_state_changes_reach_a_webhook_signed_once(
     notifier: NotifierSettings,
     receiver: Receiver,
 ) -> None:
-    receiver.secret = await asyncio.to_thread(
-        _webhooks_add, prepared.database_url, org.id, receiver.url
-    )
+    receiver.secret = await asyncio.to_thread(_webhooks_add, prepared, org.id, receiver.url)
     assert receiver.secret.startswith("whsec_")
     receiver.fail_next = 1  # the first POST fails: retried
     job = uuid.uuid4()
@@ -436,6 +444,10 @@ async def test_state_changes_reach_a_webhook_signed_once(
         "SELECT status, attempts FROM lethe.deliveries WHERE command_event_id = $1", done.event_id
     )
     assert [(r["status"], r["attempts"]) for r in rows] == [("sent", 2)]
+
+    [hook] = await notifier_store.webhooks(lethe_db, org.id)
+    await asyncio.to_thread(_cli, prepared, "webhooks", "remove", str(hook.id))
+    assert await notifier_store.webhooks(lethe_db, org.id) == []
 
 
 async def _async(value: Any) -> Any:
