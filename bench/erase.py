@@ -91,6 +91,7 @@ class Result:
     soft_delete_vs_row_by_row: float
     purge_vs_raw: float
     chunks: int
+    soft_delete_phases: dict[str, float]
 
 
 def shape(rows: int) -> dict[str, Any]:
@@ -254,6 +255,8 @@ async def lethe_erase(api_url: str, lethe: asyncpg.Pool, org_id: str, email: str
         row = await lethe.fetchrow(
             "SELECT t.status, t.done, t.total, t.verification, t.needs_review, j.received_at, "
             "t.soft_deleted_at, t.purged_at, "
+            "t.erasing_since, "
+            "(SELECT max(done_at) FROM lethe.erase_chunks c WHERE c.job_id = t.job_id) AS last, "
             "(SELECT min(done_at) FROM lethe.erase_chunks c WHERE c.job_id = t.job_id) AS first, "
             "(SELECT count(*) FROM lethe.erase_chunks c WHERE c.job_id = t.job_id) AS chunks "
             "FROM lethe.erase_tasks t JOIN lethe.jobs j ON j.id = t.job_id WHERE t.job_id = $1",
@@ -289,6 +292,7 @@ async def run(args: argparse.Namespace, ep: infra.Endpoints, state_dir: Path) ->
     env = {
         **service_env(ep, int(api_url.rsplit(":", 1)[1])),
         "LETHE_ERASE_BATCH_SIZE": str(args.batch_size),
+        "LETHE_ERASE_CONCURRENCY": str(args.concurrency),
     }
     names = [f"eraser-bench-{i}" for i in range(args.replicas)]
     for name in names:
@@ -328,6 +332,11 @@ async def run(args: argparse.Namespace, ep: infra.Endpoints, state_dir: Path) ->
             soft_s = (job["soft_deleted_at"] - job["received_at"]).total_seconds()
             purge_s = (job["purged_at"] - job["soft_deleted_at"]).total_seconds()
             first_s = (job["first"] - job["received_at"]).total_seconds()
+            phases = {
+                "plan": (job["erasing_since"] - job["received_at"]).total_seconds(),
+                "chunks": (job["last"] - job["erasing_since"]).total_seconds(),
+                "verify": (job["soft_deleted_at"] - job["last"]).total_seconds(),
+            }
             raw_rate = raw_rows / raw_s
             rbr_rate = rbr_rows / rbr_s
             soft_rate = rows / soft_s
@@ -354,6 +363,7 @@ async def run(args: argparse.Namespace, ep: infra.Endpoints, state_dir: Path) ->
                 soft_delete_vs_row_by_row=round(soft_rate / rbr_rate, 2),
                 purge_vs_raw=round(purge_rate / raw_rate, 3),
                 chunks=int(job["chunks"]),
+                soft_delete_phases={k: round(v, 3) for k, v in phases.items()},
             )
     finally:
         for name in names:
@@ -391,6 +401,11 @@ def print_table(r: Result, wall: float) -> None:
         f"c/a target >= 0.6; intake to first row hidden {r.first_hidden_seconds:.2f}s "
         f"(target < 1). Wall {wall:.0f}s."
     )
+    p = r.soft_delete_phases
+    print(
+        f"(c) split: intake + plan {p['plan']:.2f}s, chunks {p['chunks']:.2f}s, "
+        f"verify + report {p['verify']:.2f}s"
+    )
     print(
         f"RESULT soft_delete_vs_raw={r.soft_delete_vs_raw} "
         f"soft_delete_vs_row_by_row={r.soft_delete_vs_row_by_row} purge_vs_raw={r.purge_vs_raw} "
@@ -400,10 +415,11 @@ def print_table(r: Result, wall: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.erase", description=__doc__)
-    ap.add_argument("--rows", type=int, default=200_000, help="rows the subject owns")
+    ap.add_argument("--rows", type=int, default=1_000_000, help="rows the subject owns")
     ap.add_argument("--batch-size", type=int, default=1000)
     ap.add_argument("--row-by-row", type=int, default=3000, help="rows of the row-by-row sample")
     ap.add_argument("--replicas", type=int, default=1, help="eraser processes")
+    ap.add_argument("--concurrency", type=int, default=4, help="chunks at once per eraser")
     ap.add_argument("--json", type=Path, help="also write the result as JSON here")
     args = ap.parse_args(argv)
     started = time.perf_counter()

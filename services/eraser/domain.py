@@ -58,6 +58,7 @@ from shared.platform import (
 from shared.platform import remaining as rows_remaining
 
 ACTOR = Actor(kind="service", id="eraser")
+OBJECT_BATCH = 50  # rows per chunk of a table holding S3 object keys
 Emit = Callable[[str, Envelope], Awaitable[None]]
 PublishChunk = Callable[[Envelope], Awaitable[None]]
 
@@ -190,8 +191,13 @@ async def plan(env: Envelope, deps: EraserDeps) -> None:
                 continue
             table_keys = [str(k) for k in keys.get(table, [])]
             per_table[table] = len(table_keys)
-            for i in range(0, len(table_keys), deps.batch_size):
-                chunks.append((len(chunks), wave_no, table, table_keys[i : i + deps.batch_size]))
+            size = deps.batch_size
+            if deps.datamap.tables[table].object_key_column is not None:
+                # Each row may move an object (one S3 copy each): smaller chunks keep a
+                # batch short, spread the copies over the replicas and hide rows sooner.
+                size = min(size, OBJECT_BATCH)
+            for i in range(0, len(table_keys), size):
+                chunks.append((len(chunks), wave_no, table, table_keys[i : i + size]))
     del keys
     if await store.save_plan(deps.lethe, job_id, per_table, len(waves), chunks):
         await deps.emit(

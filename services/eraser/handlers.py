@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from services.eraser import domain, lifecycle
 from shared.events import Envelope
 from shared.events.jobs import CancelErasure, EraseChunk, ErasureRequested, RestoreErasure
-from shared.events.topics import ERASE_TASKS, JOBS_ERASE
+from shared.events.topics import AUDIT, ERASE_TASKS, JOBS_ERASE
 from shared.kafka import dead_letter, publish_event, subscribe, with_trace
 
 if TYPE_CHECKING:
@@ -34,7 +34,17 @@ TASK_GROUP = "lethe-eraser-tasks"
 
 def register(broker: KafkaBroker, rt: Runtime) -> None:
     async def emit(topic: str, env: Envelope) -> None:
-        await publish_event(broker, topic, env)
+        if topic == AUDIT:
+            await publish_event(broker, topic, env)
+            return
+        # The event and its audit copy (as publish_event does), both awaited, side by side.
+        env = with_trace(env)
+        body = env.model_dump_json().encode()
+        headers = {"content-type": "application/json", "lethe-event-type": env.type}
+        await asyncio.gather(
+            broker.publish(body, topic, key=env.key(), headers=headers),
+            broker.publish(body, AUDIT, key=env.key(), headers=headers),
+        )
 
     async def publish_chunk(env: Envelope) -> None:
         # Internal work items: not audited (the audit trail gets every BatchErased instead).

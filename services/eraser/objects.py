@@ -16,7 +16,7 @@ from typing import Any
 from shared.storage import delete_objects, object_exists
 
 QUARANTINE = "lethe-quarantine"
-_PARALLEL = 16
+_PARALLEL = 32
 _MAX_LIST_PREFIXES = 16
 _MAX_LIST_PAGES = 200
 
