@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help install up down status demo test lint unit integration e2e bench clean
+.PHONY: help install up down status demo test lint unit integration e2e bench clean docs
 
 help:
 	@echo "make demo    - install, start Kafka/Postgres/S3/SMTP and the five services, run an erasure"
@@ -43,6 +43,10 @@ test: lint
 
 unit: install
 	$(PY) -m pytest -m unit
+
+docs: install
+	mkdir -p docs
+	$(PY) -m shared.asyncapi > docs/asyncapi.json
 
 bench: install
 	$(PY) -m bench.erase

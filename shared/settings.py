@@ -53,6 +53,7 @@ class LetheSettings(BaseSettings):
         "when_required",
         description="botocore checksum mode; some S3-compatible servers reject trailers.",
     )
+    exports_bucket: str = Field("lethe-exports", description="Bucket exports are written to.")
     platform_bucket: str = Field("lethe-platform", description="Bucket of the platform's media.")
     smtp_host: str = Field(
         "127.0.0.1", validation_alias=_env("SMTP_HOST"), description="SMTP host."
@@ -65,6 +66,10 @@ class LetheSettings(BaseSettings):
     master_key: SecretStr = Field(
         SecretStr("ZGV2LW9ubHktbWFzdGVyLWtleS0zMi1ieXRlcyEhISE="),
         description="Base64 of 32 bytes; wraps the per-job AES-256-GCM keys.",
+    )
+    download_token_key: SecretStr = Field(
+        SecretStr("dev-only-download-token-key"),
+        description="HMAC key of export download links (shared by exporter and intake).",
     )
     datamap_path: Path = Field(
         Path("deploy/local/sample/datamap.yaml"), description="Data map YAML of the platform."

@@ -27,8 +27,29 @@ SERVICES = ("auditor", "notifier", "eraser", "exporter", "intake")
 REPO_ROOT = infra.REPO_ROOT
 
 
-def service_env(ep: infra.Endpoints, intake_port: int) -> dict[str, str]:
-    return {
+def dev_signing_key(state_dir: Path) -> Path:
+    """The OpenDSR processor's RSA key for local use (production mounts a real one)."""
+    from services.intake.opendsr import new_signing_key_pem
+
+    path = state_dir / "opendsr-signing-key.pem"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_bytes(new_signing_key_pem())
+    return path
+
+
+def service_env(
+    ep: infra.Endpoints, intake_port: int, state_dir: Path | None = None
+) -> dict[str, str]:
+    local = {}
+    if state_dir is not None:
+        local = {
+            "LETHE_OPENDSR_SIGNING_KEY_FILE": str(dev_signing_key(state_dir)),
+            # Local callbacks go to http://127.0.0.1 receivers: allowed here only.
+            "LETHE_OPENDSR_ALLOW_INSECURE_CALLBACKS": "true",
+            "LETHE_OPENDSR_PROCESSOR_DOMAIN": "127.0.0.1",
+        }
+    return local | {
         "KAFKA_BOOTSTRAP_SERVERS": ep.kafka_bootstrap_servers,
         "DATABASE_URL": ep.database_url,
         "PLATFORM_DATABASE_URL": ep.platform_database_url,
@@ -37,6 +58,7 @@ def service_env(ep: infra.Endpoints, intake_port: int) -> dict[str, str]:
         "SMTP_PORT": str(ep.smtp_port),
         "LETHE_HTTP_HOST": "127.0.0.1",
         "LETHE_HTTP_PORT": str(intake_port),
+        "LETHE_PUBLIC_API_URL": f"http://127.0.0.1:{intake_port}",
         "LETHE_DATAMAP_PATH": str(REPO_ROOT / "deploy/local/sample/datamap.yaml"),
         "PYTHONUNBUFFERED": "1",
     }
@@ -82,7 +104,7 @@ def wait_http(url: str, timeout: float = 60, name: str = "intake", log: Path | N
 def start_services(ep: infra.Endpoints, state_dir: Path) -> str:
     """Start the services not already running; returns intake's base URL."""
     port = _intake_port(state_dir)
-    env = service_env(ep, port)
+    env = service_env(ep, port, state_dir)
     for name in SERVICES:
         if not infra.process_alive(name, state_dir):
             infra.start_process(

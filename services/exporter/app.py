@@ -1,13 +1,19 @@
-"""Exporter service: consumes `lethe.jobs.export.v1`, writes the export to S3."""
+"""Exporter service: consumes `lethe.jobs.export.v1`, writes sealed exports to S3, and
+sweeps expired ones."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 
 from faststream import FastStream
+from faststream.kafka import KafkaBroker
 from opentelemetry.trace import TracerProvider
 
-from services.exporter.handlers import register
+from services.exporter import domain
+from services.exporter.handlers import deps_for, register
 from services.exporter.settings import ExporterSettings
 from shared.datamap import load_datamap
 from shared.db import create_pool
@@ -15,21 +21,40 @@ from shared.kafka import create_broker
 from shared.storage import ensure_bucket, s3_client
 from shared.telemetry import tracer_provider as make_tracer_provider
 
+log = logging.getLogger(__name__)
+
 
 class Runtime:
-    def __init__(self, settings: ExporterSettings) -> None:
+    def __init__(self, settings: ExporterSettings, broker: KafkaBroker) -> None:
         self.settings = settings
+        self.broker = broker
         self._stack = AsyncExitStack()
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         s = self.settings
         self.datamap = load_datamap(s.datamap_path)
+        self.lethe = await create_pool(s.database_url)
+        self._stack.push_async_callback(self.lethe.close)
         self.platform = await create_pool(s.platform_database_url)
         self._stack.push_async_callback(self.platform.close)
         self.s3 = await self._stack.enter_async_context(s3_client(s))
         await ensure_bucket(self.s3, s.exports_bucket)
 
+    async def start_sweeper(self) -> None:
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="export-sweep")
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                await domain.sweep_expired(deps_for(self.broker, self), datetime.now(UTC))
+            except Exception:
+                log.exception("export sweep failed; retrying at the next interval")
+            await asyncio.sleep(self.settings.export_sweep_seconds)
+
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         await self._stack.aclose()
 
 
@@ -38,6 +63,11 @@ def create_app(
 ) -> FastStream:
     tp = tracer_provider or make_tracer_provider("exporter", exporter=settings.otel_exporter)
     broker = create_broker(settings.kafka_bootstrap_servers, service="exporter", tracer_provider=tp)
-    rt = Runtime(settings)
+    rt = Runtime(settings, broker)
     register(broker, rt)
-    return FastStream(broker, on_startup=[rt.open], after_shutdown=[rt.close])
+    return FastStream(
+        broker,
+        on_startup=[rt.open],
+        after_startup=[rt.start_sweeper],
+        after_shutdown=[rt.close],
+    )

@@ -1,27 +1,40 @@
-"""Export (skeleton): the subject's rows per table, as JSON in a zip, stored in S3.
+"""Export: the subject's rows, streamed from server-side cursors into a zip, sealed in
+authenticated chunks with a per-export key, uploaded by multipart; then a signed link.
 
-The full exporter (streaming, CSV, encryption, expiring links) is its own issue; this one
-writes the same data the eraser would remove, so the wiring is real end to end.
+Memory stays flat: one cursor batch, the zip's pending bytes, one upload part. A restart
+starts the export again from scratch (the unfinished upload is aborted); an export is marked
+ready only after its upload completed, so a truncated file is never handed out.
 """
 
 from __future__ import annotations
 
-import io
-import json
+import asyncio
+import time
+import uuid
 import zipfile
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
+from services.exporter import store
+from services.exporter.archive import CsvTable, Entry, JsonTable, Sink, manifest
+from services.exporter.queries import Scope, count_sql, keys_sql, rows_sql, scope
+from services.exporter.upload import MultipartUpload, abort
+from shared.crypto import new_data_key, wrap_key
 from shared.datamap import DataMap
 from shared.events import Actor, Envelope, Payload, make_event
+from shared.events.exports import BatchExported, ExportExpired, ExportReady
 from shared.events.jobs import ExportRequested
 from shared.events.notifications import SendEmail
-from shared.events.progress import JobCompleted, JobFailed
-from shared.events.topics import NOTIFICATIONS, PROGRESS
-from shared.platform import AmbiguousSubject, q, resolve
+from shared.events.progress import DuplicateIgnored, JobFailed
+from shared.events.topics import AUDIT, NOTIFICATIONS, PROGRESS
+from shared.hashing import subject_hash
+from shared.platform import q
+from shared.sealed_stream import SealWriter
+from shared.tokens import DownloadToken, sign
 
 ACTOR = Actor(kind="service", id="exporter")
 Emit = Callable[[str, Envelope], Awaitable[None]]
@@ -29,11 +42,21 @@ Emit = Callable[[str, Envelope], Awaitable[None]]
 
 @dataclass
 class ExporterDeps:
+    lethe: asyncpg.Pool
     platform: asyncpg.Pool
     s3: Any
     bucket: str
+    media_bucket: str
     datamap: DataMap
     emit: Emit
+    master_key: bytes
+    token_key: bytes
+    hash_key: bytes
+    api_url: str
+    part_bytes: int = 8 * 1024 * 1024
+    batch_rows: int = 2000
+    rate_limit_rows: float = 0.0
+    clock: Callable[[], float] = field(default=time.monotonic)
 
 
 def event_for(src: Envelope, payload: Payload) -> Envelope:
@@ -42,49 +65,246 @@ def event_for(src: Envelope, payload: Payload) -> Envelope:
     )
 
 
+def key_context(job_id: uuid.UUID) -> bytes:
+    return b"export:" + job_id.bytes
+
+
+class _Progress:
+    def __init__(self, env: Envelope, deps: ExporterDeps, total: int) -> None:
+        self.env, self.deps, self.total = env, deps, total
+        self.done = 0
+        self.started = deps.clock()
+
+    async def add(self, table: str, rows: int, bytes_written: int) -> None:
+        self.done += rows
+        elapsed = max(self.deps.clock() - self.started, 1e-6)
+        rate = self.done / elapsed
+        await self.deps.emit(
+            PROGRESS,
+            event_for(
+                self.env,
+                BatchExported(
+                    table=table,
+                    rows=rows,
+                    done=self.done,
+                    total=self.total,
+                    bytes_written=bytes_written,
+                    rows_per_second=round(rate, 1),
+                    eta_seconds=round((self.total - self.done) / rate, 1) if rate > 0 else None,
+                ),
+            ),
+        )
+        if self.deps.rate_limit_rows > 0:
+            wait = self.done / self.deps.rate_limit_rows - elapsed
+            if wait > 0:
+                await asyncio.sleep(wait)
+
+
 async def export(env: Envelope, deps: ExporterDeps) -> None:
     req = env.payload_as(ExportRequested)
     assert env.job_id is not None and env.org_id is not None
+    job_id, org_id = env.job_id, env.org_id
+    existing = await store.get_export(deps.lethe, job_id)
+    if existing and existing["status"] != "building":
+        await deps.emit(AUDIT, event_for(env, DuplicateIgnored(original_type=env.type)))
+        return
     identities = req.subject.identities() if req.scope == "subject" and req.subject else None
-    buf = io.BytesIO()
-    counts: dict[str, int] = {}
-    async with deps.platform.acquire() as conn:
-        try:
-            keys = await resolve(conn, deps.datamap, env.org_id, identities)
-        except AmbiguousSubject as exc:
-            await deps.emit(PROGRESS, event_for(env, JobFailed(reason=str(exc))))
-            return
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-            for table, pks in keys.items():
-                pk = deps.datamap.tables[table].primary_key
-                rows = await conn.fetch(
-                    f"SELECT * FROM {q(table)} WHERE {q(pk)} = ANY($1) ORDER BY {q(pk)}", pks
-                )
-                counts[table] = len(rows)
-                zf.writestr(f"{table}.json", json.dumps([dict(r) for r in rows], default=str))
-    key = f"exports/{env.org_id}/{env.job_id}.zip"
-    await deps.s3.put_object(Bucket=deps.bucket, Key=key, Body=buf.getvalue())
+    unknown = set(identities or {}) - set(deps.datamap.subject.identities)
+    if req.scope == "subject" and (not identities or unknown):
+        await deps.emit(
+            PROGRESS,
+            event_for(
+                env,
+                JobFailed(
+                    reason=f"subject: identities {sorted(unknown) or '(none)'} "
+                    "are not in the data map"
+                ),
+            ),
+        )
+        return
+
+    data_key = new_data_key()
+    object_key = f"exports/{org_id}/{job_id}/{uuid.uuid4().hex}.zip.sealed"
+    before = await store.begin(
+        deps.lethe,
+        job_id,
+        org_id,
+        object_key,
+        wrap_key(deps.master_key, data_key, key_context(job_id)),
+    )
+    if before.get("upload_id"):  # an earlier attempt died mid-upload: start again, cleanly
+        await abort(deps.s3, deps.bucket, before["object_key"], before["upload_id"])
+
+    formats = ("json", "csv") if req.format == "both" else (req.format,)
+    sc = scope(org_id, identities)
+    tables = deps.datamap.reachable()
+    upload = MultipartUpload(deps.s3, deps.bucket, object_key, deps.part_bytes)
+    await upload.start()
+    await store.set_upload(deps.lethe, job_id, upload.upload_id)
+    try:
+        async with deps.platform.acquire() as conn:
+            counts = {}
+            for t in tables:
+                sql, args = count_sql(deps.datamap, t, sc)
+                counts[t] = int(await conn.fetchval(sql, *args))
+            progress = _Progress(env, deps, sum(counts.values()) * len(formats))
+            sink, sealer = Sink(), SealWriter(data_key, job_id.bytes)
+
+            async def drain() -> None:
+                data = sink.take()
+                if data:
+                    await upload.write(sealer.feed(data))
+
+            entries: list[Entry] = []
+            with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as zf:
+                for table in tables:
+                    sql, args = rows_sql(deps.datamap, table, sc)
+                    for fmt in formats:
+                        entries.append(
+                            await _write_table(
+                                conn, zf, table, fmt, sql, args, deps, drain, progress, upload
+                            )
+                        )
+                if req.include_media:
+                    await _write_media(conn, zf, tables, sc, deps, drain)
+                generated = datetime.now(UTC)
+                with zf.open("manifest.json", "w") as fh:
+                    fh.write(manifest(str(job_id), env.subject_hash, generated, entries, counts))
+            await drain()
+            await upload.write(sealer.close())
+            await upload.complete()
+    except BaseException:
+        await upload.abort()
+        await store.set_upload(deps.lethe, job_id, None)
+        raise
+
+    expires = datetime.now(UTC) + timedelta(hours=req.link_ttl_hours)
+    recipient = req.requester_email or f"org:{org_id}"
+    token = DownloadToken(
+        uuid.uuid4(), job_id, subject_hash(deps.hash_key, {"email": recipient}), expires
+    )
+    await store.mark_ready(
+        deps.lethe,
+        job_id,
+        size=upload.size,
+        rows_per_table=counts,
+        expires_at=expires,
+        token_id=token.token_id,
+        recipient_hash=token.recipient_hash,
+    )
     total = sum(counts.values())
     await deps.emit(
         PROGRESS,
         event_for(
             env,
-            JobCompleted(
-                done=total,
-                total=total,
-                verification={"object_key": key, "rows_per_table": counts},
+            ExportReady(
+                done=progress.total,
+                total=progress.total,
+                object_key=object_key,
+                size_bytes=upload.size,
+                rows_per_table=counts,
+                expires_at=expires,
             ),
         ),
     )
     if req.requester_email:
+        link = f"{deps.api_url}/v1/exports/{job_id}/download?token={sign(deps.token_key, token)}"
         await deps.emit(
             NOTIFICATIONS,
             event_for(
                 env,
                 SendEmail(
-                    template="job_completed",
+                    template="export_ready",
                     to=req.requester_email,
-                    context={"job_id": str(env.job_id), "job_type": "export", "rows": total},
+                    context={
+                        "job_id": str(job_id),
+                        "job_type": "export",
+                        "rows": total,
+                        "link": link,
+                        "expires_at": expires.isoformat(),
+                    },
                 ),
             ),
         )
+
+
+async def _write_table(
+    conn: asyncpg.Connection,
+    zf: zipfile.ZipFile,
+    table: str,
+    fmt: str,
+    sql: str,
+    args: list[Any],
+    deps: ExporterDeps,
+    drain: Callable[[], Awaitable[None]],
+    progress: _Progress,
+    upload: MultipartUpload,
+) -> Entry:
+    """One table in one format, from a server-side cursor, drained after every batch."""
+    async with conn.transaction():
+        stmt = await conn.prepare(sql)
+        columns = [(a.name, a.type.name) for a in stmt.get_attributes()]
+        entry: JsonTable | CsvTable = (
+            JsonTable(zf, table, columns) if fmt == "json" else CsvTable(zf, table, columns)
+        )
+        cursor = await stmt.cursor(*args)
+        while batch := await cursor.fetch(deps.batch_rows):
+            entry.add(batch)
+            await drain()
+            await progress.add(table, len(batch), upload.size)
+        entry.close()
+        await drain()
+    return entry
+
+
+async def _write_media(
+    conn: asyncpg.Connection,
+    zf: zipfile.ZipFile,
+    tables: list[str],
+    sc: Scope,
+    deps: ExporterDeps,
+    drain: Callable[[], Awaitable[None]],
+) -> None:
+    """The S3 objects the subject's rows point at, under media/, streamed in pieces."""
+    for table in tables:
+        t = deps.datamap.tables[table]
+        if t.object_key_column is None:
+            continue
+        keys, args = keys_sql(deps.datamap, table, sc)
+        sql = (
+            f"SELECT {q(t.object_key_column)} FROM {q(table)} WHERE {q(t.primary_key)} IN "
+            f"({keys}) AND {q(t.object_key_column)} IS NOT NULL"
+        )
+        async with conn.transaction():
+            async for rec in conn.cursor(sql, *args, prefetch=500):
+                key = rec[0]
+                obj = await deps.s3.get_object(Bucket=deps.media_bucket, Key=key)
+                with zf.open(f"media/{key}", "w", force_zip64=True) as fh:
+                    async for piece in obj["Body"].iter_chunks(1 << 20):
+                        fh.write(piece)
+                        await drain()
+
+
+async def fail(env: Envelope, deps: ExporterDeps, error: str) -> None:
+    if env.job_id is not None:
+        await store.mark_failed(deps.lethe, env.job_id)
+    await deps.emit(PROGRESS, event_for(env, JobFailed(reason=f"export failed: {error}")))
+
+
+async def sweep_expired(deps: ExporterDeps, now: datetime) -> int:
+    """Delete expired exports: the object first, then the key; each one audited."""
+    swept = 0
+    for row in await store.claim_expired(deps.lethe, now):
+        await deps.s3.delete_object(Bucket=deps.bucket, Key=row["object_key"])
+        await store.mark_expired(deps.lethe, row["job_id"])
+        await deps.emit(
+            PROGRESS,
+            make_event(
+                ExportExpired(object_key=row["object_key"]),
+                actor=ACTOR,
+                job_id=row["job_id"],
+                org_id=row["org_id"],
+            ),
+        )
+        swept += 1
+    return swept

@@ -7,33 +7,44 @@ from typing import TYPE_CHECKING
 from faststream.kafka import KafkaBroker
 
 from services.exporter import domain
+from shared.crypto import parse_master_key
 from shared.events import Envelope
-from shared.events.progress import JobFailed
-from shared.events.topics import JOBS_EXPORT, PROGRESS
+from shared.events.topics import JOBS_EXPORT
 from shared.kafka import publish_event, subscribe
 
 if TYPE_CHECKING:
     from services.exporter.app import Runtime
 
 
-def register(broker: KafkaBroker, rt: Runtime) -> None:
+def deps_for(broker: KafkaBroker, rt: Runtime) -> domain.ExporterDeps:
     async def emit(topic: str, env: Envelope) -> None:
         await publish_event(broker, topic, env)
 
+    s = rt.settings
+    return domain.ExporterDeps(
+        lethe=rt.lethe,
+        platform=rt.platform,
+        s3=rt.s3,
+        bucket=s.exports_bucket,
+        media_bucket=s.platform_bucket,
+        datamap=rt.datamap,
+        emit=emit,
+        master_key=parse_master_key(s.master_key.get_secret_value()),
+        token_key=s.download_token_key.get_secret_value().encode(),
+        hash_key=s.subject_hash_key.get_secret_value().encode(),
+        api_url=s.public_api_url.rstrip("/"),
+        part_bytes=s.export_part_bytes,
+        batch_rows=s.export_batch_rows,
+        rate_limit_rows=s.export_rate_limit_rows,
+    )
+
+
+def register(broker: KafkaBroker, rt: Runtime) -> None:
     async def on_export_requested(env: Envelope) -> None:
-        await domain.export(
-            env,
-            domain.ExporterDeps(
-                platform=rt.platform,
-                s3=rt.s3,
-                bucket=rt.settings.exports_bucket,
-                datamap=rt.datamap,
-                emit=emit,
-            ),
-        )
+        await domain.export(env, deps_for(broker, rt))
 
     async def on_give_up(env: Envelope, error: str) -> None:
-        await emit(PROGRESS, domain.event_for(env, JobFailed(reason=f"export failed: {error}")))
+        await domain.fail(env, deps_for(broker, rt), error)
 
     subscribe(
         broker,
@@ -42,4 +53,5 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
         handler=on_export_requested,
         retries=rt.settings.dlq_retries,
         on_give_up=on_give_up,
+        max_poll_interval_ms=60 * 60 * 1000,
     )

@@ -6,4 +6,16 @@ from shared.settings import LetheSettings
 
 
 class ExporterSettings(LetheSettings):
-    exports_bucket: str = Field("lethe-exports", description="Bucket exports are written to.")
+    export_part_bytes: int = Field(
+        8 * 1024 * 1024, ge=5 * 1024 * 1024, description="Multipart upload part size."
+    )
+    export_batch_rows: int = Field(2000, ge=1, description="Rows fetched per cursor batch.")
+    export_rate_limit_rows: float = Field(
+        0, ge=0, description="Upper bound on rows exported per second (0: unlimited)."
+    )
+    export_sweep_seconds: float = Field(
+        60, gt=0, description="How often expired exports are deleted."
+    )
+    public_api_url: str = Field(
+        "http://127.0.0.1:8080", description="Intake's public base URL, for download links."
+    )

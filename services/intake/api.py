@@ -8,14 +8,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.intake import domain, lifecycle, store
-from services.intake.auth import role, runtime
+from services.intake import domain, lifecycle, opendsr, store
+from services.intake.auth import runtime
 from services.intake.domain import Caller, Conflict, Refused, RequestIn
 from services.intake.routes_audit import router as audit_router
+from services.intake.routes_common import Admin, Owner, Viewer
+from services.intake.routes_exports import router as exports_router
 from services.intake.routes_opendsr import router as opendsr_router
 from shared.events import make_event
 from shared.events.jobs import CancelErasure, Item, RestoreErasure
@@ -102,13 +104,16 @@ async def _job_or_404(request: Request, who: Caller, job_id: uuid.UUID) -> dict[
     return row
 
 
-Viewer = Annotated[Caller, Depends(role("viewer"))]
-Admin = Annotated[Caller, Depends(role("admin"))]
-Owner = Annotated[Caller, Depends(role("owner"))]
+def _refuse(request: Request, status: int, message: str) -> JSONResponse:
+    """Body refusals in the caller's dialect: OpenDSR errors are 400 with its error object."""
+    if request.url.path.startswith("/opendsr"):
+        return JSONResponse(opendsr.error_body(400, message, [message], "invalid_body"), 400)
+    return JSONResponse({"detail": message}, status)
 
 
 def add_routes(app: FastAPI) -> None:
     app.include_router(audit_router)
+    app.include_router(exports_router)
     app.include_router(opendsr_router)
 
     @app.middleware("http")
@@ -118,12 +123,11 @@ def add_routes(app: FastAPI) -> None:
             limit = runtime(request).settings.max_body_bytes
             length = request.headers.get("content-length")
             if length and length.isdigit() and int(length) > limit:
-                return JSONResponse({"detail": f"body larger than {limit} bytes"}, 413)
+                return _refuse(request, 413, f"body larger than {limit} bytes")
             ctype = request.headers.get("content-type", "")
             if length not in (None, "0") and not ctype.startswith("application/json"):
-                return JSONResponse(
-                    {"detail": f"content-type must be application/json, not {ctype or 'none'}"},
-                    415,
+                return _refuse(
+                    request, 415, f"content-type must be application/json, not {ctype or 'none'}"
                 )
         return await call_next(request)
 

@@ -7,7 +7,8 @@ it in the FastAPI app whose lifespan starts and stops it.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI
@@ -21,16 +22,19 @@ from services.intake.relay import OutboxRelay
 from services.intake.settings import IntakeSettings
 from shared.db import create_pool
 from shared.kafka import create_broker
+from shared.storage import s3_client
 from shared.telemetry import tracer_provider as make_tracer_provider
 
 
 class Runtime:
     pool: asyncpg.Pool
+    s3: Any
     relay: OutboxRelay
 
     def __init__(self, settings: IntakeSettings, tracer_provider: TracerProvider) -> None:
         self.settings = settings
         self.tracer = tracer_provider.get_tracer("lethe.intake")
+        self._stack = AsyncExitStack()
         self.limiter = RateLimiter(settings.submit_rate_per_minute, settings.submit_burst)
         self.broker = create_broker(
             settings.kafka_bootstrap_servers, service="intake", tracer_provider=tracer_provider
@@ -38,6 +42,9 @@ class Runtime:
 
     async def open(self) -> None:
         self.pool = await create_pool(self.settings.database_url)
+        self._stack.push_async_callback(self.pool.close)
+        # S3 for export downloads (decrypted on the way out).
+        self.s3 = await self._stack.enter_async_context(s3_client(self.settings))
         self.relay = OutboxRelay(
             self.pool, self.broker, self.tracer, poll_seconds=self.settings.outbox_poll_seconds
         )
@@ -48,7 +55,7 @@ class Runtime:
 
     async def close(self) -> None:
         await self.relay.stop()
-        await self.pool.close()
+        await self._stack.aclose()
 
 
 def build(

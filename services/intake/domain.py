@@ -65,6 +65,8 @@ class RequestIn(BaseModel):
     notify_email: str | None = Field(None, max_length=320)
     reason: str | None = Field(None, max_length=2000)
     format: Literal["json", "csv", "both"] = "both"
+    include_media: bool = False
+    link_ttl_hours: int = Field(24, ge=1, le=168, description="Export link lifetime: 1 h..7 days")
 
     @field_validator("notify_email")
     @classmethod
@@ -234,6 +236,8 @@ def plan_job(
             regulation=req.regulation,
             due_at=due,
             format=req.format,
+            include_media=req.include_media,
+            link_ttl_hours=req.link_ttl_hours,
             channel=channel,
         )
         topic = JOBS_EXPORT

@@ -34,11 +34,21 @@ PROGRESS: dict[str, Move] = {
     "ErasureSoftDeleted": Move(ACTIVE, "soft_deleted", "recovery_window"),
     "PurgeStarted": Move((*ACTIVE, "soft_deleted"), "purging", "purging"),
     "JobCompleted": Move((*ACTIVE, "soft_deleted", "purging"), None, "completed"),
+    "BatchExported": Move(ACTIVE, "running", "exporting"),
     "ExportReady": Move(ACTIVE, "ready", "ready"),
+    "ExportExpired": Move(("ready",), "expired", "expired"),
     "JobFailed": Move((*ACTIVE, "soft_deleted", "purging"), "failed", "failed"),
     "JobCancelled": Move(ACTIVE, "cancelled", "cancelled"),
     "JobRestored": Move(("soft_deleted", "cancelled", "running"), "restored", "restored"),
 }
+
+
+def move_for(event_type: str, payload: dict[str, object]) -> Move | None:
+    """The move an event makes; restoring single items leaves the job in its window."""
+    if event_type == "JobRestored" and payload.get("whole_job") is False:
+        return None
+    return PROGRESS.get(event_type)
+
 
 # Commands (from people) -> the states they are allowed in.
 COMMANDS: dict[str, tuple[str, ...]] = {

@@ -245,7 +245,7 @@ def _progress_columns(env: Envelope) -> dict[str, Any]:
         cols["total"] = p["total"]
     if "done" in p:
         cols["done"] = p["done"]
-    if t == "BatchErased":
+    if t in ("BatchErased", "BatchExported"):
         cols.update(rows_per_second=p["rows_per_second"], eta_seconds=p["eta_seconds"])
     if t in ("ErasureSoftDeleted", "JobCompleted"):
         cols.update(eta_seconds=0, result={"verification": p["verification"]})
@@ -263,8 +263,12 @@ def _progress_columns(env: Envelope) -> dict[str, Any]:
 async def apply_progress(pool: asyncpg.Pool, env: Envelope) -> bool:
     """Fold a worker's event into the job, as the lifecycle allows; record it in the
     timeline. Idempotent: a redelivered or late event changes nothing."""
-    move = lifecycle.PROGRESS.get(env.type)
-    if move is None or env.job_id is None:
+    if env.job_id is None:
+        return False
+    move = lifecycle.move_for(env.type, env.payload)
+    if move is None:  # no state change (e.g. CommandRefused): still part of the timeline
+        async with pool.acquire() as conn:
+            await record_event(conn, env)
         return False
     cols = _progress_columns(env)
     status = move.to or lifecycle.completed_status(env.payload.get("needs_review", []))

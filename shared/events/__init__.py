@@ -1,16 +1,27 @@
 """Event schemas: one module per topic, all in one envelope. Importing registers them."""
 
-from shared.events import jobs, notifications, progress, requests
-from shared.events.envelope import Actor, Envelope, Payload, make_event, payload_model
+from shared.events import audit, exports, jobs, notifications, opendsr, progress, requests
+from shared.events.envelope import (
+    Actor,
+    Envelope,
+    Payload,
+    make_event,
+    payload_model,
+    registered_types,
+)
 
 __all__ = [
     "Actor",
     "Envelope",
     "Payload",
+    "audit",
+    "exports",
     "jobs",
     "make_event",
     "notifications",
+    "opendsr",
     "payload_model",
     "progress",
+    "registered_types",
     "requests",
 ]

@@ -39,6 +39,8 @@ class ExportRequested(Payload):
     regulation: str
     due_at: datetime
     format: Literal["json", "csv", "both"] = "both"
+    include_media: bool = False
+    link_ttl_hours: int = 24
     channel: Literal["http", "kafka"]
 
 

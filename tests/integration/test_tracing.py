@@ -62,7 +62,11 @@ async def test_one_erasure_is_one_trace(
             r = await client.post(
                 "/v1/requests",
                 headers=org.headers,
-                json={"type": "erasure", "subject": {"email": seeded.users[0].email}},
+                json={
+                    "type": "erasure",
+                    "subject": {"email": seeded.users[0].email},
+                    "recovery_window_days": 0,  # purge at once: the trace runs to JobCompleted
+                },
             )
             assert r.status_code == 202, r.text
             job_id = r.json()["id"]

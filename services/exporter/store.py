@@ -1,0 +1,122 @@
+"""The exporter's tables: `exports` (one per export job) and `download_tokens`."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+
+async def get_export(pool: asyncpg.Pool, job_id: uuid.UUID) -> dict[str, Any] | None:
+    r = await pool.fetchrow("SELECT * FROM lethe.exports WHERE job_id = $1", job_id)
+    return dict(r) if r else None
+
+
+async def begin(
+    pool: asyncpg.Pool, job_id: uuid.UUID, org_id: str, object_key: str, wrapped_key: bytes
+) -> dict[str, Any]:
+    """Start (or restart from scratch) an export; returns the previous row, if any, so the
+    caller can abort its unfinished upload."""
+    async with pool.acquire() as conn, conn.transaction():
+        before = await conn.fetchrow(
+            "SELECT * FROM lethe.exports WHERE job_id = $1 FOR UPDATE", job_id
+        )
+        await conn.execute(
+            "INSERT INTO lethe.exports (job_id, org_id, status, object_key, wrapped_key) "
+            "VALUES ($1, $2, 'building', $3, $4) ON CONFLICT (job_id) DO UPDATE SET "
+            "status = 'building', attempt = lethe.exports.attempt + 1, object_key = $3, "
+            "wrapped_key = $4, upload_id = NULL, started_at = now()",
+            job_id,
+            org_id,
+            object_key,
+            wrapped_key,
+        )
+        return dict(before) if before else {}
+
+
+async def set_upload(pool: asyncpg.Pool, job_id: uuid.UUID, upload_id: str | None) -> None:
+    await pool.execute(
+        "UPDATE lethe.exports SET upload_id = $2 WHERE job_id = $1", job_id, upload_id
+    )
+
+
+async def mark_ready(
+    pool: asyncpg.Pool,
+    job_id: uuid.UUID,
+    *,
+    size: int,
+    rows_per_table: dict[str, int],
+    expires_at: datetime,
+    token_id: uuid.UUID,
+    recipient_hash: str,
+) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE lethe.exports SET status = 'ready', upload_id = NULL, size_bytes = $2, "
+            "rows_per_table = $3, expires_at = $4, ready_at = now() WHERE job_id = $1",
+            job_id,
+            size,
+            rows_per_table,
+            expires_at,
+        )
+        await conn.execute(
+            "INSERT INTO lethe.download_tokens (token_id, job_id, recipient_hash, expires_at) "
+            "VALUES ($1, $2, $3, $4)",
+            token_id,
+            job_id,
+            recipient_hash,
+            expires_at,
+        )
+
+
+async def mark_failed(pool: asyncpg.Pool, job_id: uuid.UUID) -> None:
+    await pool.execute(
+        "UPDATE lethe.exports SET status = 'failed', upload_id = NULL WHERE job_id = $1", job_id
+    )
+
+
+async def claim_expired(
+    pool: asyncpg.Pool, now: datetime, limit: int = 100
+) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        "SELECT job_id, org_id, object_key FROM lethe.exports "
+        "WHERE status = 'ready' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
+        now,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def mark_expired(pool: asyncpg.Pool, job_id: uuid.UUID) -> None:
+    """After the object is gone: destroy the key too (the export is unreadable anywhere)."""
+    await pool.execute(
+        "UPDATE lethe.exports SET status = 'expired', wrapped_key = NULL WHERE job_id = $1",
+        job_id,
+    )
+
+
+async def for_download(
+    pool: asyncpg.Pool, job_id: uuid.UUID, token_id: uuid.UUID
+) -> dict[str, Any] | None:
+    """The export and the presented link's state (read by intake on every download)."""
+    r = await pool.fetchrow(
+        "SELECT e.job_id, e.org_id, e.status, e.object_key, e.wrapped_key, e.size_bytes, "
+        "t.revoked_at, t.expires_at AS token_expires_at FROM lethe.exports e "
+        "JOIN lethe.download_tokens t ON t.job_id = e.job_id "
+        "WHERE e.job_id = $1 AND t.token_id = $2",
+        job_id,
+        token_id,
+    )
+    return dict(r) if r else None
+
+
+async def revoke_links(pool: asyncpg.Pool, job_id: uuid.UUID, org_id: str) -> int:
+    status = await pool.execute(
+        "UPDATE lethe.download_tokens t SET revoked_at = now() FROM lethe.exports e "
+        "WHERE t.job_id = e.job_id AND e.job_id = $1 AND e.org_id = $2 AND t.revoked_at IS NULL",
+        job_id,
+        org_id,
+    )
+    return int(status.split()[-1])
