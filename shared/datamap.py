@@ -58,6 +58,9 @@ class TableMap(BaseModel):
     parents: list[Parent] = []
     object_key_column: Identifier | None = None
     retention: Identifier | None = Field(None, description="retention category of the rows")
+    retention_column: Identifier | None = Field(
+        None, description="timestamp column the retention age is measured on"
+    )
 
     @model_validator(mode="after")
     def _check_action(self) -> TableMap:
@@ -69,6 +72,8 @@ class TableMap(BaseModel):
             raise ValueError(f"mask: the primary key {self.primary_key!r} cannot be masked")
         if self.identities and self.org_column is None:
             raise ValueError("identities: a table matched by identity needs `org_column`")
+        if self.retention_column is not None and self.retention is None:
+            raise ValueError("retention_column: needs a `retention` category")
         return self
 
 
@@ -120,7 +125,38 @@ class DataMap(BaseModel):
                     f"(declare it under retention_categories)"
                 )
         self.order()  # raises on a cycle
+        for name, t in self.tables.items():
+            if t.retention_column and t.org_column is None and not self.retention_org(name):
+                raise ValueError(
+                    f"tables.{name}.retention_column: the table needs `org_column` "
+                    "(or a parent with one) so retention can apply per organisation"
+                )
         return self
+
+    def retention_org(self, table: str) -> tuple[str, str, str] | None:
+        """(parent table, column here, parent's org column) when the org is one level up."""
+        for p in self.tables[table].parents:
+            parent = self.tables[p.table]
+            if parent.org_column is not None:
+                return p.table, p.column, parent.org_column
+        return None
+
+    def retention_tables(self, category: str | None = None) -> list[str]:
+        """Tables aged by a timestamp column (optionally of one category), parents first."""
+        return [
+            n
+            for n in self.order()
+            if self.tables[n].retention_column is not None
+            and (category is None or self.tables[n].retention == category)
+        ]
+
+    def descendants(self, table: str) -> list[str]:
+        """Tables hanging off `table` through relations, children before their parents."""
+        found = {table}
+        for name in self.order():
+            if any(p.table in found for p in self.tables[name].parents):
+                found.add(name)
+        return [n for n in reversed(self.order()) if n in found and n != table]
 
     def order(self) -> list[str]:
         """Tables parents-first (subject table first); children are erased in reverse."""
@@ -228,6 +264,13 @@ async def check_against_database(dm: DataMap, conn: asyncpg.Connection) -> dict[
             need(name, "object_key_column", t.object_key_column)
         if t.org_column:
             need(name, "org_column", t.org_column)
+        if t.retention_column:
+            typ = need(name, "retention_column", t.retention_column)
+            if typ is not None and not typ.startswith(("timestamp", "date")):
+                problems.append(
+                    f"tables.{name}.retention_column: column {t.retention_column!r} is {typ}, "
+                    "not a timestamp"
+                )
         for kind, col in t.identities.items():
             need(name, f"identities.{kind}", col)
         for col, strategy in t.mask.items():

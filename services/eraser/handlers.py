@@ -18,9 +18,10 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
-from services.eraser import domain, lifecycle
+from services.eraser import domain, lifecycle, retention
 from shared.events import Envelope
 from shared.events.jobs import CancelErasure, EraseChunk, ErasureRequested, RestoreErasure
+from shared.events.retention import RetentionRequested
 from shared.events.topics import AUDIT, ERASE_TASKS, JOBS_ERASE
 from shared.kafka import dead_letter, publish_event, subscribe, with_trace
 
@@ -66,8 +67,13 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
             await lifecycle.cancel(env, rt.deps)
         elif env.type == RestoreErasure.event_type:
             await lifecycle.restore(env, rt.deps)
+        elif env.type == RetentionRequested.event_type:
+            await retention.run_job(env, rt.deps, public_mode=rt.settings.public_mode)
 
     async def on_give_up(env: Envelope, error: str) -> None:
+        if env.type == RetentionRequested.event_type:
+            await retention.give_up(env, rt.deps, error)
+            return
         await domain.give_up(env, rt.deps, error)
 
     subscribe(

@@ -18,6 +18,14 @@ class EraserSettings(LetheSettings):
     erase_purge_interval_seconds: float = Field(
         60, gt=0, description="How often the purge sweep looks for jobs past their window."
     )
+    public_mode: bool = Field(
+        False,
+        description="Public instance: rows of the `anonymous` retention category older than "
+        "`LETHE_PUBLIC_DATA_RETENTION_DAYS` are deleted (off: never).",
+    )
+    public_data_retention_days: int = Field(
+        7, ge=1, le=3650, description="Public mode: age in days at which anonymous data goes."
+    )
     mask_hmac_key: SecretStr = Field(
         SecretStr("dev-only-mask-hmac-key"), description="Key of the `hmac` mask strategy."
     )

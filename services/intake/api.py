@@ -19,6 +19,7 @@ from services.intake.routes_audit import router as audit_router
 from services.intake.routes_common import Admin, Owner, Viewer
 from services.intake.routes_exports import router as exports_router
 from services.intake.routes_opendsr import router as opendsr_router
+from services.intake.routes_retention import router as retention_router
 from shared.events import make_event
 from shared.events.jobs import CancelErasure, Item, RestoreErasure
 from shared.events.requests import DeadlineExtended
@@ -115,6 +116,7 @@ def add_routes(app: FastAPI) -> None:
     app.include_router(audit_router)
     app.include_router(exports_router)
     app.include_router(opendsr_router)
+    app.include_router(retention_router)
 
     @app.middleware("http")
     async def body_rules(request: Request, call_next: Any) -> Any:

@@ -19,7 +19,9 @@ from services.intake.api import add_routes
 from services.intake.auth import RateLimiter
 from services.intake.handlers import register
 from services.intake.relay import OutboxRelay
+from services.intake.scheduler import Scheduler
 from services.intake.settings import IntakeSettings
+from shared.datamap import load_datamap
 from shared.db import create_pool
 from shared.kafka import create_broker
 from shared.storage import s3_client
@@ -30,6 +32,7 @@ class Runtime:
     pool: asyncpg.Pool
     s3: Any
     relay: OutboxRelay
+    scheduler: Scheduler | None = None
 
     def __init__(self, settings: IntakeSettings, tracer_provider: TracerProvider) -> None:
         self.settings = settings
@@ -52,8 +55,23 @@ class Runtime:
     async def start_relay(self) -> None:
         if self.settings.outbox_relay_enabled:
             await self.relay.start()
+        if self.settings.scheduler_enabled:
+            s = self.settings
+            self.scheduler = Scheduler(
+                self.pool,
+                load_datamap(s.datamap_path),
+                cron=s.retention_schedule,
+                poll_seconds=s.scheduler_poll_seconds,
+                reminder_days=s.deadline_reminder_days,
+                public_mode=s.public_mode,
+                public_days=s.public_data_retention_days,
+                on_recorded=self.relay.wake,
+            )
+            await self.scheduler.start()
 
     async def close(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         await self.relay.stop()
         await self._stack.aclose()
 

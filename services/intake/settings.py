@@ -41,3 +41,26 @@ class IntakeSettings(LetheSettings):
         description="OpenDSR: accept http:// and internal-address callback URLs "
         "(development and tests only).",
     )
+    retention_schedule: str = Field(
+        "0 3 * * *",
+        description="When the retention run happens (cron: minute hour day month weekday, UTC).",
+    )
+    scheduler_enabled: bool = Field(
+        True,
+        description="Run the scheduler (retention jobs, deadline reminders) in this replica; "
+        "one replica leads at a time (Postgres advisory lock).",
+    )
+    scheduler_poll_seconds: float = Field(
+        30, gt=0, description="How often the scheduler checks for a due run and reminders."
+    )
+    deadline_reminder_days: int = Field(
+        7, ge=1, le=60, description="Remind the requester this many days before a job is due."
+    )
+    public_mode: bool = Field(
+        False,
+        description="Public instance: rows of the `anonymous` retention category older than "
+        "`LETHE_PUBLIC_DATA_RETENTION_DAYS` are deleted (off: never).",
+    )
+    public_data_retention_days: int = Field(
+        7, ge=1, le=3650, description="Public mode: age in days at which anonymous data goes."
+    )

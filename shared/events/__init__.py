@@ -1,6 +1,15 @@
 """Event schemas: one module per topic, all in one envelope. Importing registers them."""
 
-from shared.events import audit, exports, jobs, notifications, opendsr, progress, requests
+from shared.events import (
+    audit,
+    exports,
+    jobs,
+    notifications,
+    opendsr,
+    progress,
+    requests,
+    retention,
+)
 from shared.events.envelope import (
     Actor,
     Envelope,
@@ -24,4 +33,5 @@ __all__ = [
     "progress",
     "registered_types",
     "requests",
+    "retention",
 ]

@@ -11,7 +11,12 @@ from shared.events import topics as t
 CATALOGUE: dict[str, tuple[str, ...]] = {
     t.REQUESTS: ("SubmitRequest",),
     t.REQUESTS_REJECTED: ("RequestRejected",),
-    t.JOBS_ERASE: ("ErasureRequested", "CancelErasure", "RestoreErasure"),
+    t.JOBS_ERASE: (
+        "ErasureRequested",
+        "CancelErasure",
+        "RestoreErasure",
+        "RetentionRequested",
+    ),
     t.JOBS_EXPORT: ("ExportRequested",),
     t.ERASE_TASKS: ("EraseChunk",),
     t.PROGRESS: (
@@ -46,6 +51,8 @@ CATALOGUE: dict[str, tuple[str, ...]] = {
         "LinkRevoked",
         "AuditPruned",
         "SigningKeyChanged",
+        "RetentionPolicyChanged",
+        "RetentionCleanupRan",
     ),
     t.DLQ: (),
 }

@@ -60,3 +60,29 @@ CREATE TABLE IF NOT EXISTS newsletter_signups (
     created_at  timestamptz NOT NULL DEFAULT now(),
     UNIQUE (org_id, email)
 );
+-- Aged out by retention policies (issue 7): logs, metrics, and anonymous uploads (rows with
+-- no owner, deleted only on public instances). Indexed on (org, time) for the age scans.
+CREATE TABLE IF NOT EXISTS activity_logs (
+    id          bigserial PRIMARY KEY,
+    org_id      text NOT NULL REFERENCES organisations (id),
+    event       text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS activity_logs_org_time ON activity_logs (org_id, created_at);
+CREATE TABLE IF NOT EXISTS metrics_samples (
+    id           bigserial PRIMARY KEY,
+    org_id       text NOT NULL REFERENCES organisations (id),
+    name         text NOT NULL,
+    value        double precision NOT NULL,
+    recorded_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS metrics_samples_org_time ON metrics_samples (org_id, recorded_at);
+CREATE TABLE IF NOT EXISTS anonymous_uploads (
+    id          bigserial PRIMARY KEY,
+    org_id      text NOT NULL REFERENCES organisations (id),
+    session_id  text NOT NULL,
+    s3_key      text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS anonymous_uploads_org_time ON anonymous_uploads (org_id, created_at);
+CREATE INDEX IF NOT EXISTS messages_created ON messages (created_at);

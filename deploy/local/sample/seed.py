@@ -60,6 +60,37 @@ async def _reserve_ids(conn: asyncpg.Connection, sequence: str, n: int) -> list[
     return [r[0] for r in rows]
 
 
+def _age(m: int, history: bool) -> timedelta:
+    return timedelta(weeks=m) if history else timedelta(minutes=m)
+
+
+async def _seed_history(conn: asyncpg.Connection, org_id: str, now: datetime) -> list[str]:
+    """Logs, metrics and anonymous uploads of every age; returns the uploads' object keys."""
+    await conn.copy_records_to_table(
+        "activity_logs",
+        records=[(org_id, f"event {d}", now - timedelta(days=d, hours=1)) for d in range(120)],
+        columns=["org_id", "event", "created_at"],
+    )
+    await conn.copy_records_to_table(
+        "metrics_samples",
+        records=[
+            (org_id, "active_users", float(d), now - timedelta(days=d, hours=1))
+            for d in range(0, 500, 5)
+        ],
+        columns=["org_id", "name", "value", "recorded_at"],
+    )
+    keys = [f"anonymous/{org_id}/{d}.bin" for d in range(20)]
+    await conn.copy_records_to_table(
+        "anonymous_uploads",
+        records=[
+            (org_id, f"session-{d}", k, now - timedelta(days=d, hours=1))
+            for d, k in enumerate(keys)
+        ],
+        columns=["org_id", "session_id", "s3_key", "created_at"],
+    )
+    return keys
+
+
 async def seed_org(
     conn: asyncpg.Connection,
     s3: Any,
@@ -73,11 +104,15 @@ async def seed_org(
     heavy_user_factor: int = 1,
     payments_per_user: int = 2,
     newsletter: bool = True,
+    history: bool = False,
 ) -> SeededOrg:
     """One org; user 0 gets `heavy_user_factor` times the conversations (the demo subject).
 
     Every user also gets `payments_per_user` payments (masked on erasure, not deleted) and,
     with `newsletter`, a newsletter sign-up under their email (matched by identity).
+    With `history`, data of every age for the retention policies: message m of a
+    conversation is m weeks old, plus activity logs (0..119 days), metrics (0..499 days) and
+    anonymous uploads with S3 objects (0..19 days).
     """
     rng = random.Random(org_id)
     now = datetime.now(UTC)
@@ -118,9 +153,7 @@ async def seed_org(
         for m in range(messages_per_conversation):
             msg_id = next(msg_ids)
             body = " ".join(rng.choice(_WORDS) for _ in range(12))
-            msg_records.append(
-                (msg_id, conv_id, seeded[u_index].id, body, now - timedelta(minutes=m))
-            )
+            msg_records.append((msg_id, conv_id, seeded[u_index].id, body, now - _age(m, history)))
             seeded[u_index].messages += 1
             if media_every and msg_id % media_every == 0:
                 key = f"media/{org_id}/{msg_id}.txt"
@@ -158,6 +191,7 @@ async def seed_org(
         )
         for u in seeded:
             u.signups = 1
+    anonymous_keys = await _seed_history(conn, org_id, now) if history else []
     await ensure_bucket(s3, bucket)
     sem = asyncio.Semaphore(16)
 
@@ -166,6 +200,7 @@ async def seed_org(
             await s3.put_object(Bucket=bucket, Key=key, Body=b"sample media " + key.encode())
 
     await asyncio.gather(*(put(k) for u in seeded for k in u.object_keys))
+    await asyncio.gather(*(put(k) for k in anonymous_keys))
     return SeededOrg(org_id, seeded)
 
 
@@ -196,6 +231,7 @@ async def _main() -> None:
                 messages_per_conversation=args.messages,
                 media_every=args.media_every,
                 heavy_user_factor=args.heavy,
+                history=True,
             )
         msgs = sum(u.messages for u in org.users)
         print(

@@ -1,0 +1,223 @@
+"""The scheduler: nightly retention jobs and deadline reminders, led by one intake replica.
+
+It lives in intake because intake owns the jobs, the policies and the outbox: a scheduled
+run is a set of ordinary jobs, written with their `RetentionRequested` events in one
+transaction and published by the relay, exactly like a request from a person.
+
+- **Leader election**: a session-level Postgres advisory lock, held on a dedicated
+  connection for as long as the replica leads. Whoever holds it ticks; the others retry the
+  lock every poll. A leader that dies drops its connection, and with it the lock.
+- **Once per period**: the period is the latest cron time at or before now. A run inserts
+  `(schedule name, period)` into `scheduler_runs` in the same transaction as its jobs, so
+  even two leaders for a moment cannot run a period twice (and each job's request_id names
+  its period as well).
+- **Catch-up**: a period missed while every replica was down is simply the latest period
+  with no run yet, and runs at the next start. Older missed periods are covered by it (a
+  later cutoff takes everything an earlier one would have). On the very first start of a
+  schedule the current period is recorded as the baseline, not run.
+- **Deadline reminders**: every tick, jobs not done whose (extended) due date is within
+  `deadline_reminder_days`, or past, get one `SendEmail` per kind (recorded in
+  `deadline_reminders` in the same transaction as the outbox row) to their requester.
+- **Injected clock**: `tick(now)` takes the time; the loop passes `clock()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from services.intake import lifecycle, store
+from services.intake.retention import SCHEDULER, Cron, plan_run, record_jobs
+from shared.datamap import DataMap
+from shared.events import make_event
+from shared.events.notifications import SendEmail
+from shared.events.topics import NOTIFICATIONS
+from shared.kafka import current_trace
+
+log = logging.getLogger(__name__)
+LEADER_LOCK = 7_715_007  # advisory lock: the one replica that schedules
+
+
+@dataclass
+class TickResult:
+    period: datetime | None = None
+    ran: bool = False
+    jobs: int = 0
+    reminders: int = 0
+
+
+class Scheduler:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        datamap: DataMap,
+        *,
+        cron: str,
+        poll_seconds: float,
+        reminder_days: int,
+        public_mode: bool,
+        public_days: int,
+        name: str = "retention",
+        orgs: list[str] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_recorded: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.pool, self.datamap, self.cron = pool, datamap, Cron.parse(cron)
+        self.poll, self.reminder_days = poll_seconds, reminder_days
+        self.public_mode, self.public_days = public_mode, public_days
+        self.name, self.orgs, self.clock, self.on_recorded = name, orgs, clock, on_recorded
+        self._conn: asyncpg.Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # -------------------------------------------------------------- leadership
+
+    async def lead(self) -> bool:
+        """True while this replica holds the leader lock (taken if free)."""
+        if self._conn is None:
+            self._conn = await self.pool.acquire()
+        try:
+            held = await self._conn.fetchval(
+                "SELECT pg_try_advisory_lock($1, hashtext($2))", LEADER_LOCK, self.name
+            )
+        except (asyncpg.PostgresError, OSError):
+            await self.resign()
+            return False
+        if not held:
+            await self._release()
+        return bool(held)
+
+    async def resign(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.execute("SELECT pg_advisory_unlock_all()")  # session locks only
+            await self._release()
+
+    async def _release(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(Exception):
+                await self.pool.release(conn)
+
+    # -------------------------------------------------------------- one tick
+
+    async def tick(self, now: datetime | None = None) -> TickResult:
+        """What the leader does each poll: the period's run if due, then reminders."""
+        now = now or self.clock()
+        result = TickResult(period=self.cron.previous(now))
+        if result.period is not None:
+            result.jobs, result.ran = await self._run_period(result.period)
+        result.reminders = await self.send_reminders(now)
+        if result.jobs or result.reminders:
+            self.on_recorded()
+        return result
+
+    async def _run_period(self, period: datetime) -> tuple[int, bool]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            first = not await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM lethe.scheduler_runs WHERE name = $1)", self.name
+            )
+            planned = (
+                []
+                if first
+                else await plan_run(
+                    conn,
+                    self.datamap,
+                    public_mode=self.public_mode,
+                    public_days=self.public_days,
+                    orgs=self.orgs,
+                )
+            )
+            won = await conn.fetchval(
+                "INSERT INTO lethe.scheduler_runs (name, period, ran_by, jobs) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT (name, period) DO NOTHING RETURNING true",
+                self.name,
+                period,
+                "baseline" if first else SCHEDULER.id,
+                len(planned),
+            )
+            if not won:
+                return 0, False  # this period ran already
+            jobs = await record_jobs(conn, period, planned, current_trace())
+            return jobs, not first
+
+    async def send_reminders(self, now: datetime) -> int:
+        """One SendEmail per job and kind, to the requester, recorded with its outbox row."""
+        soon = now + timedelta(days=self.reminder_days)
+        done = list(lifecycle.DONE_FOR_DEADLINE)
+        sent = 0
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT j.id, j.org_id, j.type, j.subject_hash, j.requester_email, "
+                "coalesce(j.extended_due_at, j.due_at) AS due, "
+                "CASE WHEN coalesce(j.extended_due_at, j.due_at) < $1 THEN 'deadline_passed' "
+                "ELSE 'deadline_approaching' END AS kind "
+                "FROM lethe.jobs j WHERE j.requester_email IS NOT NULL "
+                "AND j.type <> 'retention' AND j.status <> ALL($3::text[]) "
+                "AND coalesce(j.extended_due_at, j.due_at) < $2 "
+                "AND ($4::text[] IS NULL OR j.org_id = ANY($4)) "
+                "AND NOT EXISTS (SELECT 1 FROM lethe.deadline_reminders r WHERE r.job_id = j.id "
+                "AND r.kind = CASE WHEN coalesce(j.extended_due_at, j.due_at) < $1 "
+                "THEN 'deadline_passed' ELSE 'deadline_approaching' END) "
+                "ORDER BY due LIMIT 500 FOR UPDATE OF j SKIP LOCKED",
+                now,
+                soon,
+                done,
+                self.orgs,
+            )
+            for r in rows:
+                context = {"job_id": str(r["id"]), "job_type": r["type"], "due_at": r["due"]}
+                if r["kind"] == "deadline_approaching":
+                    context["days_left"] = max(0, (r["due"] - now).days)
+                env = make_event(
+                    SendEmail(
+                        template=r["kind"],
+                        to=r["requester_email"],
+                        audience="both",
+                        context={
+                            k: v.isoformat() if isinstance(v, datetime) else v
+                            for k, v in context.items()
+                        },
+                    ),
+                    actor=SCHEDULER,
+                    job_id=r["id"],
+                    org_id=r["org_id"],
+                    subject_hash=r["subject_hash"],
+                )
+                inserted = await conn.fetchval(
+                    "INSERT INTO lethe.deadline_reminders (job_id, kind) VALUES ($1, $2) "
+                    "ON CONFLICT DO NOTHING RETURNING true",
+                    r["id"],
+                    r["kind"],
+                )
+                if inserted:
+                    await store.add_outbox(conn, NOTIFICATIONS, env)
+                    sent += 1
+        return sent
+
+    # -------------------------------------------------------------- the loop
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                if await self.lead():
+                    await self.tick()
+            except Exception:
+                log.exception("scheduler tick failed; trying again next poll")
+            await asyncio.sleep(self.poll)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.run_forever(), name="scheduler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.resign()

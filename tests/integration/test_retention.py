@@ -1,0 +1,322 @@
+"""Retention through the eraser on real Postgres and S3, with an injected clock (the cutoff
+is computed from a fixed `NOW`): per category and per organisation, a longer policy keeps
+its rows, public mode, a failing table that does not stop the run, and `lethe cleanup`
+(dry run changes nothing; the real run prints the stats)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from deploy.local import infra
+from deploy.local.sample.seed import seed_org
+from deploy.local.stack import service_env
+from services.eraser import retention, store
+from services.eraser.domain import EraserDeps
+from services.intake import store as intake_store
+from shared.crypto import parse_master_key
+from shared.datamap import check_against_database, load_datamap
+from shared.events import Actor, Envelope, make_event
+from shared.events.retention import RetentionRequested
+from shared.settings import LetheSettings
+
+pytestmark = pytest.mark.integration
+BUCKET = "lethe-platform"
+REPO = Path(__file__).resolve().parents[2]
+DATAMAP = REPO / "deploy/local/sample/datamap.yaml"
+NOW = datetime.now(UTC).replace(microsecond=0)  # the injected clock of every run here
+
+
+class Events:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, Envelope]] = []
+
+    async def emit(self, topic: str, env: Envelope) -> None:
+        self.seen.append((topic, env))
+
+    def of(self, event_type: str) -> list[dict[str, Any]]:
+        return [e.payload for _, e in self.seen if e.type == event_type]
+
+
+@pytest.fixture(scope="module")
+async def deps(
+    base_settings: dict[str, Any], lethe_db: asyncpg.Pool, platform_db: asyncpg.Pool, s3: Any
+) -> AsyncIterator[EraserDeps]:
+    settings = LetheSettings(**base_settings)
+    await store.migrate_platform(settings.platform_database_url)
+    dm = load_datamap(DATAMAP)
+    async with platform_db.acquire() as conn:
+        pk_types = await check_against_database(dm, conn)
+
+    async def nowhere(*_: Any) -> None:
+        raise AssertionError("not used by retention")
+
+    yield EraserDeps(
+        lethe=lethe_db,
+        platform=platform_db,
+        s3=s3,
+        bucket=BUCKET,
+        datamap=dm,
+        pk_types=pk_types,
+        emit=nowhere,
+        publish_chunk=nowhere,
+        master_key=parse_master_key(settings.master_key.get_secret_value()),
+        batch_size=7,  # several batches per table
+    )
+
+
+@pytest.fixture
+def events(deps: EraserDeps) -> Events:
+    ev = Events()
+    deps.emit = ev.emit
+    return ev
+
+
+async def new_org(lethe_db: asyncpg.Pool, platform_db: asyncpg.Pool, s3: Any) -> str:
+    org_id = f"ret-{uuid.uuid4().hex[:10]}"
+    await intake_store.create_org(lethe_db, org_id, f"Retention {org_id}")
+    async with platform_db.acquire() as conn:
+        await seed_org(
+            conn,
+            s3,
+            BUCKET,
+            org_id,
+            users=2,
+            conversations_per_user=2,
+            messages_per_conversation=20,  # message m is m weeks old
+            media_every=3,
+            payments_per_user=0,
+            newsletter=False,
+            history=True,
+        )
+    return org_id
+
+
+def request(org_id: str, category: str, days: int) -> Envelope:
+    payload = RetentionRequested(category=category, days=days, cutoff=NOW - timedelta(days=days))
+    return make_event(payload, actor=Actor(kind="test", id="t"), job_id=uuid.uuid4(), org_id=org_id)
+
+
+async def ages(platform_db: asyncpg.Pool, org_id: str) -> dict[str, list[datetime]]:
+    """Timestamps of the org's rows per retention table."""
+    sql = {
+        "messages": "SELECT m.created_at FROM messages m JOIN conversations c "
+        "ON c.id = m.conversation_id WHERE c.org_id = $1",
+        "activity_logs": "SELECT created_at FROM activity_logs WHERE org_id = $1",
+        "metrics_samples": "SELECT recorded_at FROM metrics_samples WHERE org_id = $1",
+        "anonymous_uploads": "SELECT created_at FROM anonymous_uploads WHERE org_id = $1",
+    }
+    return {t: [r[0] for r in await platform_db.fetch(q, org_id)] for t, q in sql.items()}
+
+
+async def media(platform_db: asyncpg.Pool, org_id: str) -> list[tuple[str, datetime]]:
+    rows = await platform_db.fetch(
+        "SELECT o.s3_key, m.created_at FROM media_objects o JOIN messages m ON m.id = o.message_id"
+        " JOIN conversations c ON c.id = m.conversation_id WHERE c.org_id = $1",
+        org_id,
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+async def exists(s3: Any, key: str) -> bool:
+    try:
+        await s3.head_object(Bucket=BUCKET, Key=key)
+        return True
+    except s3.exceptions.ClientError:
+        return False
+
+
+async def test_per_category_and_org_older_go_newer_stay_longer_policy_keeps(
+    deps: EraserDeps, events: Events, lethe_db: asyncpg.Pool, platform_db: asyncpg.Pool, s3: Any
+) -> None:
+    short, long_ = (
+        await new_org(lethe_db, platform_db, s3),
+        await new_org(lethe_db, platform_db, s3),
+    )
+    before = {o: await ages(platform_db, o) for o in (short, long_)}
+    media_before = await media(platform_db, short)
+    assert any(at < NOW - timedelta(days=30) for _, at in media_before)
+
+    await retention.run_job(request(short, "messages", 30), deps, public_mode=False)
+    await retention.run_job(request(long_, "messages", 90), deps, public_mode=False)
+    await retention.run_job(request(short, "logs", 30), deps, public_mode=False)
+    after = {o: await ages(platform_db, o) for o in (short, long_)}
+
+    def split(values: list[datetime], days: int) -> tuple[int, int]:
+        cut = NOW - timedelta(days=days)
+        return sum(v < cut for v in values), sum(v >= cut for v in values)
+
+    # Short policy: messages and logs older than 30 days gone, newer ones all there.
+    old, new = split(before[short]["messages"], 30)
+    assert old > 0 and new > 0
+    assert split(after[short]["messages"], 30) == (0, new)
+    old, new = split(before[short]["activity_logs"], 30)
+    assert old == 90 and split(after[short]["activity_logs"], 30) == (0, new)
+    # The longer policy keeps what is between 30 and 90 days old; only > 90 days went.
+    assert split(after[long_]["messages"], 90) == (0, split(before[long_]["messages"], 90)[1])
+    assert split(after[long_]["messages"], 30)[0] > 0
+    # Categories and orgs not asked for are untouched.
+    assert after[long_]["activity_logs"] == before[long_]["activity_logs"]
+    assert after[short]["metrics_samples"] == before[short]["metrics_samples"]
+    assert after[short]["anonymous_uploads"] == before[short]["anonymous_uploads"]
+    # The media of deleted messages went with them, objects first; the others stay.
+    gone = [k for k, at in media_before if at < NOW - timedelta(days=30)]
+    kept = [k for k, at in media_before if at >= NOW - timedelta(days=30)]
+    assert {k for k, _ in await media(platform_db, short)} == set(kept)
+    assert not [k for k in gone if await exists(s3, k)]
+    assert all([await exists(s3, k) for k in kept])
+    # Reported like an erasure: planned, batches, completed with a clean verification.
+    done = events.of("JobCompleted")
+    assert len(done) == 3 and all(d["verification"]["ok"] for d in done)
+    assert done[0]["verification"]["rows"]["media_objects"] == len(gone)
+    assert len(events.of("BatchErased")) >= 3
+    assert {b["phase"] for b in events.of("BatchErased")} == {"retention"}
+
+
+async def test_redelivered_job_changes_nothing(
+    deps: EraserDeps, events: Events, lethe_db: asyncpg.Pool, platform_db: asyncpg.Pool, s3: Any
+) -> None:
+    org_id = await new_org(lethe_db, platform_db, s3)
+    env = request(org_id, "metrics", 365)
+    await retention.run_job(env, deps, public_mode=False)
+    await retention.run_job(env, deps, public_mode=False)
+    assert len(events.of("JobCompleted")) == 1
+    assert events.of("DuplicateIgnored") == [{"original_type": "RetentionRequested"}]
+    left = (await ages(platform_db, org_id))["metrics_samples"]
+    assert left and min(left) >= NOW - timedelta(days=365)
+
+
+async def test_public_mode_deletes_old_anonymous_rows_and_objects_off_deletes_nothing(
+    deps: EraserDeps, events: Events, lethe_db: asyncpg.Pool, platform_db: asyncpg.Pool, s3: Any
+) -> None:
+    org_id = await new_org(lethe_db, platform_db, s3)
+    rows = await platform_db.fetch(
+        "SELECT s3_key, created_at FROM anonymous_uploads WHERE org_id = $1", org_id
+    )
+    old = [r[0] for r in rows if r[1] < NOW - timedelta(days=7)]
+    new = [r[0] for r in rows if r[1] >= NOW - timedelta(days=7)]
+    assert len(old) == 13 and len(new) == 7
+
+    # Off: refused, nothing deleted (rows and objects).
+    await retention.run_job(request(org_id, "anonymous", 7), deps, public_mode=False)
+    assert "public mode is off" in events.of("JobFailed")[0]["reason"]
+    with pytest.raises(retention.PublicModeOff):
+        await retention.clean(
+            deps, category="anonymous", cutoff=NOW, org_id=None, public_mode=False
+        )
+    assert len((await ages(platform_db, org_id))["anonymous_uploads"]) == 20
+    assert all([await exists(s3, k) for k in old + new])
+
+    # On: anonymous rows older than 7 days go with their objects; newer stay.
+    await retention.run_job(request(org_id, "anonymous", 7), deps, public_mode=True)
+    left = {
+        r[0]
+        for r in await platform_db.fetch(
+            "SELECT s3_key FROM anonymous_uploads WHERE org_id = $1", org_id
+        )
+    }
+    assert left == set(new)
+    assert not [k for k in old if await exists(s3, k)]
+    assert all([await exists(s3, k) for k in new])
+    # Objects went first, and each was recorded before it went.
+    states = await lethe_db.fetch(
+        "SELECT state FROM lethe.retention_objects WHERE key = ANY($1::text[])", old
+    )
+    assert [r[0] for r in states] == ["deleted"] * len(old)
+
+
+async def test_a_failing_table_is_reported_and_the_rest_goes_on(
+    deps: EraserDeps, lethe_db: asyncpg.Pool, platform_db: asyncpg.Pool, s3: Any
+) -> None:
+    org_id = await new_org(lethe_db, platform_db, s3)
+    fn = f"refuse_{uuid.uuid4().hex[:8]}"
+    await platform_db.execute(
+        f"CREATE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'metrics are locked'; END; $$; "
+        f"CREATE TRIGGER {fn} BEFORE DELETE ON metrics_samples FOR EACH ROW "
+        f"WHEN (OLD.org_id = '{org_id}') EXECUTE FUNCTION {fn}()"
+    )
+    try:
+        stats = {
+            cat: await retention.clean(
+                deps,
+                category=cat,
+                cutoff=NOW - timedelta(days=30),
+                org_id=org_id,
+                public_mode=False,
+            )
+            for cat in ("metrics", "logs")
+        }
+    finally:
+        await platform_db.execute(f"DROP TRIGGER {fn} ON metrics_samples; DROP FUNCTION {fn}()")
+    assert stats["metrics"].errors[0]["table"] == "metrics_samples"
+    assert "metrics are locked" in stats["metrics"].errors[0]["error"]
+    assert stats["metrics"].remaining["metrics_samples"] > 0
+    assert stats["logs"].rows == {"activity_logs": 90} and not stats["logs"].errors
+
+
+async def _count_all(platform_db: asyncpg.Pool, org_id: str) -> dict[str, int]:
+    return {t: len(v) for t, v in (await ages(platform_db, org_id)).items()} | {
+        "media_objects": len(await media(platform_db, org_id))
+    }
+
+
+async def _cli(ep: infra.Endpoints, *args: str, public: bool = False) -> tuple[int, str]:
+    env = {
+        **os.environ,
+        **service_env(ep, 0),
+        "LETHE_ENV_FILE": "/nonexistent",
+        "LETHE_PUBLIC_MODE": "true" if public else "false",
+        "COLUMNS": "160",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.cli",
+        "cleanup",
+        *args,
+        env=env,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+    return proc.returncode or 0, out.decode()
+
+
+async def test_cli_cleanup_dry_run_changes_nothing_then_prints_stats(
+    prepared: infra.Endpoints, lethe_db: asyncpg.Pool, platform_db: asyncpg.Pool, s3: Any
+) -> None:
+    org_id = await new_org(lethe_db, platform_db, s3)
+    before = await _count_all(platform_db, org_id)
+    cut = datetime.now(UTC) - timedelta(days=30)
+    expected_msgs = sum(a < cut for a in (await ages(platform_db, org_id))["messages"])
+    expected_media = sum(at < cut for _, at in await media(platform_db, org_id))
+    expected_anon = sum(a < cut for a in (await ages(platform_db, org_id))["anonymous_uploads"])
+
+    code, out = await _cli(prepared, "--days", "30", "--org", org_id, "--dry-run", public=True)
+    assert code == 0, out
+    total = expected_msgs + expected_media + 90 + 94 + expected_anon
+    assert f"rows that would be deleted: {total}" in out, out
+    assert await _count_all(platform_db, org_id) == before  # nothing changed
+
+    code, out = await _cli(prepared, "--days", "30", "--org", org_id, public=True)
+    assert code == 0, out
+    after = await _count_all(platform_db, org_id)
+    assert after["messages"] == before["messages"] - expected_msgs
+    assert after["media_objects"] == before["media_objects"] - expected_media
+    assert after["activity_logs"] == 30 and after["metrics_samples"] == 6
+    assert after["anonymous_uploads"] == before["anonymous_uploads"] - expected_anon
+    assert f"rows deleted: {total}" in out, out
+    assert f"objects deleted: {expected_media + expected_anon}" in out
+    assert "errors: 0" in out
+    assert "metrics_samples" in out and "activity_logs" in out
