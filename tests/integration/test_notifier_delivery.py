@@ -98,8 +98,46 @@ async def notifier(
         notify_backoff_seconds=0.5,
         smtp_timeout_seconds=2,
     )
-    async with create_app(settings):
-        yield settings
+    sink.start()  # up while the notifier works through what earlier modules left
+    try:
+        async with create_app(settings):
+            await _drain_backlog(base_settings["kafka_bootstrap_servers"], sink)
+            sink.stop()
+            yield settings
+    finally:
+        sink.stop()
+
+
+async def _drain_backlog(bootstrap: str, sink: PrivateSink) -> None:
+    """Earlier modules may leave commands on the topic for this consumer group; get through
+    them while the sink is up (a marker per partition, each consumed after that backlog), so
+    a test that stops the sink waits only on its own retries."""
+    marker = f"warmup-{uuid.uuid4().hex[:8]}@lethe.test"
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        partitions = await producer.partitions_for(NOTIFICATIONS)
+        for p in partitions:
+            env = make_event(
+                SendEmail(
+                    template="job_completed",
+                    to=marker,
+                    context={**CONTEXT, "job_id": str(uuid.uuid4())},
+                ),
+                actor=ACTOR,
+                org_id="warmup",
+                job_id=uuid.uuid4(),
+            )
+            await producer.send_and_wait(
+                NOTIFICATIONS, env.model_dump_json().encode(), key=env.key(), partition=p
+            )
+    finally:
+        await producer.stop()
+    await eventually(
+        lambda: _async(len(mails_to(sink.mail_dir, marker)) == len(partitions)),
+        what="the notifier to get through earlier commands",
+        timeout=120,
+    )
 
 
 def _deps(pool: asyncpg.Pool, ep: infra.Endpoints, sent: list[Envelope]) -> domain.NotifierDeps:
