@@ -117,6 +117,9 @@ def add_routes(app: FastAPI) -> None:
     app.include_router(exports_router)
     app.include_router(opendsr_router)
     app.include_router(retention_router)
+    from services.intake.web.routes import install as install_web  # (it imports job_view)
+
+    install_web(app)
 
     @app.middleware("http")
     async def body_rules(request: Request, call_next: Any) -> Any:
@@ -127,7 +130,11 @@ def add_routes(app: FastAPI) -> None:
             if length and length.isdigit() and int(length) > limit:
                 return _refuse(request, 413, f"body larger than {limit} bytes")
             ctype = request.headers.get("content-type", "")
-            if length not in (None, "0") and not ctype.startswith("application/json"):
+            web_form = request.url.path.startswith("/ui/") and ctype.startswith(
+                "application/x-www-form-urlencoded"
+            )  # the web UI's forms, CSRF-checked there
+            json_body = ctype.startswith("application/json") or web_form
+            if length not in (None, "0") and not json_body:
                 return _refuse(
                     request, 415, f"content-type must be application/json, not {ctype or 'none'}"
                 )

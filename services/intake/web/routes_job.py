@@ -1,0 +1,244 @@
+"""One job: timeline, per-table counts, review items, and the commands people send."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from services.intake import domain, lifecycle, store
+from services.intake.api import job_view
+from services.intake.auth import runtime
+from services.intake.routes_exports import download as api_download
+from services.intake.web import store as web_store
+from services.intake.web.common import (
+    PREFIX,
+    Session,
+    WebError,
+    all_values,
+    checked_form,
+    render,
+    session,
+    status_path,
+)
+from shared.events import make_event
+from shared.events.jobs import CancelErasure, Item, RestoreErasure
+from shared.events.requests import DeadlineExtended
+from shared.events.topics import JOBS_ERASE
+from shared.tokens import DownloadToken, sign
+
+router = APIRouter(prefix=f"{PREFIX}/jobs", include_in_schema=False)
+WebSession = Annotated[Session, Depends(session)]
+
+DONE_MESSAGES = {
+    "submitted": "Request received. Progress shows below as it happens.",
+    "cancel": "Cancel sent. Rows already erased stay restorable.",
+    "restore": "Restore sent for the whole job.",
+    "restore_items": "Restore sent for the selected items.",
+    "extend": "Deadline extended.",
+}
+
+
+async def _job(request: Request, s: Session, job_id: uuid.UUID) -> dict[str, Any]:
+    row = await store.get_job(runtime(request).pool, s.who.org_id, job_id)
+    if row is None:
+        raise WebError(404, f"There is no job {job_id} in {s.who.org_name}.")
+    return row
+
+
+def per_table(events: list[dict[str, Any]], view: dict[str, Any]) -> list[dict[str, Any]]:
+    """Planned and processed rows per table, from the timeline (erasures) or the result."""
+    planned: dict[str, int] = {}
+    done: dict[str, int] = {}
+    for e in events:
+        d = e["details"] or {}
+        if e["type"] == "ErasurePlanned" and isinstance(d.get("per_table"), dict):
+            planned = {str(k): int(v) for k, v in d["per_table"].items()}
+        elif e["type"] in ("BatchErased", "BatchExported") and d.get("table"):
+            done[d["table"]] = done.get(d["table"], 0) + int(d.get("rows") or 0)
+    result = view.get("result") or {}
+    if isinstance(result.get("rows_per_table"), dict):
+        done = {str(k): int(v) for k, v in result["rows_per_table"].items()}
+    names = sorted(set(planned) | set(done))
+    return [{"table": n, "planned": planned.get(n), "done": done.get(n, 0)} for n in names]
+
+
+def grouped(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Consecutive events of one type by one actor as one line with a count (batches)."""
+    out: list[dict[str, Any]] = []
+    for e in events:
+        if out and out[-1]["type"] == e["type"] and out[-1]["actor"] == e["actor"]:
+            out[-1]["count"] += 1
+        else:
+            out.append({**e, "count": 1})
+    return out
+
+
+@router.get("/{job_id}", response_class=HTMLResponse)
+async def job_page(
+    request: Request, job_id: uuid.UUID, s: WebSession, done: str | None = None
+) -> Response:
+    rt = runtime(request)
+    row = await _job(request, s, job_id)
+    view = job_view(row, datetime.now(UTC))
+    events = await store.job_events(rt.pool, job_id)
+    link = None
+    if row["type"] == "export" and row["status"] == "ready":
+        link = await web_store.live_link(rt.pool, job_id, s.who.org_id)
+    status = row["status"]
+    return render(
+        request,
+        "job.html",
+        s,
+        job=view,
+        events=grouped(events),
+        tables=per_table(events, view),
+        done=DONE_MESSAGES.get(done or ""),
+        link=link,
+        status_link=str(request.base_url).rstrip("/") + status_path(request, job_id),
+        can_cancel=s.can("admin") and status in lifecycle.COMMANDS["cancel"],
+        can_restore=s.can("owner")
+        and row["type"] == "erasure"
+        and status in lifecycle.COMMANDS["restore"],
+        can_extend=s.can("admin")
+        and status in lifecycle.COMMANDS["extend"]
+        and row["extended_due_at"] is None
+        and row["regulation"] in domain.MAX_EXTENSION_DAYS,
+        max_extension=domain.MAX_EXTENSION_DAYS.get(row["regulation"], 0),
+        live=status in (*lifecycle.ACTIVE, "purging"),
+    )
+
+
+async def _command(
+    request: Request, s: Session, job_id: uuid.UUID, command: str, payload: Any
+) -> None:
+    """As `POST /v1/jobs/{id}/<command>`: lifecycle check, then outbox and timeline."""
+    row = await _job(request, s, job_id)
+    try:
+        lifecycle.check_command(command, row["status"], row["type"])
+    except lifecycle.IllegalTransition as exc:
+        raise WebError(409, str(exc)[:1].upper() + str(exc)[1:] + ".") from exc
+    env = make_event(
+        payload,
+        actor=s.who.actor,
+        job_id=job_id,
+        org_id=s.who.org_id,
+        subject_hash=row["subject_hash"],
+    )
+    rt = runtime(request)
+    refused = await store.record_command(
+        rt.pool, job_id, JOBS_ERASE, env, lifecycle.COMMANDS[command]
+    )
+    if refused is not None:
+        raise WebError(409, f"The job moved on meanwhile: it is {refused} now.")
+    rt.relay.wake()
+
+
+def _back(job_id: uuid.UUID, done: str) -> Response:
+    return RedirectResponse(f"{PREFIX}/jobs/{job_id}?done={done}", 303)
+
+
+@router.post("/{job_id}/cancel")
+async def cancel(request: Request, job_id: uuid.UUID, s: WebSession) -> Response:
+    data = await checked_form(request, s, "admin")
+    reason = data.get("reason", "").strip()[:2000] or None
+    await _command(request, s, job_id, "cancel", CancelErasure(reason=reason))
+    return _back(job_id, "cancel")
+
+
+@router.post("/{job_id}/restore")
+async def restore(request: Request, job_id: uuid.UUID, s: WebSession) -> Response:
+    data = await checked_form(request, s, "owner")
+    reason = data.get("reason", "").strip()[:2000] or None
+    await _command(request, s, job_id, "restore", RestoreErasure(reason=reason))
+    return _back(job_id, "restore")
+
+
+def parse_items(text: str, picked: list[str]) -> list[Item]:
+    """Items as `table key` (or `table:key`) one per line, plus ticked `table:key` boxes."""
+    items: list[Item] = []
+    for line in [*text.splitlines(), *picked]:
+        line = line.strip()
+        if not line:
+            continue
+        table, sep, key = line.replace(":", " ", 1).partition(" ")
+        if not sep or not key.strip() or len(table) > 63 or len(key.strip()) > 200:
+            raise WebError(
+                422, f"'{line[:80]}' is not an item: write the table, a space, then the key."
+            )
+        items.append(Item(table=table, key=key.strip()))
+    if not items:
+        raise WebError(422, "Choose or type at least one item to restore.")
+    return items
+
+
+@router.post("/{job_id}/restore-items")
+async def restore_items(request: Request, job_id: uuid.UUID, s: WebSession) -> Response:
+    data = await checked_form(request, s, "owner")
+    items = parse_items(data.get("items", ""), all_values(await request.body(), "pick"))
+    await _command(
+        request, s, job_id, "restore", RestoreErasure(items=items, reason="selected items")
+    )
+    return _back(job_id, "restore_items")
+
+
+@router.post("/{job_id}/extend")
+async def extend(request: Request, job_id: uuid.UUID, s: WebSession) -> Response:
+    data = await checked_form(request, s, "admin")
+    row = await _job(request, s, job_id)
+    reason = data.get("reason", "").strip()
+    if len(reason) < 3:
+        raise WebError(422, "Give the reason for the extension (the requester is told).")
+    try:
+        days = int(data.get("days", ""))
+    except ValueError as exc:
+        raise WebError(422, "Give the extension as a whole number of days.") from exc
+    now = datetime.now(UTC)
+    try:
+        lifecycle.check_command("extend", row["status"], row["type"])
+        new_due = domain.extended_due(
+            row["regulation"], row["due_at"], row["extended_due_at"], days, now
+        )
+    except (lifecycle.IllegalTransition, domain.Conflict) as exc:
+        raise WebError(409, str(exc)[:1].upper() + str(exc)[1:] + ".") from exc
+    except domain.Refused as exc:
+        raise WebError(exc.status, exc.reason[:1].upper() + exc.reason[1:] + ".") from exc
+    env = make_event(
+        DeadlineExtended(
+            regulation=row["regulation"],
+            due_at=row["due_at"],
+            extended_due_at=new_due,
+            reason=reason[:2000],
+        ),
+        actor=s.who.actor,
+        job_id=job_id,
+        org_id=s.who.org_id,
+        subject_hash=row["subject_hash"],
+    )
+    rt = runtime(request)
+    if not await store.extend_job(rt.pool, job_id, new_due, reason[:2000], env):
+        raise WebError(409, "The deadline was already extended once.")
+    rt.relay.wake()
+    return _back(job_id, "extend")
+
+
+@router.get("/{job_id}/download")
+async def download(request: Request, job_id: uuid.UUID, s: WebSession) -> Response:
+    """The export through its current link (checked and audited as every download is)."""
+    rt = runtime(request)
+    link = await web_store.live_link(rt.pool, job_id, s.who.org_id)
+    if link is None:
+        raise WebError(410, "This export has no valid link: it expired or was revoked.")
+    token = sign(
+        rt.settings.download_token_key.get_secret_value().encode(),
+        DownloadToken(
+            token_id=link["token_id"],
+            job_id=job_id,
+            recipient_hash=link["recipient_hash"],
+            expires_at=link["expires_at"],
+        ),
+    )
+    return await api_download(job_id, request, s.who, token)

@@ -1,0 +1,116 @@
+"""Retention: the org's policy per category with its allowed range (the same checks and audit
+as `PUT /v1/orgs/{org}/retention`), the schedule's last and next run, what each run removed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from services.intake import retention
+from services.intake.auth import runtime
+from services.intake.routes_retention import datamap, validate
+from services.intake.web.common import PREFIX, Session, checked_form, render, require, session
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+WebSession = Annotated[Session, Depends(session)]
+
+
+def next_run(expr: str, now: datetime) -> datetime | None:
+    """The first scheduled time after `now` (within about a year)."""
+    try:
+        cron = retention.Cron.parse(expr)
+    except retention.CronError:
+        return None
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    for _ in range(367):
+        if cron._day_matches(day):
+            for h in sorted(cron.hours):
+                for m in sorted(cron.minutes):
+                    at = day.replace(hour=h, minute=m)
+                    if at > now:
+                        return at
+        day += timedelta(days=1)
+    return None
+
+
+async def recent_runs(pool: asyncpg.Pool, org_id: str, limit: int = 10) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        "SELECT job_id, category, cutoff, status, stats, started_at, finished_at "
+        "FROM lethe.retention_runs WHERE org_id = $1 ORDER BY started_at DESC LIMIT $2",
+        org_id,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def _page(
+    request: Request,
+    s: Session,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    saved: bool = False,
+    status: int = 200,
+) -> Response:
+    rt = runtime(request)
+    dm = datamap(request)
+    policy = await retention.get_policy(rt.pool, dm, s.who.org_id)
+    runs = await recent_runs(rt.pool, s.who.org_id)
+    schedule = rt.settings.retention_schedule
+    return render(
+        request,
+        "retention.html",
+        s,
+        status,
+        policy=policy,
+        defaults=retention.categories(dm),
+        values=values or {k: str(v) for k, v in policy.items()},
+        errors=errors or {},
+        lo=retention.MIN_DAYS,
+        hi=retention.MAX_DAYS,
+        runs=runs,
+        schedule=schedule,
+        last_run=runs[0] if runs else None,
+        next_run=next_run(schedule, datetime.now(UTC)),
+        saved=saved,
+    )
+
+
+@router.get("/retention", response_class=HTMLResponse)
+async def retention_page(request: Request, s: WebSession, saved: bool = False) -> Response:
+    await require(request, s, "owner")
+    return await _page(request, s, saved=saved)
+
+
+@router.post("/retention", response_class=HTMLResponse)
+async def save_retention(request: Request, s: WebSession) -> Response:
+    data = await checked_form(request, s, "owner")
+    dm = datamap(request)
+    known = retention.categories(dm)
+    values = {c: data.get(f"days_{c}", "").strip() for c in known}
+    errors: dict[str, str] = {}
+    changes: dict[str, Any] = {}
+    lo, hi = retention.MIN_DAYS, retention.MAX_DAYS
+    for cat, text in values.items():
+        try:
+            changes[cat] = int(text)
+        except ValueError:
+            errors[cat] = f"Give a whole number of days from {lo} to {hi}."
+    if not errors:
+        try:
+            validate(changes, known)
+        except HTTPException as exc:
+            for part in str(exc.detail).split("; "):
+                cat, _, why = part.partition(": ")
+                errors[cat if cat in known else "_"] = (
+                    f"Keep {cat} from {lo} to {hi} days." if cat in known else why
+                )
+    if errors:
+        return await _page(request, s, values, errors, status=422)
+    rt = runtime(request)
+    await retention.set_policy(rt.pool, dm, s.who.org_id, changes, s.who.actor)
+    rt.relay.wake()
+    return RedirectResponse(f"{PREFIX}/retention?saved=true", 303)
