@@ -184,7 +184,7 @@ def add_routes(app: FastAPI) -> None:
         request: Request,
         who: Viewer,
         status: Annotated[str | None, Query(pattern="^[a-z_]+$")] = None,
-        type: Annotated[Literal["erasure", "export"] | None, Query()] = None,
+        type: Annotated[Literal["erasure", "export", "retention"] | None, Query()] = None,
         org: str | None = None,
         overdue: bool = False,
         due_before: datetime | None = None,
