@@ -12,7 +12,8 @@ import logging
 import traceback
 from collections.abc import Awaitable, Callable, Iterable
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -23,7 +24,7 @@ from opentelemetry.trace import TracerProvider
 from pydantic import ValidationError
 
 from shared.events import Envelope
-from shared.events.topics import AUDIT, DLQ, TOPICS, TopicSpec
+from shared.events.topics import AUDIT, DLQ, TOPICS, TopicSpec, min_insync_replicas
 
 log = logging.getLogger(__name__)
 
@@ -178,27 +179,97 @@ async def dead_letter(
 async def ensure_topics(
     bootstrap_servers: str, specs: Iterable[TopicSpec] = TOPICS, *, replication_factor: int = 1
 ) -> list[str]:
-    """Create missing topics (idempotent). Returns the names created."""
+    """Make the topics match their definitions (idempotent). Returns what changed."""
+    return await apply_topics(bootstrap_servers, specs, replication_factor=replication_factor)
+
+
+def desired_config(spec: TopicSpec, replication_factor: int) -> dict[str, str]:
+    return {**spec.config, "min.insync.replicas": str(min_insync_replicas(replication_factor))}
+
+
+async def apply_topics(
+    bootstrap_servers: str, specs: Iterable[TopicSpec] = TOPICS, *, replication_factor: int = 1
+) -> list[str]:
+    """Create missing topics, add partitions where fewer than defined, and put back the
+    managed settings where they differ. Nothing is ever removed: partitions are never
+    reduced, topics never deleted. Returns one line per change (empty: nothing to do)."""
+    specs = list(specs)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        changes: list[str] = []
         missing = [s for s in specs if s.name not in existing]
-        if missing:
+        for s in missing:
+            new = NewTopic(
+                s.name,
+                num_partitions=s.partitions,
+                replication_factor=replication_factor,
+                topic_configs=desired_config(s, replication_factor),
+            )
             try:
-                await admin.create_topics(
-                    [
-                        NewTopic(
-                            s.name,
-                            num_partitions=s.partitions,
-                            replication_factor=replication_factor,
-                            topic_configs=s.config,
-                        )
-                        for s in missing
-                    ]
-                )
+                await admin.create_topics([new])
             except TopicAlreadyExistsError:
-                pass  # a concurrent `apply` won the race; the topics exist, which is the goal
-        return [s.name for s in missing]
+                # Created meanwhile (a concurrent apply, or metadata not yet showing it):
+                # compare it like any existing topic instead.
+                existing.add(s.name)
+                continue
+            changes.append(f"{s.name}: created ({s.partitions} partitions)")
+        await _wait_visible(admin, [s.name for s in missing])
+        present = [s for s in specs if s.name in existing]
+        if present:
+            changes += await _reconcile(admin, present, replication_factor)
+        return changes
     finally:
         await admin.close()
+
+
+async def _wait_visible(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    """Until the new topics show in the metadata, so the next apply sees them."""
+    deadline = asyncio.get_running_loop().time() + 15
+    while names and not set(names) <= set(await admin.list_topics()):
+        if asyncio.get_running_loop().time() > deadline:
+            return
+        await asyncio.sleep(0.1)
+
+
+async def _reconcile(
+    admin: AIOKafkaAdminClient, specs: list[TopicSpec], replication_factor: int
+) -> list[str]:
+    changes: list[str] = []
+    counts = {
+        t["topic"]: len(t["partitions"])
+        for t in await admin.describe_topics([s.name for s in specs])
+    }
+    grow = {s.name: s.partitions for s in specs if counts.get(s.name, s.partitions) < s.partitions}
+    if grow:
+        await admin.create_partitions({n: NewPartitions(total_count=c) for n, c in grow.items()})
+        changes += [f"{n}: partitions {counts[n]} -> {c}" for n, c in grow.items()]
+    current = await _topic_configs(admin, [s.name for s in specs])
+    alter = []
+    for s in specs:
+        want = desired_config(s, replication_factor)
+        have = current.get(s.name, {})
+        diff = {k: v for k, v in want.items() if have.get(k) != v}
+        if diff:
+            # AlterConfigs sets the topic's whole dynamic config: send every managed key.
+            alter.append(ConfigResource(ConfigResourceType.TOPIC, s.name, configs=want))
+            changes += [f"{s.name}: {k} {have.get(k)} -> {v}" for k, v in sorted(diff.items())]
+    if alter:
+        for response in await admin.alter_configs(alter):
+            for error_code, message, _type, name in response.resources:
+                if error_code:
+                    raise RuntimeError(f"altering the settings of {name} failed: {message}")
+    return changes
+
+
+async def _topic_configs(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, dict[str, str]]:
+    resources = [ConfigResource(ConfigResourceType.TOPIC, n) for n in names]
+    found: dict[str, dict[str, str]] = {}
+    for response in await admin.describe_configs(resources):
+        for resource in response.resources:
+            error_code, message, _type, name, entries = resource[:5]
+            if error_code:
+                raise RuntimeError(f"reading the settings of {name} failed: {message}")
+            found[name] = {e[0]: e[1] for e in entries}
+    return found

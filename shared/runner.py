@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from faststream import FastStream
 
+from shared.health import arm_watchdog
 from shared.settings import LetheSettings
 
 S = TypeVar("S", bound=LetheSettings)
@@ -23,5 +24,8 @@ def configure_logging() -> None:
 
 def run(settings_cls: type[S], create_app: Callable[[S], FastStream]) -> None:
     configure_logging()
-    app = create_app(settings_cls())
+    settings = settings_cls()
+    app = create_app(settings)
+    # SIGTERM: the app drains (shared.health); the process is gone within the grace period.
+    arm_watchdog(app, settings.shutdown_grace_seconds)
     asyncio.run(app.run())

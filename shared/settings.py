@@ -74,5 +74,28 @@ class LetheSettings(BaseSettings):
     datamap_path: Path = Field(
         Path("deploy/local/sample/datamap.yaml"), description="Data map YAML of the platform."
     )
-    otel_exporter: str = Field("none", description="Span exporter: `none` or `console`.")
+    otel_exporter: str = Field(
+        "none",
+        description="Span exporter: `none`, `console` or `otlp` (to OTEL_EXPORTER_OTLP_ENDPOINT).",
+    )
     dlq_retries: int = Field(3, description="Handler attempts before a message is dead-lettered.")
+    ops_host: str = Field(
+        "127.0.0.1",
+        description="Address of the ops endpoint (/healthz, /readyz, /metrics) of the Kafka-only "
+        "services; intake serves them on its HTTP port.",
+    )
+    ops_port: int = Field(
+        0, ge=0, le=65535, description="Port of the ops endpoint (0: no ops endpoint)."
+    )
+    shutdown_grace_seconds: float = Field(
+        25,
+        gt=0,
+        description="On SIGTERM: stop taking messages, let the current ones finish for most of "
+        "this, abandon the rest (redelivered elsewhere), exit within it.",
+    )
+    topic_replication_factor: int = Field(
+        1,
+        ge=1,
+        description="Replication factor `lethe topics apply` creates topics with (3 on a cluster,"
+        " which makes min.insync.replicas 2).",
+    )

@@ -13,6 +13,11 @@ def tracer_provider(
     provider = TracerProvider(resource=Resource.create({"service.name": f"lethe-{service}"}))
     if exporter == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    elif exporter == "otlp":
+        # OTLP over HTTP to a collector: OTEL_EXPORTER_OTLP_ENDPOINT (standard variables).
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     for p in processors or []:
         provider.add_span_processor(p)
     return provider

@@ -78,13 +78,23 @@ def _free_port() -> int:
         return port
 
 
-def _intake_port(state_dir: Path) -> int:
-    f = state_dir / "intake.port"
-    if f.exists() and infra.process_alive("intake", state_dir):
+def _service_port(state_dir: Path, name: str, suffix: str) -> int:
+    f = state_dir / f"{name}.{suffix}"
+    if f.exists() and infra.process_alive(name, state_dir):
         return int(f.read_text())
     port = _free_port()
     f.write_text(f"{port}\n")
     return port
+
+
+def _intake_port(state_dir: Path) -> int:
+    return _service_port(state_dir, "intake", "port")
+
+
+def _ops_port(state_dir: Path, name: str) -> int | None:
+    """Where a service serves /healthz /readyz /metrics (intake: its HTTP port)."""
+    f = state_dir / (f"{name}.port" if name == "intake" else f"{name}.ops-port")
+    return int(f.read_text()) if f.exists() else None
 
 
 def wait_http(url: str, timeout: float = 60, name: str = "intake", log: Path | None = None) -> None:
@@ -107,8 +117,15 @@ def start_services(ep: infra.Endpoints, state_dir: Path) -> str:
     env = service_env(ep, port, state_dir)
     for name in SERVICES:
         if not infra.process_alive(name, state_dir):
+            ops = {}
+            if name != "intake":  # intake serves /readyz and /metrics on its HTTP port
+                ops = {"LETHE_OPS_PORT": str(_service_port(state_dir, name, "ops-port"))}
             infra.start_process(
-                name, [sys.executable, "-m", f"services.{name}"], env, state_dir, cwd=REPO_ROOT
+                name,
+                [sys.executable, "-m", f"services.{name}"],
+                env | ops,
+                state_dir,
+                cwd=REPO_ROOT,
             )
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/healthz", log=state_dir / "logs" / "intake.log")
@@ -153,9 +170,11 @@ def main(argv: list[str] | None = None) -> int:
             print("Lethe is down.")
         else:
             for name, st in infra.status(state_dir).items():
+                ops = _ops_port(state_dir, name) if name in SERVICES else None
+                where = f"http://127.0.0.1:{ops}/readyz" if ops else ""
                 print(
                     f"{name:10} {'running' if st.get('running') else 'stopped':8} "
-                    f"{st.get('url') or st.get('port') or ''}"
+                    f"{st.get('url') or st.get('port') or where}"
                 )
     except infra.InfraError as exc:
         print(f"error: {exc}", file=sys.stderr)

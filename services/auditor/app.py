@@ -17,6 +17,7 @@ from services.auditor.keys import signing_key
 from services.auditor.settings import AuditorSettings
 from services.auditor.store import Signer
 from shared.db import create_pool
+from shared.health import attach, postgres_check
 from shared.kafka import create_broker
 from shared.telemetry import tracer_provider as make_tracer_provider
 
@@ -58,9 +59,11 @@ def create_app(
     broker = create_broker(settings.kafka_bootstrap_servers, service="auditor", tracer_provider=tp)
     rt = Runtime(settings)
     register(broker, rt, group_id=group_id)
-    return FastStream(
+    app = FastStream(
         broker,
         on_startup=[rt.open],
         after_startup=[rt.start_maintenance],
         after_shutdown=[rt.close],
     )
+    attach(app, broker, settings, "auditor", {"postgres": lambda: postgres_check(rt.pool)})
+    return app

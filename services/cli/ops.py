@@ -11,7 +11,8 @@ import typer
 from services.cli.common import console, settings
 from services.intake import store as intake_store
 from shared.db import create_pool, migrate
-from shared.kafka import ensure_topics
+from shared.events.topics import TOPICS
+from shared.kafka import desired_config, ensure_topics
 from shared.settings import LetheSettings
 
 topics_app = typer.Typer(help="Kafka topics.")
@@ -27,10 +28,32 @@ def db_migrate() -> None:
 
 
 @topics_app.command("apply")
-def topics_apply() -> None:
-    """Create Lethe's topics where missing (idempotent)."""
-    created = asyncio.run(ensure_topics(settings().kafka_bootstrap_servers))
-    console.print(f"created: {', '.join(created) or 'nothing (all exist)'}")
+def topics_apply(
+    replication_factor: Annotated[
+        int | None,
+        typer.Option(
+            help="Replication factor of new topics (default LETHE_TOPIC_REPLICATION_FACTOR)"
+        ),
+    ] = None,
+) -> None:
+    """Make Lethe's topics match their definitions: create, add partitions, put settings back.
+
+    Idempotent: a second run changes nothing."""
+    s = settings()
+    rf = replication_factor or s.topic_replication_factor
+    changes = asyncio.run(ensure_topics(s.kafka_bootstrap_servers, replication_factor=rf))
+    for line in changes:
+        console.print(line)
+    console.print(f"{len(changes)} change(s)" if changes else "nothing to change")
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """Print the topic definitions (partitions and managed settings)."""
+    rf = settings().topic_replication_factor
+    for spec in TOPICS:
+        config = ", ".join(f"{k}={v}" for k, v in sorted(desired_config(spec, rf).items()))
+        print(f"{spec.name}\t{spec.partitions}\t{config}")
 
 
 @orgs_app.command("create")

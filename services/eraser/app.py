@@ -17,6 +17,7 @@ from services.eraser.settings import EraserSettings
 from shared.crypto import parse_master_key
 from shared.datamap import check_against_database, load_datamap
 from shared.db import create_pool
+from shared.health import attach, postgres_check, s3_check
 from shared.kafka import create_broker
 from shared.storage import s3_client
 from shared.telemetry import tracer_provider as make_tracer_provider
@@ -91,9 +92,16 @@ def create_app(
     broker = create_broker(settings.kafka_bootstrap_servers, service="eraser", tracer_provider=tp)
     runtime = Runtime(settings)
     register(broker, runtime)
-    return FastStream(
+    app = FastStream(
         broker,
         on_startup=[runtime.open],
         after_startup=[runtime.start_sweeper],
         after_shutdown=[runtime.close],
     )
+    checks = {
+        "postgres": lambda: postgres_check(runtime.deps.lethe),
+        "platform_postgres": lambda: postgres_check(runtime.deps.platform),
+        "s3": lambda: s3_check(runtime.deps.s3),
+    }
+    attach(app, broker, settings, "eraser", checks)
+    return app

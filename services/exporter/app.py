@@ -17,6 +17,7 @@ from services.exporter.handlers import deps_for, register
 from services.exporter.settings import ExporterSettings
 from shared.datamap import load_datamap
 from shared.db import create_pool
+from shared.health import attach, postgres_check, s3_check
 from shared.kafka import create_broker
 from shared.storage import ensure_bucket, s3_client
 from shared.telemetry import tracer_provider as make_tracer_provider
@@ -65,9 +66,16 @@ def create_app(
     broker = create_broker(settings.kafka_bootstrap_servers, service="exporter", tracer_provider=tp)
     rt = Runtime(settings, broker)
     register(broker, rt)
-    return FastStream(
+    app = FastStream(
         broker,
         on_startup=[rt.open],
         after_startup=[rt.start_sweeper],
         after_shutdown=[rt.close],
     )
+    checks = {
+        "postgres": lambda: postgres_check(rt.lethe),
+        "platform_postgres": lambda: postgres_check(rt.platform),
+        "s3": lambda: s3_check(rt.s3),
+    }
+    attach(app, broker, settings, "exporter", checks)
+    return app

@@ -12,5 +12,6 @@ if __name__ == "__main__":
         host=settings.http_host,
         port=settings.http_port,
         log_level="info",
-        timeout_graceful_shutdown=10,
+        # A third of the grace period for HTTP requests in flight; the Kafka drain gets the rest.
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds / 3)),
     )

@@ -11,7 +11,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
 from faststream import FastStream
 from opentelemetry.trace import TracerProvider
 
@@ -23,7 +24,9 @@ from services.intake.scheduler import Scheduler
 from services.intake.settings import IntakeSettings
 from shared.datamap import load_datamap
 from shared.db import create_pool
+from shared.health import Ops, attach, postgres_check, s3_check
 from shared.kafka import create_broker
+from shared.metrics import CONTENT_TYPE
 from shared.storage import s3_client
 from shared.telemetry import tracer_provider as make_tracer_provider
 
@@ -32,6 +35,7 @@ class Runtime:
     pool: asyncpg.Pool
     s3: Any
     relay: OutboxRelay
+    ops: Ops
     scheduler: Scheduler | None = None
 
     def __init__(self, settings: IntakeSettings, tracer_provider: TracerProvider) -> None:
@@ -88,7 +92,22 @@ def build(
         after_startup=[rt.start_relay],
         after_shutdown=[rt.close],
     )
+    checks = {"postgres": lambda: postgres_check(rt.pool), "s3": lambda: s3_check(rt.s3)}
+    # Intake serves /readyz and /metrics on its HTTP port; uvicorn takes a third of the
+    # grace period for HTTP requests in flight, the drain the rest.
+    grace = settings.shutdown_grace_seconds * 2 / 3
+    rt.ops = attach(app, rt.broker, settings, "intake", checks, grace=grace, serve=False)
+    rt.ops.metrics.add_refresher(lambda m: _jobs_by_state(rt, m))
     return app, rt
+
+
+async def _jobs_by_state(rt: Runtime, metrics: Any) -> None:
+    rows = await rt.pool.fetch(
+        "SELECT type, status, count(*) AS n FROM lethe.jobs GROUP BY type, status"
+    )
+    metrics.jobs.clear()
+    for r in rows:
+        metrics.jobs.labels(r["type"], r["status"]).set(r["n"])
 
 
 def create_app(
@@ -110,4 +129,15 @@ def create_http(
     http = FastAPI(title="Lethe intake", version="1", lifespan=lifespan)
     http.state.runtime = rt
     add_routes(http)
+
+    @http.get("/readyz", include_in_schema=False)
+    async def readyz() -> Response:
+        ok, checks = await rt.ops.readiness()
+        body = {"status": "ready" if ok else "unready", "checks": checks}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @http.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(await rt.ops.metrics.render(), media_type=CONTENT_TYPE)
+
     return http

@@ -11,6 +11,7 @@ from opentelemetry.trace import TracerProvider
 from services.notifier.handlers import register
 from services.notifier.settings import NotifierSettings
 from shared.db import create_pool
+from shared.health import attach, postgres_check
 from shared.kafka import create_broker
 from shared.telemetry import tracer_provider as make_tracer_provider
 
@@ -40,4 +41,6 @@ def create_app(
     broker = create_broker(settings.kafka_bootstrap_servers, service="notifier", tracer_provider=tp)
     rt = Runtime(settings)
     register(broker, rt)
-    return FastStream(broker, on_startup=[rt.open], after_shutdown=[rt.close])
+    app = FastStream(broker, on_startup=[rt.open], after_shutdown=[rt.close])
+    attach(app, broker, settings, "notifier", {"postgres": lambda: postgres_check(rt.pool)})
+    return app

@@ -15,22 +15,50 @@ AUDIT = "lethe.audit.v1"
 DLQ = "lethe.dlq.v1"
 
 
+_DAY_MS = 24 * 3600 * 1000
+
+
 @dataclass(frozen=True)
 class TopicSpec:
+    """One topic as `lethe topics apply` creates and keeps it.
+
+    `config` is the whole set of topic-level settings Lethe manages (applied as a set: a
+    setting changed by hand is put back); `min.insync.replicas` is added from the
+    replication factor at apply time.
+    """
+
     name: str
     partitions: int
     config: dict[str, str] = field(default_factory=dict)
 
 
+def _delete(days: int) -> dict[str, str]:
+    return {"cleanup.policy": "delete", "retention.ms": str(days * _DAY_MS)}
+
+
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec(REQUESTS, 6),
-    TopicSpec(REQUESTS_REJECTED, 3),
-    TopicSpec(JOBS_ERASE, 6),
-    TopicSpec(JOBS_EXPORT, 6),
-    TopicSpec(ERASE_TASKS, 12),
-    TopicSpec(PROGRESS, 6),
-    TopicSpec(NOTIFICATIONS, 3),
-    # One partition: the audit chain is ordered, and the auditor appends in that order.
-    TopicSpec(AUDIT, 1),
-    TopicSpec(DLQ, 1, {"retention.ms": str(30 * 24 * 3600 * 1000)}),
+    TopicSpec(REQUESTS, 6, _delete(7)),
+    TopicSpec(REQUESTS_REJECTED, 3, _delete(7)),
+    # Commands: kept long enough to survive a long outage of the consumers.
+    TopicSpec(JOBS_ERASE, 6, _delete(30)),
+    TopicSpec(JOBS_EXPORT, 6, _delete(30)),
+    # Work items of the replicas; the job's chunk table is the record.
+    TopicSpec(ERASE_TASKS, 12, _delete(7)),
+    # Keyed by job: the latest state per job is what a dashboard needs, so compacted; every
+    # event stays for a week first, so a consumer less than a week behind misses none.
+    TopicSpec(
+        PROGRESS,
+        6,
+        {"cleanup.policy": "compact", "min.compaction.lag.ms": str(7 * _DAY_MS)},
+    ),
+    TopicSpec(NOTIFICATIONS, 3, _delete(7)),
+    # One partition: the audit chain is ordered, and the auditor appends in that order. Every
+    # event matters (never compacted); Postgres is the store, the topic only carries it.
+    TopicSpec(AUDIT, 1, _delete(30)),
+    TopicSpec(DLQ, 1, _delete(30)),
 )
+
+
+def min_insync_replicas(replication_factor: int) -> int:
+    """Writes (acks=all) survive one broker down: 2 of 3; 1 where there is no spare."""
+    return max(1, min(2, replication_factor - 1))
