@@ -20,6 +20,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from deploy.local.sample.seed import seed_org
+from services.auditor.keys import trusted_public_keys
+from services.auditor.settings import AuditorSettings
 from services.auditor.verify import verify_chain
 from services.cli.common import load_env_file
 from services.intake import store as intake_store
@@ -119,6 +121,8 @@ async def main() -> int:
                     "regulation": "gdpr",
                     "request_id": f"demo-{org_id}",
                     "reason": "account closed (demo)",
+                    # No recovery window in the demo: hidden, then purged and verified at once.
+                    "recovery_window_days": 0,
                 },
             )
             r.raise_for_status()
@@ -138,7 +142,7 @@ async def main() -> int:
                 break
             await asyncio.sleep(0.2)
         await asyncio.sleep(1)  # let the auditor record the last events
-        verdict = await verify_chain(pool)
+        verdict = await verify_chain(pool, trusted_public_keys(AuditorSettings()))
     finally:
         await pool.close()
     style = "green" if verdict.ok else "bold red"
