@@ -122,6 +122,8 @@ async def shoot(page: Any, name: str) -> None:
     await page.screenshot(path=str(SHOTS / f"{name}-desktop.png"), full_page=True)
     await page.set_viewport_size(PHONE)
     await page.screenshot(path=str(SHOTS / f"{name}-phone.png"), full_page=True)
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"{name}: {width}px wide at phone width (sideways scroll)"
     await page.set_viewport_size(DESKTOP)
 
 

@@ -98,9 +98,10 @@ async def verdict_text(request: Request) -> tuple[bool, str]:
         return False, "No trusted public key is configured (LETHE_AUDIT_PUBLIC_KEYS)."
     v = await verify_chain(runtime(request).pool, trusted)
     if v.ok:
-        text = f"Chain intact: {v.rows} rows and {v.checkpoints} signed checkpoints verified."
+        # The chain is shared by every organisation: no counts of others' rows are shown.
+        text = f"Chain intact: every row and all {v.checkpoints} signed checkpoints verify."
         if v.unsigned_tail:
-            text += f" The newest {v.unsigned_tail} rows are not yet under a checkpoint."
+            text += " The newest rows are not yet under a signed checkpoint (one follows soon)."
         return True, text
     if v.kind == "checkpoint":
         return False, f"Checkpoint at seq {v.bad_checkpoint_seq} does not verify: {v.reason}"
