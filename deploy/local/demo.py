@@ -56,6 +56,7 @@ async def seed(settings: LetheSettings, org_id: str) -> tuple[str, int]:
                     messages_per_conversation=30,
                     media_every=200,
                     heavy_user_factor=500,
+                    history=True,  # data of every age, so `lethe cleanup --days 30` has work
                 )
         finally:
             await conn.close()
