@@ -177,8 +177,14 @@ async def test_two_replicas_share_a_job_and_survive_a_sigkill(
     }
     pids = {w.rsplit(":", 1)[1] for w in workers}
     assert str(replicas.pids["eraser-a"]) in pids and str(replicas.pids["eraser-b"]) in pids
-    view = (await client.get(f"/v1/jobs/{job_id}", headers=org.headers)).json()
-    assert view["status"] == "soft_deleted" and view["done"] == expected
+
+    # Intake follows from the progress topic: wait for it to catch up with the eraser.
+    async def intake_view() -> dict[str, Any] | None:
+        view = (await client.get(f"/v1/jobs/{job_id}", headers=org.headers)).json()
+        return view if view["status"] == "soft_deleted" else None
+
+    view = await eventually(intake_view, timeout=30, what="intake to show the soft delete")
+    assert view["done"] == expected
 
 
 async def test_cancel_and_restore_commands_from_the_job_topic(
