@@ -244,6 +244,14 @@ async def _reconcile(
     grow = {s.name: s.partitions for s in specs if counts.get(s.name, s.partitions) < s.partitions}
     if grow:
         await admin.create_partitions({n: NewPartitions(total_count=c) for n, c in grow.items()})
+        deadline = asyncio.get_running_loop().time() + 15
+        while asyncio.get_running_loop().time() < deadline:
+            shown = {
+                t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(list(grow))
+            }
+            if all(shown.get(n, 0) >= c for n, c in grow.items()):
+                break
+            await asyncio.sleep(0.1)
         changes += [f"{n}: partitions {counts[n]} -> {c}" for n, c in grow.items()]
     current = await _topic_configs(admin, [s.name for s in specs])
     alter = []
@@ -260,6 +268,18 @@ async def _reconcile(
             for error_code, message, _type, name in response.resources:
                 if error_code:
                     raise RuntimeError(f"altering the settings of {name} failed: {message}")
+        # Brokers learn of the change a moment later: return once it shows, so that the
+        # next apply (or anyone reading the settings) sees what this one did.
+        wanted = {r.name: r.configs for r in alter}
+        deadline = asyncio.get_running_loop().time() + 15
+        while asyncio.get_running_loop().time() < deadline:
+            current = await _topic_configs(admin, list(wanted))
+            if all(
+                all(current.get(n, {}).get(k) == v for k, v in want.items())
+                for n, want in wanted.items()
+            ):
+                break
+            await asyncio.sleep(0.1)
     return changes
 
 

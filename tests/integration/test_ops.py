@@ -23,7 +23,7 @@ from services.auditor.settings import AuditorSettings
 from services.cli import app as cli
 from shared.db import migrate
 from shared.events.topics import AUDIT, TopicSpec
-from shared.kafka import apply_topics
+from shared.kafka import _topic_configs, apply_topics
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
@@ -79,6 +79,12 @@ async def test_apply_creates_grows_and_repairs_then_changes_nothing(
         await admin.alter_configs(
             [ConfigResource(ConfigResourceType.TOPIC, state.name, {"cleanup.policy": "delete"})]
         )
+
+        async def changed_by_hand() -> bool:
+            configs = await _topic_configs(admin, [state.name])
+            return configs[state.name]["cleanup.policy"] == "delete"
+
+        await eventually(changed_by_hand, timeout=15, what="the hand-made change to show")
         changes = await apply_topics(bootstrap, [grown, state])
         assert f"{events.name}: partitions 2 -> 4" in changes
         assert f"{events.name}: retention.ms {week} -> {2 * int(week)}" in changes
