@@ -64,3 +64,37 @@ async def find_record(bootstrap: str, topic: str, match: Callable[[Any], bool]) 
                 raise AssertionError(f"no matching record in {topic}")
     finally:
         await consumer.stop()
+
+
+async def eraser_deps(
+    base_settings: dict[str, Any], lethe_db: Any, platform_db: Any, s3: Any, *, batch_size: int
+) -> Any:
+    """EraserDeps on the real test infrastructure, for tests that drive the eraser's code
+    directly; `emit` and `publish_chunk` refuse until the test puts its own in."""
+    from services.eraser import store
+    from services.eraser.domain import EraserDeps
+    from shared.crypto import parse_master_key
+    from shared.datamap import check_against_database, load_datamap
+    from shared.settings import LetheSettings
+
+    settings = LetheSettings(**base_settings)
+    await store.migrate_platform(settings.platform_database_url)
+    dm = load_datamap(settings.datamap_path)
+    async with platform_db.acquire() as conn:
+        pk_types = await check_against_database(dm, conn)
+
+    async def nowhere(*_: Any) -> None:
+        raise AssertionError("this test did not expect the eraser to publish here")
+
+    return EraserDeps(
+        lethe=lethe_db,
+        platform=platform_db,
+        s3=s3,
+        bucket=settings.platform_bucket,
+        datamap=dm,
+        pk_types=pk_types,
+        emit=nowhere,
+        publish_chunk=nowhere,
+        master_key=parse_master_key(settings.master_key.get_secret_value()),
+        batch_size=batch_size,
+    )

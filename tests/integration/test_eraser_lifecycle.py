@@ -22,12 +22,10 @@ from deploy.local.sample.seed import SeededOrg, seed_org
 from services.eraser import domain, lifecycle, store
 from services.eraser.domain import EraserDeps
 from services.eraser.objects import quarantine_prefix
-from shared.crypto import parse_master_key
-from shared.datamap import check_against_database, load_datamap
 from shared.events import Actor, Envelope, make_event
 from shared.events.jobs import CancelErasure, ErasureRequested, Item, RestoreErasure, Subject
-from shared.settings import LetheSettings
 from tests.conftest import Org
+from tests.helpers import eraser_deps
 
 pytestmark = pytest.mark.integration
 BUCKET = "lethe-platform"
@@ -81,27 +79,7 @@ class Harness:
 async def harness_deps(
     base_settings: dict[str, Any], lethe_db: asyncpg.Pool, platform_db: asyncpg.Pool, s3: Any
 ) -> AsyncIterator[EraserDeps]:
-    settings = LetheSettings(**base_settings)
-    await store.migrate_platform(settings.platform_database_url)
-    dm = load_datamap(DATAMAP)
-    async with platform_db.acquire() as conn:
-        pk_types = await check_against_database(dm, conn)
-
-    async def nowhere(*_: Any) -> None:
-        raise AssertionError("replaced per test")
-
-    yield EraserDeps(
-        lethe=lethe_db,
-        platform=platform_db,
-        s3=s3,
-        bucket=BUCKET,
-        datamap=dm,
-        pk_types=pk_types,
-        emit=nowhere,
-        publish_chunk=nowhere,
-        master_key=parse_master_key(settings.master_key.get_secret_value()),
-        batch_size=25,
-    )
+    yield await eraser_deps(base_settings, lethe_db, platform_db, s3, batch_size=25)
 
 
 @pytest.fixture

@@ -20,14 +20,12 @@ import pytest
 from deploy.local import infra
 from deploy.local.sample.seed import seed_org
 from deploy.local.stack import service_env
-from services.eraser import retention, store
+from services.eraser import retention
 from services.eraser.domain import EraserDeps
 from services.intake import store as intake_store
-from shared.crypto import parse_master_key
-from shared.datamap import check_against_database, load_datamap
 from shared.events import Actor, Envelope, make_event
 from shared.events.retention import RetentionRequested
-from shared.settings import LetheSettings
+from tests.helpers import eraser_deps
 
 pytestmark = pytest.mark.integration
 BUCKET = "lethe-platform"
@@ -51,27 +49,9 @@ class Events:
 async def deps(
     base_settings: dict[str, Any], lethe_db: asyncpg.Pool, platform_db: asyncpg.Pool, s3: Any
 ) -> AsyncIterator[EraserDeps]:
-    settings = LetheSettings(**base_settings)
-    await store.migrate_platform(settings.platform_database_url)
-    dm = load_datamap(DATAMAP)
-    async with platform_db.acquire() as conn:
-        pk_types = await check_against_database(dm, conn)
-
-    async def nowhere(*_: Any) -> None:
-        raise AssertionError("not used by retention")
-
-    yield EraserDeps(
-        lethe=lethe_db,
-        platform=platform_db,
-        s3=s3,
-        bucket=BUCKET,
-        datamap=dm,
-        pk_types=pk_types,
-        emit=nowhere,
-        publish_chunk=nowhere,
-        master_key=parse_master_key(settings.master_key.get_secret_value()),
-        batch_size=7,  # several batches per table
-    )
+    yield await eraser_deps(
+        base_settings, lethe_db, platform_db, s3, batch_size=7
+    )  # several batches per table
 
 
 @pytest.fixture
