@@ -122,16 +122,16 @@ async def last_checkpoint(db: Db) -> Checkpoint | None:
     return Checkpoint(**dict(r)) if r else None
 
 
-async def iter_rows(
-    db: Db, page: int = 5000, *, from_seq: int = 0, to_seq: int | None = None
-) -> AsyncIterator[AuditRow]:
-    """Rows in order (seq >= from_seq, <= to_seq), by keyset pagination: never the whole
-    table in memory."""
+async def _keyset(
+    db: Db, table: str, columns: str, page: int, from_seq: int, to_seq: int | None
+) -> AsyncIterator[asyncpg.Record]:
+    """Rows of an append-only table in seq order (from_seq <= seq <= to_seq), a page at a
+    time: never the whole table in memory."""
     last = from_seq - 1
     hi = to_seq if to_seq is not None else 2**62
     while True:
         rows = await db.fetch(
-            f"SELECT {_COLUMNS} FROM lethe.audit_log WHERE seq > $1 AND seq <= $2 "
+            f"SELECT {columns} FROM lethe.{table} WHERE seq > $1 AND seq <= $2 "
             "ORDER BY seq LIMIT $3",
             last,
             hi,
@@ -140,28 +140,22 @@ async def iter_rows(
         if not rows:
             return
         for r in rows:
-            yield AuditRow(**dict(r))
+            yield r
         last = rows[-1]["seq"]
+
+
+async def iter_rows(
+    db: Db, page: int = 5000, *, from_seq: int = 0, to_seq: int | None = None
+) -> AsyncIterator[AuditRow]:
+    async for r in _keyset(db, "audit_log", _COLUMNS, page, from_seq, to_seq):
+        yield AuditRow(**dict(r))
 
 
 async def iter_checkpoints(
     db: Db, page: int = 1000, *, from_seq: int = 0, to_seq: int | None = None
 ) -> AsyncIterator[Checkpoint]:
-    last = from_seq - 1
-    hi = to_seq if to_seq is not None else 2**62
-    while True:
-        rows = await db.fetch(
-            f"SELECT {_CP_COLUMNS} FROM lethe.audit_checkpoints WHERE seq > $1 AND seq <= $2 "
-            "ORDER BY seq LIMIT $3",
-            last,
-            hi,
-            page,
-        )
-        if not rows:
-            return
-        for r in rows:
-            yield Checkpoint(**dict(r))
-        last = rows[-1]["seq"]
+    async for r in _keyset(db, "audit_checkpoints", _CP_COLUMNS, page, from_seq, to_seq):
+        yield Checkpoint(**dict(r))
 
 
 async def seq_span(

@@ -109,6 +109,8 @@ def build_message(
 def _describe(exc: BaseException) -> str:
     """An SMTP/HTTP failure without the addresses some exception texts carry."""
     code = getattr(exc, "code", None) or getattr(exc, "status_code", None)
+    if isinstance(exc, httpx.HTTPStatusError):
+        code = exc.response.status_code
     return f"{type(exc).__name__}{f' {code}' if code else ''}"
 
 
@@ -118,6 +120,53 @@ def _event(env: Envelope, payload: NotificationSent | NotificationFailed) -> Env
     )
 
 
+async def _deliver(
+    env: Envelope,
+    deps: NotifierDeps,
+    key: str,
+    *,
+    channel: str,
+    template: str,
+    label: str,
+    lease_seconds: float,
+    send: Callable[[], Awaitable[None]],
+) -> str | None:
+    """One delivery, once: claim it, send it, record it and audit it. The error, if any."""
+    claim = await store.claim(
+        deps.pool,
+        env.event_id,
+        key,
+        job_id=env.job_id,
+        channel=channel,
+        template=template,
+        lease_seconds=lease_seconds,
+    )
+    if claim is store.Claim.DONE:
+        return None  # already delivered to this recipient: a redelivery
+    if claim is store.Claim.BUSY:
+        return f"{label}: being sent by another consumer"
+    try:
+        await send()
+    except (aiosmtplib.SMTPException, OSError, httpx.HTTPError) as exc:
+        error = f"{label}: {_describe(exc)}"
+        await store.mark(deps.pool, env.event_id, key, "failed", error)
+        return error
+    await store.mark(deps.pool, env.event_id, key, "sent")
+    await deps.emit(
+        AUDIT,
+        _event(
+            env,
+            NotificationSent(
+                template=template,
+                channel=channel,
+                command_event_id=str(env.event_id),
+                recipient=key,
+            ),
+        ),
+    )
+    return None
+
+
 async def send_email(env: Envelope, deps: NotifierDeps) -> None:
     if env.type != SendEmail.event_type:
         return  # the topic carries only commands to us; anything else is not ours
@@ -125,45 +174,25 @@ async def send_email(env: Envelope, deps: NotifierDeps) -> None:
     render(cmd.template, cmd.context)  # an unknown template fails before anything is sent
     failures: list[str] = []
     for key, address in await recipients(env, cmd, deps):
-        claim = await store.claim(
-            deps.pool,
-            env.event_id,
+        message = build_message(env, cmd, deps.mail_from, address, key)
+
+        async def send(message: EmailMessage = message) -> None:
+            await aiosmtplib.send(
+                message, hostname=deps.smtp_host, port=deps.smtp_port, timeout=deps.timeout
+            )
+
+        error = await _deliver(
+            env,
+            deps,
             key,
-            job_id=env.job_id,
             channel="email",
             template=cmd.template,
+            label=f"email to {key}",
             lease_seconds=deps.timeout + 5,
+            send=send,
         )
-        if claim is store.Claim.DONE:
-            continue  # already sent to this recipient: a redelivery
-        if claim is store.Claim.BUSY:
-            failures.append(f"email to {key}: being sent by another consumer")
-            continue
-        try:
-            await aiosmtplib.send(
-                build_message(env, cmd, deps.mail_from, address, key),
-                hostname=deps.smtp_host,
-                port=deps.smtp_port,
-                timeout=deps.timeout,
-            )
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            error = f"email to {key}: {_describe(exc)}"
-            await store.mark(deps.pool, env.event_id, key, "failed", error)
+        if error:
             failures.append(error)
-            continue
-        await store.mark(deps.pool, env.event_id, key, "sent")
-        await deps.emit(
-            AUDIT,
-            _event(
-                env,
-                NotificationSent(
-                    template=cmd.template,
-                    channel="email",
-                    command_event_id=str(env.event_id),
-                    recipient=key,
-                ),
-            ),
-        )
     if failures:
         raise DeliveryFailed("; ".join(failures))
 
@@ -189,53 +218,33 @@ async def send_callbacks(env: Envelope, deps: NotifierDeps) -> None:
     hooks = await store.webhooks(deps.pool, env.org_id)
     if not hooks:
         return
-    assert deps.http is not None
+    http = deps.http
+    assert http is not None
     body = callback_body(env)
     failures: list[str] = []
     for hook in hooks:
-        key = f"webhook:{hook.id}"
-        claim = await store.claim(
-            deps.pool,
-            env.event_id,
-            key,
-            job_id=env.job_id,
-            channel="webhook",
-            template=env.type,
-            lease_seconds=deps.webhook_timeout + 5,
-        )
-        if claim is store.Claim.DONE:
-            continue
-        if claim is store.Claim.BUSY:
-            failures.append(f"webhook {hook.id}: being sent by another consumer")
-            continue
         headers = {
             "content-type": "application/json",
             signing.HEADER: signing.sign(hook.secret, body),
             signing.EVENT_HEADER: str(env.event_id),
             "Lethe-Webhook-Id": str(hook.id),
         }
-        try:
-            r = await deps.http.post(hook.url, content=body, headers=headers)
-            r.raise_for_status()
-        except httpx.HTTPError as exc:
-            code = exc.response.status_code if isinstance(exc, httpx.HTTPStatusError) else None
-            error = f"webhook {hook.id}: {type(exc).__name__}{f' {code}' if code else ''}"
-            await store.mark(deps.pool, env.event_id, key, "failed", error)
-            failures.append(error)
-            continue
-        await store.mark(deps.pool, env.event_id, key, "sent")
-        await deps.emit(
-            AUDIT,
-            _event(
-                env,
-                NotificationSent(
-                    template=env.type,
-                    channel="webhook",
-                    command_event_id=str(env.event_id),
-                    recipient=key,
-                ),
-            ),
+
+        async def post(url: str = hook.url, headers: dict[str, str] = headers) -> None:
+            (await http.post(url, content=body, headers=headers)).raise_for_status()
+
+        error = await _deliver(
+            env,
+            deps,
+            f"webhook:{hook.id}",
+            channel="webhook",
+            template=env.type,
+            label=f"webhook {hook.id}",
+            lease_seconds=deps.webhook_timeout + 5,
+            send=post,
         )
+        if error:
+            failures.append(error)
     if failures:
         raise DeliveryFailed("; ".join(failures))
 
