@@ -48,7 +48,7 @@ from deploy.local.sample.seed import SeededOrg, apply_schema, seed_org
 from services.exporter.domain import ExporterDeps, export, key_context
 from services.exporter.settings import ExporterSettings
 from shared.crypto import parse_master_key, unwrap_key
-from shared.datamap import load_datamap
+from shared.datamap import check_against_database, load_datamap
 from shared.db import create_pool, migrate
 from shared.events import Actor, Envelope, make_event
 from shared.events.jobs import ExportRequested, Subject
@@ -138,13 +138,17 @@ async def worker(job_id: uuid.UUID, org_id: str, email: str, profile: bool) -> d
     try:
         async with s3_client(s) as s3:
             await ensure_bucket(s3, s.exports_bucket)
+            datamap = load_datamap(s.datamap_path)
+            async with platform.acquire() as conn:
+                live = await check_against_database(datamap, conn)
             deps = ExporterDeps(
                 lethe=lethe,
                 platform=platform,
                 s3=s3,
                 bucket=s.exports_bucket,
                 media_bucket=s.platform_bucket,
-                datamap=load_datamap(s.datamap_path),
+                datamap=datamap,
+                live=live,
                 emit=emit,
                 master_key=parse_master_key(s.master_key.get_secret_value()),
                 token_key=s.download_token_key.get_secret_value().encode(),

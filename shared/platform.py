@@ -1,9 +1,11 @@
-"""Data-map-driven SQL against the platform database (shared by eraser and exporter).
+"""Data-map-driven SQL that changes the platform database (eraser and retention).
 
-Identifiers come from the validated data map (lowercase identifiers only) and are quoted;
-values are always parameters. Everything is set-based: `= ANY($1)` over key chunks,
-`DELETE ... RETURNING`, `json_populate_recordset`; never one statement per row.
-Keys travel as text (`pk::text`) and are cast back with the key's type from the live schema.
+Which rows belong to a subject is the resolver's (`shared/resolver.py`); this module acts on
+given keys: delete or mask them (returning the originals for the restoration log), detach
+links, put rows back. Identifiers come from the validated data map and are quoted; values
+are always parameters. Everything is set-based (`= ANY($1)` over key chunks, `DELETE ...
+RETURNING`, `json_populate_recordset`), never one statement per row. Keys travel as text
+(`pk::text`, or a JSON array for a composite key) and are cast back with the key's types.
 """
 
 from __future__ import annotations
@@ -18,119 +20,72 @@ from typing import Any
 
 import asyncpg
 
-from shared.datamap import DataMap, TableMap
+from shared.datamap import DataMap, Relation, TableMap, parse_mask
+from shared.resolver import q
 
 KEY_CHUNK = 10_000
 REDACTED = "[redacted]"
 # Masked values carry a marker, so verification can tell a masked value from a live one.
 MASK_PREFIX = {"hash": "sha256:", "hmac": "hmac:", "random_string": "rnd:"}
+PYTHON_STRATEGIES = frozenset({"redact", "hash", "hmac", "random_string"})
+# What a chunk does: the table's own action, or detach the links of one `parents` relation.
+ERASE = "erase"
 
 
-def q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def detach_op(index: int) -> str:
+    return f"detach:{index}"
 
 
-class AmbiguousSubject(ValueError):
-    pass
+def detach_relation(t: TableMap, op: str) -> Relation | None:
+    if not op.startswith("detach:"):
+        return None
+    return t.parents[int(op.split(":", 1)[1])]
 
 
-def _keys_param(pk_type: str) -> str:
-    return f"$1::text[]::{pk_type}[]"
+def detach_mask(r: Relation) -> dict[str, str]:
+    """A detach is a mask of the link column(s): null, or the tombstone's key."""
+    if r.detach == "reassign":
+        return {r.columns[0]: f"reassign:{r.tombstone}"}
+    return dict.fromkeys(r.columns, "null")
 
 
-async def resolve_subject_rows(
-    conn: asyncpg.Connection, dm: DataMap, org_id: str, identities: dict[str, str] | None
-) -> list[Any]:
-    """Primary keys of the subject rows: one person (by identities) or a whole org (None)."""
-    s = dm.subject
-    pk = q(dm.tables[s.table].primary_key)
-    if identities is None:
-        sql = f"SELECT {pk} FROM {q(s.table)} WHERE {q(s.org_column)} = $1 ORDER BY {pk}"
-        return [r[0] for r in await conn.fetch(sql, org_id)]
-    unknown = set(identities) - set(s.identities)
-    if unknown:
-        raise AmbiguousSubject(f"the data map knows no identity of kind {sorted(unknown)}")
-    cond, args = _identity_condition(s.identities, identities, first_arg=2)
-    sql = f"SELECT {pk} FROM {q(s.table)} WHERE {q(s.org_column)} = $1 AND ({cond})"
-    rows = [r[0] for r in await conn.fetch(sql, org_id, *args)]
-    if len(rows) > 1:
-        # Identities that point at different people: refuse rather than over-erase.
-        raise AmbiguousSubject(f"the identities match {len(rows)} different subjects")
-    return rows
+def _types(pk_type: str) -> list[str]:
+    return pk_type.split(";")
 
 
-def _identity_condition(
-    columns: dict[str, str], identities: dict[str, str], first_arg: int
-) -> tuple[str, list[str]]:
-    conds, args = [], []
-    for kind, value in sorted(identities.items()):
-        if kind not in columns:
-            continue
-        args.append(value.strip().lower() if kind == "email" else value)
-        col, n = q(columns[kind]), first_arg + len(args) - 1
-        conds.append(f"lower({col}) = ${n}" if kind == "email" else f"{col}::text = ${n}")
-    return " OR ".join(conds) or "false", args
+def key_text(t: TableMap, alias: str) -> str:
+    pks = t.pk_columns
+    if len(pks) == 1:
+        return f"{alias}.{q(pks[0])}::text"
+    return f"json_build_array({', '.join(f'{alias}.{q(c)}' for c in pks)})::text"
 
 
-async def resolve(
-    conn: asyncpg.Connection, dm: DataMap, org_id: str, identities: dict[str, str] | None
-) -> dict[str, list[Any]]:
-    """Keys per table reachable from the subject, parents first."""
-    keys: dict[str, list[Any]] = {
-        dm.subject.table: await resolve_subject_rows(conn, dm, org_id, identities)
-    }
-    for table in dm.reachable()[1:]:
-        t = dm.tables[table]
-        found: set[Any] = set()
-        for p in t.parents:
-            parent_keys = keys.get(p.table, [])
-            for i in range(0, len(parent_keys), KEY_CHUNK):
-                rows = await conn.fetch(
-                    f"SELECT {q(t.primary_key)} FROM {q(table)} WHERE {q(p.column)} = ANY($1)",
-                    parent_keys[i : i + KEY_CHUNK],
-                )
-                found.update(r[0] for r in rows)
-        if t.identities and t.org_column:
-            found.update(await _identity_rows(conn, table, t, org_id, identities))
-        keys[table] = sorted(found)
-    return keys
+def key_in(t: TableMap, pk_type: str, alias: str, param: str = "$1") -> str:
+    """`alias`'s key is among the text keys in `param`."""
+    pks, types = t.pk_columns, _types(pk_type)
+    if len(pks) == 1:
+        return f"{alias}.{q(pks[0])} = ANY({param}::text[]::{types[0]}[])"
+    parts = ", ".join(f"(k.j->>{i})::{typ}" for i, typ in enumerate(types))
+    cols = ", ".join(f"{alias}.{q(c)}" for c in pks)
+    return f"({cols}) IN (SELECT {parts} FROM (SELECT unnest({param}::text[])::json AS j) k)"
 
 
-async def _identity_rows(
-    conn: asyncpg.Connection,
-    table: str,
-    t: TableMap,
-    org_id: str,
-    identities: dict[str, str] | None,
-) -> list[Any]:
-    assert t.org_column is not None
-    base = f"SELECT {q(t.primary_key)} FROM {q(table)} WHERE {q(t.org_column)} = $1"
-    if identities is None:  # the whole organisation
-        return [r[0] for r in await conn.fetch(base, org_id)]
-    cond, args = _identity_condition(t.identities, identities, first_arg=2)
-    return [r[0] for r in await conn.fetch(f"{base} AND ({cond})", org_id, *args)]
+def _same_key(t: TableMap, a: str, b: str) -> str:
+    return " AND ".join(f"{a}.{q(c)} = {b}.{q(c)}" for c in t.pk_columns)
 
 
-async def object_keys(
-    conn: asyncpg.Connection, dm: DataMap, table: str, pks: Sequence[Any]
+async def chunk_object_keys(
+    conn: asyncpg.Connection, table: str, t: TableMap, pk_type: str, keys: Sequence[str]
 ) -> list[str]:
-    t = dm.tables[table]
     if t.object_key_column is None:
         return []
+    col = q(t.object_key_column)
     rows = await conn.fetch(
-        f"SELECT {q(t.object_key_column)} FROM {q(table)} "
-        f"WHERE {q(t.primary_key)} = ANY($1) AND {q(t.object_key_column)} IS NOT NULL",
-        list(pks),
+        f"SELECT DISTINCT x.{col} FROM {q(table)} x "
+        f"WHERE {key_in(t, pk_type, 'x')} AND x.{col} IS NOT NULL",
+        list(keys),
     )
     return [r[0] for r in rows]
-
-
-async def delete_rows(conn: asyncpg.Connection, dm: DataMap, table: str, pks: Sequence[Any]) -> int:
-    t = dm.tables[table]
-    status = await conn.execute(
-        f"DELETE FROM {q(table)} WHERE {q(t.primary_key)} = ANY($1)", list(pks)
-    )
-    return int(status.split()[-1])
 
 
 # ------------------------------------------------------------------ soft delete and restore
@@ -144,27 +99,13 @@ class Removed:
     rows: list[str]
 
 
-async def chunk_object_keys(
-    conn: asyncpg.Connection, table: str, t: TableMap, pk_type: str, keys: Sequence[str]
-) -> list[str]:
-    if t.object_key_column is None:
-        return []
-    col = q(t.object_key_column)
-    rows = await conn.fetch(
-        f"SELECT DISTINCT {col} FROM {q(table)} "
-        f"WHERE {q(t.primary_key)} = ANY({_keys_param(pk_type)}) AND {col} IS NOT NULL",
-        list(keys),
-    )
-    return [r[0] for r in rows]
-
-
 async def delete_returning(
     conn: asyncpg.Connection, table: str, t: TableMap, pk_type: str, keys: Sequence[str]
 ) -> Removed:
     """Delete the rows; returns them exactly as they were (json_agg of the whole rows)."""
     r = await conn.fetchrow(
-        f"WITH d AS (DELETE FROM {q(table)} WHERE {q(t.primary_key)} = ANY({_keys_param(pk_type)})"
-        f" RETURNING *) SELECT coalesce(array_agg(d.{q(t.primary_key)}::text), '{{}}') AS keys,"
+        f"WITH d AS (DELETE FROM {q(table)} x WHERE {key_in(t, pk_type, 'x')} RETURNING x.*) "
+        f"SELECT coalesce(array_agg({key_text(t, 'd')}), '{{}}') AS keys,"
         " coalesce(array_agg(row_to_json(d)::text), '{}') AS rows FROM d",
         list(keys),
     )
@@ -183,6 +124,21 @@ def mask_value(strategy: str, value: str | None, hmac_key: bytes) -> str | None:
     return MASK_PREFIX["random_string"] + secrets.token_hex(12)
 
 
+def _sql_mask(col: str, spec: str, typ: str, alias: str) -> str | None:
+    """The SET expression of a strategy Postgres computes (None: computed in Python)."""
+    strategy, arg = parse_mask(spec)
+    c = f"{alias}.{q(col)}"
+    if strategy == "null":
+        return "NULL"
+    if strategy in ("fixed", "reassign"):
+        return "'" + str(arg).replace("'", "''") + f"'::text::{typ}"
+    if strategy == "truncate":
+        return f"date_trunc('{arg}', {c})::{typ}"
+    if strategy == "round":
+        return f"(round({c}::numeric / {arg}) * {arg})::{typ}"
+    return None
+
+
 async def mask_returning(
     conn: asyncpg.Connection,
     table: str,
@@ -190,28 +146,47 @@ async def mask_returning(
     pk_type: str,
     keys: Sequence[str],
     hmac_key: bytes,
+    mask: dict[str, str] | None = None,
+    col_types: dict[str, str] | None = None,
 ) -> Removed:
-    """Mask the rows' columns in place (two statements per chunk); returns the originals."""
-    pk = q(t.primary_key)
-    text_cols = [c for c, s in t.mask.items() if s != "null"]
-    selected = ", ".join(f"{q(c)}::text" for c in text_cols)
+    """Mask the rows' columns in place (two statements per chunk); returns the originals.
+
+    `mask` defaults to the table's; a detach passes its link column's. `col_types` gives
+    the column types for strategies Postgres computes (fixed, reassign, truncate, round).
+    """
+    mask = t.mask if mask is None else mask
+    types = col_types or {}
+    in_py = [c for c, s in mask.items() if parse_mask(s)[0] in PYTHON_STRATEGIES]
+    selected = ", ".join(f"x.{q(c)}::text" for c in in_py)
+    order = ", ".join(f"x.{q(c)}" for c in t.pk_columns)
     rows = await conn.fetch(
-        f"SELECT {pk}::text AS k, row_to_json(x)::text AS j{', ' + selected if selected else ''} "
-        f"FROM {q(table)} x WHERE {pk} = ANY({_keys_param(pk_type)}) ORDER BY {pk} FOR UPDATE",
+        f"SELECT {key_text(t, 'x')} AS k, row_to_json(x)::text AS j"
+        f"{', ' + selected if selected else ''} FROM {q(table)} x "
+        f"WHERE {key_in(t, pk_type, 'x')} ORDER BY {order} FOR UPDATE",
         list(keys),
     )
     if not rows:
         return Removed([], [])
-    sets = [f"{q(c)} = NULL" for c, s in t.mask.items() if s == "null"]
+    sets = [
+        f"{q(c)} = {expr}"
+        for c, s in mask.items()
+        if (expr := _sql_mask(c, s, types.get(c, "text"), "x")) is not None
+    ]
     args: list[list[Any]] = [[r["k"] for r in rows]]
-    for i, c in enumerate(text_cols):
-        args.append([mask_value(t.mask[c], r[2 + i], hmac_key) for r in rows])
+    for i, c in enumerate(in_py):
+        args.append([mask_value(parse_mask(mask[c])[0], r[2 + i], hmac_key) for r in rows])
         sets.append(f"{q(c)} = v.c{i}")
-    cols = ", ".join(["k", *(f"c{i}" for i in range(len(text_cols)))])
+    cols = ", ".join(["k", *(f"c{i}" for i in range(len(in_py)))])
     params = ", ".join(f"${i + 1}::text[]" for i in range(len(args)))
+    pks = t.pk_columns
+    keyed = (
+        f"x.{q(pks[0])} = v.k::{pk_type}"
+        if len(pks) == 1
+        else key_in(t, pk_type, "x", "ARRAY[v.k]")
+    )
     await conn.execute(
-        f"UPDATE {q(table)} SET {', '.join(sets)} FROM unnest({params}) AS v({cols}) "
-        f"WHERE {pk} = v.k::{pk_type}",
+        f"UPDATE {q(table)} x SET {', '.join(sets)} FROM unnest({params}) AS v({cols}) "
+        f"WHERE {keyed}",
         *args,
     )
     return Removed([r["k"] for r in rows], [r["j"] for r in rows])
@@ -220,82 +195,77 @@ async def mask_returning(
 def _parents_exist(dm: DataMap, t: TableMap, alias: str) -> str:
     conds = []
     for p in t.parents:
-        ppk = q(dm.tables[p.table].primary_key)
-        col = f"{alias}.{q(p.column)}"
-        conds.append(f"({col} IS NULL OR EXISTS (SELECT 1 FROM {q(p.table)} WHERE {ppk} = {col}))")
+        target = dm.tables[p.table]
+        link = " AND ".join(
+            f"{q(pk)} = {alias}.{q(c)}" for c, pk in zip(p.columns, target.pk_columns, strict=True)
+        )
+        first = f"{alias}.{q(p.columns[0])}"
+        conds.append(f"({first} IS NULL OR EXISTS (SELECT 1 FROM {q(p.table)} WHERE {link}))")
     return " AND ".join(conds) or "true"
 
 
 async def restore_rows(
-    conn: asyncpg.Connection, dm: DataMap, table: str, rows_json: str
+    conn: asyncpg.Connection, dm: DataMap, table: str, rows_json: str, op: str = ERASE
 ) -> list[str]:
-    """Put rows back as they were; returns the keys that came back.
+    """Put rows (or detached links) back as they were; returns the keys that came back.
 
     A row whose key (or another unique key) is taken again, or whose parent is not there,
     does not come back: the caller reports it for manual review.
     """
     t = dm.tables[table]
-    pk = q(t.primary_key)
     src = f"json_populate_recordset(NULL::{q(table)}, $1::text::json) r"
-    if t.action == "mask":
-        sets = ", ".join(f"{q(c)} = r.{q(c)}" for c in t.mask)
+    relation = detach_relation(t, op)
+    changed = list(relation.columns) if relation else list(t.mask) if t.action == "mask" else None
+    if changed is not None:
+        sets = ", ".join(f"{q(c)} = r.{q(c)}" for c in changed)
         sql = (
-            f"UPDATE {q(table)} x SET {sets} FROM {src} WHERE x.{pk} = r.{pk} "
-            f"AND {_parents_exist(dm, t, 'r')} RETURNING x.{pk}::text"
+            f"UPDATE {q(table)} x SET {sets} FROM {src} WHERE {_same_key(t, 'x', 'r')} "
+            f"AND {_parents_exist(dm, t, 'r')} RETURNING {key_text(t, 'x')}"
         )
     else:
         sql = (
             f"INSERT INTO {q(table)} OVERRIDING SYSTEM VALUE SELECT r.* FROM {src} "
-            f"WHERE {_parents_exist(dm, t, 'r')} ON CONFLICT DO NOTHING RETURNING {pk}::text"
+            f"WHERE {_parents_exist(dm, t, 'r')} ON CONFLICT DO NOTHING "
+            f"RETURNING {key_text(t, q(table))}"
         )
     return [r[0] for r in await conn.fetch(sql, rows_json)]
 
 
 def rows_by_key(dm: DataMap, table: str, rows_json: str) -> dict[str, Any]:
-    pk = dm.tables[table].primary_key
-    return {str(r[pk]): r for r in json.loads(rows_json)}
+    pks = dm.tables[table].pk_columns
+    out = {}
+    for r in json.loads(rows_json):
+        key = str(r[pks[0]]) if len(pks) == 1 else json.dumps([r[c] for c in pks])
+        out[key] = r
+    return out
+
+
+def _unmasked(col: str, spec: str, typ: str) -> str:
+    strategy = parse_mask(spec)[0]
+    c = f"x.{q(col)}"
+    if strategy == "null":
+        return f"{c} IS NOT NULL"
+    if strategy == "redact":
+        return f"{c} IS DISTINCT FROM '{REDACTED}'"
+    if strategy in MASK_PREFIX:
+        return f"{c}::text NOT LIKE '{MASK_PREFIX[strategy]}%'"
+    return f"{c} IS DISTINCT FROM {_sql_mask(col, spec, typ, 'x')}"
 
 
 async def count_unmasked(
-    conn: asyncpg.Connection, table: str, t: TableMap, pk_type: str, keys: Sequence[str]
+    conn: asyncpg.Connection,
+    table: str,
+    t: TableMap,
+    pk_type: str,
+    keys: Sequence[str],
+    col_types: dict[str, str] | None = None,
 ) -> int:
     """Rows of a masked table among `keys` that still hold an original value."""
-    conds = []
-    for c, s in t.mask.items():
-        if s == "null":
-            conds.append(f"{q(c)} IS NOT NULL")
-        elif s == "redact":
-            conds.append(f"{q(c)} IS DISTINCT FROM '{REDACTED}'")
-        else:
-            conds.append(f"{q(c)}::text NOT LIKE '{MASK_PREFIX[s]}%'")
+    types = col_types or {}
+    conds = [_unmasked(c, s, types.get(c, "text")) for c, s in t.mask.items()]
     n: int = await conn.fetchval(
-        f"SELECT count(*) FROM {q(table)} WHERE {q(t.primary_key)} = ANY({_keys_param(pk_type)})"
+        f"SELECT count(*) FROM {q(table)} x WHERE {key_in(t, pk_type, 'x')}"
         f" AND ({' OR '.join(conds)})",
         list(keys),
     )
     return n
-
-
-async def remaining(
-    conn: asyncpg.Connection,
-    dm: DataMap,
-    pk_types: dict[str, str],
-    org_id: str,
-    identities: dict[str, str] | None,
-) -> dict[str, int]:
-    """Verification: rows of the subject still live (masked rows count once unmasked only)."""
-    found = await resolve(conn, dm, org_id, identities)
-    left: dict[str, int] = {}
-    for table, keys in found.items():
-        t = dm.tables[table]
-        if not keys or t.action == "keep":
-            continue
-        n = len(keys)
-        if t.action == "mask":
-            n = 0
-            for i in range(0, len(keys), KEY_CHUNK):
-                part = [str(k) for k in keys[i : i + KEY_CHUNK]]
-                n += await count_unmasked(conn, table, t, pk_types[table], part)
-        if n:
-            left[table] = n
-    return left

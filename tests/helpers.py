@@ -81,7 +81,7 @@ async def eraser_deps(
     await store.migrate_platform(settings.platform_database_url)
     dm = load_datamap(settings.datamap_path)
     async with platform_db.acquire() as conn:
-        pk_types = await check_against_database(dm, conn)
+        live = await check_against_database(dm, conn)
 
     async def nowhere(*_: Any) -> None:
         raise AssertionError("this test did not expect the eraser to publish here")
@@ -92,7 +92,7 @@ async def eraser_deps(
         s3=s3,
         bucket=settings.platform_bucket,
         datamap=dm,
-        pk_types=pk_types,
+        live=live,
         emit=nowhere,
         publish_chunk=nowhere,
         master_key=parse_master_key(settings.master_key.get_secret_value()),

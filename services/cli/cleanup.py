@@ -74,7 +74,7 @@ async def run(
     results: dict[str, retention.Stats] = {}
     try:
         async with platform.acquire() as conn:
-            pk_types = await check_against_database(dm, conn)
+            live = await check_against_database(dm, conn)
 
         async def nowhere(*_: Any) -> None:
             return None
@@ -86,7 +86,7 @@ async def run(
                 s3=s3,
                 bucket=s.platform_bucket,
                 datamap=dm,
-                pk_types=pk_types,
+                live=live,
                 emit=nowhere,
                 publish_chunk=nowhere,
                 master_key=parse_master_key(s.master_key.get_secret_value()),

@@ -25,6 +25,8 @@ OUTCOME = {
     "failed": 1,
     "cancelled": 4,
     "expired": 1,
+    "not_found": 5,
+    "ambiguous": 6,
 }
 
 

@@ -48,7 +48,7 @@ class Runtime:
         self._stack.push_async_callback(platform.close)
         # Refuse to start on a map that does not fit the live database.
         async with platform.acquire() as conn:
-            pk_types = await check_against_database(datamap, conn)
+            live = await check_against_database(datamap, conn)
         await store.migrate_platform(s.platform_database_url)
         s3 = await self._stack.enter_async_context(s3_client(s))
         self.deps = EraserDeps(
@@ -57,7 +57,7 @@ class Runtime:
             s3=s3,
             bucket=s.platform_bucket,
             datamap=datamap,
-            pk_types=pk_types,
+            live=live,
             emit=self.emit,
             publish_chunk=self.publish_chunk,
             master_key=master_key,

@@ -36,7 +36,7 @@ import asyncpg
 from services.eraser import objects as s3objects
 from services.eraser import store
 from shared.crypto import new_data_key, open_sealed, seal, unwrap_key, wrap_key
-from shared.datamap import DataMap
+from shared.datamap import DataMap, LiveSchema
 from shared.events import Actor, Envelope, Payload, make_event
 from shared.events.jobs import EraseChunk, ErasureRequested
 from shared.events.notifications import SendEmail
@@ -46,16 +46,22 @@ from shared.events.progress import (
     ErasurePlanned,
     ErasureSoftDeleted,
     JobFailed,
+    SubjectAmbiguous,
+    SubjectNotFound,
 )
 from shared.events.topics import AUDIT, NOTIFICATIONS, PROGRESS
 from shared.platform import (
-    AmbiguousSubject,
+    ERASE,
+    KEY_CHUNK,
     chunk_object_keys,
+    count_unmasked,
     delete_returning,
+    detach_mask,
+    detach_op,
+    detach_relation,
     mask_returning,
-    resolve,
 )
-from shared.platform import remaining as rows_remaining
+from shared.resolver import Ambiguous, Resolver, Scope, ScopeError, Subject, stream_keys
 
 ACTOR = Actor(kind="service", id="eraser")
 OBJECT_BATCH = 50  # rows per chunk of a table holding S3 object keys
@@ -70,7 +76,7 @@ class EraserDeps:
     s3: Any
     bucket: str
     datamap: DataMap
-    pk_types: dict[str, str]
+    live: LiveSchema
     emit: Emit
     publish_chunk: PublishChunk
     master_key: bytes
@@ -80,6 +86,22 @@ class EraserDeps:
     clock: Callable[[], float] = field(default=time.monotonic)
     worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     _keys: dict[uuid.UUID, bytes] = field(default_factory=dict)
+
+    @property
+    def pk_types(self) -> dict[str, str]:
+        return self.live.pk_types(self.datamap)
+
+    @property
+    def resolver(self) -> Resolver:
+        return Resolver(self.datamap, self.live)
+
+    def column_types(self, table: str) -> dict[str, str]:
+        return {c: col.type for c, col in self.live.columns.get(table, {}).items()}
+
+    def waves(self, tables: list[str] | None = None) -> list[list[str]]:
+        """Tables in deletion order, with the live database's foreign keys as well."""
+        tables = list(self.datamap.tables) if tables is None else tables
+        return self.datamap.waves(tables, self.live.link_edges(self.datamap))
 
     def job_key(self, job: store.Job) -> bytes:
         key = self._keys.get(job.job_id)
@@ -152,8 +174,10 @@ async def plan(env: Envelope, deps: EraserDeps) -> None:
     job_id, org_id = env.job_id, env.org_id
     job = await store.get_job(deps.lethe, job_id)
     if job is not None and job.status == "erasing":
-        # Redelivered after a crash between planning and publishing: publish again.
+        # Redelivered after a crash between planning and publishing: publish again, and move
+        # the job on (a plan with nothing left to do must still finish).
         await publish_wave(deps, job, job.wave)
+        await advance(deps, job_id)
         return
     if job is not None and job.status != "planning":
         await deps.emit(AUDIT, _event(env, DuplicateIgnored(original_type=env.type)))
@@ -175,39 +199,80 @@ async def plan(env: Envelope, deps: EraserDeps) -> None:
             wrap_key(deps.master_key, key, _context(job_id)),
             seal(key, json.dumps(request.__dict__).encode(), b"request:" + _context(job_id)),
         )
+    resolver = deps.resolver
     async with deps.platform.acquire() as conn:
         try:
-            keys = await resolve(conn, deps.datamap, org_id, identities)
-        except AmbiguousSubject as exc:
-            await store.set_status(deps.lethe, job_id, "failed")
-            await fail(env, deps, str(exc))
+            subject = await resolver.resolve(conn, Scope(org_id, identities))
+        except ScopeError as exc:
+            ambiguous = isinstance(exc, Ambiguous)
+            await store.set_status(deps.lethe, job_id, "ambiguous" if ambiguous else "failed")
+            if ambiguous:
+                await _outcome(env, deps, SubjectAmbiguous(reason=str(exc)), "job_ambiguous")
+            else:
+                await fail(env, deps, str(exc))
             return
-    waves = deps.datamap.waves()
-    chunks: list[tuple[int, int, str, list[str]]] = []
-    per_table: dict[str, int] = {}
-    for wave_no, tables in enumerate(waves):
-        for table in tables:
-            if deps.datamap.tables[table].action == "keep":
-                continue
-            table_keys = [str(k) for k in keys.get(table, [])]
-            per_table[table] = len(table_keys)
-            size = deps.batch_size
-            if deps.datamap.tables[table].object_key_column is not None:
-                # Each row may move an object (one S3 copy each): smaller chunks keep a
-                # batch short, spread the copies over the replicas and hide rows sooner.
-                size = min(size, OBJECT_BATCH)
-            for i in range(0, len(table_keys), size):
-                chunks.append((len(chunks), wave_no, table, table_keys[i : i + size]))
-    del keys
-    if await store.save_plan(deps.lethe, job_id, per_table, len(waves), chunks):
-        await deps.emit(
-            PROGRESS,
-            _event(env, ErasurePlanned(total=sum(per_table.values()), per_table=per_table)),
-        )
+        planned = await _record_plan(deps, conn, job_id, subject)
+    if planned is None:
+        return  # another planner recorded it first
+    per_table = planned
+    if not sum(per_table.values()):
+        # Nothing held on this subject: a result, never a "0 rows erased" success.
+        await store.transition(deps.lethe, job_id, ["erasing"], "not_found")
+        await _outcome(env, deps, SubjectNotFound(scope=req.scope), "job_not_found")
+        return
+    await deps.emit(
+        PROGRESS,
+        _event(env, ErasurePlanned(total=sum(per_table.values()), per_table=per_table)),
+    )
     job = await store.get_job(deps.lethe, job_id)
     assert job is not None
     await publish_wave(deps, job, job.wave)
     await advance(deps, job_id)
+
+
+async def _record_plan(
+    deps: EraserDeps, conn: asyncpg.Connection, job_id: uuid.UUID, subject: Subject
+) -> dict[str, int] | None:
+    """Stream the subject's keys into chunks (never every key in memory), in one transaction.
+
+    Detaches come first (wave 0): a link into a row that goes is nulled or moved to the
+    tombstone before that row is deleted. Then each table's own action, in its wave.
+    """
+    dm, resolver = deps.datamap, deps.resolver
+    tables = resolver.tables(subject.scope)
+    waves = deps.waves(tables)
+    per_table: dict[str, int] = {}
+    work: list[tuple[int, str, str, tuple[str, list[object]]]] = []
+    for table, index, rel in dm.detaches(tables):
+        work.append((0, table, detach_op(index), resolver.detach_sql(table, rel, subject)))
+    for wave_no, wave_tables in enumerate(waves):
+        for table in wave_tables:
+            if dm.tables[table].action != "keep":
+                work.append((wave_no, table, ERASE, resolver.key_text_sql(table, subject)))
+    async with deps.lethe.acquire() as lconn, lconn.transaction(), conn.transaction():
+        if not await store.start_plan(lconn, job_id, len(waves)):
+            return None
+        chunk_no = 0
+        for wave_no, table, op, (sql, args) in work:
+            size = deps.batch_size
+            if op == ERASE and dm.tables[table].object_key_column is not None:
+                # Each row may move an object (one S3 copy each): smaller chunks keep a
+                # batch short, spread the copies over the replicas and hide rows sooner.
+                size = min(size, OBJECT_BATCH)
+            label = table if op == ERASE else f"{table} ({op.replace(':', ' ')})"
+            count = 0
+            async for page in stream_keys(conn, sql, list(args), size * max(1, 1000 // size)):
+                rows = [
+                    (chunk_no + i, wave_no, table, page[j : j + size], op)
+                    for i, j in enumerate(range(0, len(page), size))
+                ]
+                await store.add_chunks(lconn, job_id, rows)
+                chunk_no += len(rows)
+                count += len(page)
+            if count or op == ERASE:
+                per_table[label] = per_table.get(label, 0) + count
+        await store.finish_plan(lconn, job_id, per_table)
+    return per_table
 
 
 async def publish_wave(deps: EraserDeps, job: store.Job, wave: int) -> None:
@@ -265,7 +330,7 @@ async def process_chunk(env: Envelope, deps: EraserDeps) -> None:
     pk_type = deps.pk_types[table]
 
     moved = 0
-    if t.object_key_column is not None:
+    if t.object_key_column is not None and chunk.op == ERASE:
         async with deps.platform.acquire() as conn:
             keys = await chunk_object_keys(conn, table, t, pk_type, chunk.keys)
         if keys:
@@ -301,19 +366,38 @@ async def _soft_delete_rows(
         async with deps.platform.acquire() as conn, conn.transaction():
             # Run before? Deleted rows are simply not found again; masked rows are found and
             # masked again, but the restoration record's key refuses a second copy below.
-            if t.action == "mask":
+            pk_type = deps.pk_types[table]
+            relation = detach_relation(t, chunk.op)
+            if relation is not None:
                 removed = await mask_returning(
-                    conn, table, t, deps.pk_types[table], chunk.keys, deps.hmac_key
+                    conn,
+                    table,
+                    t,
+                    pk_type,
+                    chunk.keys,
+                    deps.hmac_key,
+                    mask=detach_mask(relation),
+                    col_types=deps.column_types(table),
+                )
+            elif t.action == "mask":
+                removed = await mask_returning(
+                    conn,
+                    table,
+                    t,
+                    pk_type,
+                    chunk.keys,
+                    deps.hmac_key,
+                    col_types=deps.column_types(table),
                 )
             else:
-                removed = await delete_returning(conn, table, t, deps.pk_types[table], chunk.keys)
+                removed = await delete_returning(conn, table, t, pk_type, chunk.keys)
             if not removed.keys:
                 # A concurrent run of this chunk may have committed meanwhile.
                 return await store.restoration_count(conn, job_id, chunk.chunk_no) or 0
             body = json.dumps({"keys": removed.keys, "rows": removed.rows}).encode()
             sealed = seal(key, body, chunk_aad(job_id, chunk.chunk_no))
             if not await store.insert_restoration(
-                conn, job_id, chunk.chunk_no, table, removed.keys, sealed
+                conn, job_id, chunk.chunk_no, table, removed.keys, sealed, chunk.op
             ):
                 raise _AlreadyDone
             return len(removed.keys)
@@ -372,33 +456,69 @@ async def chunk_failed(env: Envelope, deps: EraserDeps, error: str) -> None:
 # ------------------------------------------------------------------ verify and report
 
 
+async def remaining(deps: EraserDeps, subject: Subject) -> dict[str, int]:
+    """The map's view: rows the resolver still finds for the subject (masked rows count
+    only while a column still holds its original value)."""
+    dm, resolver = deps.datamap, deps.resolver
+    left: dict[str, int] = {}
+    async with deps.platform.acquire() as conn, conn.transaction():
+        for table in resolver.tables(subject.scope):
+            t = dm.tables[table]
+            if t.action == "keep":
+                continue
+            n = 0
+            sql, args = resolver.key_text_sql(table, subject)
+            async for keys in stream_keys(conn, sql, args, KEY_CHUNK):
+                if t.action == "mask":
+                    n += await count_unmasked(
+                        conn, table, t, deps.pk_types[table], keys, deps.column_types(table)
+                    )
+                else:
+                    n += len(keys)
+            if n:
+                left[table] = n
+    return left
+
+
 async def verify(
     deps: EraserDeps, job: store.Job, request: SealedRequest, phase: str
 ) -> dict[str, Any]:
-    """Query the map for the subject again; the count must be zero. Objects: where expected."""
+    """Resolve the subject again: nothing may be left. Objects: where expected."""
     identities = request.identities if request.scope == "subject" else None
+    scope = Scope(job.org_id, identities)
     async with deps.platform.acquire() as conn:
-        left = await rows_remaining(conn, deps.datamap, deps.pk_types, job.org_id, identities)
+        try:
+            subject = await deps.resolver.resolve(conn, scope)
+        except Ambiguous:
+            # Restored rows (or new ones) can make identities disagree again: still a check.
+            subject = Subject(scope)
         held = await store.restoration_rows(conn, job.job_id)
-    originals = [k for k, _ in await store.objects(deps.lethe, job.job_id, "quarantined")]
-    purged = [k for k, _ in await store.objects(deps.lethe, job.job_id, "purged")]
-    checked = originals + purged
-    present = await s3objects.still_present(deps.s3, deps.bucket, checked)
-    quarantined = await s3objects.list_prefix(
-        deps.s3, deps.bucket, s3objects.quarantine_prefix(job.job_id)
-    )
-    expected_q = 0 if phase == "purge" else len(originals)
+    left = await remaining(deps, subject)
     result: dict[str, Any] = {
         "phase": phase,
         "rows_remaining": left,
-        "objects_checked": len(checked),
-        "objects_remaining": len(present),
         "restoration_rows": held,
-        "quarantined_objects": len(quarantined or ()),
     }
+    objects_ok = True
+    if any(t.object_key_column for t in deps.datamap.tables.values()):
+        # Only a map with object columns has objects to look at (and a bucket to ask).
+        originals = [k for k, _ in await store.objects(deps.lethe, job.job_id, "quarantined")]
+        purged = [k for k, _ in await store.objects(deps.lethe, job.job_id, "purged")]
+        checked = originals + purged
+        present = await s3objects.still_present(deps.s3, deps.bucket, checked)
+        quarantined = await s3objects.list_prefix(
+            deps.s3, deps.bucket, s3objects.quarantine_prefix(job.job_id)
+        )
+        expected_q = 0 if phase == "purge" else len(originals)
+        result.update(
+            objects_checked=len(checked),
+            objects_remaining=len(present),
+            quarantined_objects=len(quarantined or ()),
+        )
+        objects_ok = not present and len(quarantined or ()) == expected_q
     # Rows put back on purpose (restore) are live again; only more than those is a failure.
     rows_ok = sum(left.values()) <= job.restored_rows if job.restored_rows else not left
-    result["ok"] = rows_ok and not present and len(quarantined or ()) == expected_q
+    result["ok"] = rows_ok and objects_ok
     if phase == "purge":
         result["ok"] = result["ok"] and held == 0
     return result
@@ -439,6 +559,19 @@ async def finish_soft_delete(deps: EraserDeps, job: store.Job) -> None:
         from services.eraser.lifecycle import purge
 
         await purge(deps, job.job_id)
+
+
+async def _outcome(env: Envelope, deps: EraserDeps, payload: Payload, template: str) -> None:
+    """A result that is not an error (not found, ambiguous): stated, and the requester told."""
+    await deps.emit(PROGRESS, _event(env, payload))
+    req = env.payload_as(ErasureRequested)
+    if req.requester_email:
+        context = {"job_id": str(env.job_id), "job_type": "erasure"}
+        context.update({k: str(v) for k, v in payload.model_dump().items()})
+        await deps.emit(
+            NOTIFICATIONS,
+            _event(env, SendEmail(template=template, to=req.requester_email, context=context)),
+        )
 
 
 async def fail(env: Envelope, deps: EraserDeps, reason: str) -> None:

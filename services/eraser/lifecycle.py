@@ -96,8 +96,10 @@ async def restore(env: Envelope, deps: EraserDeps) -> None:
             items[it.table].append(it.key)
     async with deps.platform.acquire() as conn:
         records = await store.held(conn, job.job_id, items)
-    wave_of = {t: i for i, tables in enumerate(deps.datamap.waves()) for t in tables}
-    records.sort(key=lambda r: (-wave_of.get(r.table_name, 0), r.chunk_no))  # parents first
+    wave_of = {t: i for i, tables in enumerate(deps.waves()) for t in tables}
+    # Rows back with the rows they link to first; detached links last (their targets are
+    # back by then).
+    records.sort(key=lambda r: (r.op != "erase", -wave_of.get(r.table_name, 0), r.chunk_no))
     review: list[dict[str, Any]] = []
     rows_back = objects_back = 0
     found: set[tuple[str, str]] = set()
@@ -157,7 +159,7 @@ async def _restore_record(
     try:
         async with deps.platform.acquire() as conn, conn.transaction():
             rows_json = "[" + ",".join(r for _, r in chosen) + "]"
-            back = set(await restore_rows(conn, deps.datamap, table, rows_json))
+            back = set(await restore_rows(conn, deps.datamap, table, rows_json, rec.op))
             keep = [(k, r) for k, r in pairs if k not in back]
             sealed = None
             if keep:
@@ -168,7 +170,7 @@ async def _restore_record(
             )
             moved = 0
             col = t.object_key_column
-            if col is not None and back:
+            if col is not None and back and rec.op == "erase":
                 okeys = [v for k, r in chosen if k in back and (v := json.loads(r).get(col))]
                 objs = await store.objects(deps.lethe, job.job_id, "quarantined", keys=okeys)
                 if objs:

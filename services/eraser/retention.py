@@ -86,14 +86,14 @@ def _scope(dm: DataMap, table: str) -> tuple[str, str]:
     """(FROM clause with alias x, org condition on $1) of a retention table."""
     t = dm.tables[table]
     if t.org_column is not None:
-        return f"{q(table)} x", f"($1::text IS NULL OR x.{q(t.org_column)} = $1)"
+        return f"{q(table)} x", f"($1::text IS NULL OR x.{q(t.org_column)}::text = $1)"
     via = dm.retention_org(table)
     assert via is not None  # the data map refuses a retention table without an org path
     parent, column, org_col = via
-    ppk = q(dm.tables[parent].primary_key)
+    ppk = q(dm.tables[parent].pk_columns[0])
     return (
         f"{q(table)} x LEFT JOIN {q(parent)} o ON o.{ppk} = x.{q(column)}",
-        f"($1::text IS NULL OR o.{q(org_col)} = $1)",
+        f"($1::text IS NULL OR o.{q(org_col)}::text = $1)",
     )
 
 
@@ -119,7 +119,8 @@ async def _family(
         for p in t.parents:
             if found.get(p.table):
                 rows = await conn.fetch(
-                    f"SELECT {q(t.primary_key)} FROM {q(child)} WHERE {q(p.column)} = ANY($1)",
+                    f"SELECT {q(t.pk_columns[0])} FROM {q(child)} "
+                    f"WHERE {q(p.columns[0])} = ANY($1)",
                     found[p.table],
                 )
                 ks.update(r[0] for r in rows)
@@ -189,7 +190,7 @@ async def _delete_rows(deps: EraserDeps, family: dict[str, list[Any]]) -> dict[s
                 done[table] = len(removed.keys)
             else:
                 status = await conn.execute(
-                    f"DELETE FROM {q(table)} WHERE {q(t.primary_key)} = "
+                    f"DELETE FROM {q(table)} WHERE {q(t.pk_columns[0])} = "
                     f"ANY($1::text[]::{pk_type}[])",
                     keys,
                 )
@@ -298,7 +299,7 @@ async def _next_keys(
 ) -> list[Any]:
     src, org = _scope(dm, table)
     t = dm.tables[table]
-    pk, col = q(t.primary_key), q(t.retention_column or "")
+    pk, col = q(t.pk_columns[0]), q(t.retention_column or "")
     rows = await conn.fetch(
         f"SELECT x.{pk} FROM {src} WHERE {org} AND x.{col} < $2 "
         f"AND ($3::text IS NULL OR x.{pk} > $3::text::{pk_type}) "

@@ -51,6 +51,7 @@ class Chunk:
     table_name: str
     keys: list[str]
     status: str
+    op: str = "erase"
 
 
 async def get_job(db: asyncpg.Pool | asyncpg.Connection, job_id: uuid.UUID) -> Job | None:
@@ -80,33 +81,41 @@ async def create_job(
     )
 
 
-async def save_plan(
-    pool: asyncpg.Pool,
+async def start_plan(conn: asyncpg.Connection, job_id: uuid.UUID, waves: int) -> bool:
+    """Start erasing, once (False: another planner got there first). In the caller's
+    transaction, with `add_chunks` and `finish_plan`: the plan is recorded whole or not."""
+    started = await conn.fetchval(
+        "UPDATE lethe.erase_tasks SET status = 'erasing', waves = $2, wave = 0, "
+        "erasing_since = now() WHERE job_id = $1 AND status = 'planning' RETURNING true",
+        job_id,
+        waves,
+    )
+    return bool(started)
+
+
+async def add_chunks(
+    conn: asyncpg.Connection,
     job_id: uuid.UUID,
-    per_table: dict[str, int],
-    waves: int,
-    chunks: Sequence[tuple[int, int, str, list[str]]],
-) -> bool:
-    """Record the chunks and start erasing, once (False: another planner got there first)."""
-    async with pool.acquire() as conn, conn.transaction():
-        started = await conn.fetchval(
-            "UPDATE lethe.erase_tasks SET status = 'erasing', total = $2, per_table = $3, "
-            "waves = $4, wave = 0, erasing_since = now() WHERE job_id = $1 AND status = 'planning' "
-            "RETURNING true",
-            job_id,
-            sum(per_table.values()),
-            per_table,
-            waves,
-        )
-        if not started:
-            return False
-        await conn.copy_records_to_table(
-            "erase_chunks",
-            schema_name="lethe",
-            columns=["job_id", "chunk_no", "wave", "table_name", "keys"],
-            records=[(job_id, *c) for c in chunks],
-        )
-        return True
+    chunks: Sequence[tuple[int, int, str, list[str], str]],
+) -> None:
+    """(chunk_no, wave, table, keys, op) records, by COPY."""
+    await conn.copy_records_to_table(
+        "erase_chunks",
+        schema_name="lethe",
+        columns=["job_id", "chunk_no", "wave", "table_name", "keys", "op"],
+        records=[(job_id, *c) for c in chunks],
+    )
+
+
+async def finish_plan(
+    conn: asyncpg.Connection, job_id: uuid.UUID, per_table: dict[str, int]
+) -> None:
+    await conn.execute(
+        "UPDATE lethe.erase_tasks SET total = $2, per_table = $3 WHERE job_id = $1",
+        job_id,
+        sum(per_table.values()),
+        per_table,
+    )
 
 
 async def set_status(pool: asyncpg.Pool, job_id: uuid.UUID, status: str, **fields: Any) -> None:
@@ -137,7 +146,7 @@ async def transition(
 
 async def get_chunk(pool: asyncpg.Pool, job_id: uuid.UUID, chunk_no: int) -> Chunk | None:
     r = await pool.fetchrow(
-        "SELECT job_id, chunk_no, wave, table_name, keys, status FROM lethe.erase_chunks "
+        "SELECT job_id, chunk_no, wave, table_name, keys, status, op FROM lethe.erase_chunks "
         "WHERE job_id = $1 AND chunk_no = $2",
         job_id,
         chunk_no,
@@ -338,15 +347,17 @@ async def insert_restoration(
     table: str,
     keys: Sequence[str],
     sealed: bytes,
+    op: str = "erase",
 ) -> bool:
     inserted = await conn.fetchval(
-        "INSERT INTO lethe.restoration_log (job_id, chunk_no, table_name, keys, sealed) "
-        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id, chunk_no) DO NOTHING RETURNING true",
+        "INSERT INTO lethe.restoration_log (job_id, chunk_no, table_name, keys, sealed, op) "
+        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (job_id, chunk_no) DO NOTHING RETURNING true",
         job_id,
         chunk_no,
         table,
         list(keys),
         sealed,
+        op,
     )
     return bool(inserted)
 
@@ -357,6 +368,7 @@ class Held:
     table_name: str
     keys: list[str]
     sealed: bytes
+    op: str = "erase"
 
 
 async def held(
@@ -365,22 +377,22 @@ async def held(
     """Restoration records of a job; with `items` (table -> keys) only those holding them."""
     if items is None:
         rows = await conn.fetch(
-            "SELECT chunk_no, table_name, keys, sealed FROM lethe.restoration_log "
+            "SELECT chunk_no, table_name, keys, sealed, op FROM lethe.restoration_log "
             "WHERE job_id = $1 ORDER BY chunk_no",
             job_id,
         )
     else:
         rows = await conn.fetch(
-            "SELECT r.chunk_no, r.table_name, r.keys, r.sealed FROM lethe.restoration_log r "
+            "SELECT r.chunk_no, r.table_name, r.keys, r.sealed, r.op FROM lethe.restoration_log r "
             "JOIN unnest($2::text[], $3::text[]) AS i(t, k) "
             "ON r.table_name = i.t AND i.k = ANY(r.keys) "
-            "WHERE r.job_id = $1 GROUP BY r.chunk_no, r.table_name, r.keys, r.sealed "
+            "WHERE r.job_id = $1 GROUP BY r.chunk_no, r.table_name, r.keys, r.sealed, r.op "
             "ORDER BY r.chunk_no",
             job_id,
             [t for t, ks in items.items() for _ in ks],
             [k for ks in items.values() for k in ks],
         )
-    return [Held(r[0], r[1], list(r[2]), r[3]) for r in rows]
+    return [Held(r[0], r[1], list(r[2]), r[3], r[4]) for r in rows]
 
 
 async def rewrite_restoration(

@@ -15,7 +15,7 @@ from opentelemetry.trace import TracerProvider
 from services.exporter import domain
 from services.exporter.handlers import deps_for, register
 from services.exporter.settings import ExporterSettings
-from shared.datamap import load_datamap
+from shared.datamap import check_against_database, load_datamap
 from shared.db import create_pool
 from shared.health import attach, postgres_check, s3_check
 from shared.kafka import create_broker
@@ -39,6 +39,9 @@ class Runtime:
         self._stack.push_async_callback(self.lethe.close)
         self.platform = await create_pool(s.platform_database_url)
         self._stack.push_async_callback(self.platform.close)
+        # Refuse to start on a map that does not fit the live database (as the eraser does).
+        async with self.platform.acquire() as conn:
+            self.live = await check_against_database(self.datamap, conn)
         self.s3 = await self._stack.enter_async_context(s3_client(s))
         await ensure_bucket(self.s3, s.exports_bucket)
 

@@ -21,18 +21,17 @@ import asyncpg
 
 from services.exporter import store
 from services.exporter.archive import CsvTable, Entry, JsonTable, Sink, manifest
-from services.exporter.queries import Scope, count_sql, keys_sql, rows_sql, scope
 from services.exporter.upload import MultipartUpload, abort
 from shared.crypto import new_data_key, wrap_key
-from shared.datamap import DataMap
+from shared.datamap import DataMap, LiveSchema
 from shared.events import Actor, Envelope, Payload, make_event
 from shared.events.exports import BatchExported, ExportExpired, ExportReady
 from shared.events.jobs import ExportRequested
 from shared.events.notifications import SendEmail
-from shared.events.progress import DuplicateIgnored, JobFailed
+from shared.events.progress import DuplicateIgnored, JobFailed, SubjectAmbiguous, SubjectNotFound
 from shared.events.topics import AUDIT, NOTIFICATIONS, PROGRESS
 from shared.hashing import subject_hash
-from shared.platform import q
+from shared.resolver import Ambiguous, Resolver, Scope, ScopeError, Subject, q
 from shared.sealed_stream import SealWriter
 from shared.tokens import DownloadToken, sign
 
@@ -48,6 +47,7 @@ class ExporterDeps:
     bucket: str
     media_bucket: str
     datamap: DataMap
+    live: LiveSchema
     emit: Emit
     master_key: bytes
     token_key: bytes
@@ -57,6 +57,10 @@ class ExporterDeps:
     batch_rows: int = 2000
     rate_limit_rows: float = 0.0
     clock: Callable[[], float] = field(default=time.monotonic)
+
+    @property
+    def resolver(self) -> Resolver:
+        return Resolver(self.datamap, self.live)
 
 
 def event_for(src: Envelope, payload: Payload) -> Envelope:
@@ -109,18 +113,29 @@ async def export(env: Envelope, deps: ExporterDeps) -> None:
         await deps.emit(AUDIT, event_for(env, DuplicateIgnored(original_type=env.type)))
         return
     identities = req.subject.identities() if req.scope == "subject" and req.subject else None
-    unknown = set(identities or {}) - set(deps.datamap.subject.identities)
-    if req.scope == "subject" and (not identities or unknown):
+    if req.scope == "subject" and not identities:
         await deps.emit(
-            PROGRESS,
-            event_for(
-                env,
-                JobFailed(
-                    reason=f"subject: identities {sorted(unknown) or '(none)'} "
-                    "are not in the data map"
-                ),
-            ),
+            PROGRESS, event_for(env, JobFailed(reason="the request names no subject identity"))
         )
+        return
+    resolver = deps.resolver
+    async with deps.platform.acquire() as conn:
+        try:
+            subject = await resolver.resolve(conn, Scope(org_id, identities))
+        except Ambiguous as exc:
+            await _outcome(env, deps, SubjectAmbiguous(reason=str(exc)), "job_ambiguous")
+            return
+        except ScopeError as exc:
+            await deps.emit(PROGRESS, event_for(env, JobFailed(reason=str(exc))))
+            return
+        tables = resolver.tables(subject.scope)
+        counts = {}
+        for t in tables:
+            sql, args = resolver.count_sql(t, subject)
+            counts[t] = int(await conn.fetchval(sql, *args))
+    if not sum(counts.values()):
+        # Nothing held: said so, and no empty archive is made.
+        await _outcome(env, deps, SubjectNotFound(scope=req.scope), "job_not_found")
         return
 
     data_key = new_data_key()
@@ -136,17 +151,11 @@ async def export(env: Envelope, deps: ExporterDeps) -> None:
         await abort(deps.s3, deps.bucket, before["object_key"], before["upload_id"])
 
     formats = ("json", "csv") if req.format == "both" else (req.format,)
-    sc = scope(org_id, identities)
-    tables = deps.datamap.reachable()
     upload = MultipartUpload(deps.s3, deps.bucket, object_key, deps.part_bytes)
     await upload.start()
     await store.set_upload(deps.lethe, job_id, upload.upload_id)
     try:
         async with deps.platform.acquire() as conn:
-            counts = {}
-            for t in tables:
-                sql, args = count_sql(deps.datamap, t, sc)
-                counts[t] = int(await conn.fetchval(sql, *args))
             progress = _Progress(env, deps, sum(counts.values()) * len(formats))
             sink, sealer = Sink(), SealWriter(data_key, job_id.bytes)
 
@@ -158,7 +167,7 @@ async def export(env: Envelope, deps: ExporterDeps) -> None:
             entries: list[Entry] = []
             with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as zf:
                 for table in tables:
-                    sql, args = rows_sql(deps.datamap, table, sc)
+                    sql, args = resolver.rows_sql(table, subject)
                     for fmt in formats:
                         entries.append(
                             await _write_table(
@@ -166,7 +175,7 @@ async def export(env: Envelope, deps: ExporterDeps) -> None:
                             )
                         )
                 if req.include_media:
-                    await _write_media(conn, zf, tables, sc, deps, drain)
+                    await _write_media(conn, zf, tables, subject, deps, drain)
                 generated = datetime.now(UTC)
                 with zf.open("manifest.json", "w") as fh:
                     fh.write(manifest(str(job_id), env.subject_hash, generated, entries, counts))
@@ -261,7 +270,7 @@ async def _write_media(
     conn: asyncpg.Connection,
     zf: zipfile.ZipFile,
     tables: list[str],
-    sc: Scope,
+    subject: Subject,
     deps: ExporterDeps,
     drain: Callable[[], Awaitable[None]],
 ) -> None:
@@ -270,10 +279,11 @@ async def _write_media(
         t = deps.datamap.tables[table]
         if t.object_key_column is None:
             continue
-        keys, args = keys_sql(deps.datamap, table, sc)
+        keys, args = deps.resolver.keys_sql(table, subject)
+        pk = ", ".join(f"x.{q(c)}" for c in t.pk_columns)
         sql = (
-            f"SELECT {q(t.object_key_column)} FROM {q(table)} WHERE {q(t.primary_key)} IN "
-            f"({keys}) AND {q(t.object_key_column)} IS NOT NULL"
+            f"SELECT x.{q(t.object_key_column)} FROM {q(table)} x WHERE ({pk}) IN "
+            f"({keys}) AND x.{q(t.object_key_column)} IS NOT NULL"
         )
         async with conn.transaction():
             async for rec in conn.cursor(sql, *args, prefetch=500):
@@ -283,6 +293,19 @@ async def _write_media(
                     async for piece in obj["Body"].iter_chunks(1 << 20):
                         fh.write(piece)
                         await drain()
+
+
+async def _outcome(env: Envelope, deps: ExporterDeps, payload: Payload, template: str) -> None:
+    """A result that is not an error (not found, ambiguous): stated, and the requester told."""
+    await deps.emit(PROGRESS, event_for(env, payload))
+    req = env.payload_as(ExportRequested)
+    if req.requester_email:
+        context = {"job_id": str(env.job_id), "job_type": "export"}
+        context.update({k: str(v) for k, v in payload.model_dump().items()})
+        await deps.emit(
+            NOTIFICATIONS,
+            event_for(env, SendEmail(template=template, to=req.requester_email, context=context)),
+        )
 
 
 async def fail(env: Envelope, deps: ExporterDeps, error: str) -> None:

@@ -28,6 +28,7 @@ def deps_for(broker: KafkaBroker, rt: Runtime) -> domain.ExporterDeps:
         bucket=s.exports_bucket,
         media_bucket=s.platform_bucket,
         datamap=rt.datamap,
+        live=rt.live,
         emit=emit,
         master_key=parse_master_key(s.master_key.get_secret_value()),
         token_key=s.download_token_key.get_secret_value().encode(),

@@ -6,7 +6,9 @@ allowed states is refused with 409 naming the current state.
 
     pending -> running -> soft_deleted (recovery window) -> purging -> completed
                                                                     -> completed_with_errors
-    plus failed, cancelled, restored; exports: running -> ready -> expired
+    plus failed, cancelled, restored; exports: running -> ready -> expired;
+    and outcomes that are results, not errors: not_found (nothing held on the subject),
+    ambiguous (the identities belong to more than one person: nothing done)
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ACTIVE = ("pending", "running")
-FINAL = ("completed", "completed_with_errors", "failed", "cancelled", "restored", "expired")
+FINAL = (
+    "completed",
+    "completed_with_errors",
+    "failed",
+    "cancelled",
+    "restored",
+    "expired",
+    "not_found",
+    "ambiguous",
+)
 # A legal deadline is met once the data is out of reach (hidden, purged) or the job ended.
 DONE_FOR_DEADLINE = ("soft_deleted", "purging", "ready", *FINAL)
 STATES = (*ACTIVE, "soft_deleted", "purging", "ready", *FINAL)
@@ -38,6 +49,8 @@ PROGRESS: dict[str, Move] = {
     "ExportReady": Move(ACTIVE, "ready", "ready"),
     "ExportExpired": Move(("ready",), "expired", "expired"),
     "JobFailed": Move((*ACTIVE, "soft_deleted", "purging"), "failed", "failed"),
+    "SubjectNotFound": Move(ACTIVE, "not_found", "not_found"),
+    "SubjectAmbiguous": Move(ACTIVE, "ambiguous", "ambiguous"),
     "JobCancelled": Move(ACTIVE, "cancelled", "cancelled"),
     "JobRestored": Move(("soft_deleted", "cancelled", "running"), "restored", "restored"),
 }

@@ -314,6 +314,10 @@ REQUEST_STATUS: dict[str, RequestStatus] = {
     "expired": "completed",
     "cancelled": "cancelled",
     "restored": "cancelled",
+    # Nothing held on the subject: the request is answered (processor_status says how).
+    "not_found": "completed",
+    # Identities of more than one person: nothing done; it awaits people, like `failed`.
+    "ambiguous": "in_progress",
 }
 assert set(REQUEST_STATUS) == set(lifecycle.STATES), "every job status needs an OpenDSR one"
 

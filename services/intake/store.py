@@ -253,8 +253,12 @@ def _progress_columns(env: Envelope) -> dict[str, Any]:
         cols["purge_after"] = datetime.fromisoformat(p["purge_after"])
     if t == "ExportReady":
         cols["result"] = p
-    if t in ("JobFailed", "JobCancelled"):
+    if t in ("JobFailed", "JobCancelled", "SubjectAmbiguous"):
         cols["error"] = p.get("reason")
+    if t == "SubjectNotFound":
+        cols["result"] = {"outcome": "not_found", "rows": 0}
+    if t == "SubjectAmbiguous":
+        cols["result"] = {"outcome": "ambiguous", "rows": 0}
     if p.get("needs_review"):
         cols["needs_review"] = p["needs_review"]
     return cols

@@ -39,6 +39,8 @@ CALLBACK_STATUS: dict[str, str] = {
     "PurgeStarted": "purging",
     "JobCompleted": "completed",
     "JobFailed": "failed",
+    "SubjectNotFound": "not_found",
+    "SubjectAmbiguous": "ambiguous",
     "JobCancelled": "cancelled",
     "JobRestored": "restored",
     "ExportReady": "ready",

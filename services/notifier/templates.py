@@ -38,6 +38,17 @@ _TEMPLATES: dict[str, tuple[str, str]] = {
         "Reason: $reason\n"
         "Nothing has been lost: a privacy engineer will review it.",
     ),
+    "job_not_found": (
+        "Lethe: $job_type request $job_id: no data held",
+        "The $job_type request $job_id found no data held on the subject: nothing was erased\n"
+        "or exported, because there was nothing. This is the result of the request.\n" + _FOOTER,
+    ),
+    "job_ambiguous": (
+        "Lethe: $job_type request $job_id was not carried out: identities disagree",
+        "The $job_type request $job_id was not carried out: $reason.\n"
+        "Nothing was erased or exported. Submit it again with identities of one person.\n"
+        + _FOOTER,
+    ),
     "export_ready": (
         "Lethe: export $job_id is ready to download",
         "The export $job_id is ready.\nDownload it here: $link\n"

@@ -26,6 +26,8 @@ CATALOGUE: dict[str, tuple[str, ...]] = {
         "PurgeStarted",
         "JobCompleted",
         "JobFailed",
+        "SubjectNotFound",
+        "SubjectAmbiguous",
         "JobCancelled",
         "JobRestored",
         "CommandRefused",

@@ -99,3 +99,22 @@ class CommandRefused(Payload):
     event_type = "CommandRefused"
     command: str
     reason: str
+
+
+# --- Outcomes that are results, not errors (issue 12) ------------------------------------
+
+
+@event
+class SubjectNotFound(Payload):
+    """Nothing is held on the subject (or the organisation): nothing to erase or export."""
+
+    event_type = "SubjectNotFound"
+    scope: str = "subject"
+
+
+@event
+class SubjectAmbiguous(Payload):
+    """The identities given belong to more than one person: nothing was done."""
+
+    event_type = "SubjectAmbiguous"
+    reason: str

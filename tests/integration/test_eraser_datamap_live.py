@@ -28,7 +28,8 @@ async def _check(tmp_path: Path, platform_db: asyncpg.Pool, old: str, new: str) 
 
 async def test_the_sample_map_fits_the_sample_schema(platform_db: asyncpg.Pool) -> None:
     async with platform_db.acquire() as conn:
-        pk_types = await check_against_database(load_datamap(SAMPLE), conn)
+        dm = load_datamap(SAMPLE)
+        pk_types = (await check_against_database(dm, conn)).pk_types(dm)
     assert pk_types["users"] == "bigint"
 
 
@@ -43,8 +44,8 @@ async def test_unknown_columns(tmp_path: Path, platform_db: asyncpg.Pool) -> Non
     msg = await _check(
         tmp_path,
         platform_db,
-        "{table: users, column: author_id}",
-        "{table: users, column: writer_id}",
+        "{table: users, column: author_id, kind: owned}",
+        "{table: users, column: writer_id, kind: owned}",
     )
     assert "tables.messages.parents[1].column: unknown column 'writer_id'" in msg
     msg = await _check(

@@ -245,7 +245,8 @@ async def test_org_erasure_and_a_chunk_run_twice(
 ) -> None:
     env = request(seeded.org_id, None, window=0, scope="organisation")
     await domain.plan(env, h.deps)
-    total = sum(seeded.rows_of(u) for u in seeded.users)
+    # Every user's rows, and the organisation row itself (its name masked: issue 12).
+    total = sum(seeded.rows_of(u) for u in seeded.users) + 1
     assert h.of("ErasurePlanned")[0]["total"] == total
     first = h.queue[0]
     await h.run_chunks(limit=1)
@@ -257,6 +258,8 @@ async def test_org_erasure_and_a_chunk_run_twice(
         assert set((await live_counts(platform_db, u.id, u.email)).values()) == {0}
         assert await present(s3, u.object_keys) == []
     assert h.of("JobCompleted")[0]["verification"]["ok"] is True
+    name = await platform_db.fetchval("SELECT name FROM organisations WHERE id = $1", seeded.org_id)
+    assert name == "[redacted]"
 
 
 async def test_restore_whole_job_is_byte_identical(

@@ -27,7 +27,7 @@ from services.exporter.settings import ExporterSettings
 from services.intake import store as intake_store
 from services.intake.app import create_http
 from services.intake.settings import IntakeSettings
-from shared.datamap import load_datamap
+from shared.datamap import LiveSchema, load_datamap
 from shared.events.topics import NOTIFICATIONS
 from shared.tokens import DownloadToken, sign
 from tests.conftest import Org
@@ -232,6 +232,7 @@ async def test_the_sweep_deletes_expired_exports_object_and_key(
         bucket=settings.exports_bucket,
         media_bucket=settings.platform_bucket,
         datamap=load_datamap(settings.datamap_path),
+        live=LiveSchema({}),
         emit=emit,
         master_key=b"",
         token_key=b"",

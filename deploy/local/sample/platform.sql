@@ -14,10 +14,11 @@ CREATE TABLE IF NOT EXISTS users (
     created_at   timestamptz NOT NULL DEFAULT now(),
     UNIQUE (org_id, email)
 );
+-- A conversation outlives the person who started it when others wrote in it (user_id null).
 CREATE TABLE IF NOT EXISTS conversations (
     id          bigserial PRIMARY KEY,
     org_id      text NOT NULL REFERENCES organisations (id),
-    user_id     bigint NOT NULL REFERENCES users (id),
+    user_id     bigint REFERENCES users (id),
     title       text,
     created_at  timestamptz NOT NULL DEFAULT now()
 );
