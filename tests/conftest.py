@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from services.intake import store as intake_store
 from shared.db import create_pool
 from shared.settings import LetheSettings
 from shared.storage import s3_client
+from tests.schemas import databases, rental
 
 REPO = Path(__file__).resolve().parents[1]
 _EXTERNAL = (
@@ -105,6 +107,32 @@ async def platform_db(prepared: infra.Endpoints) -> AsyncIterator[asyncpg.Pool]:
 async def s3(base_settings: dict[str, Any]) -> AsyncIterator[Any]:
     async with s3_client(LetheSettings(**base_settings)) as client:
         yield client
+
+
+@dataclass(frozen=True)
+class SchemaDB:
+    """A platform database of another schema than the sample one."""
+
+    pool: asyncpg.Pool
+    dsn: str
+
+
+@pytest.fixture(scope="session")
+async def rental_db(prepared: infra.Endpoints) -> AsyncIterator[SchemaDB]:
+    """A fresh database `rental_<random>` on the test Postgres with the rental platform's
+    schema (tests/schemas/rental) and the eraser's platform migrations; dropped at the end."""
+    admin = prepared.platform_database_url
+    dsn = await databases.create_database(admin, "rental")
+    try:
+        await databases.apply_sql(dsn, rental.SCHEMA)
+        await databases.apply_platform_migrations(dsn)
+        pool = await create_pool(dsn)
+        try:
+            yield SchemaDB(pool, dsn)
+        finally:
+            await pool.close()
+    finally:
+        await databases.drop_database(admin, dsn)
 
 
 class Org:
