@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 
 from deploy.local.sample.seed import SeededOrg, seed_org
+from shared.storage import ensure_bucket
 
 PLATFORM_BUCKET = "lethe-platform"
 
@@ -182,11 +183,12 @@ async def seed_overlap(
     Ann2's has a message of Dan. Payments: Ann 2, Bob 1, Carol 1, Ann2 1. Newsletter sign-ups
     with Ann's email in both orgs, Bob's, Carol's, and a reader without an account in org1.
     Each org has activity logs, metrics samples and anonymous uploads. With `s3`, the media
-    and the uploads' objects are put in `bucket` (which must exist).
+    and the uploads' objects are put in `bucket` (created if missing).
     """
     async with conn.transaction():
         seed = await _overlap(conn, org1, org2)
     if s3 is not None:
+        await ensure_bucket(s3, bucket)
         keys = list(seed.media.values()) + [k for ks in seed.anonymous_keys.values() for k in ks]
         await asyncio.gather(
             *(s3.put_object(Bucket=bucket, Key=k, Body=b"overlap " + k.encode()) for k in keys)

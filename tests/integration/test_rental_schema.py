@@ -8,11 +8,13 @@ import uuid
 
 import asyncpg
 import pytest
+import yaml
 
 from tests.conftest import SchemaDB
-from tests.schemas.oracle import rental_expected
+from tests.schemas.oracle import Expected, rental_expected
+from tests.schemas.rental import DATAMAP, PLATFORM_ORG, TOMBSTONE_CUSTOMER
 from tests.schemas.rental.seed import RentalSeed, seed_rental
-from tests.seeding import fingerprint
+from tests.seeding import fingerprint, primary_key
 
 pytestmark = pytest.mark.integration
 
@@ -253,10 +255,7 @@ async def test_erasing_by_the_oracle_is_possible_and_touches_nobody_else(
     assert left == 0 and reassigned == 3 and shared == 1
 
 
-async def _erase_by_hand(conn: asyncpg.Connection, e: object) -> None:
-    from tests.schemas.oracle import Expected
-
-    assert isinstance(e, Expected)
+async def _erase_by_hand(conn: asyncpg.Connection, e: Expected) -> None:
     pay_key = "json_build_array(payment_id, paid_at)::text"
     await conn.execute(
         f"UPDATE payment SET rental_id = NULL WHERE {pay_key} = ANY($1::text[])",
@@ -281,3 +280,48 @@ async def _erase_by_hand(conn: asyncpg.Connection, e: object) -> None:
             f"DELETE FROM {table} WHERE {pk}::text = ANY($1::text[])",
             sorted(e.delete.get(table, ())),
         )
+
+
+async def test_the_data_map_names_the_live_keys_and_foreign_keys(rental_db: SchemaDB) -> None:
+    """Read as plain YAML (independent of the map parser): every table's primary key is the
+    live one, every relation is a live foreign key in the direction it says, every mask names
+    a live column, and the reassign target is the tombstone row."""
+    dm = yaml.safe_load(DATAMAP.read_text())
+    assert dm["version"] == 2 and dm["platform_org"] == PLATFORM_ORG
+    assert "org_column" not in dm["subject"]
+    async with rental_db.pool.acquire() as conn:
+        fks = {
+            (r["src"], tuple(r["cols"]), r["dst"])
+            for r in await conn.fetch(
+                "SELECT conrelid::regclass::text AS src, confrelid::regclass::text AS dst, "
+                "array(SELECT attname FROM unnest(conkey) WITH ORDINALITY k(n, o) "
+                "JOIN pg_attribute a ON a.attrelid = conrelid AND a.attnum = k.n "
+                "ORDER BY o) AS cols "
+                "FROM pg_constraint WHERE contype = 'f' AND conparentid = 0"
+            )
+        }
+        for table, spec in dm["tables"].items():
+            pk = spec["primary_key"]
+            assert await primary_key(conn, table) == (pk if isinstance(pk, list) else [pk])
+            relations = spec.get("parents", []) + spec.get("referenced_by", [])
+            assert len(relations) == 1 or all("kind" in r for r in relations), table
+            for rel in spec.get("parents", []):
+                cols = rel["column"] if isinstance(rel["column"], list) else [rel["column"]]
+                assert (table, tuple(cols), rel["table"]) in fks, (table, rel)
+            for rel in spec.get("referenced_by", []):
+                cols = rel["column"] if isinstance(rel["column"], list) else [rel["column"]]
+                assert (rel["table"], tuple(cols), table) in fks, (table, rel)
+            for column in spec.get("mask", {}):
+                assert await conn.fetchval(
+                    "SELECT count(*) FROM information_schema.columns "
+                    "WHERE table_name = $1 AND column_name = $2",
+                    table,
+                    column,
+                ), (table, column)
+        tombstone = await conn.fetchval(
+            "SELECT count(*) FROM customer WHERE customer_id = $1", TOMBSTONE_CUSTOMER
+        )
+    assert dm["tables"]["payment"]["mask"]["customer_id"] == f"reassign:{TOMBSTONE_CUSTOMER}"
+    assert tombstone == 1
+    self_relations = [r for r in dm["tables"]["staff"]["parents"] if r["table"] == "staff"]
+    assert [r["kind"] for r in self_relations] == ["reference"]

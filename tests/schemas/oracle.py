@@ -21,6 +21,8 @@ from typing import Literal
 
 import asyncpg
 
+from tests.schemas.rental import TOMBSTONE_CUSTOMER
+
 
 @dataclass
 class Expected:
@@ -105,7 +107,6 @@ RENTAL_REFERRERS = {
     "rental": {"payment"},
     "address": {"customer", "staff", "store"},
 }
-TOMBSTONE_CUSTOMER = 0
 
 
 async def rental_expected(conn: asyncpg.Connection, customer_id: int) -> Expected:
