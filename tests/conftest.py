@@ -152,3 +152,12 @@ async def org(lethe_db: asyncpg.Pool) -> Org:
     await intake_store.create_org(lethe_db, org_id, name)
     key = await intake_store.create_api_key(lethe_db, org_id, "owner", "test owner")
     return Org(org_id, name, key)
+
+
+@pytest.fixture(scope="session")
+async def rental_org(lethe_db: asyncpg.Pool) -> Org:
+    """The Lethe organisation the single-tenant rental platform maps to (its data map's
+    `platform_org`), with an owner key."""
+    await intake_store.create_org(lethe_db, rental.PLATFORM_ORG, "Rental shop")
+    key = await intake_store.create_api_key(lethe_db, rental.PLATFORM_ORG, "owner", "test owner")
+    return Org(rental.PLATFORM_ORG, "Rental shop", key)

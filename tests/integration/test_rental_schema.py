@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 import yaml
 
-from tests.conftest import SchemaDB
+from tests.conftest import Org, SchemaDB
 from tests.schemas.oracle import Expected, rental_expected
 from tests.schemas.rental import DATAMAP, PLATFORM_ORG, TOMBSTONE_CUSTOMER
 from tests.schemas.rental.seed import RentalSeed, seed_rental
@@ -325,3 +325,10 @@ async def test_the_data_map_names_the_live_keys_and_foreign_keys(rental_db: Sche
     assert tombstone == 1
     self_relations = [r for r in dm["tables"]["staff"]["parents"] if r["table"] == "staff"]
     assert [r["kind"] for r in self_relations] == ["reference"]
+
+
+async def test_the_platform_org_is_a_lethe_org(rental_org: Org, lethe_db: asyncpg.Pool) -> None:
+    name = await lethe_db.fetchval(
+        "SELECT name FROM lethe.organisations WHERE id = $1", rental_org.id
+    )
+    assert rental_org.id == PLATFORM_ORG and name

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from tests.schemas.oracle import Expected, sample_expected, sample_org_expected
-from tests.seeding import PLATFORM_BUCKET, OverlapSeed, fingerprint, seed_overlap
+from tests.seeding import PLATFORM_BUCKET, OverlapSeed, fingerprint, seed_overlap, seed_sample
 
 pytestmark = pytest.mark.integration
 
@@ -165,3 +165,18 @@ async def _erase_by_hand(conn: asyncpg.Connection, e: Expected) -> None:
             f"DELETE FROM {table} WHERE id::text = ANY($1::text[])",
             sorted(e.delete.get(table, ())),
         )
+
+
+async def test_seed_sample_makes_the_e2e_sizes(platform_db: asyncpg.Pool, s3: Any) -> None:
+    org_id = f"org-{uuid.uuid4().hex[:12]}"
+    seeded = await seed_sample(platform_db, s3, org_id, heavy=3, messages_per_conversation=5)
+    assert [u.conversations for u in seeded.users] == [12, 4, 4]
+    assert [u.messages for u in seeded.users] == [60, 20, 20]
+    assert (
+        await platform_db.fetchval(
+            "SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+            "WHERE c.org_id = $1",
+            org_id,
+        )
+        == 100
+    )
