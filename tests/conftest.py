@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from services.intake import store as intake_store
 from shared.db import create_pool
 from shared.settings import LetheSettings
 from shared.storage import s3_client
+from tests.schemas import databases, rental
 
 REPO = Path(__file__).resolve().parents[1]
 _EXTERNAL = (
@@ -107,6 +109,32 @@ async def s3(base_settings: dict[str, Any]) -> AsyncIterator[Any]:
         yield client
 
 
+@dataclass(frozen=True)
+class SchemaDB:
+    """A platform database of another schema than the sample one."""
+
+    pool: asyncpg.Pool
+    dsn: str
+
+
+@pytest.fixture(scope="session")
+async def rental_db(prepared: infra.Endpoints) -> AsyncIterator[SchemaDB]:
+    """A fresh database `rental_<random>` on the test Postgres with the rental platform's
+    schema (tests/schemas/rental) and the eraser's platform migrations; dropped at the end."""
+    admin = prepared.platform_database_url
+    dsn = await databases.create_database(admin, "rental")
+    try:
+        await databases.apply_sql(dsn, rental.SCHEMA)
+        await databases.apply_platform_migrations(dsn)
+        pool = await create_pool(dsn)
+        try:
+            yield SchemaDB(pool, dsn)
+        finally:
+            await pool.close()
+    finally:
+        await databases.drop_database(admin, dsn)
+
+
 class Org:
     def __init__(self, org_id: str, name: str, owner_key: str) -> None:
         self.id, self.name, self.owner_key = org_id, name, owner_key
@@ -124,3 +152,12 @@ async def org(lethe_db: asyncpg.Pool) -> Org:
     await intake_store.create_org(lethe_db, org_id, name)
     key = await intake_store.create_api_key(lethe_db, org_id, "owner", "test owner")
     return Org(org_id, name, key)
+
+
+@pytest.fixture(scope="session")
+async def rental_org(lethe_db: asyncpg.Pool) -> Org:
+    """The Lethe organisation the single-tenant rental platform maps to (its data map's
+    `platform_org`), with an owner key."""
+    await intake_store.create_org(lethe_db, rental.PLATFORM_ORG, "Rental shop")
+    key = await intake_store.create_api_key(lethe_db, rental.PLATFORM_ORG, "owner", "test owner")
+    return Org(rental.PLATFORM_ORG, "Rental shop", key)

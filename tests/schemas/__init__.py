@@ -1,0 +1,1 @@
+"""Platform schemas for the correctness tests, other than the sample one."""
