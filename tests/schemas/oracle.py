@@ -207,7 +207,7 @@ SAMPLE_REFERRERS = {
         "anonymous_uploads",
     },
 }
-ForeignMessages = Literal["detach", "owned"]
+ForeignMessages = Literal["shared", "detach", "owned"]
 
 
 async def sample_expected(
@@ -216,13 +216,16 @@ async def sample_expected(
     user_id: int,
     *,
     email: str | None = None,
-    foreign_messages: ForeignMessages = "detach",
+    foreign_messages: ForeignMessages = "shared",
 ) -> Expected:
     """The sample map (deploy/local/sample/datamap.yaml), subject = user `user_id` of org
     `org_id`, requested by `email` (default: the user's email).
 
     - users: the subject's row (delete).
-    - conversations: `user_id` = subject (owned; delete).
+    - conversations: `user_id` = subject. `foreign_messages="shared"` (the sample map's
+      choice: conversations -> users is `shared`): the conversation goes only when every
+      message in it is the subject's; one with another person's message stays
+      (`kept_shared`) and its `user_id` is detached (null). Other modes: owned; delete.
     - messages: `author_id` = subject, in any conversation (owned; delete), Ann's message in
       Bob's conversation included. Others' messages in the subject's conversations:
       `foreign_messages="detach"` (messages -> conversations is `reference`): kept, their
@@ -243,11 +246,28 @@ async def sample_expected(
     email = email if email is not None else row["email"]
     e = Expected()
     _put(e.delete, "users", {str(user_id)})
-    _put(
-        e.delete,
-        "conversations",
-        await _keys(conn, "SELECT id::text FROM conversations WHERE user_id = $1", user_id),
-    )
+    if foreign_messages == "shared":
+        others = (
+            "EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.author_id <> $1)"
+        )
+        gone = await _keys(
+            conn,
+            f"SELECT id::text FROM conversations c WHERE user_id = $1 AND NOT {others}",
+            user_id,
+        )
+        stay = await _keys(
+            conn, f"SELECT id::text FROM conversations c WHERE user_id = $1 AND {others}", user_id
+        )
+        _put(e.delete, "conversations", gone)
+        _put(e.kept_shared, "conversations", stay)
+        _put(e.detach, "conversations", stay)
+        e.detach_columns["conversations"] = "user_id"
+    else:
+        _put(
+            e.delete,
+            "conversations",
+            await _keys(conn, "SELECT id::text FROM conversations WHERE user_id = $1", user_id),
+        )
     in_subject_conversations = (
         "conversation_id IN (SELECT id FROM conversations WHERE user_id = $1)"
     )
