@@ -157,6 +157,7 @@ class SealedRequest:
     scope: str
     identities: dict[str, str] | None
     requester_email: str | None
+    delete_media: bool = True
 
 
 def open_request(deps: EraserDeps, job: store.Job) -> SealedRequest:
@@ -189,7 +190,7 @@ async def plan(env: Envelope, deps: EraserDeps) -> None:
         return
     if job is None:
         key = new_data_key()
-        request = SealedRequest(req.scope, identities, req.requester_email)
+        request = SealedRequest(req.scope, identities, req.requester_email, req.delete_media)
         await store.create_job(
             deps.lethe,
             job_id,
@@ -333,7 +334,13 @@ async def process_chunk(env: Envelope, deps: EraserDeps) -> None:
     if t.object_key_column is not None and chunk.op == ERASE:
         async with deps.platform.acquire() as conn:
             keys = await chunk_object_keys(conn, table, t, pk_type, chunk.keys)
-        if keys:
+        if keys and not open_request(deps, job).delete_media:
+            # The platform keeps its objects: the rows (the links) go, the objects stay,
+            # and the job records which ones it left on purpose.
+            await store.record_objects(
+                deps.lethe, job.job_id, table, chunk.chunk_no, keys, keys, state="kept"
+            )
+        elif keys:
             pairs = [(k, s3objects.quarantine_key(job.job_id, k)) for k in keys]
             # Recorded before the move: whatever happens next, no object is left untracked.
             await store.record_objects(

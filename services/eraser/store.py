@@ -274,17 +274,19 @@ async def record_objects(
     chunk_no: int,
     keys: Sequence[str],
     quarantine: Sequence[str],
+    state: str = "quarantined",
 ) -> None:
     await pool.execute(
         "INSERT INTO lethe.erase_objects "
         "(job_id, key, quarantine_key, table_name, chunk_no, state) "
-        "SELECT $1, k, q, $3, $4, 'quarantined' FROM unnest($2::text[], $5::text[]) AS x(k, q) "
+        "SELECT $1, k, q, $3, $4, $6 FROM unnest($2::text[], $5::text[]) AS x(k, q) "
         "ON CONFLICT (job_id, key) DO NOTHING",
         job_id,
         list(keys),
         table,
         chunk_no,
         list(quarantine),
+        state,
     )
 
 

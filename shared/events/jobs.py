@@ -13,6 +13,11 @@ class Subject(Payload):
     user_id: str | None = None
     phone: str | None = None
     external_id: str | None = None
+    # Hashed identities, as OpenDSR controllers send them: hex digest of the trimmed,
+    # lowercased email. The resolver hashes the column in SQL to match them.
+    email_sha256: str | None = None
+    email_sha1: str | None = None
+    email_md5: str | None = None
 
     def identities(self) -> dict[str, str]:
         return {k: v for k, v in self.model_dump().items() if v}
@@ -28,6 +33,8 @@ class ErasureRequested(Payload):
     due_at: datetime
     recovery_window_days: int
     channel: Literal["http", "kafka"]
+    # False: the platform must keep its S3 objects; rows go, objects stay (recorded).
+    delete_media: bool = True
 
 
 @event

@@ -92,8 +92,11 @@ def _identities(env: Envelope) -> dict[str, str]:
     return env.payload_as(ErasureRequested).subject.identities()  # type: ignore[union-attr]
 
 
-def _request(org_id: str, identities: dict[str, str], window: int = 7) -> Envelope:
+def _request(
+    org_id: str, identities: dict[str, str], window: int = 7, delete_media: bool = True
+) -> Envelope:
     req = ErasureRequested(
+        delete_media=delete_media,
         scope="subject",
         subject=Subject(**identities),
         regulation="gdpr",
@@ -215,3 +218,39 @@ async def test_rental_schema_erases_and_exports_exactly_the_customer(
         _request(rental.PLATFORM_ORG, {"email": email}),
         expected,
     )
+
+
+async def test_delete_media_false_keeps_the_objects_and_says_which(
+    base_settings: dict[str, Any],
+    lethe_db: asyncpg.Pool,
+    platform_db: asyncpg.Pool,
+    s3: Any,
+    org: Org,
+) -> None:
+    org2 = f"{org.id}-b"
+    async with platform_db.acquire() as conn:
+        await conn.execute("INSERT INTO organisations (id, name) VALUES ($1, 'x')", org.id)
+        await conn.execute("INSERT INTO organisations (id, name) VALUES ($1, 'y')", org2)
+        seed = await seed_overlap(conn, org.id, org2, s3=s3)
+        expected = await sample_expected(conn, org.id, seed.users["ann"], email=seed.email)
+    assert expected.objects, "the seed gives Ann's messages media objects"
+    settings = LetheSettings(**base_settings)
+    dm = load_datamap(settings.datamap_path)
+    run = await _run(base_settings, lethe_db, platform_db, settings.platform_database_url, s3, dm)
+    env = _request(org.id, {"email": seed.email}, window=0, delete_media=False)
+    await domain.plan(env, run.deps)
+    await run.drain()
+    assert env.job_id is not None
+    job = await store.get_job(lethe_db, env.job_id)
+    assert job is not None and job.status == "purged"
+    assert run.of("JobCompleted")[-1]["verification"]["ok"] is True
+    kept = {k for k, _ in await store.objects(lethe_db, env.job_id, "kept")}
+    assert kept == expected.objects
+    for key in expected.objects:  # still there, where they were
+        await s3.head_object(Bucket=settings.platform_bucket, Key=key)
+    async with platform_db.acquire() as conn:
+        left = await conn.fetchval(
+            "SELECT count(*) FROM media_objects WHERE s3_key = ANY($1::text[])",
+            list(expected.objects),
+        )
+    assert left == 0, "the rows linking to the objects are gone"
