@@ -140,3 +140,57 @@ async def read_catalog(conn: asyncpg.Connection, schemas: list[str]) -> list[Tab
         )
         for r in tables
     ]
+
+
+# Looks of a value (POSIX regular expressions, matched in the database: values never leave it).
+EMAIL_LOOK = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+_PHONE = r"((\+|00)[1-9][0-9 ().-]{6,18}[0-9]|0[1-9][0-9 ().-]{7,14}[0-9])"
+PHONE_LOOK = f"^{_PHONE}$"
+PHONE_IN_JSON = f'"{_PHONE}"'
+
+
+def _lit(pattern: str) -> str:
+    """Our own constant patterns as SQL string literals (E'' so backslashes stay escapes)."""
+    return "E'" + pattern.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+async def sample_looks(
+    conn: asyncpg.Connection,
+    table: TableFacts,
+    columns: list[Column],
+    *,
+    rows: int = 200,
+    timeout_ms: int = 5000,
+) -> dict[str, set[str]]:
+    """Which of the columns hold, in the table's first `rows` rows, values that look like an
+    email or a phone number: column -> {"email", "phone"}. Only counts leave the database."""
+    if not columns:
+        return {}
+    names = [quote_ident(c.name) for c in columns]
+    counts = []
+    for i, (c, n) in enumerate(zip(columns, names, strict=True)):
+        if c.base in ("json", "jsonb"):
+            text = f"{n}::jsonb::text"
+            phone = f"{text} ~ {_lit(PHONE_IN_JSON)}"
+        elif c.is_array:
+            text = f"{n}::text"
+            phone = f"EXISTS (SELECT 1 FROM unnest({n}::text[]) x WHERE x ~ {_lit(PHONE_LOOK)})"
+        else:
+            text = f"{n}::text"
+            phone = f"{text} ~ {_lit(PHONE_LOOK)}"
+        counts.append(f"count(*) FILTER (WHERE {text} ~ {_lit(EMAIL_LOOK)}) AS e{i}")
+        counts.append(f"count(*) FILTER (WHERE {phone}) AS p{i}")
+    sql = (
+        f"SELECT {', '.join(counts)} "
+        f"FROM (SELECT {', '.join(names)} FROM {table.sql_name} LIMIT {int(rows)}) s"
+    )
+    async with conn.transaction(readonly=True):
+        await conn.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+        r = await conn.fetchrow(sql)
+    assert r is not None
+    found: dict[str, set[str]] = {}
+    for i, c in enumerate(columns):
+        looks = {k for k, key in (("email", f"e{i}"), ("phone", f"p{i}")) if r[key]}
+        if looks:
+            found[c.name] = looks
+    return found
