@@ -247,9 +247,7 @@ def build_draft(
                         "detach: reassign with a tombstone"
                     )
         linked = {c for fk in t.foreign_keys for c in fk.columns}
-        personal = [
-            f"{c} ({k})" for c, k in personal_columns(t) if not (k == "person_id" and c in linked)
-        ]
+        personal = [f"{c} ({k})" for c, k in personal_columns(t) if c not in linked]
         if personal and d.role != "subject":
             d.review.append("personal-looking columns: " + ", ".join(personal))
         if len(d.referenced_by) > 1 or (d.referenced_by and d.parents):
