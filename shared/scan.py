@@ -137,6 +137,9 @@ async def scan_identities(
     exact, folded = _values(identities)
     if not exact and not folded:
         raise ValueError("scan_identities: no identity value to look for")
+    if not isinstance(db, asyncpg.Pool) and db.is_in_transaction():
+        # each table runs in a read-only transaction of its own, with its own timeout
+        raise ValueError("scan_identities: give a connection outside a transaction (or a pool)")
     if isinstance(db, asyncpg.Pool):
         async with db.acquire() as conn:
             return await _scan(conn, exact, folded, list(schemas), budget_s, limit_per_table)

@@ -244,3 +244,16 @@ async def test_a_table_that_times_out_is_skipped_and_the_rest_not_reached(
     assert skipped.pop(f"{schema}.audit") == "timeout"  # first: same size, first by name
     assert set(skipped.values()) == {"budget"}
     assert f"{schema}.audit.line" not in report.scanned
+
+
+async def test_a_connection_works_too_but_not_inside_a_transaction(
+    platform_db: asyncpg.Pool, schema: str
+) -> None:
+    _, phone = _person()
+    async with platform_db.acquire() as conn:
+        await conn.execute(f"INSERT INTO {schema}.profiles VALUES (5, $1, NULL)", phone)
+        report = await scan_identities(conn, {"phone": phone}, schemas=[schema])
+        assert [h.key for h in report.hits] == ["5"]
+        async with conn.transaction():
+            with pytest.raises(ValueError, match="outside a transaction"):
+                await scan_identities(conn, {"phone": phone}, schemas=[schema])
