@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import audit, cleanup, jobs, keys, ops, webhooks
+from services.cli import audit, cleanup, datamap, jobs, keys, ops, webhooks
 
 app = typer.Typer(
     help="Lethe: data-subject requests carried out on Kafka, Postgres and S3.",
@@ -19,6 +19,7 @@ app.add_typer(webhooks.contacts_app, name="contacts")
 app.add_typer(ops.db_app, name="db")
 app.add_typer(ops.topics_app, name="topics")
 app.add_typer(ops.orgs_app, name="orgs")
+app.add_typer(datamap.app, name="datamap")
 app.command("cleanup")(cleanup.cleanup)
 app.command("config-table", help="Print the configuration table the README embeds.")(
     ops.config_table_cmd
