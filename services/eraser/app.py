@@ -64,6 +64,8 @@ class Runtime:
             hmac_key=s.mask_hmac_key.get_secret_value().encode(),
             batch_size=s.erase_batch_size,
             rate_limit_rows=s.erase_rate_limit_rows,
+            scan_schemas=tuple(s.verify_scan_schemas),
+            scan_seconds=s.verify_scan_seconds,
         )
 
     async def start_sweeper(self) -> None:

@@ -62,6 +62,7 @@ from shared.platform import (
     mask_returning,
 )
 from shared.resolver import Ambiguous, Resolver, Scope, ScopeError, Subject, stream_keys
+from shared.scan import scan_identities
 
 ACTOR = Actor(kind="service", id="eraser")
 OBJECT_BATCH = 50  # rows per chunk of a table holding S3 object keys
@@ -83,6 +84,8 @@ class EraserDeps:
     hmac_key: bytes = b"dev-only-mask-hmac-key"
     batch_size: int = 1000
     rate_limit_rows: float = 0.0
+    scan_schemas: tuple[str, ...] = ("public",)
+    scan_seconds: float = 30.0
     clock: Callable[[], float] = field(default=time.monotonic)
     worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     _keys: dict[uuid.UUID, bytes] = field(default_factory=dict)
@@ -525,10 +528,48 @@ async def verify(
         objects_ok = not present and len(quarantined or ()) == expected_q
     # Rows put back on purpose (restore) are live again; only more than those is a failure.
     rows_ok = sum(left.values()) <= job.restored_rows if job.restored_rows else not left
-    result["ok"] = rows_ok and objects_ok
+    scan = await _scan(deps, identities)
+    result["scan"] = scan
+    scan_ok = scan.get("ok", True) or bool(job.restored_rows)
+    result["ok"] = rows_ok and objects_ok and scan_ok
     if phase == "purge":
         result["ok"] = result["ok"] and held == 0
     return result
+
+
+# Identity kinds worth looking for in free text: a bare user id ("42") would match anything.
+_SCANNED_KINDS = ("email", "phone", "external_id")
+
+
+async def _scan(deps: EraserDeps, identities: dict[str, str] | None) -> dict[str, Any]:
+    """Verification that does not trust the map: every text and json column of the platform
+    (mapped or not) searched for the subject's identity values, within a time budget."""
+    values = {k: v for k, v in (identities or {}).items() if k in _SCANNED_KINDS}
+    if not values or deps.scan_seconds <= 0:
+        reason = "no identity value to look for" if not values else "turned off"
+        return {"ok": True, "skipped_reason": reason}
+    report = await scan_identities(
+        deps.platform, values, schemas=deps.scan_schemas, budget_s=deps.scan_seconds
+    )
+    return {
+        "ok": report.ok,
+        "hits": [{"table": h.table, "column": h.column, "key": h.key} for h in report.hits],
+        "columns_scanned": len(report.scanned),
+        "skipped": report.skipped,
+        "elapsed_s": round(report.elapsed_s, 3),
+    }
+
+
+def trace_items(verification: dict[str, Any]) -> list[dict[str, Any]]:
+    """Review items for traces the scan found (where, never the value)."""
+    scan = verification.get("scan", {})
+    items: list[dict[str, Any]] = [
+        {"kind": "trace", "table": h["table"], "column": h["column"], "key": h["key"]}
+        for h in scan.get("hits", [])
+    ]
+    if scan.get("skipped"):
+        items.append({"kind": "scan_incomplete", "skipped": scan["skipped"]})
+    return items
 
 
 async def finish_soft_delete(deps: EraserDeps, job: store.Job) -> None:
@@ -537,6 +578,7 @@ async def finish_soft_delete(deps: EraserDeps, job: store.Job) -> None:
     review = await store.failed_chunks(deps.lethe, job.job_id)
     if verification["rows_remaining"] and not review:
         review.append({"kind": "rows_remaining", "tables": verification["rows_remaining"]})
+    review.extend(trace_items(verification))
     purge_after = datetime.now(UTC) + timedelta(days=job.recovery_window_days)
     if not await store.transition(
         deps.lethe,

@@ -19,6 +19,7 @@ from services.eraser.domain import (
     chunk_aad,
     job_event,
     open_request,
+    trace_items,
     verify,
 )
 from shared.crypto import open_sealed, seal
@@ -223,8 +224,10 @@ async def _purge(deps: EraserDeps, job_id: uuid.UUID) -> bool:
         await store.drop_restoration(conn, job_id)
 
     verification: dict[str, Any] = dict(job.verification or {})
+    review = list(job.needs_review)
     if request is not None:
         verification = await verify(deps, job, request, "purge")
+        review += [i for i in trace_items(verification) if i not in review]
     # Crypto-shredding: without the key no copy of the sealed rows (backups too) is readable.
     await deps.lethe.execute(
         "UPDATE lethe.erase_tasks SET wrapped_key = NULL, sealed_request = NULL, "
@@ -242,6 +245,7 @@ async def _purge(deps: EraserDeps, job_id: uuid.UUID) -> bool:
         "purged",
         purged_at=datetime.now(UTC),
         verification=verification,
+        needs_review=review,
     ):
         return False
     await deps.emit(
@@ -252,7 +256,7 @@ async def _purge(deps: EraserDeps, job_id: uuid.UUID) -> bool:
                 done=job.done,
                 total=job.total,
                 verification=verification,
-                needs_review=job.needs_review,
+                needs_review=review,
             ),
         ),
     )
@@ -262,13 +266,13 @@ async def _purge(deps: EraserDeps, job_id: uuid.UUID) -> bool:
             job_event(
                 job,
                 SendEmail(
-                    template="job_completed_review" if job.needs_review else "job_completed",
+                    template="job_completed_review" if review else "job_completed",
                     to=request.requester_email,
                     context={
                         "job_id": str(job_id),
                         "job_type": "erasure",
                         "rows": job.done,
-                        "review_count": len(job.needs_review),
+                        "review_count": len(review),
                     },
                 ),
             ),

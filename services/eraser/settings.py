@@ -12,6 +12,14 @@ class EraserSettings(LetheSettings):
     erase_rate_limit_rows: float = Field(
         0, ge=0, description="Upper bound on rows erased per second per job (0: unlimited)."
     )
+    verify_scan_schemas: list[str] = Field(
+        ["public"],
+        description="Platform schemas the map-independent verification scans for the "
+        "subject's identity values (JSON list).",
+    )
+    verify_scan_seconds: float = Field(
+        30, ge=0, description="Time budget of that scan per verification (0: scan nothing)."
+    )
     erase_concurrency: int = Field(
         2, ge=1, le=32, description="Chunks one eraser process works on at once."
     )
