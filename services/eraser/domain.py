@@ -33,8 +33,8 @@ from typing import Any
 
 import asyncpg
 
+from services.eraser import fence, store
 from services.eraser import objects as s3objects
-from services.eraser import store
 from shared.crypto import new_data_key, open_sealed, seal, unwrap_key, wrap_key
 from shared.datamap import DataMap
 from shared.events import Actor, Envelope, Payload, make_event
@@ -253,6 +253,8 @@ async def process_chunk(env: Envelope, deps: EraserDeps) -> None:
     assert env.job_id is not None
     job = await store.get_job(deps.lethe, env.job_id)
     if job is None or job.status != "erasing":
+        if job is not None:  # an earlier run of this chunk may have moved objects: back
+            await fence.release_chunk_objects(deps, job.job_id, cmd.chunk_no)
         return  # cancelled (or finished): a chunk of it has no effect any more
     chunk = await store.get_chunk(deps.lethe, job.job_id, cmd.chunk_no)
     if chunk is None or chunk.status != "pending":
@@ -279,7 +281,11 @@ async def process_chunk(env: Envelope, deps: EraserDeps) -> None:
                 await store.set_object_state(deps.lethe, job.job_id, gone, "purged")
             moved = len(keys) - len(gone)
 
-    rows = await _soft_delete_rows(deps, job.job_id, chunk, key)
+    try:
+        rows = await _soft_delete_rows(deps, job.job_id, chunk, key)
+    except fence.Fenced:  # cancelled or restored meanwhile: nothing committed
+        await fence.release_chunk_objects(deps, job.job_id, chunk.chunk_no)
+        return
     result = await store.finish_chunk(
         deps.lethe, job.job_id, chunk.chunk_no, "done", rows, moved, worker=deps.worker
     )
@@ -299,6 +305,7 @@ async def _soft_delete_rows(
     t = deps.datamap.tables[table]
     try:
         async with deps.platform.acquire() as conn, conn.transaction():
+            await fence.enter(conn, deps.lethe, job_id, "chunk")  # state re-read under it
             # Run before? Deleted rows are simply not found again; masked rows are found and
             # masked again, but the restoration record's key refuses a second copy below.
             if t.action == "mask":
