@@ -33,8 +33,8 @@ from typing import Any
 
 import asyncpg
 
+from services.eraser import fence, store
 from services.eraser import objects as s3objects
-from services.eraser import store
 from shared.crypto import new_data_key, open_sealed, seal, unwrap_key, wrap_key
 from shared.datamap import DataMap, LiveSchema
 from shared.events import Actor, Envelope, Payload, make_event
@@ -62,7 +62,7 @@ from shared.platform import (
     mask_returning,
 )
 from shared.resolver import Ambiguous, Resolver, Scope, ScopeError, Subject, stream_keys
-from shared.scan import scan_identities
+from shared.scan import ScanHit, scan_identities
 
 ACTOR = Actor(kind="service", id="eraser")
 OBJECT_BATCH = 50  # rows per chunk of a table holding S3 object keys
@@ -322,6 +322,8 @@ async def process_chunk(env: Envelope, deps: EraserDeps) -> None:
     assert env.job_id is not None
     job = await store.get_job(deps.lethe, env.job_id)
     if job is None or job.status != "erasing":
+        if job is not None:  # an earlier run of this chunk may have moved objects: back
+            await fence.release_chunk_objects(deps, job.job_id, cmd.chunk_no)
         return  # cancelled (or finished): a chunk of it has no effect any more
     chunk = await store.get_chunk(deps.lethe, job.job_id, cmd.chunk_no)
     if chunk is None or chunk.status != "pending":
@@ -354,7 +356,11 @@ async def process_chunk(env: Envelope, deps: EraserDeps) -> None:
                 await store.set_object_state(deps.lethe, job.job_id, gone, "purged")
             moved = len(keys) - len(gone)
 
-    rows = await _soft_delete_rows(deps, job.job_id, chunk, key)
+    try:
+        rows = await _soft_delete_rows(deps, job.job_id, chunk, key)
+    except fence.Fenced:  # cancelled or restored meanwhile: nothing committed
+        await fence.release_chunk_objects(deps, job.job_id, chunk.chunk_no)
+        return
     result = await store.finish_chunk(
         deps.lethe, job.job_id, chunk.chunk_no, "done", rows, moved, worker=deps.worker
     )
@@ -374,6 +380,7 @@ async def _soft_delete_rows(
     t = deps.datamap.tables[table]
     try:
         async with deps.platform.acquire() as conn, conn.transaction():
+            await fence.enter(conn, deps.lethe, job_id, "chunk")  # state re-read under it
             # Run before? Deleted rows are simply not found again; masked rows are found and
             # masked again, but the restoration record's key refuses a second copy below.
             pk_type = deps.pk_types[table]
@@ -528,7 +535,7 @@ async def verify(
         objects_ok = not present and len(quarantined or ()) == expected_q
     # Rows put back on purpose (restore) are live again; only more than those is a failure.
     rows_ok = sum(left.values()) <= job.restored_rows if job.restored_rows else not left
-    scan = await _scan(deps, identities)
+    scan = await _scan(deps, job.org_id, identities)
     result["scan"] = scan
     scan_ok = scan.get("ok", True) or bool(job.restored_rows)
     result["ok"] = rows_ok and objects_ok and scan_ok
@@ -541,7 +548,25 @@ async def verify(
 _SCANNED_KINDS = ("email", "phone", "external_id")
 
 
-async def _scan(deps: EraserDeps, identities: dict[str, str] | None) -> dict[str, Any]:
+async def _hits_of_this_org(deps: EraserDeps, org_id: str, hits: list[ScanHit]) -> list[ScanHit]:
+    """The same email in another organisation is another person: where the map knows a
+    table's org column, a hit counts only in this org's rows. Elsewhere every hit counts."""
+    by_table: dict[str, list[ScanHit]] = {}
+    for h in hits:
+        by_table.setdefault(h.table, []).append(h)
+    out: list[ScanHit] = []
+    async with deps.platform.acquire() as conn:
+        for table, found in by_table.items():
+            t = deps.datamap.tables.get(table)
+            if t is None or t.org_column is None:
+                out.extend(found)
+                continue
+            mine = await store.keys_in_org(conn, table, t, org_id, [h.key for h in found])
+            out.extend(h for h in found if h.key in mine)
+    return out
+
+
+async def _scan(deps: EraserDeps, org_id: str, identities: dict[str, str] | None) -> dict[str, Any]:
     """Verification that does not trust the map: every text and json column of the platform
     (mapped or not) searched for the subject's identity values, within a time budget."""
     values = {k: v for k, v in (identities or {}).items() if k in _SCANNED_KINDS}
@@ -551,21 +576,30 @@ async def _scan(deps: EraserDeps, identities: dict[str, str] | None) -> dict[str
     report = await scan_identities(
         deps.platform, values, schemas=deps.scan_schemas, budget_s=deps.scan_seconds
     )
+    hits = await _hits_of_this_org(deps, org_id, report.hits)
     return {
-        "ok": report.ok,
-        "hits": [{"table": h.table, "column": h.column, "key": h.key} for h in report.hits],
+        "ok": not hits and not report.skipped,
+        "hits": [{"table": h.table, "column": h.column, "key": h.key} for h in hits],
         "columns_scanned": len(report.scanned),
         "skipped": report.skipped,
         "elapsed_s": round(report.elapsed_s, 3),
     }
 
 
-def trace_items(verification: dict[str, Any]) -> list[dict[str, Any]]:
-    """Review items for traces the scan found (where, never the value)."""
+def trace_items(
+    verification: dict[str, Any], review: list[dict[str, Any]], restored_rows: int
+) -> list[dict[str, Any]]:
+    """Review items for traces the scan found (where, never the value). Not for tables whose
+    rows are already up for review (a chunk that failed), nor after a restore (rows put
+    back on purpose carry the identities again)."""
+    if restored_rows:
+        return []
     scan = verification.get("scan", {})
+    reviewed = {r.get("table") for r in review}
     items: list[dict[str, Any]] = [
         {"kind": "trace", "table": h["table"], "column": h["column"], "key": h["key"]}
         for h in scan.get("hits", [])
+        if h["table"] not in reviewed
     ]
     if scan.get("skipped"):
         items.append({"kind": "scan_incomplete", "skipped": scan["skipped"]})
@@ -578,7 +612,7 @@ async def finish_soft_delete(deps: EraserDeps, job: store.Job) -> None:
     review = await store.failed_chunks(deps.lethe, job.job_id)
     if verification["rows_remaining"] and not review:
         review.append({"kind": "rows_remaining", "tables": verification["rows_remaining"]})
-    review.extend(trace_items(verification))
+    review.extend(trace_items(verification, review, job.restored_rows))
     purge_after = datetime.now(UTC) + timedelta(days=job.recovery_window_days)
     if not await store.transition(
         deps.lethe,

@@ -1,4 +1,9 @@
-"""After the soft delete: cancel, restore (whole job or items), purge, and the purge sweep."""
+"""After the soft delete: cancel, restore (whole job or items), purge, and the purge sweep.
+
+Each takes the job's fence (services/eraser/fence.py) for its change and re-reads the state
+under it, so none of them overlaps a chunk's commit or another of them. A restore that brings
+everything back ends the job `restored`: terminal, never purged, never reported completed.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,8 @@ from typing import Any
 
 import asyncpg
 
+from services.eraser import fence, store
 from services.eraser import objects as s3objects
-from services.eraser import store
 from services.eraser.domain import (
     EraserDeps,
     SealedRequest,
@@ -38,7 +43,7 @@ from shared.platform import restore_rows
 
 log = logging.getLogger(__name__)
 SWEEP_LOCK = 7_715_004  # advisory lock: one purge sweep at a time over all replicas
-PURGE_LOCK_CLASS = 7_715_005  # with hashtext(job id): one purger per job
+PURGE_LOCK_CLASS = 7_715_005  # with hashtext(job id): one purger per job (Lethe database)
 
 
 class PurgeIncomplete(RuntimeError):
@@ -58,20 +63,29 @@ async def cancel(env: Envelope, deps: EraserDeps) -> None:
     """Stop between batches: pending chunks are dropped, what is done stays restorable."""
     env.payload_as(CancelErasure)
     assert env.job_id is not None
-    job = await store.get_job(deps.lethe, env.job_id)
-    if job is None or job.status not in ("planning", "erasing"):
-        state = "unknown" if job is None else job.status
-        await _refuse(deps, env, "CancelErasure", f"the erasure is {state}, not running")
+    try:
+        # Under the fence: a chunk commits before the cancel or not at all.
+        async with deps.platform.acquire() as conn, conn.transaction():
+            job = await fence.enter(conn, deps.lethe, env.job_id, "cancel")
+            purge_after = datetime.now(UTC) + timedelta(days=job.recovery_window_days)
+            if not await store.transition(
+                deps.lethe,
+                job.job_id,
+                fence.ALLOWED["cancel"],
+                "cancelled",
+                purge_after=purge_after,
+            ):
+                now = await store.get_job(deps.lethe, job.job_id)  # it finished meanwhile
+                raise fence.Fenced("cancel", now.status if now else None)
+            await store.cancel_pending(deps.lethe, job.job_id)
+    except fence.Fenced as refused:
+        await _refuse(
+            deps, env, "CancelErasure", f"the erasure is {refused.status or 'unknown'}, not running"
+        )
         return
-    purge_after = datetime.now(UTC) + timedelta(days=job.recovery_window_days)
-    if not await store.transition(
-        deps.lethe, job.job_id, ["planning", "erasing"], "cancelled", purge_after=purge_after
-    ):
-        await _refuse(deps, env, "CancelErasure", "the erasure finished meanwhile")
-        return
-    await store.cancel_pending(deps.lethe, job.job_id)
-    job = await store.get_job(deps.lethe, job.job_id)
-    assert job is not None
+    after = await store.get_job(deps.lethe, env.job_id)
+    assert after is not None
+    job = after
     await deps.emit(PROGRESS, job_event(job, JobCancelled(done=job.done, total=job.total)))
     if job.recovery_window_days == 0:
         await purge(deps, job.job_id)
@@ -81,22 +95,36 @@ async def cancel(env: Envelope, deps: EraserDeps) -> None:
 
 
 async def restore(env: Envelope, deps: EraserDeps) -> None:
-    """Put rows back (parents first) and their objects; what cannot come back is reported."""
+    """Put rows back (parents first) and their objects; what cannot come back is reported.
+
+    The whole restore holds the job's fence: no chunk commits and no purge starts meanwhile.
+    When nothing is held afterwards the job ends `restored`; otherwise it stays in its
+    window and the rest is purged when the window ends.
+    """
     cmd = env.payload_as(RestoreErasure)
     assert env.job_id is not None
-    job = await store.get_job(deps.lethe, env.job_id)
-    if job is None or job.status not in store.RESTORABLE or job.wrapped_key is None:
-        state = "unknown" if job is None else job.status
-        await _refuse(deps, env, "RestoreErasure", f"the erasure is {state}: nothing to restore")
-        return
-    key = deps.job_key(job)
     items: dict[str, list[str]] | None = None
     if cmd.items is not None:
         items = defaultdict(list)
         for it in cmd.items:
             items[it.table].append(it.key)
-    async with deps.platform.acquire() as conn:
-        records = await store.held(conn, job.job_id, items)
+    result: JobRestored | None = None
+    async with fence.held(deps.platform, env.job_id) as conn:
+        job = await store.get_job(deps.lethe, env.job_id)
+        if job is not None and fence.allowed("restore", job.status) and job.wrapped_key:
+            result = await _restore(deps, conn, job, items)
+    if job is None or result is None:
+        state = "unknown" if job is None else job.status
+        await _refuse(deps, env, "RestoreErasure", f"the erasure is {state}: nothing to restore")
+        return
+    await deps.emit(PROGRESS, job_event(job, result))
+
+
+async def _restore(
+    deps: EraserDeps, conn: asyncpg.Connection, job: store.Job, items: dict[str, list[str]] | None
+) -> JobRestored:
+    key = deps.job_key(job)
+    records = await store.held(conn, job.job_id, items)
     wave_of = {t: i for i, tables in enumerate(deps.waves()) for t in tables}
     # Rows back with the rows they link to first; detached links last (their targets are
     # back by then).
@@ -110,7 +138,7 @@ async def restore(env: Envelope, deps: EraserDeps) -> None:
         wanted = {k for k, _ in pairs} if items is None else set(items.get(rec.table_name, ()))
         chosen = [(k, r) for k, r in pairs if k in wanted]
         found.update((rec.table_name, k) for k, _ in chosen)
-        back, moved, problem = await _restore_record(deps, job, rec, key, pairs, chosen)
+        back, moved, problem = await _restore_record(deps, conn, job, rec, key, pairs, chosen)
         rows_back += len(back)
         objects_back += moved
         review.extend(
@@ -132,21 +160,23 @@ async def restore(env: Envelope, deps: EraserDeps) -> None:
         rows_back,
         review,
     )
-    if items is None:
-        await store.transition(deps.lethe, job.job_id, store.RESTORABLE, "restored")
-    await deps.emit(
-        PROGRESS,
-        job_event(
-            job,
-            JobRestored(
-                rows=rows_back, objects=objects_back, whole_job=items is None, needs_review=review
-            ),
-        ),
+    # Fully restored when nothing is held any more (rows that could not come back stay held,
+    # and are purged with the rest when the window ends).
+    fully = await store.restoration_rows(conn, job.job_id) == 0
+    if fully:
+        await store.transition(deps.lethe, job.job_id, fence.ALLOWED["restore"], "restored")
+    return JobRestored(
+        rows=rows_back,
+        objects=objects_back,
+        whole_job=items is None,
+        needs_review=review,
+        fully_restored=fully,
     )
 
 
 async def _restore_record(
     deps: EraserDeps,
+    conn: asyncpg.Connection,
     job: store.Job,
     rec: store.Held,
     key: bytes,
@@ -158,7 +188,7 @@ async def _restore_record(
     t = deps.datamap.tables[table]
     problem = "its key (or another unique value) is taken again, or a parent row is missing"
     try:
-        async with deps.platform.acquire() as conn, conn.transaction():
+        async with conn.transaction():
             rows_json = "[" + ",".join(r for _, r in chosen) + "]"
             back = set(await restore_rows(conn, deps.datamap, table, rows_json, rec.op))
             keep = [(k, r) for k, r in pairs if k not in back]
@@ -205,17 +235,26 @@ async def purge(deps: EraserDeps, job_id: uuid.UUID) -> bool:
 
 async def _purge(deps: EraserDeps, job_id: uuid.UUID) -> bool:
     job = await store.get_job(deps.lethe, job_id)
-    if job is None or job.purged_at is not None:
-        return False
+    if job is None or job.purged_at is not None or not fence.allowed("purge", job.status):
+        return False  # purged already, or restored (terminal), or not erased yet
     if job.status != "purging":
-        if job.status not in store.RESTORABLE or not await store.transition(
-            deps.lethe, job_id, [job.status], "purging"
-        ):
-            return False
+        # Under the fence: a restore either finished before (the job is restored, refused
+        # here) or finds the job purging and is refused; a stopped chunk commits nothing.
+        async with deps.platform.acquire() as conn, conn.transaction():
+            try:
+                job = await fence.enter(conn, deps.lethe, job_id, "purge")
+            except fence.Fenced:
+                return False
+            if job.status != "purging" and not await store.transition(
+                deps.lethe, job_id, [job.status], "purging"
+            ):
+                return False
         await deps.emit(PROGRESS, job_event(job, PurgeStarted()))
     request: SealedRequest | None = open_request(deps, job) if job.wrapped_key else None
 
-    pairs = await store.objects(deps.lethe, job_id, "quarantined")
+    async with deps.platform.acquire() as conn:
+        held_chunks = await store.held_chunks(conn, job_id)
+    pairs = await store.purgeable_objects(deps.lethe, job_id, held_chunks)
     failed = await s3objects.purge(deps.s3, deps.bucket, [q for _, q in pairs])
     if failed:
         raise PurgeIncomplete(f"{len(failed)} quarantined objects not deleted; retried later")
@@ -227,7 +266,8 @@ async def _purge(deps: EraserDeps, job_id: uuid.UUID) -> bool:
     review = list(job.needs_review)
     if request is not None:
         verification = await verify(deps, job, request, "purge")
-        review += [i for i in trace_items(verification) if i not in review]
+        traces = trace_items(verification, review, job.restored_rows)
+        review += [i for i in traces if i not in review]
     # Crypto-shredding: without the key no copy of the sealed rows (backups too) is readable.
     await deps.lethe.execute(
         "UPDATE lethe.erase_tasks SET wrapped_key = NULL, sealed_request = NULL, "
@@ -238,6 +278,8 @@ async def _purge(deps: EraserDeps, job_id: uuid.UUID) -> bool:
     )
     deps.forget_key(job_id)
     verification["key_destroyed"] = True
+    restored = job.restored_rows  # item by item, before the window ended
+    purged = max(job.done - restored, 0)
     if not await store.transition(
         deps.lethe,
         job_id,
@@ -257,6 +299,8 @@ async def _purge(deps: EraserDeps, job_id: uuid.UUID) -> bool:
                 total=job.total,
                 verification=verification,
                 needs_review=review,
+                purged_rows=purged,
+                restored_rows=restored,
             ),
         ),
     )
@@ -271,7 +315,9 @@ async def _purge(deps: EraserDeps, job_id: uuid.UUID) -> bool:
                     context={
                         "job_id": str(job_id),
                         "job_type": "erasure",
-                        "rows": job.done,
+                        "rows": purged,
+                        "rows_purged": purged,
+                        "rows_restored": restored,
                         "review_count": len(review),
                     },
                 ),
@@ -287,7 +333,7 @@ async def sweep(deps: EraserDeps) -> int:
             return 0
         try:
             purged = 0
-            for job_id in await store.due_for_purge(deps.lethe):
+            for job_id in await store.due_for_purge(deps.lethe, fence.ALLOWED["purge"]):
                 try:
                     purged += await purge(deps, job_id)
                 except Exception:

@@ -13,7 +13,6 @@ from typing import Any
 import asyncpg
 
 PLATFORM_MIGRATIONS = Path(__file__).with_name("platform_migrations")
-RESTORABLE = ("soft_deleted", "cancelled", "restored")
 _JOB_COLUMNS = (
     "job_id, org_id, status, total, done, per_table, verification, subject_hash, wave, waves, "
     "recovery_window_days, erasing_since, purge_after, purged_at, wrapped_key, sealed_request, "
@@ -254,11 +253,14 @@ async def failed_chunks(pool: asyncpg.Pool, job_id: uuid.UUID) -> list[dict[str,
     ]
 
 
-async def due_for_purge(pool: asyncpg.Pool, limit: int = 100) -> list[uuid.UUID]:
+async def due_for_purge(
+    pool: asyncpg.Pool, statuses: Sequence[str], limit: int = 100
+) -> list[uuid.UUID]:
+    """Jobs in one of `statuses` past their recovery window (a restored job is never due)."""
     rows = await pool.fetch(
         "SELECT job_id FROM lethe.erase_tasks WHERE purged_at IS NULL AND purge_after <= now() "
-        "AND status IN ('soft_deleted', 'cancelled', 'restored', 'purging') "
-        "ORDER BY purge_after LIMIT $1",
+        "AND status = ANY($1::text[]) ORDER BY purge_after LIMIT $2",
+        list(statuses),
         limit,
     )
     return [r[0] for r in rows]
@@ -307,6 +309,22 @@ async def objects(
         state,
         chunk_no,
         None if keys is None else list(keys),
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+async def purgeable_objects(
+    pool: asyncpg.Pool, job_id: uuid.UUID, held_chunks: Sequence[int]
+) -> list[tuple[str, str]]:
+    """Quarantined objects whose rows are erased: their chunk finished or holds a restoration
+    record. A chunk stopped mid-way (its job cancelled) keeps its objects: it gives them back."""
+    rows = await pool.fetch(
+        "SELECT o.key, o.quarantine_key FROM lethe.erase_objects o "
+        "JOIN lethe.erase_chunks c ON c.job_id = o.job_id AND c.chunk_no = o.chunk_no "
+        "WHERE o.job_id = $1 AND o.state = 'quarantined' "
+        "AND (c.status = 'done' OR o.chunk_no = ANY($2::integer[])) ORDER BY o.key",
+        job_id,
+        list(held_chunks),
     )
     return [(r[0], r[1]) for r in rows]
 
@@ -421,6 +439,13 @@ async def rewrite_restoration(
         )
 
 
+async def held_chunks(conn: asyncpg.Connection | asyncpg.Pool, job_id: uuid.UUID) -> list[int]:
+    rows = await conn.fetch(
+        "SELECT chunk_no FROM lethe.restoration_log WHERE job_id = $1 ORDER BY chunk_no", job_id
+    )
+    return [r[0] for r in rows]
+
+
 async def drop_restoration(conn: asyncpg.Connection | asyncpg.Pool, job_id: uuid.UUID) -> int:
     status = await conn.execute("DELETE FROM lethe.restoration_log WHERE job_id = $1", job_id)
     return int(status.split()[-1])
@@ -432,3 +457,18 @@ async def restoration_rows(conn: asyncpg.Connection | asyncpg.Pool, job_id: uuid
         job_id,
     )
     return n
+
+
+async def keys_in_org(
+    conn: asyncpg.Connection, table: str, t: Any, org_id: str, keys: Sequence[str]
+) -> set[str]:
+    """Of `keys` (key text) of a platform table, those whose org column is `org_id`."""
+    from shared.platform import key_text, q
+
+    rows = await conn.fetch(
+        f"SELECT {key_text(t, 'x')} FROM {q(table)} x "
+        f"WHERE {key_text(t, 'x')} = ANY($1::text[]) AND x.{q(t.org_column)}::text = $2",
+        list(keys),
+        org_id,
+    )
+    return {r[0] for r in rows}

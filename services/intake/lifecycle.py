@@ -9,6 +9,10 @@ allowed states is refused with 409 naming the current state.
     plus failed, cancelled, restored; exports: running -> ready -> expired;
     and outcomes that are results, not errors: not_found (nothing held on the subject),
     ambiguous (the identities belong to more than one person: nothing done)
+
+`restored` is terminal: a job whose data all came back is never purged, never completed, and
+no completion mail or callback follows. A restore of single items (or one that could not bring
+every row back) leaves the job in its window; the rest is purged as planned.
 """
 
 from __future__ import annotations
@@ -57,10 +61,16 @@ PROGRESS: dict[str, Move] = {
 
 
 def move_for(event_type: str, payload: dict[str, object]) -> Move | None:
-    """The move an event makes; restoring single items leaves the job in its window."""
-    if event_type == "JobRestored" and payload.get("whole_job") is False:
+    """The move an event makes; a restore that leaves rows held leaves the job in its window."""
+    if event_type == "JobRestored" and not fully_restored(payload):
         return None
     return PROGRESS.get(event_type)
+
+
+def fully_restored(payload: dict[str, object]) -> bool:
+    """JobRestored: nothing held any more (older events say only whether it was the whole job)."""
+    fully = payload.get("fully_restored")
+    return bool(payload.get("whole_job") if fully is None else fully)
 
 
 # Commands (from people) -> the states they are allowed in.

@@ -328,7 +328,7 @@ def request_status(job_status: str) -> RequestStatus:
 
 def status_after(event_type: str, payload: dict[str, Any]) -> str | None:
     """The job status a progress event moves a job to; None when it moves nothing."""
-    move = lifecycle.PROGRESS.get(event_type)
+    move = lifecycle.move_for(event_type, payload)
     if move is None:
         return None
     return move.to or lifecycle.completed_status(payload.get("needs_review", []))

@@ -35,6 +35,10 @@ class JobCompleted(Payload):
     total: int
     verification: dict[str, Any]
     needs_review: list[dict[str, Any]] = []
+    # Erasures: of the `done` rows hidden, how many were purged and how many were restored on
+    # request (item by item) before the purge. None for other job types.
+    purged_rows: int | None = None
+    restored_rows: int | None = None
 
 
 @event
@@ -83,13 +87,20 @@ class JobCancelled(Payload):
 
 @event
 class JobRestored(Payload):
-    """Rows put back from the restoration log (the whole job, or the listed items)."""
+    """Rows put back from the restoration log (the whole job, or the listed items).
+
+    `fully_restored`: nothing is held any more, the job ends `restored` (terminal: never
+    purged, never completed). False: some rows are still held (items not asked for, or rows
+    that could not come back); they are purged when the recovery window ends. None (older
+    events): read as `whole_job`.
+    """
 
     event_type = "JobRestored"
     rows: int
     objects: int
     whole_job: bool
     needs_review: list[dict[str, Any]] = []
+    fully_restored: bool | None = None
 
 
 @event

@@ -1,0 +1,120 @@
+"""Fencing: a job's chunk commits, cancel, restore and the purge happen one at a time.
+
+The fence is a Postgres advisory lock keyed by the job, in the platform database (the rows
+and the restoration log live there), taken in the transaction that makes the change; the
+job's state (Lethe's database) is re-read under it and must allow the operation. So:
+
+- a chunk whose job was cancelled, restored or purged while it waited (rate limit, object
+  moves) commits nothing: its transaction rolls back and its objects come back out of
+  quarantine;
+- a cancel lands between two chunk commits, never inside one;
+- a restore and the purge never overlap: the first to take the fence moves the job on, the
+  other finds a state that refuses it.
+
+`ALLOWED` is the eraser's table of which state each operation needs; `restored` and `purged`
+allow nothing (terminal). Intake keeps the job-level table (services/intake/lifecycle.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from services.eraser import objects as s3objects
+from services.eraser import store
+
+if TYPE_CHECKING:
+    from services.eraser.domain import EraserDeps
+
+FENCE_CLASS = 7_715_006  # with hashtext(job id): the per-job fence, platform database
+
+# The eraser's job states (lethe.erase_tasks.status) and what each operation needs.
+STATES = (
+    "planning",
+    "erasing",
+    "soft_deleted",
+    "cancelled",
+    "purging",
+    "purged",
+    "restored",
+    "failed",
+)
+ALLOWED: dict[str, tuple[str, ...]] = {
+    "chunk": ("erasing",),  # delete or mask a chunk's rows
+    "cancel": ("planning", "erasing"),
+    "restore": ("soft_deleted", "cancelled"),
+    "purge": ("soft_deleted", "cancelled", "purging"),  # purging: a purge resumed
+}
+TERMINAL = ("purged", "restored", "failed")
+
+
+class Fenced(Exception):
+    """The job's state (re-read under the fence) does not allow the operation."""
+
+    def __init__(self, operation: str, status: str | None) -> None:
+        super().__init__(f"cannot {operation}: the erasure is {status or 'unknown'}")
+        self.operation = operation
+        self.status = status
+
+
+def allowed(operation: str, status: str | None) -> bool:
+    return status is not None and status in ALLOWED[operation]
+
+
+async def lock(conn: asyncpg.Connection, job_id: uuid.UUID) -> None:
+    """Take the job's fence until the end of `conn`'s current transaction."""
+    assert conn.is_in_transaction(), "the fence is taken inside the transaction it guards"
+    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", FENCE_CLASS, str(job_id))
+
+
+async def enter(
+    conn: asyncpg.Connection, lethe: asyncpg.Pool, job_id: uuid.UUID, operation: str
+) -> store.Job:
+    """Fence, then re-read the job: returns it if `operation` is allowed, else raises Fenced."""
+    await lock(conn, job_id)
+    job = await store.get_job(lethe, job_id)
+    if job is None or not allowed(operation, job.status):
+        raise Fenced(operation, None if job is None else job.status)
+    return job
+
+
+@asynccontextmanager
+async def held(platform: asyncpg.Pool, job_id: uuid.UUID) -> AsyncIterator[asyncpg.Connection]:
+    """The fence over several transactions on one connection (a restore, record by record).
+
+    A session lock on the same key, so it excludes the transaction-level fences of chunks,
+    cancel and purge; released at the end (and by the pool's reset if anything breaks).
+    """
+    async with platform.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock($1, hashtext($2))", FENCE_CLASS, str(job_id))
+        try:
+            yield conn
+        finally:
+            await conn.execute(
+                "SELECT pg_advisory_unlock($1, hashtext($2))", FENCE_CLASS, str(job_id)
+            )
+
+
+async def release_chunk_objects(deps: EraserDeps, job_id: uuid.UUID, chunk_no: int) -> int:
+    """A chunk that will never commit (its job stopped): its objects go back where they were.
+
+    Only for a chunk that never finished and holds no restoration record: its rows are live,
+    and since the job does not run any more nobody can commit it. Idempotent; returns how
+    many objects moved back.
+    """
+    chunk = await store.get_chunk(deps.lethe, job_id, chunk_no)
+    if chunk is None or chunk.status not in ("pending", "cancelled"):
+        return 0
+    async with deps.platform.acquire() as conn:
+        if await store.restoration_count(conn, job_id, chunk_no) is not None:
+            return 0
+    pairs = await store.objects(deps.lethe, job_id, "quarantined", chunk_no=chunk_no)
+    if not pairs:
+        return 0
+    await s3objects.move(deps.s3, deps.bucket, [(q, k) for k, q in pairs])
+    await store.set_object_state(deps.lethe, job_id, [k for k, _ in pairs], "restored")
+    return len(pairs)
