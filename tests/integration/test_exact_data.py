@@ -148,7 +148,7 @@ async def _erase_and_restore(
     job = await store.get_job(run.deps.lethe, env.job_id)
     assert job is not None and job.status == "soft_deleted", job
     soft = run.of("ErasureSoftDeleted")[-1]
-    assert soft["verification"]["ok"] is True, soft
+    assert soft["verification"]["ok"] is True, str(soft["verification"])
     async with platform.acquire() as conn:
         # Nobody else touched: every row outside the subject's and the detached is the same.
         assert await fingerprint(conn, exclude=expected.all_touched()) == others_before
