@@ -5,12 +5,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help install up down status demo test lint unit integration e2e bench clean docs browser
+.PHONY: help install up down status restart-services demo test lint unit integration e2e bench clean docs browser
 
 help:
 	@echo "make demo    - install, start Kafka/Postgres/S3/SMTP and the five services, run an erasure"
 	@echo "make test    - install, lint (ruff, mypy), and run unit, integration and e2e tests"
-	@echo "make up | down | status | lint | bench"
+	@echo "make up | down | status | restart-services | lint | bench"
+	@echo "make up PLATFORM_DATABASE_URL=postgresql://... LETHE_DATAMAP_PATH=my-map.yaml"
+	@echo "              - the services on your platform database and data map (README)"
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11+ is needed)"; exit 1; }
@@ -29,6 +31,10 @@ down:
 
 status: install
 	$(PY) -m deploy.local.stack status
+
+# Both take PLATFORM_DATABASE_URL=... LETHE_DATAMAP_PATH=... (unset or empty: the sample).
+restart-services: install
+	$(PY) -m deploy.local.stack restart-services
 
 demo: up
 	$(PY) -m deploy.local.demo

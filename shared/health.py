@@ -4,7 +4,8 @@
 
 - **/healthz**: the process is up (liveness).
 - **/readyz**: Kafka answers, every consumer has joined its group, and each named check
-  (Postgres, S3, ...) passes; 503 naming what failed otherwise, and 503 once draining.
+  (Postgres, each S3 bucket the service uses as `s3:<bucket>`, ...) passes; 503 naming what
+  failed otherwise, and 503 once draining.
 - **/metrics**: the process's Prometheus registry (`shared.metrics`).
 - **Drain** (first shutdown hook, so before the broker stops): no subscriber takes a new
   message (FastStream's `consume` returns at once when its subscriber is not running, so a
@@ -34,6 +35,7 @@ from faststream.kafka import KafkaBroker
 
 from shared.metrics import CONTENT_TYPE, Metrics
 from shared.settings import LetheSettings
+from shared.storage import check_bucket
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,15 @@ async def postgres_check(pool: Any) -> None:
 
 async def s3_check(client: Any) -> None:
     await client.list_buckets()
+
+
+def bucket_checks(client: Callable[[], Any], *buckets: str) -> dict[str, Check]:
+    """One readiness check per bucket, named `s3:<bucket>`: it exists and is reachable."""
+
+    def check(bucket: str) -> Check:
+        return lambda: check_bucket(client(), bucket)
+
+    return {f"s3:{b}": check(b) for b in dict.fromkeys(buckets)}
 
 
 def _consumers(broker: KafkaBroker) -> list[Any]:
@@ -264,4 +275,12 @@ def arm_watchdog(app: FastStream, grace: float) -> None:
         hooks.insert(0, hooks.pop())  # before the drain: the clock starts with the signal
 
 
-__all__ = ["Ops", "arm_watchdog", "attach", "kafka_check", "postgres_check", "s3_check"]
+__all__ = [
+    "Ops",
+    "arm_watchdog",
+    "attach",
+    "bucket_checks",
+    "kafka_check",
+    "postgres_check",
+    "s3_check",
+]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from faststream import FastStream
 
+from shared.datamap import DataMap
 from shared.health import arm_watchdog
 from shared.settings import LetheSettings
+from shared.startup import STARTUP_ERRORS, load_checked_datamap, refusal
 
 S = TypeVar("S", bound=LetheSettings)
 
@@ -28,4 +31,24 @@ def run(settings_cls: type[S], create_app: Callable[[S], FastStream]) -> None:
     app = create_app(settings)
     # SIGTERM: the app drains (shared.health); the process is gone within the grace period.
     arm_watchdog(app, settings.shutdown_grace_seconds)
-    asyncio.run(app.run())
+    try:
+        asyncio.run(app.run())
+    except STARTUP_ERRORS as exc:
+        refuse(exc)
+
+
+def refuse(exc: BaseException) -> NoReturn:
+    """A configuration mistake (data map, bucket): its message alone, no traceback, exit 2."""
+    logging.getLogger(__name__).error("%s", refusal(exc))
+    logging.shutdown()
+    sys.exit(2)
+
+
+def preflight(settings: LetheSettings) -> DataMap:
+    """For a process whose server runs the start-up (intake under uvicorn): the data map
+    checked against the live database before serving, or the refusal."""
+    try:
+        datamap, _ = asyncio.run(load_checked_datamap(settings))
+    except STARTUP_ERRORS as exc:
+        refuse(exc)
+    return datamap

@@ -17,6 +17,9 @@ def _env(name: str) -> AliasChoices:
     return AliasChoices(f"LETHE_{name}", name)
 
 
+DEV_SUBJECT_HASH_KEY = "dev-only-subject-hash-key"
+
+
 class LetheSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LETHE_", extra="ignore", populate_by_name=True)
 
@@ -54,13 +57,17 @@ class LetheSettings(BaseSettings):
         description="botocore checksum mode; some S3-compatible servers reject trailers.",
     )
     exports_bucket: str = Field("lethe-exports", description="Bucket exports are written to.")
-    platform_bucket: str = Field("lethe-platform", description="Bucket of the platform's media.")
+    platform_bucket: str = Field(
+        "lethe-platform",
+        description="Bucket of the platform's media; eraser and exporter refuse to start "
+        "without it (they create it only while `LETHE_SUBJECT_HASH_KEY` is the dev default).",
+    )
     smtp_host: str = Field(
         "127.0.0.1", validation_alias=_env("SMTP_HOST"), description="SMTP host."
     )
     smtp_port: int = Field(25, validation_alias=_env("SMTP_PORT"), description="SMTP port.")
     subject_hash_key: SecretStr = Field(
-        SecretStr("dev-only-subject-hash-key"),
+        SecretStr(DEV_SUBJECT_HASH_KEY),
         description="HMAC key for subject hashes (audit rows never hold raw identities).",
     )
     master_key: SecretStr = Field(
@@ -99,3 +106,10 @@ class LetheSettings(BaseSettings):
         description="Replication factor `lethe topics apply` creates topics with (3 on a cluster,"
         " which makes min.insync.replicas 2).",
     )
+
+    @property
+    def on_dev_keys(self) -> bool:
+        """Still on the public development subject hash key: a development or test deployment
+        (`make up`, the tests). Development conveniences hang off this one rule: the auditor's
+        public dev signing key, a missing platform bucket created at start."""
+        return self.subject_hash_key.get_secret_value() == DEV_SUBJECT_HASH_KEY

@@ -30,6 +30,29 @@ async def s3_client(settings: LetheSettings) -> AsyncIterator[Any]:
         yield c
 
 
+class BucketError(RuntimeError):
+    """A bucket Lethe needs is missing or out of reach; the message names it."""
+
+
+class BucketMissing(BucketError):
+    pass
+
+
+_MISSING = ("404", "NoSuchBucket", "NotFound")
+
+
+async def check_bucket(client: Any, bucket: str) -> None:
+    """Return if the bucket exists and these credentials reach it; else BucketError naming it."""
+    where = client.meta.endpoint_url
+    try:
+        await client.head_bucket(Bucket=bucket)
+    except client.exceptions.ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in _MISSING:
+            raise BucketMissing(f"bucket {bucket!r} does not exist at {where}") from exc
+        raise BucketError(f"bucket {bucket!r} at {where} is out of reach: {code} {exc}") from exc
+
+
 async def ensure_bucket(client: Any, bucket: str) -> None:
     try:
         await client.head_bucket(Bucket=bucket)

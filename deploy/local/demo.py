@@ -19,7 +19,9 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from deploy.local.infra import DEFAULT_STATE_DIR
 from deploy.local.sample.seed import seed_org
+from deploy.local.stack import recorded_target
 from services.auditor.keys import trusted_public_keys
 from services.auditor.settings import AuditorSettings
 from services.auditor.verify import verify_chain
@@ -97,6 +99,14 @@ async def watch(client: httpx.AsyncClient, job_id: str, headers: dict[str, str])
 
 
 async def main() -> int:
+    target = recorded_target(DEFAULT_STATE_DIR)
+    if target is not None and not target.get("sample"):
+        console.print(
+            f"[red]The demo loads sample data into the platform database, and the services use "
+            f"{target['platform_database']} with {target['datamap']}.[/] Run it on the sample: "
+            "make restart-services PLATFORM_DATABASE_URL= LETHE_DATAMAP_PATH= && make demo"
+        )
+        return 1
     load_env_file(Path(".local/env"))
     settings = LetheSettings()
     api_url = os.environ["LETHE_API_URL"]

@@ -239,6 +239,18 @@ def start_process(
     return proc.pid
 
 
+def wait_exit(pid: int, timeout: float) -> int | None:
+    """The exit code of a process `start_process` started, once it ends; None if it still
+    runs after `timeout` seconds."""
+    proc = _CHILDREN.get(pid)
+    if proc is None:
+        raise ValueError(f"pid {pid} was not started by this process")
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
 def _signal(pid: int, sig: int, group: bool) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         # Our processes lead their own session/group: signal children (workers) too.

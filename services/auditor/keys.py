@@ -32,7 +32,7 @@ class SigningKeyMissing(RuntimeError):
 
 
 def is_dev(settings: AuditorSettings) -> bool:
-    return settings.subject_hash_key.get_secret_value() == DEV_SUBJECT_HASH_KEY
+    return settings.on_dev_keys
 
 
 def dev_seed() -> bytes:

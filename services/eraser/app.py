@@ -15,10 +15,10 @@ from services.eraser.domain import Emit, EraserDeps, PublishChunk
 from services.eraser.handlers import register
 from services.eraser.settings import EraserSettings
 from shared.crypto import parse_master_key
-from shared.datamap import check_against_database, load_datamap
 from shared.db import create_pool
-from shared.health import attach, postgres_check, s3_check
+from shared.health import attach, bucket_checks, postgres_check
 from shared.kafka import create_broker
+from shared.startup import load_checked_datamap, open_platform_bucket
 from shared.storage import s3_client
 from shared.telemetry import tracer_provider as make_tracer_provider
 
@@ -38,19 +38,25 @@ class Runtime:
         self._sweeper: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
+        try:
+            await self._open()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+
+    async def _open(self) -> None:
         s = self.settings
         master_key = parse_master_key(s.master_key.get_secret_value())
-        datamap = load_datamap(s.datamap_path)
+        # Refuse to start on a map that does not fit the live database, or without the bucket.
+        datamap, live = await load_checked_datamap(s)
+        s3 = await self._stack.enter_async_context(s3_client(s))
+        await open_platform_bucket(s3, s)
         lethe = await create_pool(s.database_url)
         self._stack.push_async_callback(lethe.close)
         size = max(4, 2 * s.erase_concurrency + 2)
         platform = await create_pool(s.platform_database_url, max_size=size)
         self._stack.push_async_callback(platform.close)
-        # Refuse to start on a map that does not fit the live database.
-        async with platform.acquire() as conn:
-            live = await check_against_database(datamap, conn)
         await store.migrate_platform(s.platform_database_url)
-        s3 = await self._stack.enter_async_context(s3_client(s))
         self.deps = EraserDeps(
             lethe=lethe,
             platform=platform,
@@ -103,7 +109,7 @@ def create_app(
     checks = {
         "postgres": lambda: postgres_check(runtime.deps.lethe),
         "platform_postgres": lambda: postgres_check(runtime.deps.platform),
-        "s3": lambda: s3_check(runtime.deps.s3),
+        **bucket_checks(lambda: runtime.deps.s3, settings.platform_bucket),
     }
     attach(app, broker, settings, "eraser", checks)
     return app

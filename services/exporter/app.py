@@ -15,10 +15,10 @@ from opentelemetry.trace import TracerProvider
 from services.exporter import domain
 from services.exporter.handlers import deps_for, register
 from services.exporter.settings import ExporterSettings
-from shared.datamap import check_against_database, load_datamap
 from shared.db import create_pool
-from shared.health import attach, postgres_check, s3_check
+from shared.health import attach, bucket_checks, postgres_check
 from shared.kafka import create_broker
+from shared.startup import load_checked_datamap, open_platform_bucket
 from shared.storage import ensure_bucket, s3_client
 from shared.telemetry import tracer_provider as make_tracer_provider
 
@@ -33,17 +33,24 @@ class Runtime:
         self._sweeper: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
+        try:
+            await self._open()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+
+    async def _open(self) -> None:
         s = self.settings
-        self.datamap = load_datamap(s.datamap_path)
+        # Refuse to start on a map that does not fit the live database, or without the
+        # platform's media bucket (exports read the subject's objects from it).
+        self.datamap, self.live = await load_checked_datamap(s)
+        self.s3 = await self._stack.enter_async_context(s3_client(s))
+        await open_platform_bucket(self.s3, s)
+        await ensure_bucket(self.s3, s.exports_bucket)
         self.lethe = await create_pool(s.database_url)
         self._stack.push_async_callback(self.lethe.close)
         self.platform = await create_pool(s.platform_database_url)
         self._stack.push_async_callback(self.platform.close)
-        # Refuse to start on a map that does not fit the live database (as the eraser does).
-        async with self.platform.acquire() as conn:
-            self.live = await check_against_database(self.datamap, conn)
-        self.s3 = await self._stack.enter_async_context(s3_client(s))
-        await ensure_bucket(self.s3, s.exports_bucket)
 
     async def start_sweeper(self) -> None:
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="export-sweep")
@@ -78,7 +85,7 @@ def create_app(
     checks = {
         "postgres": lambda: postgres_check(rt.lethe),
         "platform_postgres": lambda: postgres_check(rt.platform),
-        "s3": lambda: s3_check(rt.s3),
+        **bucket_checks(lambda: rt.s3, settings.exports_bucket, settings.platform_bucket),
     }
     attach(app, broker, settings, "exporter", checks)
     return app

@@ -2,13 +2,15 @@ import uvicorn
 
 from services.intake.app import create_http
 from services.intake.settings import IntakeSettings
-from shared.runner import configure_logging
+from shared.runner import configure_logging, preflight
 
 if __name__ == "__main__":
     configure_logging()
     settings = IntakeSettings()
+    # A data map that does not fit the database stops intake here, with the message alone.
+    datamap = preflight(settings)
     uvicorn.run(
-        create_http(settings),
+        create_http(settings, datamap=datamap),
         host=settings.http_host,
         port=settings.http_port,
         log_level="info",

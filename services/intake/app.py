@@ -22,24 +22,32 @@ from services.intake.handlers import register
 from services.intake.relay import OutboxRelay
 from services.intake.scheduler import Scheduler
 from services.intake.settings import IntakeSettings
-from shared.datamap import load_datamap
+from shared.datamap import DataMap
 from shared.db import create_pool
 from shared.health import Ops, attach, postgres_check, s3_check
 from shared.kafka import create_broker
 from shared.metrics import CONTENT_TYPE
+from shared.startup import load_checked_datamap
 from shared.storage import s3_client
 from shared.telemetry import tracer_provider as make_tracer_provider
 
 
 class Runtime:
+    datamap: DataMap
     pool: asyncpg.Pool
     s3: Any
     relay: OutboxRelay
     ops: Ops
     scheduler: Scheduler | None = None
 
-    def __init__(self, settings: IntakeSettings, tracer_provider: TracerProvider) -> None:
+    def __init__(
+        self,
+        settings: IntakeSettings,
+        tracer_provider: TracerProvider,
+        datamap: DataMap | None = None,
+    ) -> None:
         self.settings = settings
+        self._datamap = datamap  # already checked against the database (`python -m`)
         self.tracer = tracer_provider.get_tracer("lethe.intake")
         self._stack = AsyncExitStack()
         self.limiter = RateLimiter(settings.submit_rate_per_minute, settings.submit_burst)
@@ -48,6 +56,18 @@ class Runtime:
         )
 
     async def open(self) -> None:
+        try:
+            await self._open()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+
+    async def _open(self) -> None:
+        # The retention categories and the scheduler's retention jobs come from the data map:
+        # refuse to start on one that does not fit the live database, like eraser and exporter.
+        if self._datamap is None:
+            self._datamap, _ = await load_checked_datamap(self.settings)
+        self.datamap = self._datamap
         self.pool = await create_pool(self.settings.database_url)
         self._stack.push_async_callback(self.pool.close)
         # S3 for export downloads (decrypted on the way out).
@@ -63,7 +83,7 @@ class Runtime:
             s = self.settings
             self.scheduler = Scheduler(
                 self.pool,
-                load_datamap(s.datamap_path),
+                self.datamap,
                 cron=s.retention_schedule,
                 poll_seconds=s.scheduler_poll_seconds,
                 reminder_days=s.deadline_reminder_days,
@@ -81,10 +101,12 @@ class Runtime:
 
 
 def build(
-    settings: IntakeSettings, tracer_provider: TracerProvider | None = None
+    settings: IntakeSettings,
+    tracer_provider: TracerProvider | None = None,
+    datamap: DataMap | None = None,
 ) -> tuple[FastStream, Runtime]:
     tp = tracer_provider or make_tracer_provider("intake", exporter=settings.otel_exporter)
-    rt = Runtime(settings, tp)
+    rt = Runtime(settings, tp, datamap)
     register(rt.broker, rt)
     app = FastStream(
         rt.broker,
@@ -117,9 +139,13 @@ def create_app(
 
 
 def create_http(
-    settings: IntakeSettings, *, tracer_provider: TracerProvider | None = None
+    settings: IntakeSettings,
+    *,
+    tracer_provider: TracerProvider | None = None,
+    datamap: DataMap | None = None,
 ) -> FastAPI:
-    stream, rt = build(settings, tracer_provider)
+    """`datamap`: one already checked against the database (else checked at start)."""
+    stream, rt = build(settings, tracer_provider, datamap)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -7,8 +7,6 @@ named keep their value. Each value is a whole number of days, 1..3650; anything 
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
@@ -16,19 +14,15 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from services.intake import retention
 from services.intake.auth import audit_refusal, role, runtime
 from services.intake.domain import Caller
-from shared.datamap import DataMap, load_datamap
+from shared.datamap import DataMap
 
 router = APIRouter()
 Owner = Annotated[Caller, Depends(role("owner"))]
 
 
-@lru_cache(maxsize=4)
-def _datamap(path: Path) -> DataMap:
-    return load_datamap(path)
-
-
 def datamap(request: Request) -> DataMap:
-    return _datamap(runtime(request).settings.datamap_path)
+    """The data map intake checked against the live database at start."""
+    return runtime(request).datamap
 
 
 async def _own_org(request: Request, who: Caller, org: str) -> None:
