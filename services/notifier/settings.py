@@ -11,7 +11,15 @@ class NotifierSettings(LetheSettings):
     mail_from: str = Field("Lethe <lethe@localhost>", description="From address of emails.")
     smtp_timeout_seconds: float = Field(15, description="SMTP connect/send timeout.")
     notify_requester_templates: list[str] = Field(
-        ["job_completed", "job_completed_review", "job_failed", "export_ready", "recovery_ends"],
+        [
+            "job_completed",
+            "job_completed_review",
+            "job_failed",
+            "export_ready",
+            "recovery_ends",
+            "deadline_extended",
+            "ccpa_receipt",
+        ],
         description="Templates mailed to the requester (JSON list), unless the command says.",
     )
     notify_owner_templates: list[str] = Field(

@@ -46,6 +46,7 @@ CATALOGUE: dict[str, tuple[str, ...]] = {
         "CancelRequested",
         "RestoreRequested",
         "DeadlineExtended",
+        "OrgDelegationChanged",
         "AuthFailed",
         "DownloadAttempted",
         "LinkRevoked",
