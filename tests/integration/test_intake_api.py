@@ -18,6 +18,7 @@ from services.intake import store
 from services.intake.app import create_http
 from services.intake.deadlines import add_months
 from services.intake.settings import IntakeSettings
+from services.intake.web import store as web_store
 from shared.events import Actor, make_event
 from shared.events.progress import JobCompleted
 from shared.events.topics import AUDIT, REQUESTS, REQUESTS_REJECTED
@@ -508,3 +509,47 @@ async def test_privacy_requests_are_owner_only_unless_delegated(
     # Taking it back refuses admins again.
     await api.put(path, json={"admins_submit_subject_requests": False}, headers=org.headers)
     assert (await api.post("/v1/requests", json=erase, headers=admin)).status_code == 403
+
+
+async def _web(api: httpx.AsyncClient, db: asyncpg.Pool, key_headers: dict[str, str]) -> str:
+    """Sign the API client in to the web UI with this key; the session's CSRF token."""
+    who = await store.caller_for_key(db, key_headers["Authorization"][7:])
+    assert who is not None
+    token, csrf = await web_store.open_session(db, who.key_id, timedelta(hours=1))
+    api.cookies.set("lethe_session", token)
+    return csrf
+
+
+async def test_the_web_routes_apply_the_same_rules(
+    api: httpx.AsyncClient, org: Org, lethe_db: asyncpg.Pool
+) -> None:
+    admin = await _key(lethe_db, org, "admin")
+    job = (
+        await api.post(
+            "/v1/requests", json={"type": "erasure", "subject": EMAIL}, headers=org.headers
+        )
+    ).json()
+    try:
+        csrf = await _web(api, lethe_db, admin)
+        # An admin without delegation is refused the submit form, naming the rule.
+        page = await api.get("/ui/submit")
+        assert page.status_code == 403 and "owner-only" in page.text
+        form = {"csrf": csrf, "type": "erasure", "scope": "subject", "email": "a@b.co"}
+        refused = await api.post("/ui/submit", data=form)
+        assert refused.status_code == 403 and "owner-only" in refused.text
+        # Extensions: the web form answers with the rule, as the API does.
+        path = f"/ui/jobs/{job['id']}/extend"
+        no_reason = await api.post(path, data={"csrf": csrf, "days": "5", "reason": ""})
+        assert no_reason.status_code == 422 and "GDPR Art. 12(3)" in no_reason.text
+        too_long = await api.post(path, data={"csrf": csrf, "days": "100", "reason": "many"})
+        assert too_long.status_code == 422 and "two further calendar months" in too_long.text
+        ok = await api.post(path, data={"csrf": csrf, "months": "1", "reason": "many systems"})
+        assert ok.status_code == 303, ok.text
+        again = await api.post(path, data={"csrf": csrf, "days": "1", "reason": "again"})
+        assert again.status_code == 409 and "one extension only" in again.text
+    finally:
+        api.cookies.clear()
+    view = (await api.get(f"/v1/jobs/{job['id']}", headers=org.headers)).json()
+    assert datetime.fromisoformat(view["extended_due_at"]) == add_months(
+        datetime.fromisoformat(view["due_at"]), 1
+    )
