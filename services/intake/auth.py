@@ -2,8 +2,8 @@
 
 Roles: viewers read; admins also cancel and extend; owners also submit erasure and export
 requests (admins too where an owner delegated subject-level ones: `domain.authorise`), erase
-a whole organisation, restore, manage keys, set retention and read the audit trail. A refused key or role is
-recorded in the audit trail. No key ever sees another organisation's jobs.
+a whole organisation, restore, manage keys, set retention and read the audit trail. A
+refused key or role is recorded in the audit trail. No key ever sees another organisation's jobs.
 """
 
 from __future__ import annotations

@@ -46,6 +46,11 @@ def test_gdpr_is_one_calendar_month_with_the_end_of_month_rule(
     assert due_at(received, "gdpr") == due
 
 
+def test_months_roll_over_the_year_and_keep_the_time_of_day() -> None:
+    assert add_months(at(2027, 11, 30, 23), 3) == at(2028, 2, 29, 23)
+    assert add_months(at(2026, 10, 31), 14) == at(2027, 12, 31)
+
+
 def test_ccpa_is_45_calendar_days_and_custom_stays() -> None:
     assert due_at(at(2026, 1, 31), "ccpa") == at(2026, 3, 17)
     assert due_at(at(2028, 1, 31), "ccpa") == at(2028, 3, 16)  # 29 February counts

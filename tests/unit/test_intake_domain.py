@@ -129,9 +129,7 @@ def test_only_owners_shorten_the_recovery_window() -> None:
 
 
 def test_a_ccpa_request_carries_its_receipt_confirmation() -> None:
-    req = RequestIn.model_validate(
-        {**ERASE, "regulation": "ccpa", "notify_email": "dpo@acme.test"}
-    )
+    req = RequestIn.model_validate({**ERASE, "regulation": "ccpa", "notify_email": "dpo@acme.test"})
     job = _plan(req)
     # 1 Jan 2026 is a Thursday: 10 business days later is Thursday 15 January.
     assert job.receipt_due_at == datetime(2026, 1, 15, tzinfo=UTC)
