@@ -531,7 +531,9 @@ async def test_the_web_routes_apply_the_same_rules(
     ).json()
     try:
         csrf = await _web(api, lethe_db, admin)
-        # An admin without delegation is refused the submit form, naming the rule.
+        # An admin without delegation has no Submit menu and is refused the form, with the rule.
+        jobs_page = await api.get("/ui/jobs")
+        assert jobs_page.status_code == 200 and 'href="/ui/submit"' not in jobs_page.text
         page = await api.get("/ui/submit")
         assert page.status_code == 403 and "owner-only" in page.text
         form = {"csrf": csrf, "type": "erasure", "scope": "subject", "email": "a@b.co"}
@@ -547,6 +549,9 @@ async def test_the_web_routes_apply_the_same_rules(
         assert ok.status_code == 303, ok.text
         again = await api.post(path, data={"csrf": csrf, "days": "1", "reason": "again"})
         assert again.status_code == 409 and "one extension only" in again.text
+        await _web(api, lethe_db, org.headers)  # an owner has the menu and the form
+        assert 'href="/ui/submit"' in (await api.get("/ui/jobs")).text
+        assert (await api.get("/ui/submit")).status_code == 200
     finally:
         api.cookies.clear()
     view = (await api.get(f"/v1/jobs/{job['id']}", headers=org.headers)).json()
