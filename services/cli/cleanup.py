@@ -1,18 +1,32 @@
-"""`lethe cleanup --days N [--org ID] [--category C] [--dry-run]`: retention by hand.
+"""`lethe cleanup [--org ID] [--category C] [--days N | --all-orgs] [--yes] [--dry-run]`.
 
-The same code as the nightly retention jobs (`services/eraser/retention.py`), run in this
-process against the platform database and S3: objects first, then rows, in batches, with
-the eraser's rate limit. Shows a progress bar and ends with the stats (rows per table,
-objects deleted, errors); the run is audited. `--dry-run` counts what would go and
-changes nothing. Exit code: 0, or 3 when something failed (listed in the stats).
+Retention by hand, through the same code as the nightly retention jobs
+(`services/eraser/retention.py`), run in this process against the platform database and S3.
+
+- **By default each organisation's own policy applies** (`GET /v1/orgs/{org}/retention`, or
+  the data map's default), per category: of every organisation, or of `--org`, and of every
+  category or `--category`. In public mode the `anonymous` category goes after
+  `LETHE_PUBLIC_DATA_RETENTION_DAYS` (7 by default).
+- **`--days N` overrides the policies**, so it needs a scope: `--org ID --category C` (one
+  organisation, one category), or `--all-orgs`, which prints what would go per organisation
+  and category and asks for confirmation (`--yes` answers it). `--days` alone is refused
+  with what to add.
+
+Shows a progress bar and ends with the stats (rows per table, objects deleted, errors); the
+run is audited (one RetentionCleanupRan per organisation and category). `--dry-run` counts
+what would go and changes nothing. Exit code: 0; 1 when the confirmation is declined; 2 for
+a refused scope; 3 when something failed (listed in the stats).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
+import asyncpg
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -21,6 +35,7 @@ from services.cli.common import console, settings
 from services.eraser import retention
 from services.eraser.domain import EraserDeps
 from services.eraser.settings import EraserSettings
+from services.intake import retention as policies
 from shared.crypto import parse_master_key
 from shared.datamap import DataMap, check_against_database, load_datamap
 from shared.db import create_pool
@@ -31,6 +46,57 @@ from shared.kafka import create_broker, publish_event
 from shared.storage import s3_client
 
 OPERATOR = Actor(kind="operator", id="cli")
+
+
+class ScopeRefused(ValueError):
+    """A combination of options that would touch more than the operator named."""
+
+
+def check_scope(days: int | None, org: str | None, category: str | None, all_orgs: bool) -> None:
+    """Pure: refuse `--days` without a scope, saying what to add."""
+    if all_orgs and org is not None:
+        raise ScopeRefused("--all-orgs and --org exclude each other: give one of them")
+    if days is None or all_orgs or (org is not None and category is not None):
+        return
+    missing = " and ".join(
+        x for x, absent in (("--org ID", org is None), ("--category C", category is None)) if absent
+    )
+    raise ScopeRefused(
+        f"--days {days} overrides the organisations' retention policies, so it needs a scope: "
+        f"add {missing} (one organisation and one category), or --all-orgs (every "
+        "organisation; shows the counts per organisation and category and asks first, "
+        "--yes to answer). Without --days each organisation's own policy applies."
+    )
+
+
+@dataclass(frozen=True)
+class Target:
+    org: str
+    category: str
+    days: int
+    by_policy: bool
+
+
+def targets(
+    orgs: list[str],
+    cats: list[str],
+    *,
+    days: int | None,
+    policy: Callable[[str], dict[str, int]],
+    public_days: int,
+) -> list[Target]:
+    """Pure: what to clean, per organisation and category, and after how many days."""
+    out = []
+    for org in orgs:
+        own = policy(org) if days is None else {}
+        for cat in cats:
+            if days is not None:
+                out.append(Target(org, cat, days, by_policy=False))
+            elif cat == retention.ANONYMOUS:
+                out.append(Target(org, cat, public_days, by_policy=True))
+            elif cat in own:
+                out.append(Target(org, cat, own[cat], by_policy=True))
+    return out
 
 
 def _categories(dm: DataMap, category: str | None, public_mode: bool) -> list[str]:
@@ -46,11 +112,71 @@ def _categories(dm: DataMap, category: str | None, public_mode: bool) -> list[st
     return [c for c in known if c != retention.ANONYMOUS or public_mode]
 
 
-async def _audit(s: EraserSettings, org: str | None, events: list[RetentionCleanupRan]) -> None:
+async def _plan(
+    lethe: asyncpg.Pool,
+    dm: DataMap,
+    s: EraserSettings,
+    *,
+    days: int | None,
+    org: str | None,
+    category: str | None,
+) -> list[Target]:
+    cats = _categories(dm, category, s.public_mode)
+    orgs = [
+        r[0]
+        for r in await lethe.fetch(
+            "SELECT id FROM lethe.organisations WHERE $1::text IS NULL OR id = $1 ORDER BY id",
+            org,
+        )
+    ]
+    if org is not None and not orgs:
+        console.print(f"[red]--org: no organisation {org!r} in Lethe[/]")
+        raise typer.Exit(2)
+    own: dict[str, dict[str, int]] = {}
+    if days is None:
+        for o in orgs:  # one query per organisation, not per row
+            own[o] = await policies.get_policy(lethe, dm, o)
+    return targets(
+        orgs, cats, days=days, policy=lambda o: own[o], public_days=s.public_data_retention_days
+    )
+
+
+async def _counts(
+    platform: asyncpg.Pool, dm: DataMap, plan: list[Target], now: datetime
+) -> dict[Target, int]:
+    out: dict[Target, int] = {}
+    async with platform.acquire() as conn:
+        for t in plan:
+            cutoff = now - timedelta(days=t.days)
+            out[t] = sum(
+                [
+                    await retention.count_expired(conn, dm, table, t.org, cutoff)
+                    for table in dm.retention_tables(t.category)
+                ]
+            )
+    return out
+
+
+def _confirm(counts: dict[Target, int], assume_yes: bool) -> bool:
+    table = Table(title="--all-orgs: rows older than --days, per organisation and category")
+    for col in ("organisation", "category", "days", "rows"):
+        table.add_column(col, justify="right" if col in ("days", "rows") else "left")
+    for t, n in counts.items():
+        table.add_row(t.org, t.category, str(t.days), str(n))
+    console.print(table)
+    total = sum(counts.values())
+    orgs = len({t.org for t in counts})
+    console.print(f"{total} rows in {orgs} organisations, their policies overridden")
+    if assume_yes:
+        return True
+    return typer.confirm("Delete them?", default=False)
+
+
+async def _audit(s: EraserSettings, events: list[tuple[str, RetentionCleanupRan]]) -> None:
     broker = create_broker(s.kafka_bootstrap_servers, service="cli")
     await broker.start()
     try:
-        for payload in events:
+        for org, payload in events:
             await publish_event(broker, AUDIT, make_event(payload, actor=OPERATOR, org_id=org))
     finally:
         await broker.stop()
@@ -59,20 +185,27 @@ async def _audit(s: EraserSettings, org: str | None, events: list[RetentionClean
 async def run(
     s: EraserSettings,
     *,
-    days: int,
+    days: int | None,
     org: str | None,
     category: str | None,
     dry_run: bool,
     now: datetime,
+    all_orgs: bool = False,
+    assume_yes: bool = False,
     audit: bool = True,
-) -> dict[str, retention.Stats]:
+) -> dict[Target, retention.Stats] | None:
+    """The stats per organisation and category; None when the confirmation was declined."""
+    check_scope(days, org, category, all_orgs)
     dm = load_datamap(s.datamap_path)
-    cats = _categories(dm, category, s.public_mode)
-    cutoff = now - timedelta(days=days)
     lethe = await create_pool(s.database_url)
     platform = await create_pool(s.platform_database_url)
-    results: dict[str, retention.Stats] = {}
+    results: dict[Target, retention.Stats] = {}
     try:
+        plan = await _plan(lethe, dm, s, days=days, org=org, category=category)
+        if days is not None and all_orgs and not dry_run:
+            counts = await _counts(platform, dm, plan, now)
+            if not _confirm(counts, assume_yes):
+                return None
         async with platform.acquire() as conn:
             live = await check_against_database(dm, conn)
 
@@ -101,8 +234,12 @@ async def run(
                 TimeElapsedColumn(),
             )
             with Progress(*columns, console=console, transient=False) as bar:
-                for cat in cats:
-                    task = bar.add_task(f"{cat} (< {cutoff:%Y-%m-%d})", total=None)
+                for t in plan:
+                    cutoff = now - timedelta(days=t.days)
+                    how = "policy" if t.by_policy else "--days"
+                    task = bar.add_task(
+                        f"{t.org} {t.category} ({how}: < {cutoff:%Y-%m-%d})", total=None
+                    )
 
                     async def planned(per_table: dict[str, int], task: Any = task) -> None:
                         bar.update(task, total=sum(per_table.values()))
@@ -112,49 +249,52 @@ async def run(
                     ) -> None:
                         bar.update(task, completed=done, total=total)
 
-                    results[cat] = await retention.clean(
+                    results[t] = await retention.clean(
                         deps,
-                        category=cat,
+                        category=t.category,
                         cutoff=cutoff,
-                        org_id=org,
+                        org_id=t.org,
                         public_mode=s.public_mode,
                         dry_run=dry_run,
                         on_plan=planned,
                         on_batch=batch,
                     )
-                    bar.update(task, completed=results[cat].done or results[cat].total_rows)
+                    bar.update(task, completed=results[t].done or results[t].total_rows)
     finally:
         await platform.close()
         await lethe.close()
     if audit:
         await _audit(
             s,
-            org,
             [
-                RetentionCleanupRan(
-                    category=cat,
-                    days=days,
-                    cutoff=cutoff,
-                    dry_run=dry_run,
-                    rows=st.rows,
-                    objects_deleted=st.objects_deleted,
-                    errors=st.errors,
+                (
+                    t.org,
+                    RetentionCleanupRan(
+                        category=t.category,
+                        days=t.days,
+                        cutoff=now - timedelta(days=t.days),
+                        dry_run=dry_run,
+                        rows=st.rows,
+                        objects_deleted=st.objects_deleted,
+                        errors=st.errors,
+                    ),
                 )
-                for cat, st in results.items()
+                for t, st in results.items()
             ],
         )
     return results
 
 
-def report(results: dict[str, retention.Stats], dry_run: bool) -> int:
+def report(results: dict[Target, retention.Stats], dry_run: bool) -> int:
     table = Table(title="would be deleted (dry run)" if dry_run else "deleted")
-    table.add_column("category")
-    table.add_column("table")
+    for col in ("organisation", "category", "days", "table"):
+        table.add_column(col)
     table.add_column("rows", justify="right")
     errors: list[dict[str, Any]] = []
-    for cat, st in results.items():
+    for t, st in results.items():
+        days = f"{t.days} ({'policy' if t.by_policy else '--days'})"
         for name, n in sorted(st.rows.items()):
-            table.add_row(cat, name, str(n))
+            table.add_row(t.org, t.category, days, name, str(n))
         errors.extend(st.errors)
     console.print(table)
     rows = sum(st.total_rows for st in results.values())
@@ -168,17 +308,46 @@ def report(results: dict[str, retention.Stats], dry_run: bool) -> int:
 
 
 def cleanup(
-    days: Annotated[int, typer.Option(min=1, max=3650, help="Delete rows older than this")],
+    days: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=3650,
+            help="Override the policies: delete rows older than this (needs --org and "
+            "--category, or --all-orgs)",
+        ),
+    ] = None,
     org: Annotated[str | None, typer.Option(help="Only this organisation")] = None,
     category: Annotated[str | None, typer.Option(help="Only this retention category")] = None,
+    all_orgs: Annotated[
+        bool, typer.Option("--all-orgs", help="With --days: every organisation (asks first)")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Answer the --all-orgs question")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count only; change nothing")] = False,
 ) -> None:
-    """Delete data older than --days through the retention code path; prints stats."""
+    """Delete data past each organisation's retention policy (or --days, with a scope)."""
+    try:
+        check_scope(days, org, category, all_orgs)
+    except ScopeRefused as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
     settings()  # loads .local/env
     s = EraserSettings()
     results = asyncio.run(
-        run(s, days=days, org=org, category=category, dry_run=dry_run, now=datetime.now(UTC))
+        run(
+            s,
+            days=days,
+            org=org,
+            category=category,
+            dry_run=dry_run,
+            now=datetime.now(UTC),
+            all_orgs=all_orgs,
+            assume_yes=yes,
+        )
     )
+    if results is None:
+        console.print("nothing deleted: not confirmed")
+        raise typer.Exit(1)
     code = report(results, dry_run)
     if code:
         raise typer.Exit(code)

@@ -176,10 +176,16 @@ def restore(
 @app.command("extend")
 def extend(
     job_id: str,
-    days: Annotated[int, typer.Option(help="GDPR: up to 61; CCPA: up to 45")],
-    reason: Annotated[str, typer.Option(help="Told to the subject")],
+    days: Annotated[
+        int | None,
+        typer.Option(help="GDPR: up to two further calendar months; CCPA: up to 45 days"),
+    ] = None,
+    months: Annotated[int | None, typer.Option(help="GDPR only: 1 or 2 calendar months")] = None,
+    reason: Annotated[str | None, typer.Option(help="Sent to the requester at once")] = None,
 ) -> None:
-    """Extend the legal deadline once, with the reason."""
+    """Extend the legal deadline once, before it passes, with the reason (the server names
+    the rule when the law does not allow it)."""
+    body = {"days": days, "months": months, "reason": reason}
     with client() as c:
-        job = check(c.post(f"/v1/jobs/{job_id}/extend", json={"days": days, "reason": reason}))
-    console.print(f"due {job['extended_due_at']}")
+        job = check(c.post(f"/v1/jobs/{job_id}/extend", json=body))
+    console.print(f"due {job['extended_due_at']}; the requester is told why")

@@ -12,17 +12,17 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.intake import domain, lifecycle, opendsr, store
-from services.intake.auth import runtime
-from services.intake.domain import Caller, Conflict, Refused, RequestIn
+from services.intake import deadlines, domain, extension, lifecycle, opendsr, store
+from services.intake.auth import audit_refusal, runtime
+from services.intake.domain import Caller, Refused, RequestIn
 from services.intake.routes_audit import router as audit_router
 from services.intake.routes_common import Admin, Owner, Viewer
 from services.intake.routes_exports import router as exports_router
 from services.intake.routes_opendsr import router as opendsr_router
+from services.intake.routes_orgs import router as orgs_router
 from services.intake.routes_retention import router as retention_router
 from shared.events import make_event
 from shared.events.jobs import CancelErasure, Item, RestoreErasure
-from shared.events.requests import DeadlineExtended
 from shared.events.topics import JOBS_ERASE
 from shared.kafka import current_trace
 
@@ -58,7 +58,20 @@ def job_view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
         "overdue": row["status"] not in lifecycle.DONE_FOR_DEADLINE and due < now,
         "reason": row["reason"],
         "extension_reason": row["extension_reason"],
+        "extension_notified_at": _iso(row.get("extension_notified_at")),
+        "receipt_confirmation": (
+            {
+                "due_by": _iso(row["receipt_due_at"]),
+                "sent_at": _iso(row.get("receipt_confirmed_at")),
+            }
+            if row.get("receipt_due_at")
+            else None
+        ),
     }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
 
 
 class CancelIn(BaseModel):
@@ -79,9 +92,13 @@ class RestoreIn(BaseModel):
 
 
 class ExtendIn(BaseModel):
+    """Days, or (GDPR) calendar months; the legal limits are checked by `deadlines`, which
+    names the rule. The reason is sent to the requester."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    days: int = Field(ge=1, le=61)
-    reason: str = Field(min_length=3, max_length=2000)
+    days: int | None = Field(None, ge=1, le=400)
+    months: int | None = Field(None, ge=1, le=12)
+    reason: str | None = Field(None, max_length=2000)
 
 
 def encode_cursor(row: dict[str, Any]) -> str:
@@ -116,6 +133,7 @@ def add_routes(app: FastAPI) -> None:
     app.include_router(audit_router)
     app.include_router(exports_router)
     app.include_router(opendsr_router)
+    app.include_router(orgs_router)
     app.include_router(retention_router)
     from services.intake.web.routes import install as install_web  # (it imports job_view)
 
@@ -161,12 +179,13 @@ def add_routes(app: FastAPI) -> None:
                     who,
                     received_at=datetime.now(UTC),
                     hash_key=rt.settings.subject_hash_key.get_secret_value().encode(),
-                    gdpr_days=rt.settings.gdpr_due_days,
-                    ccpa_days=rt.settings.ccpa_due_days,
+                    holidays=tuple(rt.settings.business_holidays),
                     channel="http",
                     trace=current_trace(),
                 )
             except Refused as exc:
+                if exc.status == 403:
+                    await audit_refusal(request, exc.reason, who)
                 raise HTTPException(exc.status, exc.reason) from exc
             row, created = await store.insert_job(rt.pool, job)
         if not created and row["request_fingerprint"] != job.fingerprint:
@@ -280,33 +299,14 @@ def add_routes(app: FastAPI) -> None:
         job_id: uuid.UUID, body: ExtendIn, request: Request, who: Admin
     ) -> dict[str, Any]:
         row = await _job_or_404(request, who, job_id)
+        rt = runtime(request)
+        ask = deadlines.Extension(days=body.days, months=body.months, reason=body.reason)
         try:
-            lifecycle.check_command("extend", row["status"], row["type"])
-            now = datetime.now(UTC)
-            new_due = domain.extended_due(
-                row["regulation"], row["due_at"], row["extended_due_at"], body.days, now
-            )
+            await extension.extend(rt.pool, who, row, ask, datetime.now(UTC))
         except lifecycle.IllegalTransition as exc:
             raise HTTPException(409, str(exc)) from exc
-        except Conflict as exc:
-            raise HTTPException(409, str(exc)) from exc
-        except Refused as exc:
-            raise HTTPException(exc.status, exc.reason) from exc
-        env = make_event(
-            DeadlineExtended(
-                regulation=row["regulation"],
-                due_at=row["due_at"],
-                extended_due_at=new_due,
-                reason=body.reason,
-            ),
-            actor=who.actor,
-            job_id=job_id,
-            org_id=who.org_id,
-            subject_hash=row["subject_hash"],
-        )
-        rt = runtime(request)
-        if not await store.extend_job(rt.pool, job_id, new_due, body.reason, env):
-            raise HTTPException(409, "the deadline was already extended once")
+        except deadlines.DeadlineRuleBroken as exc:
+            raise HTTPException(exc.status, str(exc)) from exc
         rt.relay.wake()
         updated = await _job_or_404(request, who, job_id)
         return job_view(updated, datetime.now(UTC))

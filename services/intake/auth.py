@@ -1,8 +1,9 @@
 """Who is calling: API keys (stored hashed) resolve to an org and a role.
 
-Roles: viewers read; admins also submit, cancel and extend; owners also erase a whole
-organisation, restore, manage keys and read the audit trail. A refused key or role is
-recorded in the audit trail. No key ever sees another organisation's jobs.
+Roles: viewers read; admins also cancel and extend; owners also submit erasure and export
+requests (admins too where an owner delegated subject-level ones: `domain.authorise`), erase
+a whole organisation, restore, manage keys, set retention and read the audit trail. A
+refused key or role is recorded in the audit trail. No key ever sees another organisation's jobs.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import (
@@ -20,8 +20,10 @@ from pydantic import (
     model_validator,
 )
 
+from services.intake import deadlines
 from shared.events import Actor, Envelope, make_event
 from shared.events.jobs import ErasureRequested, ExportRequested, Subject
+from shared.events.notifications import SendEmail
 from shared.events.requests import SubmitRequest
 from shared.events.topics import JOBS_ERASE, JOBS_EXPORT
 from shared.hashing import subject_hash
@@ -95,6 +97,9 @@ class Caller:
     recovery_window_days: int
     actor_kind: str = "api_key"
     actor_id: str | None = None
+    # The org lets admins submit subject-level erasure and export requests (an owner's
+    # audited choice; off by default: privacy operations are the owners').
+    admins_submit_subject_requests: bool = False
 
     @property
     def actor(self) -> Actor:
@@ -159,19 +164,51 @@ class Refused(Exception):
         self.reason = reason
 
 
-def due_at(received_at: datetime, req: RequestIn, gdpr_days: int, ccpa_days: int) -> datetime:
-    days = {"gdpr": gdpr_days, "ccpa": ccpa_days}.get(req.regulation, req.due_in_days or 0)
-    return received_at + timedelta(days=days)
+OWNER_ONLY = (
+    "erasure and export requests are owner-only in this organisation; an owner may delegate "
+    "subject-level requests to admins (PUT /v1/orgs/{org}/delegation)"
+)
+
+
+def submit_refusal(caller: Caller) -> str | None:
+    """Why this caller may not submit requests at all, or None. The one home of the rule
+    every entry point (API, web form, OpenDSR, Kafka) goes through."""
+    if caller.role == "owner":
+        return None
+    if caller.role == "viewer":
+        return "viewers cannot submit requests"
+    if caller.admins_submit_subject_requests:
+        return None
+    return OWNER_ONLY.format(org=caller.org_id)
 
 
 def authorise(req: RequestIn, caller: Caller) -> None:
-    if caller.role == "viewer":
-        raise Refused(403, "viewers cannot submit requests")
+    """Who may ask what (403 naming the rule; 422 for a wrong confirmation):
+
+    - erasure and export requests are owner-only unless the org delegates subject-level
+      requests to admins; organisation-wide requests stay owner-only;
+    - only an owner may shorten the recovery window below the organisation's default.
+    """
+    refusal = submit_refusal(caller)
+    if refusal:
+        raise Refused(403, refusal)
+    if req.scope == "organisation" and caller.role != "owner":
+        raise Refused(403, f"only an owner may request an {req.type} of a whole organisation")
     if req.scope == "organisation" and req.type == "erasure":
-        if caller.role != "owner":
-            raise Refused(403, "only an owner may erase a whole organisation")
         if req.confirm_org_name != caller.org_name:
             raise Refused(422, "confirm_org_name must equal the organisation's name")
+    window = req.recovery_window_days
+    if (
+        req.type == "erasure"
+        and window is not None
+        and window < caller.recovery_window_days
+        and caller.role != "owner"
+    ):
+        raise Refused(
+            403,
+            f"recovery_window_days: only an owner may shorten the recovery window below the "
+            f"organisation's default of {caller.recovery_window_days} days (asked: {window})",
+        )
 
 
 @dataclass(frozen=True)
@@ -193,6 +230,8 @@ class NewJob:
     requester_email: str | None = None
     fingerprint: str | None = None
     reason: str | None = None
+    receipt_due_at: datetime | None = None  # CCPA: confirm receipt by then
+    notices: tuple[Envelope, ...] = ()  # SendEmail commands written with the job
 
 
 def plan_job(
@@ -201,8 +240,7 @@ def plan_job(
     *,
     received_at: datetime,
     hash_key: bytes,
-    gdpr_days: int,
-    ccpa_days: int,
+    holidays: tuple[date, ...] = (),
     channel: Literal["http", "kafka"],
     trace: dict[str, str],
 ) -> NewJob:
@@ -210,7 +248,7 @@ def plan_job(
     job_id = uuid.uuid4()
     subject = Subject(**req.subject.model_dump()) if req.subject else None
     s_hash = subject_hash(hash_key, subject.identities()) if subject else None
-    due = due_at(received_at, req, gdpr_days, ccpa_days)
+    due = deadlines.due_at(received_at, req.regulation, req.due_in_days)
     window = (
         req.recovery_window_days
         if req.recovery_window_days is not None
@@ -249,6 +287,20 @@ def plan_job(
         subject_hash=s_hash,
         trace=trace,
     )
+    receipt_due = deadlines.receipt_confirmation_due(received_at, req.regulation, holidays)
+    notices: tuple[Envelope, ...] = ()
+    if receipt_due is not None:
+        notices = (
+            ccpa_receipt(
+                req,
+                caller,
+                job_id=job_id,
+                received_at=received_at,
+                due=due,
+                subject_hash=s_hash,
+                trace=trace,
+            ),
+        )
     return NewJob(
         job_id=job_id,
         org_id=caller.org_id,
@@ -267,6 +319,8 @@ def plan_job(
         requester_email=req.notify_email,
         fingerprint=fingerprint(req, hash_key),
         reason=req.reason,
+        receipt_due_at=receipt_due,
+        notices=notices,
     )
 
 
@@ -277,25 +331,86 @@ def fingerprint(req: RequestIn, key: bytes) -> str:
     return hmac.new(key, json.dumps(body, sort_keys=True).encode(), hashlib.sha256).hexdigest()
 
 
-class Conflict(Exception):
-    pass
+def notice(
+    template: str,
+    *,
+    to: str | None,
+    context: dict[str, object],
+    caller: Caller,
+    job_id: uuid.UUID,
+    subject_hash: str | None,
+    trace: dict[str, str] | None = None,
+) -> Envelope:
+    """A SendEmail to the requester, or, when the job has none, to the org's owner contacts."""
+    return make_event(
+        SendEmail(
+            template=template,
+            to=to,
+            audience="requester" if to else "owners",
+            context={
+                k: v.isoformat() if isinstance(v, datetime) else v for k, v in context.items()
+            },
+        ),
+        actor=caller.actor,
+        job_id=job_id,
+        org_id=caller.org_id,
+        subject_hash=subject_hash,
+        trace=trace,
+    )
 
 
-MAX_EXTENSION_DAYS = {"gdpr": 61, "ccpa": 45}  # GDPR: two further months; CCPA: 45 days
+def ccpa_receipt(
+    req: RequestIn,
+    caller: Caller,
+    *,
+    job_id: uuid.UUID,
+    received_at: datetime,
+    due: datetime,
+    subject_hash: str | None,
+    trace: dict[str, str],
+) -> Envelope:
+    """11 CCR 7021(a): the receipt confirmation, with how and by when it will be handled."""
+    return notice(
+        "ccpa_receipt",
+        to=req.notify_email,
+        context={
+            "job_id": str(job_id),
+            "job_type": req.type,
+            "received_at": received_at,
+            "due_at": due,
+            "max_due_at": deadlines.max_extended_due("ccpa", due),
+        },
+        caller=caller,
+        job_id=job_id,
+        subject_hash=subject_hash,
+        trace=trace,
+    )
 
 
-def extended_due(
-    regulation: str, due: datetime, extended: datetime | None, days: int, now: datetime
-) -> datetime:
-    """GDPR Art. 12(3): up to two further months, told within the first month. CCPA: once,
-    up to 45 days, with notice before the first deadline."""
-    if extended is not None:
-        raise Conflict("the deadline was already extended once")
-    limit = MAX_EXTENSION_DAYS.get(regulation)
-    if limit is None:
-        raise Conflict(f"a {regulation} deadline cannot be extended")
-    if not 1 <= days <= limit:
-        raise Refused(422, f"days must be between 1 and {limit} for {regulation}")
-    if now > due:
-        raise Conflict("the extension had to be notified before the original deadline")
-    return due + timedelta(days=days)
+def extension_notice(
+    row: dict[str, object],
+    caller: Caller,
+    *,
+    to: str | None,
+    extended_due_at: datetime,
+    reason: str,
+) -> Envelope:
+    """GDPR Art. 12(3) / 11 CCR 7021(b): the requester is told of the extension and why."""
+    regulation = str(row["regulation"])
+    job_id = row["id"]
+    assert isinstance(job_id, uuid.UUID)
+    return notice(
+        "deadline_extended",
+        to=to,
+        context={
+            "job_id": str(job_id),
+            "job_type": row["type"],
+            "regulation": deadlines.source(regulation),
+            "due_at": row["due_at"],
+            "extended_due_at": extended_due_at,
+            "reason": reason,
+        },
+        caller=caller,
+        job_id=job_id,
+        subject_hash=row["subject_hash"] if isinstance(row["subject_hash"], str) else None,
+    )

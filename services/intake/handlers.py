@@ -63,8 +63,7 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
                 who,
                 received_at=datetime.now(UTC),
                 hash_key=settings.subject_hash_key.get_secret_value().encode(),
-                gdpr_days=settings.gdpr_due_days,
-                ccpa_days=settings.ccpa_due_days,
+                holidays=tuple(settings.business_holidays),
                 channel="kafka",
                 trace=current_trace(),
             )

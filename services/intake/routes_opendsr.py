@@ -237,8 +237,7 @@ async def _create(request: Request) -> Response:
                 who,
                 received_at=datetime.now(UTC),
                 hash_key=hash_key,
-                gdpr_days=rt.settings.gdpr_due_days,
-                ccpa_days=rt.settings.ccpa_due_days,
+                holidays=tuple(rt.settings.business_holidays),
                 channel="http",
                 trace=current_trace(),
             )

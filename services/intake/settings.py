@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -10,8 +11,11 @@ from shared.settings import LetheSettings
 class IntakeSettings(LetheSettings):
     http_host: str = Field("127.0.0.1", description="Address intake's HTTP API listens on.")
     http_port: int = Field(8080, description="Port of intake's HTTP API.")
-    gdpr_due_days: int = Field(30, description="Days to answer a GDPR request (Art. 12(3)).")
-    ccpa_due_days: int = Field(45, description="Days to answer a CCPA request (11 CCR 7021).")
+    business_holidays: list[date] = Field(
+        [],
+        description="Days that are not business days (JSON list of dates), for the CCPA "
+        "receipt confirmation due within 10 business days (11 CCR 7021(a)).",
+    )
     submit_rate_per_minute: int = Field(
         120, ge=1, description="Submissions per API key per minute."
     )

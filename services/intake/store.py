@@ -12,9 +12,10 @@ import asyncpg
 
 from services.intake import lifecycle
 from services.intake.domain import Caller, NewJob
-from shared.events import Envelope
+from shared.events import Actor, Envelope, make_event
 from shared.events.envelope import safe_details
-from shared.events.topics import AUDIT
+from shared.events.requests import OrgDelegationChanged
+from shared.events.topics import AUDIT, NOTIFICATIONS
 
 
 def hash_key(key: str) -> str:
@@ -49,7 +50,8 @@ async def create_api_key(pool: asyncpg.Pool, org_id: str, role: str, name: str) 
 
 async def caller_for_key(pool: asyncpg.Pool, key: str) -> Caller | None:
     r = await pool.fetchrow(
-        "SELECT k.id, k.org_id, k.role, o.name, o.recovery_window_days "
+        "SELECT k.id, k.org_id, k.role, o.name, o.recovery_window_days, "
+        "o.admins_submit_subject_requests "
         "FROM lethe.api_keys k JOIN lethe.organisations o ON o.id = k.org_id "
         "WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
         hash_key(key),
@@ -62,6 +64,7 @@ async def caller_for_key(pool: asyncpg.Pool, key: str) -> Caller | None:
         role=r["role"],
         key_id=r["id"],
         recovery_window_days=r["recovery_window_days"],
+        admins_submit_subject_requests=r["admins_submit_subject_requests"],
     )
 
 
@@ -69,7 +72,8 @@ _JOB_COLUMNS = (
     "id, org_id, type, scope, status, phase, subject_hash, request_id, channel, actor, "
     "regulation, received_at, due_at, extended_due_at, recovery_window_days, done, total, "
     "rows_per_second, eta_seconds, result, error, last_event_at, updated_at, purge_after, "
-    "needs_review, request_fingerprint, reason, extension_reason"
+    "needs_review, request_fingerprint, reason, extension_reason, receipt_due_at, "
+    "receipt_confirmed_at, extension_notified_at"
 )
 
 
@@ -80,8 +84,9 @@ async def insert_job(pool: asyncpg.Pool, job: NewJob) -> tuple[dict[str, Any], b
         inserted = await conn.fetchval(
             "INSERT INTO lethe.jobs (id, org_id, type, scope, status, subject_hash, request_id, "
             "channel, actor, regulation, received_at, due_at, recovery_window_days, "
-            "requester_email, request_fingerprint, reason) "
-            "VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
+            "requester_email, request_fingerprint, reason, receipt_due_at, receipt_confirmed_at) "
+            "VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
+            "$16, $17) "
             "ON CONFLICT (org_id, request_id) DO NOTHING RETURNING id",
             job.job_id,
             job.org_id,
@@ -98,6 +103,8 @@ async def insert_job(pool: asyncpg.Pool, job: NewJob) -> tuple[dict[str, Any], b
             job.requester_email,
             job.fingerprint,
             job.reason,
+            job.receipt_due_at,
+            job.received_at if job.notices else None,
         )
         if inserted is None:
             existing = await conn.fetchrow(
@@ -109,6 +116,9 @@ async def insert_job(pool: asyncpg.Pool, job: NewJob) -> tuple[dict[str, Any], b
             return dict(existing), False
         await add_outbox(conn, job.topic, job.event)
         await record_event(conn, job.event)
+        for notice in job.notices:  # e.g. the CCPA receipt confirmation, issued on receipt
+            await add_outbox(conn, NOTIFICATIONS, notice)
+            await record_event(conn, notice)
         row = await conn.fetchrow(
             f"SELECT {_JOB_COLUMNS} FROM lethe.jobs WHERE id = $1", job.job_id
         )
@@ -140,12 +150,27 @@ async def record_command(
         return None
 
 
+async def requester_email(pool: asyncpg.Pool, job_id: uuid.UUID) -> str | None:
+    email: str | None = await pool.fetchval(
+        "SELECT requester_email FROM lethe.jobs WHERE id = $1", job_id
+    )
+    return email
+
+
 async def extend_job(
-    pool: asyncpg.Pool, job_id: uuid.UUID, extended_due_at: datetime, reason: str, env: Envelope
+    pool: asyncpg.Pool,
+    job_id: uuid.UUID,
+    extended_due_at: datetime,
+    reason: str,
+    env: Envelope,
+    notice: Envelope,
 ) -> bool:
+    """Record the one extension, its audit event and its notice to the requester (outbox),
+    in one transaction. False when the job was extended meanwhile."""
     async with pool.acquire() as conn, conn.transaction():
         done = await conn.fetchval(
-            "UPDATE lethe.jobs SET extended_due_at = $2, extension_reason = $3, updated_at = now() "
+            "UPDATE lethe.jobs SET extended_due_at = $2, extension_reason = $3, "
+            "extension_notified_at = now(), updated_at = now() "
             "WHERE id = $1 AND extended_due_at IS NULL RETURNING id",
             job_id,
             extended_due_at,
@@ -155,6 +180,8 @@ async def extend_job(
             return False
         await add_outbox(conn, AUDIT, env)
         await record_event(conn, env)
+        await add_outbox(conn, NOTIFICATIONS, notice)
+        await record_event(conn, notice)
         return True
 
 
@@ -327,6 +354,28 @@ async def delete_outbox(conn: asyncpg.Connection, ids: list[int]) -> None:
 
 async def get_org(pool: asyncpg.Pool, org_id: str) -> dict[str, Any] | None:
     r = await pool.fetchrow(
-        "SELECT id, name, recovery_window_days FROM lethe.organisations WHERE id = $1", org_id
+        "SELECT id, name, recovery_window_days, admins_submit_subject_requests "
+        "FROM lethe.organisations WHERE id = $1",
+        org_id,
     )
     return dict(r) if r else None
+
+
+async def set_delegation(pool: asyncpg.Pool, org_id: str, on: bool, actor: Actor) -> bool:
+    """Set whether admins may submit subject-level requests; a change is audited (outbox,
+    OrgDelegationChanged with old and new) in the same transaction. Returns the old value."""
+    async with pool.acquire() as conn, conn.transaction():
+        old: bool = await conn.fetchval(
+            "SELECT admins_submit_subject_requests FROM lethe.organisations "
+            "WHERE id = $1 FOR UPDATE",
+            org_id,
+        )
+        if old != on:
+            await conn.execute(
+                "UPDATE lethe.organisations SET admins_submit_subject_requests = $2 WHERE id = $1",
+                org_id,
+                on,
+            )
+            env = make_event(OrgDelegationChanged(old=old, new=on), actor=actor, org_id=org_id)
+            await add_outbox(conn, AUDIT, env)
+        return old

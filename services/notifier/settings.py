@@ -19,6 +19,8 @@ class NotifierSettings(LetheSettings):
             "job_ambiguous",
             "export_ready",
             "recovery_ends",
+            "deadline_extended",
+            "ccpa_receipt",
         ],
         description="Templates mailed to the requester (JSON list), unless the command says.",
     )

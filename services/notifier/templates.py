@@ -70,6 +70,24 @@ _TEMPLATES: dict[str, tuple[str, str]] = {
         "The legal deadline of $job_type request $job_id was $due_at and it is not complete.\n"
         "Please act on it now.",
     ),
+    # GDPR Art. 12(3) / 11 CCR 7021(b): the requester is told of an extension and why.
+    "deadline_extended": (
+        "Lethe: the deadline of your $job_type request $job_id is extended to $extended_due_at",
+        "Your $job_type request $job_id was due on $due_at.\n"
+        "It needs more time: the deadline is extended once, to $extended_due_at,\n"
+        "as $regulation allows.\n"
+        "Reason: $reason\n"
+        "There will be no further extension. " + _FOOTER,
+    ),
+    # 11 CCR 7021(a): receipt confirmed within 10 business days, with how it is processed.
+    "ccpa_receipt": (
+        "Lethe: we received your $job_type request $job_id",
+        "We received your $job_type request $job_id on $received_at.\n"
+        "How we process it: we verify the request, then carry it out across every system\n"
+        "that holds your personal information, and confirm when it is done.\n"
+        "We will respond by $due_at (45 calendar days, CCPA). If we need longer we will tell\n"
+        "you why before then; we may extend once, to no later than $max_due_at.\n" + _FOOTER,
+    ),
 }
 
 

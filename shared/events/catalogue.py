@@ -48,6 +48,7 @@ CATALOGUE: dict[str, tuple[str, ...]] = {
         "CancelRequested",
         "RestoreRequested",
         "DeadlineExtended",
+        "OrgDelegationChanged",
         "AuthFailed",
         "DownloadAttempted",
         "LinkRevoked",

@@ -21,6 +21,15 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "recovery_ends": ("job_id", "purge_after"),
     "deadline_approaching": ("job_id", "job_type", "due_at", "days_left"),
     "deadline_passed": ("job_id", "job_type", "due_at"),
+    "deadline_extended": (
+        "job_id",
+        "job_type",
+        "regulation",
+        "due_at",
+        "extended_due_at",
+        "reason",
+    ),
+    "ccpa_receipt": ("job_id", "job_type", "received_at", "due_at", "max_due_at"),
 }
 Audience = Literal["requester", "owners", "both"]
 # Context values only the recipient may see (a download link carries its token): kept out of

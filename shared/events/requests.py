@@ -45,6 +45,16 @@ class DeadlineExtended(Payload):
 
 
 @event
+class OrgDelegationChanged(Payload):
+    """An owner let admins submit subject-level requests, or took that back."""
+
+    event_type = "OrgDelegationChanged"
+    setting: str = "admins_submit_subject_requests"
+    old: bool
+    new: bool
+
+
+@event
 class AuthFailed(Payload):
     """A refused API key or role: who tried what, never the key itself."""
 

@@ -16,10 +16,12 @@ from aiokafka import AIOKafkaProducer
 
 from services.intake import store
 from services.intake.app import create_http
+from services.intake.deadlines import add_months
 from services.intake.settings import IntakeSettings
+from services.intake.web import store as web_store
 from shared.events import Actor, make_event
 from shared.events.progress import JobCompleted
-from shared.events.topics import REQUESTS, REQUESTS_REJECTED
+from shared.events.topics import AUDIT, REQUESTS, REQUESTS_REJECTED
 from tests.conftest import Org
 from tests.helpers import eventually, find_record
 
@@ -276,7 +278,10 @@ async def test_roles_and_orgs(api: httpx.AsyncClient, org: Org, lethe_db: asyncp
     org_erase = {"type": "erasure", "scope": "organisation", "confirm_org_name": org.name}
 
     assert (await api.post("/v1/requests", json=erase, headers=viewer)).status_code == 403
-    job = (await api.post("/v1/requests", json=erase, headers=admin)).json()
+    # Erasure and export requests are owner-only unless the org delegates (issue 13).
+    refused = await api.post("/v1/requests", json=erase, headers=admin)
+    assert refused.status_code == 403 and "owner-only" in refused.text
+    job = (await api.post("/v1/requests", json=erase, headers=owner)).json()
     assert (await api.post("/v1/requests", json=org_erase, headers=admin)).status_code == 403
     jid = job["id"]
     matrix = [
@@ -363,31 +368,39 @@ async def test_deadlines_extensions_and_overdue(
 
     gdpr, ccpa = (await submit()).json(), (await submit(regulation="ccpa")).json()
     custom = (await submit(regulation="custom", due_in_days=10)).json()
-    for job, days in ((gdpr, 30), (ccpa, 45), (custom, 10)):
+    # GDPR Art. 12(3): one calendar month (end-of-month rule); CCPA: 45 days; custom: as asked.
+    received = datetime.fromisoformat(gdpr["received_at"])
+    assert datetime.fromisoformat(gdpr["due_at"]) == add_months(received, 1)
+    for job, days in ((ccpa, 45), (custom, 10)):
         received = datetime.fromisoformat(job["received_at"])
         assert datetime.fromisoformat(job["due_at"]) - received == timedelta(days=days)
+    gdpr_due = datetime.fromisoformat(gdpr["due_at"])
+    most = (add_months(gdpr_due, 2) - gdpr_due).days  # two further calendar months
     too_long = await api.post(
-        f"/v1/jobs/{gdpr['id']}/extend", headers=org.headers, json={"days": 62, "reason": "complex"}
+        f"/v1/jobs/{gdpr['id']}/extend",
+        headers=org.headers,
+        json={"days": most + 1, "reason": "complex"},
     )
-    assert too_long.status_code == 422
+    assert too_long.status_code == 422 and "GDPR Art. 12(3)" in too_long.text, too_long.text
+    assert "two further calendar months" in too_long.text
     no_reason = await api.post(
         f"/v1/jobs/{gdpr['id']}/extend", headers=org.headers, json={"days": 30}
     )
     assert no_reason.status_code == 422 and "reason" in no_reason.text
+    assert "GDPR Art. 12(3)" in no_reason.text
     ccpa_long = await api.post(
         f"/v1/jobs/{ccpa['id']}/extend", headers=org.headers, json={"days": 46, "reason": "complex"}
     )
     assert ccpa_long.status_code == 422 and "45" in ccpa_long.text
+    assert "11 CCR 7021" in ccpa_long.text
     ext = await api.post(
         f"/v1/jobs/{gdpr['id']}/extend",
         headers=org.headers,
-        json={"days": 60, "reason": "many systems involved"},
+        json={"months": 2, "reason": "many systems involved"},
     )
     assert ext.status_code == 200, ext.text
-    assert (
-        datetime.fromisoformat(ext.json()["extended_due_at"])
-        - datetime.fromisoformat(gdpr["due_at"])
-    ) == timedelta(days=60)
+    assert datetime.fromisoformat(ext.json()["extended_due_at"]) == add_months(gdpr_due, 2)
+    assert ext.json()["extension_notified_at"] is not None
     twice = await api.post(
         f"/v1/jobs/{gdpr['id']}/extend", headers=org.headers, json={"days": 1, "reason": "again"}
     )
@@ -411,6 +424,11 @@ async def test_deadlines_extensions_and_overdue(
         await api.get("/v1/jobs", params={"due_before": soon.isoformat()}, headers=org.headers)
     ).json()["jobs"]
     assert {j["id"] for j in due_soon} == {ccpa["id"], custom["id"]}
+    # Past the first due date, an extension can no longer be notified.
+    late = await api.post(
+        f"/v1/jobs/{ccpa['id']}/extend", headers=org.headers, json={"days": 5, "reason": "late"}
+    )
+    assert late.status_code == 409 and "11 CCR 7021" in late.text and "passed" in late.text
 
 
 async def test_cursor_pagination_walks_every_job_once(api: httpx.AsyncClient, org: Org) -> None:
@@ -432,3 +450,111 @@ async def test_cursor_pagination_walks_every_job_once(api: httpx.AsyncClient, or
     assert len(seen) == len(set(seen)) == 5 and set(seen) == ids
     bad = await api.get("/v1/jobs", params={"cursor": "garbage"}, headers=org.headers)
     assert bad.status_code == 400 and "cursor" in bad.text
+
+
+async def test_privacy_requests_are_owner_only_unless_delegated(
+    api: httpx.AsyncClient, org: Org, lethe_db: asyncpg.Pool, base_settings: dict[str, Any]
+) -> None:
+    admin = await _key(lethe_db, org, "admin")
+    erase = {"type": "erasure", "subject": EMAIL}
+    export = {"type": "export", "subject": EMAIL}
+    for body in (erase, export):
+        r = await api.post("/v1/requests", json=body, headers=admin)
+        assert r.status_code == 403 and "owner-only" in r.text and "delegat" in r.text, r.text
+    assert (await _written(lethe_db, org.id))[0] == 0
+    # Only owners may delegate, and the change is audited with old and new value.
+    path = f"/v1/orgs/{org.id}/delegation"
+    on = {"admins_submit_subject_requests": True}
+    assert (await api.put(path, json=on, headers=admin)).status_code == 403
+    assert (await api.get(path, headers=org.headers)).json()[
+        "admins_submit_subject_requests"
+    ] is False
+    r = await api.put(path, json=on, headers=org.headers)
+    assert r.status_code == 200 and r.json()["admins_submit_subject_requests"] is True
+
+    async def published() -> bytes | None:
+        try:
+            return await find_record(
+                base_settings["kafka_bootstrap_servers"],
+                AUDIT,
+                lambda rec: b"OrgDelegationChanged" in rec.value and org.id.encode() in rec.value,
+            )
+        except AssertionError:
+            return None
+
+    raw = await eventually(published, what="OrgDelegationChanged on the audit topic", timeout=30)
+    audited = json.loads(raw)
+    assert audited["actor"]["kind"] == "api_key" and audited["org_id"] == org.id
+    assert audited["payload"]["old"] is False and audited["payload"]["new"] is True
+    for body in (erase, export):
+        assert (await api.post("/v1/requests", json=body, headers=admin)).status_code == 202
+    # Subject-level only: a whole-organisation export stays the owners'.
+    whole = await api.post(
+        "/v1/requests", json={"type": "export", "scope": "organisation"}, headers=admin
+    )
+    assert whole.status_code == 403 and "only an owner" in whole.text
+    # Delegated or not, an admin cannot shorten the recovery window below the org default.
+    short = await api.post("/v1/requests", json={**erase, "recovery_window_days": 0}, headers=admin)
+    assert short.status_code == 403, short.text
+    assert "only an owner may shorten the recovery window" in short.text
+    assert "default of 7 days" in short.text
+    longer = await api.post(
+        "/v1/requests", json={**erase, "recovery_window_days": 10}, headers=admin
+    )
+    assert longer.status_code == 202
+    owner_short = await api.post(
+        "/v1/requests", json={**erase, "recovery_window_days": 0}, headers=org.headers
+    )
+    assert owner_short.status_code == 202
+    # Taking it back refuses admins again.
+    await api.put(path, json={"admins_submit_subject_requests": False}, headers=org.headers)
+    assert (await api.post("/v1/requests", json=erase, headers=admin)).status_code == 403
+
+
+async def _web(api: httpx.AsyncClient, db: asyncpg.Pool, key_headers: dict[str, str]) -> str:
+    """Sign the API client in to the web UI with this key; the session's CSRF token."""
+    who = await store.caller_for_key(db, key_headers["Authorization"][7:])
+    assert who is not None
+    token, csrf = await web_store.open_session(db, who.key_id, timedelta(hours=1))
+    api.cookies.set("lethe_session", token)
+    return csrf
+
+
+async def test_the_web_routes_apply_the_same_rules(
+    api: httpx.AsyncClient, org: Org, lethe_db: asyncpg.Pool
+) -> None:
+    admin = await _key(lethe_db, org, "admin")
+    job = (
+        await api.post(
+            "/v1/requests", json={"type": "erasure", "subject": EMAIL}, headers=org.headers
+        )
+    ).json()
+    try:
+        csrf = await _web(api, lethe_db, admin)
+        # An admin without delegation has no Submit menu and is refused the form, with the rule.
+        jobs_page = await api.get("/ui/jobs")
+        assert jobs_page.status_code == 200 and 'href="/ui/submit"' not in jobs_page.text
+        page = await api.get("/ui/submit")
+        assert page.status_code == 403 and "owner-only" in page.text
+        form = {"csrf": csrf, "type": "erasure", "scope": "subject", "email": "a@b.co"}
+        refused = await api.post("/ui/submit", data=form)
+        assert refused.status_code == 403 and "owner-only" in refused.text
+        # Extensions: the web form answers with the rule, as the API does.
+        path = f"/ui/jobs/{job['id']}/extend"
+        no_reason = await api.post(path, data={"csrf": csrf, "days": "5", "reason": ""})
+        assert no_reason.status_code == 422 and "GDPR Art. 12(3)" in no_reason.text
+        too_long = await api.post(path, data={"csrf": csrf, "days": "100", "reason": "many"})
+        assert too_long.status_code == 422 and "two further calendar months" in too_long.text
+        ok = await api.post(path, data={"csrf": csrf, "months": "1", "reason": "many systems"})
+        assert ok.status_code == 303, ok.text
+        again = await api.post(path, data={"csrf": csrf, "days": "1", "reason": "again"})
+        assert again.status_code == 409 and "one extension only" in again.text
+        await _web(api, lethe_db, org.headers)  # an owner has the menu and the form
+        assert 'href="/ui/submit"' in (await api.get("/ui/jobs")).text
+        assert (await api.get("/ui/submit")).status_code == 200
+    finally:
+        api.cookies.clear()
+    view = (await api.get(f"/v1/jobs/{job['id']}", headers=org.headers)).json()
+    assert datetime.fromisoformat(view["extended_due_at"]) == add_months(
+        datetime.fromisoformat(view["due_at"]), 1
+    )

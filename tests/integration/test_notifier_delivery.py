@@ -51,6 +51,10 @@ CONTEXT: dict[str, Any] = {
     "purge_after": "2030-01-03T00:00:00+00:00",
     "due_at": "2030-01-04T00:00:00+00:00",
     "days_left": 5,
+    "regulation": "GDPR Art. 12(3)",
+    "extended_due_at": "2030-03-04T00:00:00+00:00",
+    "received_at": "2029-12-04T00:00:00+00:00",
+    "max_due_at": "2030-03-04T00:00:00+00:00",
 }
 
 

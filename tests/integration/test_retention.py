@@ -22,7 +22,9 @@ from deploy.local.sample.seed import seed_org
 from deploy.local.stack import service_env
 from services.eraser import retention
 from services.eraser.domain import EraserDeps
+from services.intake import retention as policies
 from services.intake import store as intake_store
+from shared.datamap import load_datamap
 from shared.events import Actor, Envelope, make_event
 from shared.events.retention import RetentionRequested
 from tests.helpers import eraser_deps
@@ -250,12 +252,19 @@ async def _count_all(platform_db: asyncpg.Pool, org_id: str) -> dict[str, int]:
     }
 
 
-async def _cli(ep: infra.Endpoints, *args: str, public: bool = False) -> tuple[int, str]:
+async def _cli(
+    ep: infra.Endpoints,
+    *args: str,
+    public: bool = False,
+    public_days: int = 7,
+    answer: bytes | None = None,
+) -> tuple[int, str]:
     env = {
         **os.environ,
         **service_env(ep, 0),
         "LETHE_ENV_FILE": "/nonexistent",
         "LETHE_PUBLIC_MODE": "true" if public else "false",
+        "LETHE_PUBLIC_DATA_RETENTION_DAYS": str(public_days),
         "COLUMNS": "160",
     }
     proc = await asyncio.create_subprocess_exec(
@@ -266,11 +275,24 @@ async def _cli(ep: infra.Endpoints, *args: str, public: bool = False) -> tuple[i
         *args,
         env=env,
         cwd=REPO,
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+    out, _ = await asyncio.wait_for(proc.communicate(answer or b""), timeout=60)
     return proc.returncode or 0, out.decode()
+
+
+async def _policy(lethe_db: asyncpg.Pool, org_id: str, days: int) -> None:
+    """The org's retention policy: `days` for every category."""
+    dm = load_datamap(DATAMAP)
+    await policies.set_policy(
+        lethe_db,
+        dm,
+        org_id,
+        dict.fromkeys(policies.categories(dm), days),
+        Actor(kind="test", id="t"),
+    )
 
 
 async def test_cli_cleanup_dry_run_changes_nothing_then_prints_stats(
@@ -283,13 +305,15 @@ async def test_cli_cleanup_dry_run_changes_nothing_then_prints_stats(
     expected_media = sum(at < cut for _, at in await media(platform_db, org_id))
     expected_anon = sum(a < cut for a in (await ages(platform_db, org_id))["anonymous_uploads"])
 
-    code, out = await _cli(prepared, "--days", "30", "--org", org_id, "--dry-run", public=True)
+    # No --days: the org's own policy (30 days for every category here) applies.
+    await _policy(lethe_db, org_id, 30)
+    code, out = await _cli(prepared, "--org", org_id, "--dry-run", public=True, public_days=30)
     assert code == 0, out
     total = expected_msgs + expected_media + 90 + 94 + expected_anon
     assert f"rows that would be deleted: {total}" in out, out
     assert await _count_all(platform_db, org_id) == before  # nothing changed
 
-    code, out = await _cli(prepared, "--days", "30", "--org", org_id, public=True)
+    code, out = await _cli(prepared, "--org", org_id, public=True, public_days=30)
     assert code == 0, out
     after = await _count_all(platform_db, org_id)
     assert after["messages"] == before["messages"] - expected_msgs
@@ -300,3 +324,26 @@ async def test_cli_cleanup_dry_run_changes_nothing_then_prints_stats(
     assert f"objects deleted: {expected_media + expected_anon}" in out
     assert "errors: 0" in out
     assert "metrics_samples" in out and "activity_logs" in out
+
+
+async def test_cli_cleanup_days_needs_a_scope_and_all_orgs_asks_first(
+    prepared: infra.Endpoints, lethe_db: asyncpg.Pool, platform_db: asyncpg.Pool, s3: Any
+) -> None:
+    org_id = await new_org(lethe_db, platform_db, s3)
+    before = await _count_all(platform_db, org_id)
+    # --days alone, or with --org only, overrides every policy: refused, saying what to add.
+    code, out = await _cli(prepared, "--days", "1")
+    assert code == 2 and "--org ID and --category C" in out and "--all-orgs" in out, out
+    code, out = await _cli(prepared, "--days", "1", "--org", org_id)
+    assert code == 2 and "add --category C" in out, out
+    # --all-orgs shows the counts per organisation and category, and "no" deletes nothing.
+    code, out = await _cli(prepared, "--days", "1", "--all-orgs", answer=b"n\n")
+    assert code == 1 and "not confirmed" in out, out
+    assert org_id in out and "logs" in out and "Delete them?" in out
+    assert await _count_all(platform_db, org_id) == before
+    # One organisation and one category: --days applies there only.
+    code, out = await _cli(prepared, "--days", "30", "--org", org_id, "--category", "logs")
+    assert code == 0, out
+    after = await _count_all(platform_db, org_id)
+    assert after["activity_logs"] == 30 and after["messages"] == before["messages"]
+    assert "rows deleted: 90" in out and "30 (--days)" in out

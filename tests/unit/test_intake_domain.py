@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from services.intake.domain import Caller, Refused, RequestIn, due_at, plan_job
+from services.intake import deadlines
+from services.intake.domain import Caller, Refused, RequestIn, plan_job
 from shared.events.jobs import ErasureRequested
 from shared.events.topics import JOBS_ERASE
 
@@ -23,8 +24,6 @@ def _plan(req: RequestIn, caller: Caller = OWNER):  # type: ignore[no-untyped-de
         caller,
         received_at=NOW,
         hash_key=b"k",
-        gdpr_days=30,
-        ccpa_days=45,
         channel="http",
         trace={},
     )
@@ -55,8 +54,8 @@ def test_bad_requests_say_what_is_wrong(body: dict, message: str) -> None:
 def test_due_dates_follow_the_regulation() -> None:
     gdpr = RequestIn.model_validate({"type": "erasure", "subject": {"email": "a@b.co"}})
     ccpa = gdpr.model_copy(update={"regulation": "ccpa"})
-    assert due_at(NOW, gdpr, 30, 45) == NOW + timedelta(days=30)
-    assert due_at(NOW, ccpa, 30, 45) == NOW + timedelta(days=45)
+    assert _plan(gdpr).due_at == deadlines.add_months(NOW, 1) == datetime(2026, 2, 1, tzinfo=UTC)
+    assert _plan(ccpa).due_at == NOW + timedelta(days=45)
 
 
 def test_org_erasure_needs_owner_and_the_org_name() -> None:
@@ -91,3 +90,55 @@ def test_a_subject_erasure_becomes_an_erasure_requested_event() -> None:
         RequestIn.model_validate({"type": "erasure", "subject": {"email": " ann@example.COM "}})
     )
     assert again.subject_hash == job.subject_hash
+
+
+# --- Who may ask (issue 13, item 7) ---------------------------------------------------------
+
+ADMIN = Caller(**{**OWNER.__dict__, "role": "admin"})
+DELEGATED = Caller(**{**ADMIN.__dict__, "admins_submit_subject_requests": True})
+ERASE = {"type": "erasure", "subject": {"email": "a@b.co"}}
+
+
+@pytest.mark.parametrize("kind", ["erasure", "export"])
+def test_privacy_requests_are_owner_only_by_default(kind: str) -> None:
+    req = RequestIn.model_validate({**ERASE, "type": kind})
+    with pytest.raises(Refused, match="owner-only") as err:
+        _plan(req, ADMIN)
+    assert err.value.status == 403 and "delegate" in err.value.reason
+    assert _plan(req, DELEGATED).type == kind  # an owner delegated subject-level requests
+    assert _plan(req).type == kind
+
+
+def test_delegation_covers_subject_requests_only() -> None:
+    req = RequestIn.model_validate({"type": "export", "scope": "organisation"})
+    with pytest.raises(Refused, match="only an owner") as err:
+        _plan(req, DELEGATED)
+    assert err.value.status == 403
+
+
+def test_only_owners_shorten_the_recovery_window() -> None:
+    short = RequestIn.model_validate({**ERASE, "recovery_window_days": 0})
+    with pytest.raises(Refused, match="only an owner may shorten the recovery window") as err:
+        _plan(short, DELEGATED)
+    assert err.value.status == 403 and "default of 7 days" in err.value.reason
+    assert _plan(short).recovery_window_days == 0  # an owner may
+    longer = short.model_copy(update={"recovery_window_days": 14})
+    assert _plan(longer, DELEGATED).recovery_window_days == 14
+    same = short.model_copy(update={"recovery_window_days": None})
+    assert _plan(same, DELEGATED).recovery_window_days == 7
+
+
+def test_a_ccpa_request_carries_its_receipt_confirmation() -> None:
+    req = RequestIn.model_validate({**ERASE, "regulation": "ccpa", "notify_email": "dpo@acme.test"})
+    job = _plan(req)
+    # 1 Jan 2026 is a Thursday: 10 business days later is Thursday 15 January.
+    assert job.receipt_due_at == datetime(2026, 1, 15, tzinfo=UTC)
+    (notice,) = job.notices
+    assert notice.type == "SendEmail" and notice.job_id == job.job_id
+    assert notice.payload["template"] == "ccpa_receipt"
+    assert notice.payload["to"] == "dpo@acme.test" and notice.payload["audience"] == "requester"
+    assert notice.payload["context"]["due_at"] == job.due_at.isoformat()
+    # Without a requester address it goes to the org's owner contacts; GDPR has no receipt.
+    anon = _plan(req.model_copy(update={"notify_email": None}))
+    assert anon.notices[0].payload["audience"] == "owners"
+    assert _plan(RequestIn.model_validate(ERASE)).notices == ()

@@ -51,3 +51,37 @@ def test_the_audit_trail_never_sees_the_address_or_the_download_link() -> None:
     details = safe_details(make_event(cmd, actor=Actor(kind="service", id="t")))
     assert "dpo@example.com" not in str(details) and "SECRET" not in str(details)
     assert details["context"] == {"job_id": "j", "link": "(redacted)", "expires_at": "t"}
+
+
+def test_the_extension_notice_says_until_when_and_why() -> None:
+    r = render(
+        "deadline_extended",
+        {
+            "job_id": "j1",
+            "job_type": "erasure",
+            "regulation": "GDPR Art. 12(3)",
+            "due_at": "2026-02-28T10:00:00+00:00",
+            "extended_due_at": "2026-04-28T10:00:00+00:00",
+            "reason": "records in <7> systems & archives",
+        },
+    )
+    assert "2026-04-28" in r.subject and "j1" in r.subject
+    assert "Reason: records in <7> systems & archives" in r.text
+    assert "records in &lt;7&gt; systems &amp; archives" in r.html
+    assert "GDPR Art. 12(3)" in r.text and "2026-02-28" in r.text
+
+
+def test_the_ccpa_receipt_says_how_and_by_when() -> None:
+    r = render(
+        "ccpa_receipt",
+        {
+            "job_id": "j2",
+            "job_type": "export",
+            "received_at": "2026-01-02T09:00:00+00:00",
+            "due_at": "2026-02-16T09:00:00+00:00",
+            "max_due_at": "2026-04-02T09:00:00+00:00",
+        },
+    )
+    assert "received" in r.subject and "j2" in r.subject
+    assert "2026-01-02" in r.text and "2026-02-16" in r.text and "2026-04-02" in r.text
+    assert "How we process it" in r.text and "<p>How we process it" in r.html

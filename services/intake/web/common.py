@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services.intake.auth import RANK, audit_refusal, runtime
-from services.intake.domain import Caller
+from services.intake.domain import Caller, submit_refusal
 from services.intake.web import store as web_store
 
 HERE = Path(__file__).parent
@@ -68,6 +68,10 @@ class Session:
 
     def can(self, minimum: str) -> bool:
         return RANK.get(self.who.role, -1) >= RANK[minimum]
+
+    def may_submit(self) -> bool:
+        """Erasure and export requests: owners, and admins where the org delegates."""
+        return submit_refusal(self.who) is None
 
 
 class SignInRequired(Exception):

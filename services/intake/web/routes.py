@@ -223,8 +223,9 @@ async def stream(
 
 @router.get("/submit", response_class=HTMLResponse)
 async def submit_page(request: Request, s: WebSession) -> Response:
-    if not s.can("admin"):
-        raise WebError(403, f"Submitting requests needs the admin role; you are {s.who.role}.")
+    refusal = domain.submit_refusal(s.who)
+    if refusal:
+        raise WebError(403, refusal[:1].upper() + refusal[1:] + ".")
     return _submit_form(request, s, {}, {})
 
 
@@ -260,12 +261,13 @@ async def submit(request: Request, s: WebSession) -> Response:
             s.who,
             received_at=datetime.now(UTC),
             hash_key=rt.settings.subject_hash_key.get_secret_value().encode(),
-            gdpr_days=rt.settings.gdpr_due_days,
-            ccpa_days=rt.settings.ccpa_due_days,
+            holidays=tuple(rt.settings.business_holidays),
             channel="http",
             trace=current_trace(),
         )
     except domain.Refused as exc:
+        if exc.status == 403:
+            await audit_refusal(request, exc.reason, s.who)
         field = "confirm_org_name" if "confirm_org_name" in exc.reason else "_"
         message = (
             f"Type the organisation's name exactly as it is: {s.who.org_name}"

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.intake import domain, lifecycle, store
+from services.intake import deadlines, extension, lifecycle, store
 from services.intake.api import job_view
 from services.intake.auth import runtime
 from services.intake.routes_exports import download as api_download
@@ -26,7 +26,6 @@ from services.intake.web.common import (
 )
 from shared.events import make_event
 from shared.events.jobs import CancelErasure, Item, RestoreErasure
-from shared.events.requests import DeadlineExtended
 from shared.events.topics import JOBS_ERASE
 from shared.tokens import DownloadToken, sign
 
@@ -89,6 +88,7 @@ async def job_page(
     if row["type"] == "export" and row["status"] == "ready":
         link = await web_store.live_link(rt.pool, job_id, s.who.org_id)
     status = row["status"]
+    limit = deadlines.max_extended_due(row["regulation"], row["due_at"])
     return render(
         request,
         "job.html",
@@ -106,8 +106,9 @@ async def job_page(
         can_extend=s.can("admin")
         and status in lifecycle.COMMANDS["extend"]
         and row["extended_due_at"] is None
-        and row["regulation"] in domain.MAX_EXTENSION_DAYS,
-        max_extension=domain.MAX_EXTENSION_DAYS.get(row["regulation"], 0),
+        and limit is not None,
+        max_extension=(limit - row["due_at"]).days if limit else 0,
+        extension_rule=deadlines.source(row["regulation"]),
         live=status in (*lifecycle.ACTIVE, "purging"),
     )
 
@@ -189,38 +190,26 @@ async def restore_items(request: Request, job_id: uuid.UUID, s: WebSession) -> R
 async def extend(request: Request, job_id: uuid.UUID, s: WebSession) -> Response:
     data = await checked_form(request, s, "admin")
     row = await _job(request, s, job_id)
-    reason = data.get("reason", "").strip()
-    if len(reason) < 3:
-        raise WebError(422, "Give the reason for the extension (the requester is told).")
-    try:
-        days = int(data.get("days", ""))
-    except ValueError as exc:
-        raise WebError(422, "Give the extension as a whole number of days.") from exc
-    now = datetime.now(UTC)
-    try:
-        lifecycle.check_command("extend", row["status"], row["type"])
-        new_due = domain.extended_due(
-            row["regulation"], row["due_at"], row["extended_due_at"], days, now
-        )
-    except (lifecycle.IllegalTransition, domain.Conflict) as exc:
-        raise WebError(409, str(exc)[:1].upper() + str(exc)[1:] + ".") from exc
-    except domain.Refused as exc:
-        raise WebError(exc.status, exc.reason[:1].upper() + exc.reason[1:] + ".") from exc
-    env = make_event(
-        DeadlineExtended(
-            regulation=row["regulation"],
-            due_at=row["due_at"],
-            extended_due_at=new_due,
-            reason=reason[:2000],
-        ),
-        actor=s.who.actor,
-        job_id=job_id,
-        org_id=s.who.org_id,
-        subject_hash=row["subject_hash"],
+
+    def number(name: str) -> int | None:
+        raw = data.get(name, "").strip()
+        if not raw:
+            return None
+        try:
+            return int(raw)
+        except ValueError as exc:
+            raise WebError(422, f"Give the extension's {name} as a whole number.") from exc
+
+    ask = deadlines.Extension(
+        days=number("days"), months=number("months"), reason=data.get("reason", "").strip()
     )
     rt = runtime(request)
-    if not await store.extend_job(rt.pool, job_id, new_due, reason[:2000], env):
-        raise WebError(409, "The deadline was already extended once.")
+    try:
+        await extension.extend(rt.pool, s.who, row, ask, datetime.now(UTC))
+    except lifecycle.IllegalTransition as exc:
+        raise WebError(409, str(exc)[:1].upper() + str(exc)[1:] + ".") from exc
+    except deadlines.DeadlineRuleBroken as exc:
+        raise WebError(exc.status, str(exc) + ".") from exc
     rt.relay.wake()
     return _back(job_id, "extend")
 

@@ -36,7 +36,8 @@ async def open_session(pool: asyncpg.Pool, key_id: uuid.UUID, ttl: timedelta) ->
 async def session_caller(pool: asyncpg.Pool, token: str) -> tuple[Caller, str] | None:
     """The caller behind a live session and its CSRF token (None: expired, revoked key)."""
     r = await pool.fetchrow(
-        "SELECT k.id, k.org_id, k.role, o.name, o.recovery_window_days, s.csrf "
+        "SELECT k.id, k.org_id, k.role, o.name, o.recovery_window_days, s.csrf, "
+        "o.admins_submit_subject_requests "
         "FROM lethe.web_sessions s JOIN lethe.api_keys k ON k.id = s.key_id "
         "JOIN lethe.organisations o ON o.id = k.org_id "
         "WHERE s.token_hash = $1 AND s.expires_at > now() AND k.revoked_at IS NULL",
@@ -50,6 +51,7 @@ async def session_caller(pool: asyncpg.Pool, token: str) -> tuple[Caller, str] |
         role=r["role"],
         key_id=r["id"],
         recovery_window_days=r["recovery_window_days"],
+        admins_submit_subject_requests=r["admins_submit_subject_requests"],
     )
     return who, r["csrf"]
 
