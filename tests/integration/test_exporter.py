@@ -379,3 +379,28 @@ async def test_an_expired_or_revoked_link_is_refused_and_no_longer_offered(
     assert outcomes[2] == (False, "token: the link was revoked")
     assert "signature" in outcomes[3][1]
     assert all(r["actor"].startswith("download_link:") for r in rows)
+
+
+async def test_a_member_downloads_in_the_web_ui_without_using_up_the_subjects_link(
+    stack: httpx.AsyncClient, org: Org, seeded: SeededOrg, prepared: Any
+) -> None:
+    job_id, path = await _ready_export(stack, org, seeded.users[2].email, prepared, format="json")
+    assert (await stack.get(path)).status_code == 200  # the subject, once
+    login = await stack.get("/ui/login")
+    found = re.search(r'name="csrf" value="([^"]+)"', login.text)
+    assert found is not None
+    signed_in = await stack.post(
+        "/ui/login", data={"csrf": found.group(1), "api_key": org.owner_key}
+    )
+    assert signed_in.status_code == 303, signed_in.text
+    try:
+        page = await stack.get(f"/ui/jobs/{job_id}")
+        assert "the emailed link was used 1 of 5 times" in page.text
+        for _ in range(5):
+            r = await stack.get(f"/ui/jobs/{job_id}/download")
+            assert r.status_code == 200 and _readable_zip(r.content).read("users.json")
+        page = await stack.get(f"/ui/jobs/{job_id}")
+        assert "the emailed link was used 1 of 5 times" in page.text
+    finally:
+        stack.cookies.clear()
+    assert (await stack.get(path)).status_code == 200  # the subject's link still works
