@@ -81,6 +81,10 @@ def service_env(
             # Local callbacks go to http://127.0.0.1 receivers: allowed here only.
             "LETHE_OPENDSR_ALLOW_INSECURE_CALLBACKS": "true",
             "LETHE_OPENDSR_PROCESSOR_DOMAIN": "127.0.0.1",
+            # A window that ends is purged within seconds (the demo ends one early).
+            "LETHE_ERASE_PURGE_INTERVAL_SECONDS": (environ or {}).get(
+                "LETHE_ERASE_PURGE_INTERVAL_SECONDS", "2"
+            ),
         }
     platform_url, datamap = platform_target(ep, environ)
     return local | {

@@ -57,6 +57,7 @@ class ExporterDeps:
     part_bytes: int = 8 * 1024 * 1024
     batch_rows: int = 2000
     rate_limit_rows: float = 0.0
+    max_downloads: int = 5
     clock: Callable[[], float] = field(default=time.monotonic)
 
     @property
@@ -201,6 +202,7 @@ async def export(env: Envelope, deps: ExporterDeps) -> None:
         expires_at=expires,
         token_id=token.token_id,
         recipient_hash=token.recipient_hash,
+        max_downloads=deps.max_downloads,
     )
     total = sum(counts.values())
     await deps.emit(
@@ -232,6 +234,7 @@ async def export(env: Envelope, deps: ExporterDeps) -> None:
                         "rows": total,
                         "link": link,
                         "expires_at": expires.isoformat(),
+                        "max_downloads": deps.max_downloads,
                     },
                 ),
             ),

@@ -37,6 +37,7 @@ def deps_for(broker: KafkaBroker, rt: Runtime) -> domain.ExporterDeps:
         part_bytes=s.export_part_bytes,
         batch_rows=s.export_batch_rows,
         rate_limit_rows=s.export_rate_limit_rows,
+        max_downloads=s.export_link_max_downloads,
     )
 
 

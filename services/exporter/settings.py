@@ -16,6 +16,13 @@ class ExporterSettings(LetheSettings):
     export_sweep_seconds: float = Field(
         60, gt=0, description="How often expired exports are deleted."
     )
+    export_link_max_downloads: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="Downloads one emailed export link allows (it works without an API key; "
+        "org members downloading with their key do not use them up).",
+    )
     public_api_url: str = Field(
         "http://127.0.0.1:8080", description="Intake's public base URL, for download links."
     )

@@ -51,6 +51,7 @@ async def mark_ready(
     expires_at: datetime,
     token_id: uuid.UUID,
     recipient_hash: str,
+    max_downloads: int,
 ) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
@@ -62,12 +63,14 @@ async def mark_ready(
             expires_at,
         )
         await conn.execute(
-            "INSERT INTO lethe.download_tokens (token_id, job_id, recipient_hash, expires_at) "
-            "VALUES ($1, $2, $3, $4)",
+            "INSERT INTO lethe.download_tokens "
+            "(token_id, job_id, recipient_hash, expires_at, max_downloads) "
+            "VALUES ($1, $2, $3, $4, $5)",
             token_id,
             job_id,
             recipient_hash,
             expires_at,
+            max_downloads,
         )
 
 
@@ -103,13 +106,43 @@ async def for_download(
     """The export and the presented link's state (read by intake on every download)."""
     r = await pool.fetchrow(
         "SELECT e.job_id, e.org_id, e.status, e.object_key, e.wrapped_key, e.size_bytes, "
-        "t.revoked_at, t.expires_at AS token_expires_at FROM lethe.exports e "
+        "t.revoked_at, t.expires_at AS token_expires_at, t.downloads, t.max_downloads "
+        "FROM lethe.exports e "
         "JOIN lethe.download_tokens t ON t.job_id = e.job_id "
         "WHERE e.job_id = $1 AND t.token_id = $2",
         job_id,
         token_id,
     )
     return dict(r) if r else None
+
+
+async def org_of_export(pool: asyncpg.Pool, job_id: uuid.UUID) -> str | None:
+    """The organisation an export belongs to (to file a refused attempt under it)."""
+    org: str | None = await pool.fetchval(
+        "SELECT org_id FROM lethe.exports WHERE job_id = $1", job_id
+    )
+    return org
+
+
+async def use_link(pool: asyncpg.Pool, token_id: uuid.UUID) -> tuple[int, int] | None:
+    """Count one download of a bearer link: (this download's number, the limit), or None
+    when the link is used up or revoked. Atomic: concurrent downloads cannot pass the limit."""
+    r = await pool.fetchrow(
+        "UPDATE lethe.download_tokens SET downloads = downloads + 1 WHERE token_id = $1 "
+        "AND revoked_at IS NULL AND downloads < max_downloads "
+        "RETURNING downloads, max_downloads",
+        token_id,
+    )
+    return (r["downloads"], r["max_downloads"]) if r else None
+
+
+async def give_back(pool: asyncpg.Pool, token_id: uuid.UUID) -> None:
+    """Undo `use_link` for a download that could not start (the object was not readable)."""
+    await pool.execute(
+        "UPDATE lethe.download_tokens SET downloads = downloads - 1 "
+        "WHERE token_id = $1 AND downloads > 0",
+        token_id,
+    )
 
 
 async def revoke_links(pool: asyncpg.Pool, job_id: uuid.UUID, org_id: str) -> int:

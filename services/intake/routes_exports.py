@@ -1,31 +1,41 @@
-"""Export downloads: every attempt is checked (signed token, link not revoked, export ready,
-caller in the export's org) and recorded in the audit trail, granted or not."""
+"""Export downloads: every attempt is checked and recorded in the audit trail, granted or not.
+
+The emailed link is a bearer link for the data subject: signed, bound to one export, expiring,
+revocable, and good for at most `max_downloads` downloads (fixed when it was issued); it needs
+no API key. An org member may present it with their API key (or use the web UI's download):
+the key must belong to the export's organisation, and such downloads do not use up the link.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
 from services.exporter import store as exports
 from services.intake import store
-from services.intake.auth import runtime
-from services.intake.routes_common import Owner, Viewer
+from services.intake.auth import caller, runtime
+from services.intake.domain import Caller
+from services.intake.routes_common import Owner
 from shared.crypto import CryptoError, parse_master_key, unwrap_key
-from shared.events import make_event
+from shared.events import Actor, make_event
 from shared.events.exports import DownloadAttempted, LinkRevoked
 from shared.events.topics import AUDIT
 from shared.sealed_stream import open_stream
 from shared.tokens import TokenError, verify
 
 router = APIRouter()
+LINK_ACTOR = "download_link"  # actor kind of a download through the bearer link alone
 
 
-async def _audit(request: Request, who: Viewer, job_id: uuid.UUID, payload: object) -> None:
-    env = make_event(payload, actor=who.actor, job_id=job_id, org_id=who.org_id)  # type: ignore[arg-type]
+async def _audit(
+    request: Request, actor: Actor, org_id: str | None, job_id: uuid.UUID, payload: object
+) -> None:
+    env = make_event(payload, actor=actor, job_id=job_id, org_id=org_id)  # type: ignore[arg-type]
     rt = runtime(request)
     async with rt.pool.acquire() as conn:
         await store.add_outbox(conn, AUDIT, env)
@@ -34,19 +44,31 @@ async def _audit(request: Request, who: Viewer, job_id: uuid.UUID, payload: obje
 
 @router.get("/v1/exports/{job_id}/download")
 async def download(
-    job_id: uuid.UUID, request: Request, who: Viewer, token: str | None = None
+    job_id: uuid.UUID,
+    request: Request,
+    token: str | None = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """The link alone (the data subject), or the link with an API key (an org member)."""
+    member = await caller(request, authorization) if authorization is not None else None
+    return await serve(request, job_id, token, member)
+
+
+async def serve(
+    request: Request, job_id: uuid.UUID, token: str | None, member: Caller | None
 ) -> StreamingResponse:
     rt = runtime(request)
     client = request.client.host if request.client else None
     token_id: str | None = None
+    # A refused attempt through the link alone is filed under the export's organisation.
+    org_id = member.org_id if member else await exports.org_of_export(rt.pool, job_id)
+
+    def actor() -> Actor:
+        return member.actor if member else Actor(kind=LINK_ACTOR, id=token_id or "-")
 
     async def refuse(status: int, reason: str) -> HTTPException:
-        await _audit(
-            request,
-            who,
-            job_id,
-            DownloadAttempted(granted=False, reason=reason, token_id=token_id, client=client),
-        )
+        attempt = DownloadAttempted(granted=False, reason=reason, token_id=token_id, client=client)
+        await _audit(request, actor(), org_id, job_id, attempt)
         return HTTPException(status, reason)
 
     if not token:
@@ -61,9 +83,10 @@ async def download(
     if claims.job_id != job_id:
         raise await refuse(403, "token: issued for another export")
     row = await exports.for_download(rt.pool, job_id, claims.token_id)
-    if row is None or row["org_id"] != who.org_id:
+    if row is None or (member is not None and row["org_id"] != member.org_id):
         # Another org's export is reported as absent: its existence is not leaked.
-        raise await refuse(404, f"no export {job_id} in organisation {who.org_id}")
+        where = f" in organisation {member.org_id}" if member else ""
+        raise await refuse(404, f"no export {job_id}{where}")
     if row["revoked_at"] is not None:
         raise await refuse(403, "token: the link was revoked")
     if row["status"] != "ready" or row["wrapped_key"] is None:
@@ -76,12 +99,29 @@ async def download(
         )
     except CryptoError as exc:
         raise await refuse(500, "export key cannot be unwrapped") from exc
-    obj = await rt.s3.get_object(Bucket=rt.settings.exports_bucket, Key=row["object_key"])
+    if member is not None:
+        reason = "granted (org member)"
+    else:
+        used = await exports.use_link(rt.pool, claims.token_id)
+        if used is None:
+            raise await refuse(
+                410,
+                f"link: used up (it allows {row['max_downloads']} downloads, all made); "
+                "ask the organisation that sent it for a new export",
+            )
+        reason = f"granted (download {used[0]} of {used[1]})"
+    try:
+        obj = await rt.s3.get_object(Bucket=rt.settings.exports_bucket, Key=row["object_key"])
+    except Exception as exc:
+        if member is None:
+            await exports.give_back(rt.pool, claims.token_id)  # nothing was handed out
+        raise await refuse(503, "the export cannot be read just now; try again later") from exc
     await _audit(
         request,
-        who,
+        actor(),
+        org_id,
         job_id,
-        DownloadAttempted(granted=True, reason="granted", token_id=token_id, client=client),
+        DownloadAttempted(granted=True, reason=reason, token_id=token_id, client=client),
     )
 
     async def body() -> AsyncIterator[bytes]:
@@ -95,7 +135,11 @@ async def download(
     return StreamingResponse(
         body(),
         media_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="lethe-export-{job_id}.zip"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="lethe-export-{job_id}.zip"',
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+        },
     )
 
 
@@ -104,5 +148,5 @@ async def revoke(job_id: uuid.UUID, request: Request, who: Owner) -> dict[str, o
     revoked = await exports.revoke_links(runtime(request).pool, job_id, who.org_id)
     if not revoked:
         raise HTTPException(404, f"no active link for export {job_id} in {who.org_id}")
-    await _audit(request, who, job_id, LinkRevoked())
+    await _audit(request, who.actor, who.org_id, job_id, LinkRevoked())
     return {"job_id": str(job_id), "links_revoked": revoked}

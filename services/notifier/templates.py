@@ -52,7 +52,8 @@ _TEMPLATES: dict[str, tuple[str, str]] = {
     "export_ready": (
         "Lethe: export $job_id is ready to download",
         "The export $job_id is ready.\nDownload it here: $link\n"
-        "The link works until $expires_at and every download is recorded.",
+        "The link needs no sign-in. It works until $expires_at, for up to $max_downloads\n"
+        "downloads, and every download is recorded.",
     ),
     "recovery_ends": (
         "Lethe: erasure $job_id becomes final tomorrow",

@@ -17,7 +17,7 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "job_completed": ("job_id", "job_type", "rows"),
     "job_completed_review": ("job_id", "job_type", "rows", "review_count"),
     "job_failed": ("job_id", "job_type", "reason"),
-    "export_ready": ("job_id", "link", "expires_at"),
+    "export_ready": ("job_id", "link", "expires_at", "max_downloads"),
     "recovery_ends": ("job_id", "purge_after"),
     "deadline_approaching": ("job_id", "job_type", "due_at", "days_left"),
     "deadline_passed": ("job_id", "job_type", "due_at"),

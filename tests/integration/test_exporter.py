@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
+import html
 import io
 import json
+import re
 import uuid
 import zipfile
 from collections.abc import AsyncIterator
@@ -27,6 +29,7 @@ from services.exporter.settings import ExporterSettings
 from services.intake import store as intake_store
 from services.intake.app import create_http
 from services.intake.settings import IntakeSettings
+from services.intake.web.common import status_mac
 from shared.datamap import LiveSchema, load_datamap
 from shared.events.topics import NOTIFICATIONS
 from shared.tokens import DownloadToken, sign
@@ -249,3 +252,155 @@ async def test_the_sweep_deletes_expired_exports_object_and_key(
     assert [e.type for e in emitted] == ["ExportExpired"]
     gone = await stack.get(path, headers=org.headers)
     assert gone.status_code == 410 and "expired" in gone.text
+
+
+async def _status_page(stack: httpx.AsyncClient, settings: dict[str, Any], job_id: str) -> str:
+    key = IntakeSettings(**settings).download_token_key.get_secret_value().encode()
+    r = await stack.get(f"/status/{job_id}/{status_mac(key, uuid.UUID(job_id))}")
+    assert r.status_code == 200, r.text
+    return r.text
+
+
+def _offered(page: str) -> str | None:
+    """The download link the subject's status page offers, if any."""
+    found = re.search(r'href="(/v1/exports/[^"]+/download\?token=[^"]+)"', page)
+    return html.unescape(found.group(1)) if found else None
+
+
+def _readable_zip(content: bytes) -> zipfile.ZipFile:
+    zf = zipfile.ZipFile(io.BytesIO(content))
+    manifest = json.loads(zf.read("manifest.json"))
+    for name, meta in manifest["files"].items():
+        assert hashlib.sha256(zf.read(name)).hexdigest() == meta["sha256"], name
+    return zf
+
+
+async def _attempts(db: asyncpg.Pool, job_id: str, at_least: int) -> list[Any]:
+    async def audited() -> list[Any] | None:
+        rows = await db.fetch(
+            "SELECT actor, org_id, details FROM lethe.audit_log WHERE job_id = $1 "
+            "AND action = 'DownloadAttempted' ORDER BY seq",
+            uuid.UUID(job_id),
+        )
+        return rows if len(rows) >= at_least else None
+
+    return await eventually(audited, what=f"{at_least} download attempts in the audit trail")
+
+
+async def test_the_emailed_link_alone_downloads_five_times_then_is_refused(
+    stack: httpx.AsyncClient,
+    org: Org,
+    seeded: SeededOrg,
+    lethe_db: asyncpg.Pool,
+    base_settings: dict[str, Any],
+    prepared: Any,
+) -> None:
+    subject = seeded.users[0]
+    job_id, path = await _ready_export(stack, org, subject.email, prepared, format="json")
+    page = await _status_page(stack, base_settings, job_id)
+    assert _offered(page) == path and "5 more downloads (of 5)" in page
+
+    # No API key, no session: the link is all the data subject has.
+    for n in range(1, 6):
+        r = await stack.get(path)
+        assert r.status_code == 200, (n, r.text)
+        users = json.loads(_readable_zip(r.content).read("users.json"))
+        assert [u["email"] for u in users] == [subject.email]
+        if n == 4:
+            page = await _status_page(stack, base_settings, job_id)
+            assert _offered(page) == path and "1 more download (of 5)" in page
+    sixth = await stack.get(path)
+    assert sixth.status_code == 410 and "used up" in sixth.text, sixth.text
+    page = await _status_page(stack, base_settings, job_id)
+    assert _offered(page) is None and "no longer valid" in page
+    # The organisation's members still download with their key (not counted against the link).
+    member = await stack.get(path, headers=org.headers)
+    assert member.status_code == 200 and _readable_zip(member.content).read("users.json")
+
+    rows = await _attempts(lethe_db, job_id, 7)
+    token_id = json.loads(_unb64(path.split("token=")[1].split(".")[0]))["t"]
+    by_link = [r for r in rows if r["actor"] == f"download_link:{token_id}"]
+    assert [r["details"]["granted"] for r in by_link] == [True] * 5 + [False]
+    assert by_link[-1]["details"]["reason"].startswith("link: used up")
+    assert all(r["org_id"] == org.id for r in rows)
+    members = [r for r in rows if r["actor"].startswith("api_key:")]
+    assert [r["details"]["granted"] for r in members] == [True]
+
+
+async def test_an_expired_or_revoked_link_is_refused_and_no_longer_offered(
+    stack: httpx.AsyncClient,
+    org: Org,
+    seeded: SeededOrg,
+    lethe_db: asyncpg.Pool,
+    base_settings: dict[str, Any],
+    prepared: Any,
+) -> None:
+    job_id, path = await _ready_export(stack, org, seeded.users[1].email, prepared, format="csv")
+    token = path.split("token=")[1]
+    token_id = uuid.UUID(json.loads(_unb64(token.split(".")[0]))["t"])
+    key = IntakeSettings(**base_settings).download_token_key.get_secret_value().encode()
+    assert _offered(await _status_page(stack, base_settings, job_id)) == path
+
+    # The same link, once its time is over (the expiry is signed into it, and recorded).
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    expired = sign(key, DownloadToken(token_id, uuid.UUID(job_id), "r", past))
+    r = await stack.get(f"/v1/exports/{job_id}/download?token={expired}")
+    assert r.status_code == 403 and "expired" in r.text, r.text
+    await lethe_db.execute(
+        "UPDATE lethe.download_tokens SET expires_at = $2 WHERE token_id = $1", token_id, past
+    )
+    assert _offered(await _status_page(stack, base_settings, job_id)) is None
+    await lethe_db.execute(
+        "UPDATE lethe.download_tokens SET expires_at = now() + interval '1 hour' "
+        "WHERE token_id = $1",
+        token_id,
+    )
+    assert (await stack.get(path)).status_code == 200
+
+    # Revoked by an owner: refused at once, and the status page no longer offers it.
+    assert (await stack.post(f"/v1/exports/{job_id}/revoke", headers=org.headers)).is_success
+    r = await stack.get(path)
+    assert r.status_code == 403 and "revoked" in r.text, r.text
+    page = await _status_page(stack, base_settings, job_id)
+    assert _offered(page) is None and "no longer valid" in page
+    # An altered link is refused too, and a link for one export opens no other.
+    body, mac = token.split(".")
+    assert (
+        await stack.get(f"/v1/exports/{job_id}/download?token={body}.{mac[:-3]}AAA")
+    ).status_code == 403
+    assert (
+        await stack.get(f"/v1/exports/{uuid.uuid4()}/download?token={token}")
+    ).status_code == 403
+
+    rows = await _attempts(lethe_db, job_id, 4)
+    outcomes = [(r["details"]["granted"], r["details"]["reason"]) for r in rows]
+    assert outcomes[0][0] is False and "expired" in outcomes[0][1]
+    assert outcomes[1] == (True, "granted (download 1 of 5)")
+    assert outcomes[2] == (False, "token: the link was revoked")
+    assert "signature" in outcomes[3][1]
+    assert all(r["actor"].startswith("download_link:") for r in rows)
+
+
+async def test_a_member_downloads_in_the_web_ui_without_using_up_the_subjects_link(
+    stack: httpx.AsyncClient, org: Org, seeded: SeededOrg, prepared: Any
+) -> None:
+    job_id, path = await _ready_export(stack, org, seeded.users[2].email, prepared, format="json")
+    assert (await stack.get(path)).status_code == 200  # the subject, once
+    login = await stack.get("/ui/login")
+    found = re.search(r'name="csrf" value="([^"]+)"', login.text)
+    assert found is not None
+    signed_in = await stack.post(
+        "/ui/login", data={"csrf": found.group(1), "api_key": org.owner_key}
+    )
+    assert signed_in.status_code == 303, signed_in.text
+    try:
+        page = await stack.get(f"/ui/jobs/{job_id}")
+        assert "the emailed link was used 1 of 5 times" in page.text
+        for _ in range(5):
+            r = await stack.get(f"/ui/jobs/{job_id}/download")
+            assert r.status_code == 200 and _readable_zip(r.content).read("users.json")
+        page = await stack.get(f"/ui/jobs/{job_id}")
+        assert "the emailed link was used 1 of 5 times" in page.text
+    finally:
+        stack.cookies.clear()
+    assert (await stack.get(path)).status_code == 200  # the subject's link still works

@@ -32,6 +32,7 @@ from services.intake.web.common import (
     status_mac,
 )
 from services.intake.web.routes import progress_events, progress_view, sse
+from services.intake.web.routes_job import link_token
 from shared.settings import LetheSettings
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -231,7 +232,26 @@ async def subject_status(request: Request, job_id: uuid.UUID, mac: str) -> Respo
         due=due,
         p=progress_view(row),
         stream=f"/status/{job_id}/{mac}/stream",
+        download=await _subject_download(request, row),
     )
+
+
+async def _subject_download(request: Request, row: dict[str, Any]) -> dict[str, Any] | None:
+    """The export's download link while the subject can use it: ready, not expired, not
+    revoked, downloads left. The status link is as secret as the emailed one (same key)."""
+    if row["type"] != "export" or row["status"] != "ready":
+        return None
+    rt = runtime(request)
+    link = await web_store.live_link(rt.pool, row["id"], None)
+    if link is None or link["downloads"] >= link["max_downloads"]:
+        return None
+    key = rt.settings.download_token_key.get_secret_value().encode()
+    return {
+        "href": f"/v1/exports/{row['id']}/download?token={link_token(key, row['id'], link)}",
+        "expires_at": link["expires_at"],
+        "left": link["max_downloads"] - link["downloads"],
+        "max": link["max_downloads"],
+    }
 
 
 @public.get("/status/{job_id}/{mac}/stream")

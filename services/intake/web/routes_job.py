@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from services.intake import deadlines, extension, lifecycle, store
 from services.intake.api import job_view
 from services.intake.auth import runtime
-from services.intake.routes_exports import download as api_download
+from services.intake.routes_exports import serve as serve_download
 from services.intake.web import store as web_store
 from services.intake.web.common import (
     PREFIX,
@@ -214,15 +214,10 @@ async def extend(request: Request, job_id: uuid.UUID, s: WebSession) -> Response
     return _back(job_id, "extend")
 
 
-@router.get("/{job_id}/download")
-async def download(request: Request, job_id: uuid.UUID, s: WebSession) -> Response:
-    """The export through its current link (checked and audited as every download is)."""
-    rt = runtime(request)
-    link = await web_store.live_link(rt.pool, job_id, s.who.org_id)
-    if link is None:
-        raise WebError(410, "This export has no valid link: it expired or was revoked.")
-    token = sign(
-        rt.settings.download_token_key.get_secret_value().encode(),
+def link_token(key: bytes, job_id: uuid.UUID, link: dict[str, Any]) -> str:
+    """An export link's bearer token (the same one the email carries), from its row."""
+    return sign(
+        key,
         DownloadToken(
             token_id=link["token_id"],
             job_id=job_id,
@@ -230,4 +225,15 @@ async def download(request: Request, job_id: uuid.UUID, s: WebSession) -> Respon
             expires_at=link["expires_at"],
         ),
     )
-    return await api_download(job_id, request, s.who, token)
+
+
+@router.get("/{job_id}/download")
+async def download(request: Request, job_id: uuid.UUID, s: WebSession) -> Response:
+    """The export through its current link, as an org member (checked and audited as every
+    download is; a member's download does not use up the subject's link)."""
+    rt = runtime(request)
+    link = await web_store.live_link(rt.pool, job_id, s.who.org_id)
+    if link is None:
+        raise WebError(410, "This export has no valid link: it expired or was revoked.")
+    key = rt.settings.download_token_key.get_secret_value().encode()
+    return await serve_download(request, job_id, link_token(key, job_id, link), s.who)

@@ -116,11 +116,15 @@ async def audit_rows(
     return [dict(r) for r in rows]
 
 
-async def live_link(pool: asyncpg.Pool, job_id: uuid.UUID, org_id: str) -> dict[str, Any] | None:
-    """The newest download link of a ready export that is neither revoked nor expired."""
+async def live_link(
+    pool: asyncpg.Pool, job_id: uuid.UUID, org_id: str | None
+) -> dict[str, Any] | None:
+    """The newest download link of a ready export that is neither revoked nor expired (of one
+    org, unless org_id is None: the subject's status page), with its downloads so far."""
     r = await pool.fetchrow(
-        "SELECT t.token_id, t.recipient_hash, t.expires_at FROM lethe.download_tokens t "
-        "JOIN lethe.exports e ON e.job_id = t.job_id WHERE t.job_id = $1 AND e.org_id = $2 "
+        "SELECT t.token_id, t.recipient_hash, t.expires_at, t.downloads, t.max_downloads "
+        "FROM lethe.download_tokens t JOIN lethe.exports e ON e.job_id = t.job_id "
+        "WHERE t.job_id = $1 AND ($2::text IS NULL OR e.org_id = $2) "
         "AND e.status = 'ready' AND t.revoked_at IS NULL AND t.expires_at > now() "
         "ORDER BY t.expires_at DESC LIMIT 1",
         job_id,
