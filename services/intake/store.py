@@ -283,9 +283,9 @@ def _progress_columns(env: Envelope) -> dict[str, Any]:
     if t in ("JobFailed", "JobCancelled", "SubjectAmbiguous"):
         cols["error"] = p.get("reason")
     if t == "SubjectNotFound":
-        cols["result"] = {"outcome": "not_found", "rows": 0}
+        cols["result"] = {"outcome": "not_found"}
     if t == "SubjectAmbiguous":
-        cols["result"] = {"outcome": "ambiguous", "rows": 0}
+        cols["result"] = {"outcome": "ambiguous"}
     if p.get("needs_review"):
         cols["needs_review"] = p["needs_review"]
     return cols

@@ -508,7 +508,6 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"regulation": "hipaa"}, "regulation"),
     ({"api_version": "3.0"}, "api_version"),
     ({"status_callback_urls": ["ftp://x.example/cb"]}, "status_callback_urls"),
-    ({"colour": "blue"}, "colour"),
 ]
 
 
@@ -529,6 +528,34 @@ async def test_bad_requests_get_the_error_object(
     assert err["errors"] and {"domain", "reason", "message"} <= set(err["errors"][0])
     assert "johndoe" not in r.text  # never the identity (section 7.6)
     assert await intake_store.count_jobs(lethe_db, org.id) == 0
+
+
+async def test_unknown_fields_null_optionals_and_extra_identities_are_accepted(
+    api: httpx.AsyncClient, org: Org, lethe_db: asyncpg.Pool
+) -> None:
+    """A controller's request as sent in practice: fields this processor does not know, `null`
+    in optional fields, and identities it cannot use next to one it can (section 5)."""
+    rid = str(uuid.uuid4())
+    body = opendsr.loads_lenient(example("https://c.example/cb", rid))
+    body.update(colour="blue", api_version=None, regulation=None, extensions=None)
+    body["subject_identities"] += [
+        {
+            "identity_type": "ios_advertising_id",
+            "identity_value": "6D92078A-8246-4BA4-AE5B-76104861E7DC",
+            "identity_format": "raw",
+        },
+        {"identity_type": "email", "identity_value": "jd@example.org", "identity_format": "raw"},
+    ]
+    r = await api.post("/opendsr/requests", json=body, headers=org.headers)
+    assert r.status_code == 201, r.text
+    job = await lethe_db.fetchrow(
+        "SELECT reason, regulation FROM lethe.jobs WHERE org_id = $1 AND request_id = $2",
+        org.id,
+        rid,
+    )
+    assert job["regulation"] == "gdpr"
+    assert "identities ignored: ios_advertising_id/raw" in job["reason"]
+    assert "6D92078A" not in job["reason"]
 
 
 async def test_auth_and_unknown_ids_use_the_error_object(api: httpx.AsyncClient, org: Org) -> None:
