@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -77,9 +78,14 @@ _JOB_COLUMNS = (
 )
 
 
-async def insert_job(pool: asyncpg.Pool, job: NewJob) -> tuple[dict[str, Any], bool]:
+async def insert_job(
+    pool: asyncpg.Pool,
+    job: NewJob,
+    with_job: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+) -> tuple[dict[str, Any], bool]:
     """Job and outbox row in one transaction. Returns (job, created); an idempotency-key
-    repeat returns the existing job and writes nothing."""
+    repeat returns the existing job and writes nothing. `with_job` writes what belongs with
+    a new job (in the transaction, before the job's event is in the outbox)."""
     async with pool.acquire() as conn, conn.transaction():
         inserted = await conn.fetchval(
             "INSERT INTO lethe.jobs (id, org_id, type, scope, status, subject_hash, request_id, "
@@ -114,6 +120,8 @@ async def insert_job(pool: asyncpg.Pool, job: NewJob) -> tuple[dict[str, Any], b
             )
             assert existing is not None
             return dict(existing), False
+        if with_job is not None:
+            await with_job(conn)
         await add_outbox(conn, job.topic, job.event)
         await record_event(conn, job.event)
         for notice in job.notices:  # e.g. the CCPA receipt confirmation, issued on receipt

@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from faststream import FastStream
 
@@ -224,7 +224,10 @@ async def public_key(api: httpx.AsyncClient) -> rsa.RSAPublicKey:
     """What a controller does (section 8.8 step 3): discovery, then the published key."""
     found = (await api.get("/opendsr/discovery")).json()
     pem = (await api.get(found["processor_certificate"])).content
-    key = serialization.load_pem_public_key(pem)
+    cert = x509.load_pem_x509_certificate(pem)  # section 4.1: an X.509 certificate
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert DOMAIN in names.get_values_for_type(x509.DNSName)
+    key = cert.public_key()
     assert isinstance(key, rsa.RSAPublicKey)
     return key
 
@@ -345,9 +348,9 @@ async def test_the_specifications_example_completes_with_signed_callbacks(
         return got if got and got[-1] == "completed" else None
 
     got = await eventually(all_callbacks, timeout=60, what="the completed callback")
-    # One per state change (planned, soft-deleted, purging, completed), in order; the
-    # first was refused once and sent again.
-    assert got == ["in_progress", "in_progress", "in_progress", "in_progress", "completed"]
+    # One on receipt (pending), then one per state change (planned, soft-deleted, purging,
+    # completed), in order; the first was refused once and sent again.
+    assert got == ["pending", "pending", "in_progress", "in_progress", "in_progress", "completed"]
     last = next(x for x in reversed(receiver.received) if x.valid)
     assert last.json["status_callback_url"] == receiver.url
     assert last.json["controller_id"] == org.id
@@ -356,7 +359,7 @@ async def test_the_specifications_example_completes_with_signed_callbacks(
     sent = await lethe_db.fetch(
         "SELECT status, attempts FROM lethe.opendsr_callbacks WHERE job_id = $1", job_id
     )
-    assert sorted((s["status"], s["attempts"]) for s in sent) == [("sent", 1)] * 3 + [("sent", 2)]
+    assert sorted((s["status"], s["attempts"]) for s in sent) == [("sent", 1)] * 4 + [("sent", 2)]
 
 
 # --- the rest of the convention ------------------------------------------------------------
@@ -407,7 +410,7 @@ async def test_cancel_only_while_pending(
         got = receiver.statuses(rid)
         return got if "cancelled" in got else None
 
-    assert await eventually(cancelled, what="the cancelled callback") == ["cancelled"]
+    assert await eventually(cancelled, what="the cancelled callback") == ["pending", "cancelled"]
     s = await api.get(f"/opendsr/requests/{rid}", headers=org.headers)
     assert s.json()["request_status"] == "cancelled"
 
@@ -733,7 +736,7 @@ async def test_the_example_request_erases_its_subject(
             return got if got and got[-1] == "completed" else None
 
         got = await eventually(completed_callback, timeout=60, what="the completed callback")
-        assert set(got[:-1]) <= {"in_progress"}
+        assert got[0] == "pending" and set(got[1:-1]) <= {"in_progress"}
         assert all(x.valid for x in receiver.received)
 
     left = await platform_db.fetchval("SELECT count(*) FROM users WHERE id = $1", subject.id)
