@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -34,8 +34,12 @@ from services.intake.domain import Caller
 from shared.events import make_event
 from shared.events.jobs import CancelErasure
 from shared.events.opendsr import OpenDSRRequestReceived
+from shared.events.progress import JobCancelled
 from shared.events.topics import JOBS_ERASE, PROGRESS
 from shared.kafka import current_trace
+
+if TYPE_CHECKING:
+    from services.intake.app import Runtime
 
 router = APIRouter(prefix="/opendsr", tags=["opendsr"])
 VERSIONS = ("", "/v1", "/v2")
@@ -317,14 +321,15 @@ async def _cancel(subject_request_id: str, request: Request) -> Response:
 
     if opendsr.request_status(row["status"]) != "pending":
         raise not_pending(row["status"])
+    if row["type"] == "export":
+        await _cancel_export(rt, who, row, subject_request_id)
+        return _cancelled(request, who, row, subject_request_id)
     env = make_event(
         CancelErasure(reason="cancelled by the controller (OpenDSR DELETE)"),
         actor=who.actor,
         job_id=row["id"],
         org_id=who.org_id,
     )
-    # As /v1/jobs/{id}/cancel does, for exports too (the exporter's topic carries requests
-    # only; an export is not yet cancellable once started).
     topic = JOBS_ERASE
     allowed = tuple(
         s for s in lifecycle.COMMANDS["cancel"] if opendsr.REQUEST_STATUS[s] == "pending"
@@ -333,6 +338,13 @@ async def _cancel(subject_request_id: str, request: Request) -> Response:
     if refused is not None:  # moved on meanwhile
         raise not_pending(refused)
     rt.relay.wake()
+    return _cancelled(request, who, row, subject_request_id)
+
+
+def _cancelled(
+    request: Request, who: Caller, row: dict[str, Any], subject_request_id: str
+) -> Response:
+    """Section 9.2: the signed 202."""
     body = {
         "controller_id": who.org_id,
         "subject_request_id": subject_request_id,
@@ -340,6 +352,36 @@ async def _cancel(subject_request_id: str, request: Request) -> Response:
         "api_version": row["api_version"] or opendsr.API_VERSION,
     }
     return _signed(request, opendsr.with_processor_signature(body, _key(request)), 202)
+
+
+async def _cancel_export(
+    rt: Runtime, who: Caller, row: dict[str, Any], subject_request_id: str
+) -> None:
+    """An access or portability request still pending: taken back before the exporter has
+    it, the job cancelled at once. Once the exporter has it, it runs to the end (an export is
+    not stopped midway): refused, saying so."""
+    cancelled = make_event(
+        JobCancelled(done=0, total=0),
+        actor=who.actor,
+        job_id=row["id"],
+        org_id=who.org_id,
+    )
+    refused = await store.cancel_unsent_export(rt.pool, row["id"], cancelled)
+    if refused == "handed":
+        raise OpenDSRError(
+            400,
+            f"request {subject_request_id} has been handed to the exporter and can no longer "
+            "be cancelled; its result follows shortly",
+            reason="IllegalStateException",
+        )
+    if refused is not None:
+        raise OpenDSRError(
+            400,
+            f"request {subject_request_id} is {opendsr.request_status(refused)}; "
+            "it can be cancelled only while pending",
+            reason="IllegalStateException",
+        )
+    rt.relay.wake()
 
 
 router.add_api_route("/cert.pem", certificate, methods=["GET"], name="opendsr_certificate")

@@ -16,7 +16,7 @@ from services.intake.domain import Caller, NewJob
 from shared.events import Actor, Envelope, make_event
 from shared.events.envelope import safe_details
 from shared.events.requests import OrgDelegationChanged
-from shared.events.topics import AUDIT, NOTIFICATIONS
+from shared.events.topics import AUDIT, JOBS_EXPORT, NOTIFICATIONS, PROGRESS
 
 
 def hash_key(key: str) -> str:
@@ -155,6 +155,37 @@ async def record_command(
             return str(status)
         await add_outbox(conn, topic, env)
         await record_event(conn, env)
+        return None
+
+
+async def cancel_unsent_export(
+    pool: asyncpg.Pool, job_id: uuid.UUID, cancelled: Envelope
+) -> str | None:
+    """Cancel a pending export whose request is still in the outbox: the request is taken
+    back (the exporter never sees it), the job is `cancelled` at once and `cancelled` (a
+    JobCancelled on the progress topic) tells the controller and the audit trail. Returns
+    why not: the job's status, or "handed" once the exporter has the request."""
+    async with pool.acquire() as conn, conn.transaction():
+        status = await conn.fetchval(
+            "SELECT status FROM lethe.jobs WHERE id = $1 FOR UPDATE", job_id
+        )
+        if status != "pending":
+            return str(status)
+        taken = await conn.fetch(
+            "DELETE FROM lethe.outbox WHERE topic = $1 AND event->>'job_id' = $2 RETURNING id",
+            JOBS_EXPORT,
+            str(job_id),
+        )
+        if not taken:
+            return "handed"
+        await conn.execute(
+            "UPDATE lethe.jobs SET status = 'cancelled', phase = 'cancelled', "
+            "last_event_at = $2, updated_at = now() WHERE id = $1",
+            job_id,
+            cancelled.occurred_at,
+        )
+        await add_outbox(conn, PROGRESS, cancelled)
+        await record_event(conn, cancelled)
         return None
 
 

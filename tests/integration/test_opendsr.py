@@ -22,6 +22,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi import FastAPI
 from faststream import FastStream
 
 from deploy.local.sample.seed import seed_org
@@ -43,10 +44,10 @@ from shared.events.progress import (
     JobCompleted,
     PurgeStarted,
 )
-from shared.events.topics import PROGRESS
+from shared.events.topics import JOBS_EXPORT, PROGRESS
 from shared.kafka import create_broker
 from tests.conftest import Org
-from tests.helpers import eventually
+from tests.helpers import eventually, find_record
 
 pytestmark = pytest.mark.integration
 DOMAIN = "example-processor.com"  # the processor of the specification's examples
@@ -173,7 +174,7 @@ def key_file(state_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-async def api(base_settings: dict[str, Any], key_file: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def intake(base_settings: dict[str, Any], key_file: Path) -> AsyncIterator[FastAPI]:
     settings = IntakeSettings(
         **base_settings,
         submit_burst=1000,
@@ -183,9 +184,14 @@ async def api(base_settings: dict[str, Any], key_file: Path) -> AsyncIterator[ht
     )
     http = create_http(settings)
     async with http.router.lifespan_context(http):
-        transport = httpx.ASGITransport(app=http)
-        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
-            yield client
+        yield http
+
+
+@pytest.fixture(scope="module")
+async def api(intake: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=intake)
+    async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+        yield client
 
 
 class SenderRuntime:
@@ -418,6 +424,67 @@ async def test_cancel_only_while_pending(
     assert again.status_code == 400
     assert again.json()["error"]["code"] == 400
     assert "cancelled" in again.json()["error"]["message"]
+
+
+async def test_cancelling_a_pending_access_request_cancels_it(
+    intake: FastAPI,
+    api: httpx.AsyncClient,
+    sender: None,
+    receiver: Receiver,
+    public_key: rsa.RSAPublicKey,
+    org: Org,
+    lethe_db: asyncpg.Pool,
+    prepared: Any,
+) -> None:
+    """Section 9: the example, as an access request, cancelled while pending (before the
+    exporter has it): cancelled at once, nothing exported, a `cancelled` callback."""
+    rid = str(uuid.uuid4())
+    body = example(receiver.url, rid).replace(b'"erasure"', b'"access"')
+    relay = intake.state.runtime.relay
+    await relay.stop()  # hold the outbox: the request is still pending, not yet handed on
+    try:
+        r = await api.post("/opendsr/requests", content=body, headers=json_headers(org))
+        assert r.status_code == 201, r.text
+        d = await api.delete(f"/opendsr/requests/{rid}", headers=org.headers)
+        assert d.status_code == 202 and signed_by(public_key, d), d.text
+        assert d.json()["subject_request_id"] == rid
+    finally:
+        await relay.start()
+    s = await api.get(f"/opendsr/requests/{rid}", headers=org.headers)
+    assert (s.json()["request_status"], s.json()["processor_status"]) == (
+        "cancelled",
+        "cancelled",
+    )
+
+    async def cancelled() -> list[str] | None:
+        got = receiver.statuses(rid)
+        return got if "cancelled" in got else None
+
+    assert await eventually(cancelled, what="the cancelled callback") == ["pending", "cancelled"]
+    job_id = await eventually(lambda: job_of(lethe_db, org, rid), what="the outbox to empty")
+    types = await lethe_db.fetchval(
+        "SELECT array_agg(type) FROM lethe.job_events WHERE job_id = $1", job_id
+    )
+    assert "JobCancelled" in types
+    # The exporter never had it: no request for this job on its topic.
+    key = str(job_id).encode()
+    with pytest.raises(AssertionError, match="no matching record"):
+        await find_record(prepared.kafka_bootstrap_servers, JOBS_EXPORT, lambda x: x.key == key)
+    again = await api.delete(f"/opendsr/requests/{rid}", headers=org.headers)
+    assert again.status_code == 400 and "cancelled" in again.json()["error"]["message"]
+
+
+async def test_an_access_request_the_exporter_has_is_not_cancelled_silently(
+    api: httpx.AsyncClient, org: Org, lethe_db: asyncpg.Pool
+) -> None:
+    rid = str(uuid.uuid4())
+    body = example("https://c.example/cb", rid).replace(b'"erasure"', b'"portability"')
+    r = await api.post("/opendsr/requests", content=body, headers=json_headers(org))
+    assert r.status_code == 201, r.text
+    await eventually(lambda: job_of(lethe_db, org, rid), what="the request to be handed on")
+    d = await api.delete(f"/opendsr/requests/{rid}", headers=org.headers)
+    assert d.status_code == 400, d.text
+    assert "handed to the exporter" in d.json()["error"]["message"]
 
 
 async def test_cancel_refused_once_in_progress(
