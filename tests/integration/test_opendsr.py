@@ -42,6 +42,7 @@ from shared.events.progress import (
     ErasureSoftDeleted,
     JobCancelled,
     JobCompleted,
+    JobFailed,
     PurgeStarted,
 )
 from shared.events.topics import JOBS_EXPORT, PROGRESS
@@ -485,6 +486,45 @@ async def test_an_access_request_the_exporter_has_is_not_cancelled_silently(
     d = await api.delete(f"/opendsr/requests/{rid}", headers=org.headers)
     assert d.status_code == 400, d.text
     assert "handed to the exporter" in d.json()["error"]["message"]
+
+
+async def test_a_failed_request_reaches_a_final_status_for_the_controller(
+    api: httpx.AsyncClient,
+    sender: None,
+    receiver: Receiver,
+    producer: AIOKafkaProducer,
+    org: Org,
+    lethe_db: asyncpg.Pool,
+) -> None:
+    """A failed job will not go on by itself: the controller is told `cancelled` (the only
+    final status of section 8 for a request not fulfilled), `processor_status` says why."""
+    rid = str(uuid.uuid4())
+    r = await api.post(
+        "/opendsr/requests", content=example(receiver.url, rid), headers=json_headers(org)
+    )
+    assert r.status_code == 201, r.text
+    job_id = await eventually(lambda: job_of(lethe_db, org, rid), what="the job to leave")
+    await report(
+        producer,
+        job_id,
+        org.id,
+        ErasurePlanned(total=1, per_table={"users": 1}),
+        JobFailed(reason="the platform database refused the delete"),
+    )
+
+    async def final() -> list[str] | None:
+        got = receiver.statuses(rid)
+        return got if got and got[-1] == "cancelled" else None
+
+    assert await eventually(final, what="the final callback") == [
+        "pending",
+        "in_progress",
+        "cancelled",
+    ]
+    s = (await api.get(f"/opendsr/requests/{rid}", headers=org.headers)).json()
+    assert (s["request_status"], s["processor_status"]) == ("cancelled", "failed")
+    last = next(x for x in reversed(receiver.received) if x.valid)
+    assert last.json["processor_status"] == "failed"
 
 
 async def test_cancel_refused_once_in_progress(
