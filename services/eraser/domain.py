@@ -50,6 +50,7 @@ from shared.events.progress import (
     SubjectNotFound,
 )
 from shared.events.topics import AUDIT, NOTIFICATIONS, PROGRESS
+from shared.outcomes import outcome_events
 from shared.platform import (
     ERASE,
     KEY_CHUNK,
@@ -646,15 +647,11 @@ async def finish_soft_delete(deps: EraserDeps, job: store.Job) -> None:
 
 async def _outcome(env: Envelope, deps: EraserDeps, payload: Payload, template: str) -> None:
     """A result that is not an error (not found, ambiguous): stated, and the requester told."""
-    await deps.emit(PROGRESS, _event(env, payload))
     req = env.payload_as(ErasureRequested)
-    if req.requester_email:
-        context = {"job_id": str(env.job_id), "job_type": "erasure"}
-        context.update({k: str(v) for k, v in payload.model_dump().items()})
-        await deps.emit(
-            NOTIFICATIONS,
-            _event(env, SendEmail(template=template, to=req.requester_email, context=context)),
-        )
+    for topic, event in outcome_events(
+        env, payload, template, job_type="erasure", requester_email=req.requester_email, actor=ACTOR
+    ):
+        await deps.emit(topic, event)
 
 
 async def fail(env: Envelope, deps: EraserDeps, reason: str) -> None:

@@ -31,6 +31,7 @@ from shared.events.notifications import SendEmail
 from shared.events.progress import DuplicateIgnored, JobFailed, SubjectAmbiguous, SubjectNotFound
 from shared.events.topics import AUDIT, NOTIFICATIONS, PROGRESS
 from shared.hashing import subject_hash
+from shared.outcomes import outcome_events
 from shared.resolver import Ambiguous, Resolver, Scope, ScopeError, Subject, q
 from shared.sealed_stream import SealWriter
 from shared.tokens import DownloadToken, sign
@@ -297,15 +298,11 @@ async def _write_media(
 
 async def _outcome(env: Envelope, deps: ExporterDeps, payload: Payload, template: str) -> None:
     """A result that is not an error (not found, ambiguous): stated, and the requester told."""
-    await deps.emit(PROGRESS, event_for(env, payload))
     req = env.payload_as(ExportRequested)
-    if req.requester_email:
-        context = {"job_id": str(env.job_id), "job_type": "export"}
-        context.update({k: str(v) for k, v in payload.model_dump().items()})
-        await deps.emit(
-            NOTIFICATIONS,
-            event_for(env, SendEmail(template=template, to=req.requester_email, context=context)),
-        )
+    for topic, event in outcome_events(
+        env, payload, template, job_type="export", requester_email=req.requester_email, actor=ACTOR
+    ):
+        await deps.emit(topic, event)
 
 
 async def fail(env: Envelope, deps: ExporterDeps, error: str) -> None:

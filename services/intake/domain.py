@@ -210,7 +210,8 @@ def authorise(req: RequestIn, caller: Caller) -> None:
     """Who may ask what (403 naming the rule; 422 for a wrong confirmation):
 
     - erasure and export requests are owner-only unless the org delegates subject-level
-      requests to admins; organisation-wide requests stay owner-only;
+      requests to admins; organisation-wide requests (erasure and export: both take every
+      person's data of the org) stay owner-only and need the org's name typed to confirm;
     - only an owner may shorten the recovery window below the organisation's default.
     """
     refusal = submit_refusal(caller)
@@ -218,9 +219,12 @@ def authorise(req: RequestIn, caller: Caller) -> None:
         raise Refused(403, refusal)
     if req.scope == "organisation" and caller.role != "owner":
         raise Refused(403, f"only an owner may request an {req.type} of a whole organisation")
-    if req.scope == "organisation" and req.type == "erasure":
-        if req.confirm_org_name != caller.org_name:
-            raise Refused(422, "confirm_org_name must equal the organisation's name")
+    if req.scope == "organisation" and req.confirm_org_name != caller.org_name:
+        raise Refused(
+            422,
+            f"confirm_org_name must equal the organisation's name to confirm an {req.type} "
+            "of the whole organisation",
+        )
     window = req.recovery_window_days
     if (
         req.type == "erasure"

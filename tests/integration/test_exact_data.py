@@ -10,6 +10,7 @@ names, and a restore puts the whole database back as it was."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,7 +135,11 @@ async def _exported(r: Resolver, conn: asyncpg.Connection, scope: Scope) -> dict
 
 
 async def _erase_and_restore(
-    run: Run, platform: asyncpg.Pool, env: Envelope, expected: Expected
+    run: Run,
+    platform: asyncpg.Pool,
+    env: Envelope,
+    expected: Expected,
+    while_erased: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
 ) -> None:
     assert env.job_id is not None
     async with platform.acquire() as conn:
@@ -161,6 +166,8 @@ async def _erase_and_restore(
                     f"SELECT x.{column} FROM {table} x WHERE {key_text(t, 'x')} = $1", key
                 )
                 assert value is None, f"{table} {key}: {column} still links the subject"
+        if while_erased is not None:
+            await while_erased(conn)
     await lifecycle.restore(
         make_event(RestoreErasure(), actor=ACTOR, job_id=env.job_id, org_id=env.org_id), run.deps
     )
@@ -205,6 +212,18 @@ async def test_rental_schema_erases_and_exports_exactly_the_customer(
         seed = await seed_rental(conn, filler=20, tag=uuid.uuid4().hex[:6])
         email = await conn.fetchval("SELECT email FROM customer WHERE customer_id = $1", seed.a)
         expected = await rental_expected(conn, seed.a)
+
+    async def reassigned(conn: asyncpg.Connection) -> None:
+        # The customer's payments stay for the books, moved to the tombstone customer (a NOT
+        # NULL integer link cannot be nulled), and lose the card holder's name.
+        rows = await conn.fetch(
+            "SELECT customer_id, card_holder FROM payment "
+            "WHERE json_build_array(payment_id, paid_at)::text = ANY($1::text[])",
+            list(expected.mask["payment"]),
+        )
+        assert rows and all(r["customer_id"] == rental.TOMBSTONE_CUSTOMER for r in rows)
+        assert all(r["card_holder"] in (None, "[redacted]") for r in rows)
+
     dm = load_datamap(rental.DATAMAP)
     run = await _run(base_settings, lethe_db, rental_db.pool, rental_db.dsn, s3, dm)
     async with rental_db.pool.acquire() as conn:
@@ -217,6 +236,7 @@ async def test_rental_schema_erases_and_exports_exactly_the_customer(
         rental_db.pool,
         _request(rental.PLATFORM_ORG, {"email": email}),
         expected,
+        reassigned,
     )
 
 

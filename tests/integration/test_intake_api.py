@@ -76,6 +76,13 @@ HTTP_CASES: list[tuple[Any, str, int, str]] = [
         422,
         "confirm_org_name",
     ),
+    ({"type": "export", "scope": "organisation"}, "json", 422, "confirm_org_name"),
+    (
+        {"type": "export", "scope": "organisation", "confirm_org_name": "Nope"},
+        "json",
+        422,
+        "confirm_org_name",
+    ),
     (
         {"type": "erasure", "subject": EMAIL, "recovery_window_days": 31},
         "json",
@@ -509,6 +516,40 @@ async def test_privacy_requests_are_owner_only_unless_delegated(
     # Taking it back refuses admins again.
     await api.put(path, json={"admins_submit_subject_requests": False}, headers=org.headers)
     assert (await api.post("/v1/requests", json=erase, headers=admin)).status_code == 403
+
+
+async def test_an_org_export_is_the_owners_with_the_org_name_confirmed(
+    api: httpx.AsyncClient, org: Org, lethe_db: asyncpg.Pool
+) -> None:
+    """Like an org erasure: every person's data of the org leaves, so only an owner may ask,
+    and only by typing the org's name; delegation to admins covers subject requests only."""
+    admin = await _key(lethe_db, org, "admin")
+    confirmed = {"type": "export", "scope": "organisation", "confirm_org_name": org.name}
+    path = f"/v1/orgs/{org.id}/delegation"
+    for delegated in (False, True):
+        r = await api.put(
+            path, json={"admins_submit_subject_requests": delegated}, headers=org.headers
+        )
+        assert r.status_code == 200, r.text
+        refused = await api.post("/v1/requests", json=confirmed, headers=admin)
+        assert refused.status_code == 403, (delegated, refused.text)
+        assert "owner" in refused.text, refused.text
+    for confirm in (None, "", org.name.upper(), "Another org"):
+        body = {"type": "export", "scope": "organisation"}
+        if confirm is not None:
+            body["confirm_org_name"] = confirm
+        r = await api.post("/v1/requests", json=body, headers=org.headers)
+        assert r.status_code == 422, (confirm, r.text)
+        assert "confirm_org_name" in r.text and "export" in r.text, r.text
+    assert (await _written(lethe_db, org.id))[0] == 0, "a refused request makes no job"
+    accepted = await api.post("/v1/requests", json=confirmed, headers=org.headers)
+    assert accepted.status_code == 202, accepted.text
+    job = accepted.json()
+    assert job["type"] == "export" and job["scope"] == "organisation"
+    jobs = await lethe_db.fetch(
+        "SELECT type, scope, subject_hash FROM lethe.jobs WHERE org_id = $1", org.id
+    )
+    assert [tuple(j) for j in jobs] == [("export", "organisation", None)]
 
 
 async def _web(api: httpx.AsyncClient, db: asyncpg.Pool, key_headers: dict[str, str]) -> str:

@@ -363,10 +363,17 @@ async def test_the_specifications_example_completes_with_signed_callbacks(
     assert last.json["controller_id"] == org.id
     assert last.headers["x-opengdpr-signature"] == last.headers["x-opendsr-signature"]
     assert all(x.valid for x in receiver.received)
-    sent = await lethe_db.fetch(
-        "SELECT status, attempts FROM lethe.opendsr_callbacks WHERE job_id = $1", job_id
-    )
-    assert sorted((s["status"], s["attempts"]) for s in sent) == [("sent", 1)] * 4 + [("sent", 2)]
+
+    async def recorded() -> list[tuple[str, int]] | None:
+        # The receiver may see the last callback before the notifier records it as sent.
+        rows = await lethe_db.fetch(
+            "SELECT status, attempts FROM lethe.opendsr_callbacks WHERE job_id = $1", job_id
+        )
+        out = sorted((r["status"], r["attempts"]) for r in rows)
+        return out if all(st != "sending" for st, _ in out) else None
+
+    sent = await eventually(recorded, timeout=30, what="every callback recorded")
+    assert sent == [("sent", 1)] * 4 + [("sent", 2)]
 
 
 # --- the rest of the convention ------------------------------------------------------------

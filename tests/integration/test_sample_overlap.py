@@ -78,7 +78,7 @@ async def test_the_oracle_erases_ann_and_only_ann(
 ) -> None:
     o = overlap
     async with platform_db.acquire() as conn:
-        kept = await sample_expected(conn, o.org1, o.users["ann"])
+        kept = await sample_expected(conn, o.org1, o.users["ann"], foreign_messages="detach")
         owned = await sample_expected(conn, o.org1, o.users["ann"], foreign_messages="owned")
         with pytest.raises(ValueError, match="not a user of org"):
             await sample_expected(conn, o.org2, o.users["ann"])

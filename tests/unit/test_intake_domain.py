@@ -58,18 +58,23 @@ def test_due_dates_follow_the_regulation() -> None:
     assert _plan(ccpa).due_at == NOW + timedelta(days=45)
 
 
-def test_org_erasure_needs_owner_and_the_org_name() -> None:
+@pytest.mark.parametrize("kind", ["erasure", "export"])
+def test_org_scope_needs_owner_and_the_org_name(kind: str) -> None:
     req = RequestIn.model_validate(
-        {"type": "erasure", "scope": "organisation", "confirm_org_name": "Acme"}
+        {"type": kind, "scope": "organisation", "confirm_org_name": "Acme"}
     )
     admin = Caller(**{**OWNER.__dict__, "role": "admin"})
-    with pytest.raises(Refused) as err:
-        _plan(req, admin)
-    assert err.value.status == 403
-    wrong = req.model_copy(update={"confirm_org_name": "acme"})
-    with pytest.raises(Refused, match="confirm_org_name"):
-        _plan(wrong)
-    assert _plan(req).scope == "organisation"
+    for who in (admin, DELEGATED):
+        with pytest.raises(Refused) as err:
+            _plan(req, who)
+        assert err.value.status == 403
+    for confirm in ("acme", None):
+        wrong = req.model_copy(update={"confirm_org_name": confirm})
+        with pytest.raises(Refused, match="confirm_org_name") as err:
+            _plan(wrong)
+        assert err.value.status == 422
+    job = _plan(req)
+    assert job.scope == "organisation" and job.type == kind
 
 
 def test_a_subject_erasure_becomes_an_erasure_requested_event() -> None:

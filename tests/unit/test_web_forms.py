@@ -35,6 +35,11 @@ def test_a_valid_form_becomes_a_request() -> None:
         ({"email": "a@b.co", "regulation": "custom"}, "due_in_days", "1 to 90"),
         ({"email": "a@b.co", "notify_email": "x"}, "notify_email", "email address"),
         ({"scope": "organisation", "confirm_org_name": "Acm"}, "confirm_org_name", "Acme"),
+        (
+            {"type": "export", "scope": "organisation", "confirm_org_name": ""},
+            "confirm_org_name",
+            "To export the whole organisation",
+        ),
     ],
 )
 def test_errors_name_the_field_in_plain_words(

@@ -61,9 +61,10 @@ def submit_from_form(
         errors["due_in_days"] = MESSAGES["due_in_days"]
     if scope == "organisation":
         body["confirm_org_name"] = data.get("confirm_org_name", "").strip()
-        if body["type"] == "erasure" and body["confirm_org_name"] != org_name:
+        if body["confirm_org_name"] != org_name:
+            what = "erase" if body["type"] == "erasure" else "export"
             errors["confirm_org_name"] = (
-                f"To erase the whole organisation, type its name exactly: {org_name}"
+                f"To {what} the whole organisation, type its name exactly: {org_name}"
             )
     else:
         body["subject"] = {k: data[k].strip() for k in IDENTITIES if data.get(k, "").strip()}
