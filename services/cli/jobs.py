@@ -111,6 +111,7 @@ def show(job_id: str, events: Annotated[bool, typer.Option("--events")] = False)
     """One job (and its timeline with --events)."""
     with client() as c:
         job = check(c.get(f"/v1/jobs/{job_id}"))
+        console.print(f"job [bold]{job['id']}[/] {job['type']}: {summary(job)}")
         console.print_json(json.dumps(job))
         if events:
             for e in check(c.get(f"/v1/jobs/{job_id}/events"))["events"]:
@@ -146,8 +147,19 @@ def watch(job_id: str, every: float = 0.5) -> None:
             if job["status"] in OUTCOME:
                 break
             time.sleep(every)
-    console.print(f"job {job_id}: {job['status']}" + (f" ({job['error']})" if job["error"] else ""))
+    console.print(f"job {job_id}: {summary(job)}")
     raise typer.Exit(OUTCOME[job["status"]])
+
+
+def summary(job: dict[str, Any]) -> str:
+    """The job's state in words: an outcome that is a result says so (never "0 rows")."""
+    if job.get("outcome"):
+        text = f"{job['status']}: {job['outcome']}"
+    else:
+        text = job["status"]
+        if job.get("total"):
+            text += f", {job['done']:,} of {job['total']:,} rows"
+    return text + (f" ({job['error']})" if job.get("error") else "")
 
 
 @app.command("cancel")

@@ -51,6 +51,7 @@ def job_view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
         "rows_per_second": row["rows_per_second"],
         "eta_seconds": row["eta_seconds"],
         "result": row["result"],
+        "outcome": lifecycle.OUTCOME_WORDS.get(row["status"]),
         "purge_after": row["purge_after"].isoformat() if row["purge_after"] else None,
         "needs_review": row["needs_review"],
         "error": row["error"],

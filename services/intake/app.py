@@ -11,11 +11,13 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import asyncpg
+from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from faststream import FastStream
 from opentelemetry.trace import TracerProvider
 
+from services.intake import opendsr
 from services.intake.api import add_routes
 from services.intake.auth import RateLimiter
 from services.intake.handlers import register
@@ -27,7 +29,7 @@ from shared.db import create_pool
 from shared.health import Ops, attach, postgres_check, s3_check
 from shared.kafka import create_broker
 from shared.metrics import CONTENT_TYPE
-from shared.startup import load_checked_datamap
+from shared.startup import StartupError, load_checked_datamap
 from shared.storage import s3_client
 from shared.telemetry import tracer_provider as make_tracer_provider
 
@@ -39,6 +41,9 @@ class Runtime:
     relay: OutboxRelay
     ops: Ops
     scheduler: Scheduler | None = None
+    # OpenDSR: the signing key and its X.509 certificate, checked at start (None: not set up).
+    opendsr_key: rsa.RSAPrivateKey | None = None
+    opendsr_certificate: bytes | None = None
 
     def __init__(
         self,
@@ -68,6 +73,7 @@ class Runtime:
         if self._datamap is None:
             self._datamap, _ = await load_checked_datamap(self.settings)
         self.datamap = self._datamap
+        self.opendsr_key, self.opendsr_certificate = opendsr_identity(self.settings)
         self.pool = await create_pool(self.settings.database_url)
         self._stack.push_async_callback(self.pool.close)
         # S3 for export downloads (decrypted on the way out).
@@ -98,6 +104,23 @@ class Runtime:
             await self.scheduler.stop()
         await self.relay.stop()
         await self._stack.aclose()
+
+
+def opendsr_identity(s: IntakeSettings) -> tuple[rsa.RSAPrivateKey | None, bytes | None]:
+    """The OpenDSR signing key and the certificate published for it; a certificate that is
+    not for the key or the domain (or, in production, none) stops intake at start."""
+    pem = s.opendsr_signing_key.get_secret_value() if s.opendsr_signing_key else None
+    if pem is None and s.opendsr_signing_key_file is None:
+        return None, None  # OpenDSR not set up: its routes answer 503 saying so
+    try:
+        key = opendsr.load_signing_key(pem, s.opendsr_signing_key_file)
+        configured = s.opendsr_certificate_file.read_bytes() if s.opendsr_certificate_file else None
+        cert = opendsr.processor_certificate(
+            key, s.opendsr_processor_domain, configured, development=s.on_dev_keys
+        )
+    except (opendsr.NotConfigured, OSError, ValueError) as exc:
+        raise StartupError(f"OpenDSR: {exc}") from None
+    return key, cert
 
 
 def build(

@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -29,6 +30,10 @@ from shared.events.topics import JOBS_ERASE, JOBS_EXPORT
 from shared.hashing import subject_hash
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Hashed identities (as OpenDSR controllers send them): the hex digest of the trimmed,
+# lowercased email. Kind -> hex length.
+HASHED_EMAIL = {"email_sha256": 64, "email_sha1": 40, "email_md5": 32}
+_HEX = re.compile(r"^[0-9a-f]+$")
 
 
 class SubjectIn(BaseModel):
@@ -37,6 +42,11 @@ class SubjectIn(BaseModel):
     user_id: str | None = Field(None, max_length=200)
     phone: str | None = Field(None, max_length=50)
     external_id: str | None = Field(None, max_length=200)
+    email_sha256: str | None = Field(
+        None, description="hex SHA-256 of the trimmed, lowercased email"
+    )
+    email_sha1: str | None = Field(None, description="hex SHA-1 of the trimmed, lowercased email")
+    email_md5: str | None = Field(None, description="hex MD5 of the trimmed, lowercased email")
 
     @field_validator("email")
     @classmethod
@@ -45,10 +55,24 @@ class SubjectIn(BaseModel):
             raise ValueError("not an email address")
         return v
 
+    @field_validator("email_sha256", "email_sha1", "email_md5")
+    @classmethod
+    def _hashed(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return v
+        size = HASHED_EMAIL[str(info.field_name)]
+        v = v.lower()
+        if len(v) != size or not _HEX.match(v):
+            raise ValueError(f"not a hex digest: {size} hex characters expected")
+        return v
+
     @model_validator(mode="after")
     def _at_least_one(self) -> SubjectIn:
-        if not any((self.email, self.user_id, self.phone, self.external_id)):
-            raise ValueError("give at least one identity: email, user_id, phone or external_id")
+        if not any(self.model_dump().values()):
+            raise ValueError(
+                "give at least one identity: email, user_id, phone, external_id, "
+                "email_sha256, email_sha1 or email_md5"
+            )
         return self
 
 

@@ -30,6 +30,11 @@ FINAL = (
     "not_found",
     "ambiguous",
 )
+# Outcomes that are results, in words (API `outcome`, web UI, CLI): never "0 rows erased".
+OUTCOME_WORDS = {
+    "not_found": "No data held on this subject",
+    "ambiguous": "Identities belong to more than one person: nothing done",
+}
 # A legal deadline is met once the data is out of reach (hidden, purged) or the job ended.
 DONE_FOR_DEADLINE = ("soft_deleted", "purging", "ready", *FINAL)
 STATES = (*ACTIVE, "soft_deleted", "purging", "ready", *FINAL)

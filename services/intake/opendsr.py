@@ -23,14 +23,16 @@ import ipaddress
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -42,6 +44,7 @@ from pydantic import (
 )
 
 from services.intake import lifecycle
+from services.intake.domain import HASHED_EMAIL as HASHED
 from services.intake.domain import RequestIn
 
 SPEC = "https://github.com/opengdpr/OpenDSR/blob/master/specification.md"
@@ -54,11 +57,17 @@ SIGNATURE_HEADERS = ("X-OpenDSR-Signature", "X-OpenGDPR-Signature")
 DOMAIN_HEADERS = ("X-OpenDSR-Processor-Domain", "X-OpenGDPR-Processor-Domain")
 
 # (identity_type, identity_format) Lethe can act on -> the subject field it fills. Hashed
-# identities (sha256, ...) are refused until the eraser can match them: see `discovery`.
+# emails are the hex digest of the trimmed, lowercased address; the resolver hashes the
+# column in SQL to match them (shared/resolver.py).
 IDENTITIES: dict[tuple[str, str], str] = {
     ("email", "raw"): "email",
+    ("email", "sha256"): "email_sha256",
+    ("email", "sha1"): "email_sha1",
+    ("email", "md5"): "email_md5",
     ("controller_customer_id", "raw"): "external_id",
 }
+# A second raw email goes into a free hashed slot (hashed here), so both are looked for.
+SPARE_EMAIL_SLOTS = (("email_sha256", "sha256"), ("email_md5", "md5"), ("email_sha1", "sha1"))
 IDENTITY_TYPES = (  # section 5.1
     "controller_customer_id",
     "android_advertising_id",
@@ -77,38 +86,28 @@ IDENTITY_FORMATS = ("raw", "sha1", "md5", "sha256")  # section 5.2
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SPACES = re.compile(r"\s*")
+_HEX = re.compile(r"^[0-9a-f]+$")
 
 
 # --- the request (section 7.1) ----------------------------------------------------------
 
 
 class Identity(BaseModel):
-    """Section 5.3."""
+    """Section 5.3. Types and formats are checked when mapped (`to_request_in`): one this
+    processor cannot use is ignored when another in the request is usable."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    identity_type: str
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    identity_type: str = Field(max_length=100)
     identity_value: str = Field(min_length=1, max_length=320)
-    identity_format: str
-
-    @field_validator("identity_type")
-    @classmethod
-    def _type(cls, v: str) -> str:
-        if v not in IDENTITY_TYPES:
-            raise ValueError(f"unknown identity_type; one of {', '.join(IDENTITY_TYPES)}")
-        return v
-
-    @field_validator("identity_format")
-    @classmethod
-    def _format(cls, v: str) -> str:
-        if v not in IDENTITY_FORMATS:
-            raise ValueError(f"unknown identity_format; one of {', '.join(IDENTITY_FORMATS)}")
-        return v
+    identity_format: str = Field(max_length=20)
 
 
 class OpenDSRRequest(BaseModel):
-    """An OpenDSR request as a controller sends it (section 7.1.1)."""
+    """An OpenDSR request as a controller sends it (section 7.1.1). Unknown fields are
+    ignored (a newer minor version may add some; section 3.4), and so is `null` in an
+    optional field (`parse_request`)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
     subject_request_id: str
     subject_request_type: Literal["erasure", "access", "portability"]
     submitted_time: AwareDatetime
@@ -204,6 +203,23 @@ def _field_errors(exc: ValidationError) -> list[str]:
     return out
 
 
+def _without_optional_nulls(data: dict[str, Any]) -> dict[str, Any]:
+    """`null` in an optional field means "not given" (controllers serialise it so)."""
+    fields = OpenDSRRequest.model_fields
+    out = {k: v for k, v in data.items() if not (v is None and not _required(fields.get(k)))}
+    idents = out.get("subject_identities")
+    if isinstance(idents, list):
+        out["subject_identities"] = [
+            {k: v for k, v in i.items() if v is not None} if isinstance(i, dict) else i
+            for i in idents
+        ]
+    return out
+
+
+def _required(info: Any) -> bool:
+    return bool(info is not None and info.is_required())
+
+
 def check_callback_urls(urls: list[str]) -> list[str]:
     """Problems with callback URLs a production processor should not call: plain http, or a
     host that is a loopback, private or link-local address (the notifier would otherwise
@@ -236,6 +252,7 @@ def parse_request(
         raise Invalid("the request body is not JSON", [f"body: not JSON ({exc})"]) from None
     if not isinstance(data, dict):
         raise Invalid("the request body must be a JSON object", ["body: not an object"])
+    data = _without_optional_nulls(data)
     try:
         req = OpenDSRRequest.model_validate(data)
     except ValidationError as exc:
@@ -249,36 +266,101 @@ def parse_request(
     return req
 
 
-def to_request_in(req: OpenDSRRequest) -> RequestIn:
-    """Section 7.1 -> Lethe's request. One subject per request: each identity type once."""
+@dataclass(frozen=True)
+class Mapped:
+    """The subject's fields; the identities left aside (types only, never values); and the
+    errors that refuse the request (a malformed value, or nothing usable)."""
+
+    subject: dict[str, str]
+    ignored: list[str]
+    errors: list[str]
+
+
+def _unusable(where: str, ident: Identity) -> str:
+    if ident.identity_type not in IDENTITY_TYPES:
+        return f"{where}.identity_type: unknown identity_type {ident.identity_type[:40]!r}"
+    if ident.identity_format not in IDENTITY_FORMATS:
+        return (
+            f"{where}.identity_format: unknown identity_format {ident.identity_format[:20]!r}; "
+            f"one of {', '.join(IDENTITY_FORMATS)}"
+        )
+    return (
+        f"{where}: {ident.identity_type}/{ident.identity_format} is not supported by this "
+        "processor (see GET /opendsr/discovery)"
+    )
+
+
+def _malformed(where: str, target: str, ident: Identity) -> str | None:
+    value = ident.identity_value
+    if target == "email" and not _EMAIL.match(value):
+        return f"{where}.identity_value: not an email address"
+    if target in HASHED and (len(value) != HASHED[target] or not _HEX.match(value.lower())):
+        return (
+            f"{where}.identity_value: not a {ident.identity_format} hex digest "
+            f"({HASHED[target]} hex characters)"
+        )
+    if target == "external_id" and len(value) > 200:
+        return f"{where}.identity_value: longer than 200 characters"
+    return None
+
+
+def map_identities(identities: list[Identity]) -> Mapped:
+    """Section 5 -> the subject's fields. Identities this processor cannot use (an ad id, an
+    unknown type or format) are ignored as long as one is usable; a second raw email takes a
+    free hashed slot, so both addresses are looked for; a malformed value of a usable kind is
+    an error naming it. One subject per request: the resolver refuses identities of two
+    people (`ambiguous`)."""
     subject: dict[str, str] = {}
-    errors = []
-    for i, ident in enumerate(req.subject_identities):
+    ignored: list[str] = []
+    unusable: list[str] = []
+    errors: list[str] = []
+    for i, ident in enumerate(identities):
         where = f"subject_identities[{i}]"
+        kind = f"{ident.identity_type}/{ident.identity_format}"
         target = IDENTITIES.get((ident.identity_type, ident.identity_format))
         if target is None:
-            errors.append(
-                f"{where}: {ident.identity_type}/{ident.identity_format} is not supported by "
-                "this processor (see GET /opendsr/discovery)"
-            )
-        elif target in subject and subject[target] != ident.identity_value:
-            errors.append(f"{where}: a second {ident.identity_type}; one subject per request")
-        elif target == "email" and not _EMAIL.match(ident.identity_value):
-            errors.append(f"{where}.identity_value: not an email address")
-        elif len(ident.identity_value) > 200 and target != "email":
-            errors.append(f"{where}.identity_value: longer than 200 characters")
+            unusable.append(_unusable(where, ident))
+            ignored.append(kind)
+            continue
+        if problem := _malformed(where, target, ident):
+            errors.append(problem)
+            continue
+        value = ident.identity_value.lower() if target in HASHED else ident.identity_value
+        if subject.get(target, value) == value:
+            subject[target] = value
+            continue
+        spare = next((slot for slot, _ in SPARE_EMAIL_SLOTS if slot not in subject), None)
+        if target == "email" and spare is not None:
+            subject[spare] = hash_email(value, spare.removeprefix("email_"))
         else:
-            subject[target] = ident.identity_value
-    if errors:
-        raise Invalid(errors[0], errors)
+            ignored.append(f"{kind} (another one)")
+    if not subject and not errors:
+        errors = unusable or ["subject_identities: give at least one identity (section 5.3)"]
+    return Mapped(subject, ignored, errors)
+
+
+def hash_email(email: str, algo: str) -> str:
+    """How a controller hashes an email (section 5.2): hex digest of the trimmed, lowercased
+    address."""
+    return hashlib.new(algo, email.strip().lower().encode()).hexdigest()
+
+
+def to_request_in(req: OpenDSRRequest) -> RequestIn:
+    """Section 7.1 -> Lethe's request, from the identities this processor can use."""
+    mapped = map_identities(req.subject_identities)
+    if mapped.errors:
+        raise Invalid(mapped.errors[0], mapped.errors)
     kind = req.subject_request_type
+    reason = f"OpenDSR {kind} request, submitted {req.submitted_time.isoformat()}"
+    if mapped.ignored:
+        reason += f"; identities ignored: {', '.join(mapped.ignored)}"
     try:
         return RequestIn(
             type="erasure" if kind == "erasure" else "export",
-            subject=subject,
+            subject=mapped.subject,
             regulation=req.regulation,
             request_id=req.subject_request_id,
-            reason=f"OpenDSR {kind} request, submitted {req.submitted_time.isoformat()}",
+            reason=reason,
             # Portability means a machine-readable copy (GDPR Art. 20); access, a readable one.
             format="json" if kind == "portability" else "both",
         )
@@ -297,37 +379,43 @@ def fingerprint(req: OpenDSRRequest, key: bytes) -> str:
 
 RequestStatus = Literal["pending", "in_progress", "completed", "cancelled"]
 
-# Every Lethe job status -> the OpenDSR one. Erasures complete when purged, not when merely
-# hidden for the recovery window. `failed` and `completed_with_errors` stay in_progress:
-# they await people (items for manual review), and OpenDSR has no status for that;
-# `processor_status` in bodies tells the controller which it is. A restore undoes the
-# request, so it reads as cancelled.
+# Every Lethe job status -> the OpenDSR one (section 8.2 has four). Erasures complete when
+# purged, not when merely hidden for the recovery window. Every final Lethe state is final
+# for the controller too (a controller polls until then): `completed_with_errors` (purged,
+# some items left for people to review) and `not_found` (nothing held: the request is
+# answered) complete; `failed` and `ambiguous` (identities of more than one person) did
+# nothing and will not go on by themselves, so they read as cancelled. `processor_status`
+# in bodies and callbacks says which it is. A restore undoes the request: cancelled.
 REQUEST_STATUS: dict[str, RequestStatus] = {
     "pending": "pending",
     "running": "in_progress",
     "soft_deleted": "in_progress",
     "purging": "in_progress",
-    "failed": "in_progress",
-    "completed_with_errors": "in_progress",
     "completed": "completed",
+    "completed_with_errors": "completed",
     "ready": "completed",
     "expired": "completed",
+    "not_found": "completed",
+    "failed": "cancelled",
+    "ambiguous": "cancelled",
     "cancelled": "cancelled",
     "restored": "cancelled",
-    # Nothing held on the subject: the request is answered (processor_status says how).
-    "not_found": "completed",
-    # Identities of more than one person: nothing done; it awaits people, like `failed`.
-    "ambiguous": "in_progress",
 }
 assert set(REQUEST_STATUS) == set(lifecycle.STATES), "every job status needs an OpenDSR one"
+assert all(REQUEST_STATUS[s] in ("completed", "cancelled") for s in lifecycle.FINAL)
 
 
 def request_status(job_status: str) -> RequestStatus:
     return REQUEST_STATUS[job_status]
 
 
+RECEIVED = "OpenDSRRequestReceived"  # the receipt: a `pending` callback
+
+
 def status_after(event_type: str, payload: dict[str, Any]) -> str | None:
     """The job status a progress event moves a job to; None when it moves nothing."""
+    if event_type == RECEIVED:
+        return "pending"
     move = lifecycle.move_for(event_type, payload)
     if move is None:
         return None
@@ -335,7 +423,9 @@ def status_after(event_type: str, payload: dict[str, Any]) -> str | None:
 
 
 def status_changes(event_type: str) -> bool:
-    """Progress events that change a job's state (not the per-batch ones)."""
+    """Progress events that change a job's state (not the per-batch ones), and the receipt."""
+    if event_type == RECEIVED:
+        return True
     move = lifecycle.PROGRESS.get(event_type)
     return move is not None and not (move.to is not None and move.to in move.from_states)
 
@@ -463,6 +553,104 @@ def public_key_pem(key: rsa.RSAPrivateKey) -> bytes:
     return key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+
+
+# --- the processor certificate (sections 4.1, 6.3) -------------------------------------------
+
+
+def dev_certificate(key: rsa.RSAPrivateKey, domain: str, *, days: int = 365) -> bytes:
+    """A self-signed X.509 certificate for the signing key, issued for `domain` (development
+    and tests; production configures a CA-issued one: `LETHE_OPENDSR_CERTIFICATE_FILE`)."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
+    try:
+        alt: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(domain))
+    except ValueError:
+        alt = x509.DNSName(domain)
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName([alt]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _names(cert: x509.Certificate) -> list[str]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = [str(n) for n in san.get_values_for_type(x509.DNSName)]
+        names += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    except x509.ExtensionNotFound:
+        names = []
+    if not names:  # no SAN: the subject's common name (older certificates)
+        names = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    return names
+
+
+def _covers(pattern: str, domain: str) -> bool:
+    pattern, domain = pattern.lower().rstrip("."), domain.lower().rstrip(".")
+    if pattern.startswith("*."):
+        head, _, rest = domain.partition(".")
+        return bool(head) and rest == pattern[2:]
+    return pattern == domain
+
+
+def check_certificate(pem: bytes, key: rsa.RSAPrivateKey, domain: str) -> x509.Certificate:
+    """The processor's certificate, checked: X.509, for the signing key, issued for the
+    domain in `X-OpenDSR-Processor-Domain` (section 8.3) and currently valid. `NotConfigured`
+    names what does not match."""
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        raise NotConfigured(
+            "the OpenDSR certificate is not a PEM X.509 certificate "
+            "(LETHE_OPENDSR_CERTIFICATE_FILE)"
+        ) from None
+    public = cert.public_key()
+    if (
+        not isinstance(public, rsa.RSAPublicKey)
+        or public.public_numbers() != key.public_key().public_numbers()
+    ):
+        raise NotConfigured(
+            "the OpenDSR certificate is not for the signing key: its public key differs from "
+            "LETHE_OPENDSR_SIGNING_KEY(_FILE)'s"
+        )
+    names = _names(cert)
+    if not any(_covers(n, domain) for n in names):
+        raise NotConfigured(
+            f"the OpenDSR certificate is issued for {', '.join(names) or 'no name'}, not for "
+            f"the processor domain {domain!r} (LETHE_OPENDSR_PROCESSOR_DOMAIN)"
+        )
+    now = datetime.now(UTC)
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        raise NotConfigured(
+            f"the OpenDSR certificate is valid only from {cert.not_valid_before_utc:%Y-%m-%d} "
+            f"to {cert.not_valid_after_utc:%Y-%m-%d}"
+        )
+    return cert
+
+
+def processor_certificate(
+    key: rsa.RSAPrivateKey, domain: str, configured: bytes | None, *, development: bool
+) -> bytes:
+    """The certificate `/opendsr/cert.pem` publishes: the configured one, checked; in
+    development without one, a self-signed one. Production without one is refused."""
+    if configured is None:
+        if not development:
+            raise NotConfigured(
+                "OpenDSR needs the processor's X.509 certificate for its signing key and "
+                f"domain {domain!r}: set LETHE_OPENDSR_CERTIFICATE_FILE"
+            )
+        configured = dev_certificate(key, domain)
+    check_certificate(configured, key, domain)
+    return configured
 
 
 def sign(key: rsa.RSAPrivateKey, body: bytes) -> str:

@@ -7,7 +7,7 @@ in the URL), with the current and the older OpenGDPR nouns (section 10.1):
     POST   /opendsr/requests | /opengdpr_requests       section 7
     GET    /opendsr/requests/{subject_request_id}      section 8.1 (also /status/{id})
     DELETE /opendsr/requests/{subject_request_id}      section 9
-    GET    /opendsr/cert.pem                           the key callbacks are signed with
+    GET    /opendsr/cert.pem                           the X.509 certificate of the signing key
 
 Authentication is the processor's to choose (section 4.3): Lethe's API keys, as on /v1 (the
 key's organisation is the `controller_id`). Every answer is JSON signed with the processor's
@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -33,8 +33,13 @@ from services.intake.auth import caller, role, runtime
 from services.intake.domain import Caller
 from shared.events import make_event
 from shared.events.jobs import CancelErasure
-from shared.events.topics import JOBS_ERASE
+from shared.events.opendsr import OpenDSRRequestReceived
+from shared.events.progress import JobCancelled
+from shared.events.topics import JOBS_ERASE, PROGRESS
 from shared.kafka import current_trace
+
+if TYPE_CHECKING:
+    from services.intake.app import Runtime
 
 router = APIRouter(prefix="/opendsr", tags=["opendsr"])
 VERSIONS = ("", "/v1", "/v2")
@@ -57,19 +62,15 @@ class OpenDSRError(Exception):
 
 
 def _key(request: Request) -> rsa.RSAPrivateKey:
-    """The processor's signing key, loaded once per app."""
-    state = request.app.state
-    key: rsa.RSAPrivateKey | None = getattr(state, "opendsr_key", None)
+    """The processor's signing key, loaded and checked with its certificate at start."""
+    key = runtime(request).opendsr_key
     if key is None:
-        s = runtime(request).settings
-        try:
-            key = opendsr.load_signing_key(
-                s.opendsr_signing_key.get_secret_value() if s.opendsr_signing_key else None,
-                s.opendsr_signing_key_file,
-            )
-        except opendsr.NotConfigured as exc:
-            raise OpenDSRError(503, str(exc), reason="NotConfigured") from exc
-        state.opendsr_key = key
+        raise OpenDSRError(
+            503,
+            "OpenDSR is not set up on this processor: set LETHE_OPENDSR_SIGNING_KEY_FILE (a "
+            "PEM file) or LETHE_OPENDSR_SIGNING_KEY, and LETHE_OPENDSR_CERTIFICATE_FILE",
+            reason="NotConfigured",
+        )
     return key
 
 
@@ -138,11 +139,14 @@ async def _find(pool: asyncpg.Pool, org_id: str, subject_request_id: str) -> dic
 
 
 async def _record(
-    pool: asyncpg.Pool, job_id: uuid.UUID, org_id: str, req: opendsr.OpenDSRRequest, fp: str
+    db: asyncpg.Pool | asyncpg.Connection,
+    job_id: uuid.UUID,
+    org_id: str,
+    req: opendsr.OpenDSRRequest,
+    fp: str,
 ) -> None:
-    """Idempotent: a retried request whose first attempt died after the job was written
-    completes the record here."""
-    await pool.execute(
+    """Idempotent: written with the job, and again (a no-op) after it."""
+    await db.execute(
         "INSERT INTO lethe.opendsr_requests (job_id, org_id, subject_request_id, "
         "subject_request_type, regulation, api_version, property_id, submitted_time, "
         "status_callback_urls, request_fingerprint) "
@@ -189,12 +193,11 @@ async def discovery(request: Request) -> Response:
 
 
 async def certificate(request: Request) -> Response:
-    """The public key of the signing key (PEM). Section 4.1 wants a CA-issued certificate:
-    production publishes one at `LETHE_OPENDSR_CERTIFICATE_URL` instead."""
-    try:
-        pem = opendsr.public_key_pem(_key(request))
-    except OpenDSRError as exc:
-        return _error(request, exc)
+    """The processor's X.509 certificate (PEM) for its signing key and domain (section 4.1):
+    the configured one, or in development a self-signed one; checked at start."""
+    pem = runtime(request).opendsr_certificate
+    if pem is None:
+        return _error(request, OpenDSRError(503, "OpenDSR is not set up", reason="NotConfigured"))
     return Response(pem, media_type="application/x-pem-file")
 
 
@@ -244,7 +247,21 @@ async def _create(request: Request) -> Response:
         except domain.Refused as exc:
             raise OpenDSRError(400 if exc.status == 422 else exc.status, exc.reason) from exc
         fp = opendsr.fingerprint(req, hash_key)
-        row, created = await store.insert_job(rt.pool, job)
+
+        async def with_job(conn: asyncpg.Connection) -> None:
+            # The record and the receipt's `pending` callback, before the job's own event:
+            # the controller hears `pending` first, and the sender finds the record.
+            await _record(conn, job.job_id, who.org_id, req, fp)
+            received = make_event(
+                OpenDSRRequestReceived(subject_request_id=req.subject_request_id),
+                actor=who.actor,
+                job_id=job.job_id,
+                org_id=who.org_id,
+                subject_hash=job.subject_hash,
+            )
+            await store.add_outbox(conn, PROGRESS, received)
+
+        row, created = await store.insert_job(rt.pool, job, with_job)
     conflict = OpenDSRError(
         409,
         f"subject_request_id {req.subject_request_id} was already used for a different request",
@@ -304,14 +321,15 @@ async def _cancel(subject_request_id: str, request: Request) -> Response:
 
     if opendsr.request_status(row["status"]) != "pending":
         raise not_pending(row["status"])
+    if row["type"] == "export":
+        await _cancel_export(rt, who, row, subject_request_id)
+        return _cancelled(request, who, row, subject_request_id)
     env = make_event(
         CancelErasure(reason="cancelled by the controller (OpenDSR DELETE)"),
         actor=who.actor,
         job_id=row["id"],
         org_id=who.org_id,
     )
-    # As /v1/jobs/{id}/cancel does, for exports too (the exporter's topic carries requests
-    # only; an export is not yet cancellable once started).
     topic = JOBS_ERASE
     allowed = tuple(
         s for s in lifecycle.COMMANDS["cancel"] if opendsr.REQUEST_STATUS[s] == "pending"
@@ -320,6 +338,13 @@ async def _cancel(subject_request_id: str, request: Request) -> Response:
     if refused is not None:  # moved on meanwhile
         raise not_pending(refused)
     rt.relay.wake()
+    return _cancelled(request, who, row, subject_request_id)
+
+
+def _cancelled(
+    request: Request, who: Caller, row: dict[str, Any], subject_request_id: str
+) -> Response:
+    """Section 9.2: the signed 202."""
     body = {
         "controller_id": who.org_id,
         "subject_request_id": subject_request_id,
@@ -327,6 +352,36 @@ async def _cancel(subject_request_id: str, request: Request) -> Response:
         "api_version": row["api_version"] or opendsr.API_VERSION,
     }
     return _signed(request, opendsr.with_processor_signature(body, _key(request)), 202)
+
+
+async def _cancel_export(
+    rt: Runtime, who: Caller, row: dict[str, Any], subject_request_id: str
+) -> None:
+    """An access or portability request still pending: taken back before the exporter has
+    it, the job cancelled at once. Once the exporter has it, it runs to the end (an export is
+    not stopped midway): refused, saying so."""
+    cancelled = make_event(
+        JobCancelled(done=0, total=0),
+        actor=who.actor,
+        job_id=row["id"],
+        org_id=who.org_id,
+    )
+    refused = await store.cancel_unsent_export(rt.pool, row["id"], cancelled)
+    if refused == "handed":
+        raise OpenDSRError(
+            400,
+            f"request {subject_request_id} has been handed to the exporter and can no longer "
+            "be cancelled; its result follows shortly",
+            reason="IllegalStateException",
+        )
+    if refused is not None:
+        raise OpenDSRError(
+            400,
+            f"request {subject_request_id} is {opendsr.request_status(refused)}; "
+            "it can be cancelled only while pending",
+            reason="IllegalStateException",
+        )
+    rt.relay.wake()
 
 
 router.add_api_route("/cert.pem", certificate, methods=["GET"], name="opendsr_certificate")

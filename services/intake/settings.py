@@ -35,10 +35,16 @@ class IntakeSettings(LetheSettings):
     opendsr_signing_key_file: Path | None = Field(
         None, description="OpenDSR: file holding `LETHE_OPENDSR_SIGNING_KEY` instead."
     )
+    opendsr_certificate_file: Path | None = Field(
+        None,
+        description="OpenDSR: the processor's X.509 certificate (PEM) for the signing key, "
+        "issued for `LETHE_OPENDSR_PROCESSOR_DOMAIN`; served at /opendsr/cert.pem and checked "
+        "at start. Required in production; unset in development: a self-signed one.",
+    )
     opendsr_certificate_url: str | None = Field(
         None,
-        description="OpenDSR: URL of the CA-issued certificate for discovery; unset: the "
-        "public key is served at /opendsr/cert.pem.",
+        description="OpenDSR: URL discovery names as `processor_certificate`; unset: "
+        "/opendsr/cert.pem on this API.",
     )
     opendsr_allow_insecure_callbacks: bool = Field(
         False,

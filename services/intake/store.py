@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from services.intake.domain import Caller, NewJob
 from shared.events import Actor, Envelope, make_event
 from shared.events.envelope import safe_details
 from shared.events.requests import OrgDelegationChanged
-from shared.events.topics import AUDIT, NOTIFICATIONS
+from shared.events.topics import AUDIT, JOBS_EXPORT, NOTIFICATIONS, PROGRESS
 
 
 def hash_key(key: str) -> str:
@@ -77,9 +78,14 @@ _JOB_COLUMNS = (
 )
 
 
-async def insert_job(pool: asyncpg.Pool, job: NewJob) -> tuple[dict[str, Any], bool]:
+async def insert_job(
+    pool: asyncpg.Pool,
+    job: NewJob,
+    with_job: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+) -> tuple[dict[str, Any], bool]:
     """Job and outbox row in one transaction. Returns (job, created); an idempotency-key
-    repeat returns the existing job and writes nothing."""
+    repeat returns the existing job and writes nothing. `with_job` writes what belongs with
+    a new job (in the transaction, before the job's event is in the outbox)."""
     async with pool.acquire() as conn, conn.transaction():
         inserted = await conn.fetchval(
             "INSERT INTO lethe.jobs (id, org_id, type, scope, status, subject_hash, request_id, "
@@ -114,6 +120,8 @@ async def insert_job(pool: asyncpg.Pool, job: NewJob) -> tuple[dict[str, Any], b
             )
             assert existing is not None
             return dict(existing), False
+        if with_job is not None:
+            await with_job(conn)
         await add_outbox(conn, job.topic, job.event)
         await record_event(conn, job.event)
         for notice in job.notices:  # e.g. the CCPA receipt confirmation, issued on receipt
@@ -147,6 +155,37 @@ async def record_command(
             return str(status)
         await add_outbox(conn, topic, env)
         await record_event(conn, env)
+        return None
+
+
+async def cancel_unsent_export(
+    pool: asyncpg.Pool, job_id: uuid.UUID, cancelled: Envelope
+) -> str | None:
+    """Cancel a pending export whose request is still in the outbox: the request is taken
+    back (the exporter never sees it), the job is `cancelled` at once and `cancelled` (a
+    JobCancelled on the progress topic) tells the controller and the audit trail. Returns
+    why not: the job's status, or "handed" once the exporter has the request."""
+    async with pool.acquire() as conn, conn.transaction():
+        status = await conn.fetchval(
+            "SELECT status FROM lethe.jobs WHERE id = $1 FOR UPDATE", job_id
+        )
+        if status != "pending":
+            return str(status)
+        taken = await conn.fetch(
+            "DELETE FROM lethe.outbox WHERE topic = $1 AND event->>'job_id' = $2 RETURNING id",
+            JOBS_EXPORT,
+            str(job_id),
+        )
+        if not taken:
+            return "handed"
+        await conn.execute(
+            "UPDATE lethe.jobs SET status = 'cancelled', phase = 'cancelled', "
+            "last_event_at = $2, updated_at = now() WHERE id = $1",
+            job_id,
+            cancelled.occurred_at,
+        )
+        await add_outbox(conn, PROGRESS, cancelled)
+        await record_event(conn, cancelled)
         return None
 
 
@@ -283,9 +322,9 @@ def _progress_columns(env: Envelope) -> dict[str, Any]:
     if t in ("JobFailed", "JobCancelled", "SubjectAmbiguous"):
         cols["error"] = p.get("reason")
     if t == "SubjectNotFound":
-        cols["result"] = {"outcome": "not_found", "rows": 0}
+        cols["result"] = {"outcome": "not_found"}
     if t == "SubjectAmbiguous":
-        cols["result"] = {"outcome": "ambiguous", "rows": 0}
+        cols["result"] = {"outcome": "ambiguous"}
     if p.get("needs_review"):
         cols["needs_review"] = p["needs_review"]
     return cols

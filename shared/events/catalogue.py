@@ -34,6 +34,7 @@ CATALOGUE: dict[str, tuple[str, ...]] = {
         "BatchExported",
         "ExportReady",
         "ExportExpired",
+        "OpenDSRRequestReceived",
     ),
     t.NOTIFICATIONS: ("SendEmail",),
     t.AUDIT: (

@@ -10,6 +10,15 @@ from shared.events.envelope import Payload, event
 
 
 @event
+class OpenDSRRequestReceived(Payload):
+    """A controller's request was received (on `lethe.progress.v1`): its `pending` callback
+    (section 8.5: callbacks on every state change, receipt included)."""
+
+    event_type = "OpenDSRRequestReceived"
+    subject_request_id: str
+
+
+@event
 class OpenDSRCallbackSent(Payload):
     """A signed status callback was accepted (2xx) by the controller."""
 

@@ -20,8 +20,9 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi import FastAPI
 from faststream import FastStream
 
 from deploy.local.sample.seed import seed_org
@@ -41,12 +42,13 @@ from shared.events.progress import (
     ErasureSoftDeleted,
     JobCancelled,
     JobCompleted,
+    JobFailed,
     PurgeStarted,
 )
-from shared.events.topics import PROGRESS
+from shared.events.topics import JOBS_EXPORT, PROGRESS
 from shared.kafka import create_broker
 from tests.conftest import Org
-from tests.helpers import eventually
+from tests.helpers import eventually, find_record
 
 pytestmark = pytest.mark.integration
 DOMAIN = "example-processor.com"  # the processor of the specification's examples
@@ -173,7 +175,7 @@ def key_file(state_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-async def api(base_settings: dict[str, Any], key_file: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def intake(base_settings: dict[str, Any], key_file: Path) -> AsyncIterator[FastAPI]:
     settings = IntakeSettings(
         **base_settings,
         submit_burst=1000,
@@ -183,9 +185,14 @@ async def api(base_settings: dict[str, Any], key_file: Path) -> AsyncIterator[ht
     )
     http = create_http(settings)
     async with http.router.lifespan_context(http):
-        transport = httpx.ASGITransport(app=http)
-        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
-            yield client
+        yield http
+
+
+@pytest.fixture(scope="module")
+async def api(intake: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=intake)
+    async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+        yield client
 
 
 class SenderRuntime:
@@ -224,7 +231,10 @@ async def public_key(api: httpx.AsyncClient) -> rsa.RSAPublicKey:
     """What a controller does (section 8.8 step 3): discovery, then the published key."""
     found = (await api.get("/opendsr/discovery")).json()
     pem = (await api.get(found["processor_certificate"])).content
-    key = serialization.load_pem_public_key(pem)
+    cert = x509.load_pem_x509_certificate(pem)  # section 4.1: an X.509 certificate
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert DOMAIN in names.get_values_for_type(x509.DNSName)
+    key = cert.public_key()
     assert isinstance(key, rsa.RSAPublicKey)
     return key
 
@@ -345,9 +355,9 @@ async def test_the_specifications_example_completes_with_signed_callbacks(
         return got if got and got[-1] == "completed" else None
 
     got = await eventually(all_callbacks, timeout=60, what="the completed callback")
-    # One per state change (planned, soft-deleted, purging, completed), in order; the
-    # first was refused once and sent again.
-    assert got == ["in_progress", "in_progress", "in_progress", "in_progress", "completed"]
+    # One on receipt (pending), then one per state change (planned, soft-deleted, purging,
+    # completed), in order; the first was refused once and sent again.
+    assert got == ["pending", "pending", "in_progress", "in_progress", "in_progress", "completed"]
     last = next(x for x in reversed(receiver.received) if x.valid)
     assert last.json["status_callback_url"] == receiver.url
     assert last.json["controller_id"] == org.id
@@ -363,7 +373,7 @@ async def test_the_specifications_example_completes_with_signed_callbacks(
         return out if all(st != "sending" for st, _ in out) else None
 
     sent = await eventually(recorded, timeout=30, what="every callback recorded")
-    assert sent == [("sent", 1)] * 3 + [("sent", 2)]
+    assert sent == [("sent", 1)] * 4 + [("sent", 2)]
 
 
 # --- the rest of the convention ------------------------------------------------------------
@@ -414,7 +424,7 @@ async def test_cancel_only_while_pending(
         got = receiver.statuses(rid)
         return got if "cancelled" in got else None
 
-    assert await eventually(cancelled, what="the cancelled callback") == ["cancelled"]
+    assert await eventually(cancelled, what="the cancelled callback") == ["pending", "cancelled"]
     s = await api.get(f"/opendsr/requests/{rid}", headers=org.headers)
     assert s.json()["request_status"] == "cancelled"
 
@@ -422,6 +432,106 @@ async def test_cancel_only_while_pending(
     assert again.status_code == 400
     assert again.json()["error"]["code"] == 400
     assert "cancelled" in again.json()["error"]["message"]
+
+
+async def test_cancelling_a_pending_access_request_cancels_it(
+    intake: FastAPI,
+    api: httpx.AsyncClient,
+    sender: None,
+    receiver: Receiver,
+    public_key: rsa.RSAPublicKey,
+    org: Org,
+    lethe_db: asyncpg.Pool,
+    prepared: Any,
+) -> None:
+    """Section 9: the example, as an access request, cancelled while pending (before the
+    exporter has it): cancelled at once, nothing exported, a `cancelled` callback."""
+    rid = str(uuid.uuid4())
+    body = example(receiver.url, rid).replace(b'"erasure"', b'"access"')
+    relay = intake.state.runtime.relay
+    await relay.stop()  # hold the outbox: the request is still pending, not yet handed on
+    try:
+        r = await api.post("/opendsr/requests", content=body, headers=json_headers(org))
+        assert r.status_code == 201, r.text
+        d = await api.delete(f"/opendsr/requests/{rid}", headers=org.headers)
+        assert d.status_code == 202 and signed_by(public_key, d), d.text
+        assert d.json()["subject_request_id"] == rid
+    finally:
+        await relay.start()
+    s = await api.get(f"/opendsr/requests/{rid}", headers=org.headers)
+    assert (s.json()["request_status"], s.json()["processor_status"]) == (
+        "cancelled",
+        "cancelled",
+    )
+
+    async def cancelled() -> list[str] | None:
+        got = receiver.statuses(rid)
+        return got if "cancelled" in got else None
+
+    assert await eventually(cancelled, what="the cancelled callback") == ["pending", "cancelled"]
+    job_id = await eventually(lambda: job_of(lethe_db, org, rid), what="the outbox to empty")
+    types = await lethe_db.fetchval(
+        "SELECT array_agg(type) FROM lethe.job_events WHERE job_id = $1", job_id
+    )
+    assert "JobCancelled" in types
+    # The exporter never had it: no request for this job on its topic.
+    key = str(job_id).encode()
+    with pytest.raises(AssertionError, match="no matching record"):
+        await find_record(prepared.kafka_bootstrap_servers, JOBS_EXPORT, lambda x: x.key == key)
+    again = await api.delete(f"/opendsr/requests/{rid}", headers=org.headers)
+    assert again.status_code == 400 and "cancelled" in again.json()["error"]["message"]
+
+
+async def test_an_access_request_the_exporter_has_is_not_cancelled_silently(
+    api: httpx.AsyncClient, org: Org, lethe_db: asyncpg.Pool
+) -> None:
+    rid = str(uuid.uuid4())
+    body = example("https://c.example/cb", rid).replace(b'"erasure"', b'"portability"')
+    r = await api.post("/opendsr/requests", content=body, headers=json_headers(org))
+    assert r.status_code == 201, r.text
+    await eventually(lambda: job_of(lethe_db, org, rid), what="the request to be handed on")
+    d = await api.delete(f"/opendsr/requests/{rid}", headers=org.headers)
+    assert d.status_code == 400, d.text
+    assert "handed to the exporter" in d.json()["error"]["message"]
+
+
+async def test_a_failed_request_reaches_a_final_status_for_the_controller(
+    api: httpx.AsyncClient,
+    sender: None,
+    receiver: Receiver,
+    producer: AIOKafkaProducer,
+    org: Org,
+    lethe_db: asyncpg.Pool,
+) -> None:
+    """A failed job will not go on by itself: the controller is told `cancelled` (the only
+    final status of section 8 for a request not fulfilled), `processor_status` says why."""
+    rid = str(uuid.uuid4())
+    r = await api.post(
+        "/opendsr/requests", content=example(receiver.url, rid), headers=json_headers(org)
+    )
+    assert r.status_code == 201, r.text
+    job_id = await eventually(lambda: job_of(lethe_db, org, rid), what="the job to leave")
+    await report(
+        producer,
+        job_id,
+        org.id,
+        ErasurePlanned(total=1, per_table={"users": 1}),
+        JobFailed(reason="the platform database refused the delete"),
+    )
+
+    async def final() -> list[str] | None:
+        got = receiver.statuses(rid)
+        return got if got and got[-1] == "cancelled" else None
+
+    assert await eventually(final, what="the final callback") == [
+        "pending",
+        "in_progress",
+        "cancelled",
+    ]
+    s = (await api.get(f"/opendsr/requests/{rid}", headers=org.headers)).json()
+    assert (s["request_status"], s["processor_status"]) == ("cancelled", "failed")
+    last = next(x for x in reversed(receiver.received) if x.valid)
+    assert last.json["processor_status"] == "failed"
 
 
 async def test_cancel_refused_once_in_progress(
@@ -515,7 +625,6 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"regulation": "hipaa"}, "regulation"),
     ({"api_version": "3.0"}, "api_version"),
     ({"status_callback_urls": ["ftp://x.example/cb"]}, "status_callback_urls"),
-    ({"colour": "blue"}, "colour"),
 ]
 
 
@@ -536,6 +645,34 @@ async def test_bad_requests_get_the_error_object(
     assert err["errors"] and {"domain", "reason", "message"} <= set(err["errors"][0])
     assert "johndoe" not in r.text  # never the identity (section 7.6)
     assert await intake_store.count_jobs(lethe_db, org.id) == 0
+
+
+async def test_unknown_fields_null_optionals_and_extra_identities_are_accepted(
+    api: httpx.AsyncClient, org: Org, lethe_db: asyncpg.Pool
+) -> None:
+    """A controller's request as sent in practice: fields this processor does not know, `null`
+    in optional fields, and identities it cannot use next to one it can (section 5)."""
+    rid = str(uuid.uuid4())
+    body = opendsr.loads_lenient(example("https://c.example/cb", rid))
+    body.update(colour="blue", api_version=None, regulation=None, extensions=None)
+    body["subject_identities"] += [
+        {
+            "identity_type": "ios_advertising_id",
+            "identity_value": "6D92078A-8246-4BA4-AE5B-76104861E7DC",
+            "identity_format": "raw",
+        },
+        {"identity_type": "email", "identity_value": "jd@example.org", "identity_format": "raw"},
+    ]
+    r = await api.post("/opendsr/requests", json=body, headers=org.headers)
+    assert r.status_code == 201, r.text
+    job = await lethe_db.fetchrow(
+        "SELECT reason, regulation FROM lethe.jobs WHERE org_id = $1 AND request_id = $2",
+        org.id,
+        rid,
+    )
+    assert job["regulation"] == "gdpr"
+    assert "identities ignored: ios_advertising_id/raw" in job["reason"]
+    assert "6D92078A" not in job["reason"]
 
 
 async def test_auth_and_unknown_ids_use_the_error_object(api: httpx.AsyncClient, org: Org) -> None:
@@ -713,7 +850,7 @@ async def test_the_example_request_erases_its_subject(
             return got if got and got[-1] == "completed" else None
 
         got = await eventually(completed_callback, timeout=60, what="the completed callback")
-        assert set(got[:-1]) <= {"in_progress"}
+        assert got[0] == "pending" and set(got[1:-1]) <= {"in_progress"}
         assert all(x.valid for x in receiver.received)
 
     left = await platform_db.fetchval("SELECT count(*) FROM users WHERE id = $1", subject.id)
