@@ -419,12 +419,20 @@ def load_datamap(path: Path) -> DataMap:
         dm = DataMap.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}".removeprefix(": ")
+            f"{_where(e['loc'])}: {e['msg'].removeprefix('Value error, ')}".removeprefix(": ")
             for e in exc.errors()
         )
         raise DataMapError(f"{path}: invalid data map: {problems}") from exc
     dm._source = str(path)
     return dm
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """('tables', 'p', 'parents', 0, 'detach') -> 'tables.p.parents[0].detach'."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
+    return out
 
 
 # ------------------------------------------------------------------ the live database
