@@ -620,6 +620,39 @@ class _Problems:
                 await conn.fetchval(f"SELECT $1::text::{typ}", arg)
             except (asyncpg.PostgresError, asyncpg.exceptions.DataError) as exc:
                 self.add(f"{where}: {arg!r} is not a value of column {col!r} ({typ}): {exc}")
+                return
+            target = self.link_target(table, col) if strategy == "reassign" else None
+            if target is not None and not await self.row_exists(conn, target[0], target[1], arg):
+                self.add(f"{where}: no row {arg!r} in {target[0]!r} to move links to")
+
+    def link_target(self, table: str, col: str) -> tuple[str, str] | None:
+        """(target table, its key column) that a one-column link `table.col` points at: by
+        the map's `parents`, else by a foreign key of the database."""
+        for r in self.dm.tables[table].parents:
+            target = self.dm.tables.get(r.table)
+            if r.columns == [col] and target is not None and len(target.pk_columns) == 1:
+                return r.table, target.pk_columns[0]
+        fks = self.live.foreign_keys
+        return next(
+            (
+                (fk.target, fk.target_columns[0])
+                for fk in fks
+                if fk.holder == table and fk.columns == (col,)
+            ),
+            None,
+        )
+
+    async def row_exists(self, conn: asyncpg.Connection, table: str, pk: str, key: object) -> bool:
+        col = self.live.columns.get(table, {}).get(pk)
+        if col is None:
+            return True  # reported for the table itself
+        try:
+            found = await conn.fetchval(
+                f"SELECT true FROM {_q(table)} WHERE {_q(pk)} = $1::text::{col.type}", str(key)
+            )
+        except asyncpg.PostgresError:
+            found = False
+        return bool(found)
 
     async def check_relation(
         self, conn: asyncpg.Connection, name: str, side: str, i: int, r: Relation
@@ -647,16 +680,8 @@ class _Problems:
                 f"{where}.detach: {name}.{','.join(r.columns)} is NOT NULL, so a kept row "
                 "cannot lose its link by null; use `detach: reassign` with a tombstone"
             )
-        if r.detach == "reassign" and len(tpk) == 1 and tpk[0] in self.live.columns[target]:
-            typ = self.live.type_of(target, tpk[0])
-            try:
-                found = await conn.fetchval(
-                    f"SELECT true FROM {_q(target)} WHERE {_q(tpk[0])} = $1::text::{typ}",
-                    str(r.tombstone),
-                )
-            except asyncpg.PostgresError:
-                found = False
-            if not found:
+        if r.detach == "reassign" and len(tpk) == 1:
+            if not await self.row_exists(conn, target, tpk[0], r.tombstone):
                 self.add(
                     f"{where}.tombstone: no row {r.tombstone!r} in {target!r} to move links to"
                 )
