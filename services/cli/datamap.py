@@ -90,7 +90,7 @@ def check(
                 dm = load_datamap(path)
                 mapped = set(dm.tables)
                 await check_against_database(dm, conn)
-                console.print(f"[green]ok[/]: {path} matches the platform database")
+                console.print(f"[green]ok[/]: {path} matches the platform database", soft_wrap=True)
             except DataMapError as exc:
                 console.print(f"[red]{exc}[/]", soft_wrap=True)
                 code = 1
