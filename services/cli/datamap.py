@@ -127,7 +127,10 @@ def draft(
     out: Annotated[Path | None, typer.Option(help="Write here instead of stdout")] = None,
     platform_org: Annotated[
         str | None,
-        typer.Option(help="Single-tenant platform (no org column): its Lethe organisation"),
+        typer.Option(
+            help="The platform is single-tenant: its Lethe organisation (no column is "
+            "taken for an org column, whatever its name)"
+        ),
     ] = None,
     schema: SchemaOption = None,
 ) -> None:
