@@ -6,6 +6,9 @@ consumer does and handed to `domain.chunk_failed` when the retries are spent.
 - The platform bucket disappears after planning: the chunks that move objects fail, the job
   still ends `soft_deleted` (or `purged` with a window of 0) with review items naming the
   error, never stuck in `erasing`.
+- The bucket disappears after the soft delete: the purge cannot delete the quarantined
+  objects; the job says why (a review item with the error) while the sweep retries, and is
+  purged once the bucket is back.
 - An unknown subject ends `not_found`, and a redelivered request leaves it there."""
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.eraser import domain, store
+from services.eraser import domain, lifecycle, store
 from services.eraser.domain import EraserDeps
 from shared.events import Actor, Envelope, make_event
 from shared.events.jobs import ErasureRequested, Subject
@@ -206,3 +209,39 @@ async def test_a_request_redelivered_after_planning_moves_the_job_on(
     assert job is not None and job.status == "soft_deleted", job
     assert run.of("ErasureSoftDeleted")[-1]["verification"]["ok"] is True
     assert len(run.of("ErasurePlanned")) == 1
+
+
+async def test_a_bucket_gone_before_the_purge_shows_why_and_the_purge_retries(
+    base_settings: dict[str, Any],
+    lethe_db: asyncpg.Pool,
+    platform_db: asyncpg.Pool,
+    s3: Any,
+    org: Org,
+) -> None:
+    bucket = f"test-purge-{uuid.uuid4().hex[:10]}"
+    seed = await _seeded(platform_db, s3, org, bucket)
+    run = await _run(base_settings, lethe_db, platform_db, s3, bucket)
+    env = _request(org.id, seed.email, window=7)
+    assert env.job_id is not None
+    await domain.plan(env, run.deps)
+    await run.drain()
+    job = await store.get_job(lethe_db, env.job_id)
+    assert job is not None and job.status == "soft_deleted" and job.needs_review == []
+    await _drop_bucket(s3, bucket)
+
+    with pytest.raises(lifecycle.PurgeIncomplete, match="NoSuchBucket"):
+        await lifecycle.purge(run.deps, env.job_id)
+    with pytest.raises(lifecycle.PurgeIncomplete):
+        await lifecycle.purge(run.deps, env.job_id)  # the next sweep: said once
+    job = await store.get_job(lethe_db, env.job_id)
+    assert job is not None and job.status == "purging"
+    [item] = job.needs_review
+    assert item["kind"] == "purge_incomplete"
+    assert f"bucket {bucket!r}" in item["error"] and "NoSuchBucket" in item["error"]
+
+    await s3.create_bucket(Bucket=bucket)  # back (empty: its objects went with it)
+    assert await lifecycle.purge(run.deps, env.job_id)
+    job = await store.get_job(lethe_db, env.job_id)
+    assert job is not None and job.status == "purged", job
+    assert not [r for r in job.needs_review if r["kind"] == "purge_incomplete"]
+    assert run.of("JobCompleted")[-1]["needs_review"] == job.needs_review
