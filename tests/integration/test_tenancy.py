@@ -20,10 +20,12 @@ import pytest
 from deploy.local import infra
 from services.eraser import domain, store
 from services.eraser.domain import EraserDeps
+from services.exporter import domain as exporter
+from services.exporter import store as export_store
 from shared.crypto import parse_master_key
 from shared.datamap import DataMap, check_against_database, load_datamap
 from shared.events import Actor, Envelope, make_event
-from shared.events.jobs import ErasureRequested, Subject
+from shared.events.jobs import ErasureRequested, ExportRequested, Subject
 from shared.resolver import Resolver, Scope, ScopeError
 from shared.settings import LetheSettings
 from tests.conftest import Org, SchemaDB
@@ -361,3 +363,45 @@ async def test_single_tenant_refuses_another_org_and_any_org_scope_job(
     reason = await _failed(run, _request(rental_org.id, None))
     assert "single-tenant" in reason and "whole platform" in reason
     assert await rental_db.pool.fetchval("SELECT count(*) FROM customer") == before
+
+
+async def test_an_export_whose_org_id_does_not_cast_fails_with_the_reason(
+    tmp_path: Path, base_settings: dict[str, Any], lethe_db: asyncpg.Pool, tenancy_db: SchemaDB
+) -> None:
+    dm, r = await _map(tmp_path, tenancy_db.pool, INTEGER_MAP)
+    settings = LetheSettings(**base_settings)
+    events: list[Envelope] = []
+
+    async def emit(topic: str, env: Envelope) -> None:
+        events.append(env)
+
+    deps = exporter.ExporterDeps(
+        lethe=lethe_db,
+        platform=tenancy_db.pool,
+        s3=None,  # refused before any archive is made
+        bucket=settings.exports_bucket,
+        media_bucket=settings.platform_bucket,
+        datamap=dm,
+        live=r.live,
+        emit=emit,
+        master_key=b"0" * 32,
+        token_key=b"t",
+        hash_key=b"h",
+        api_url="http://intake",
+    )
+    async with tenancy_db.pool.acquire() as conn:
+        st = await _stores(conn)
+    req = ExportRequested(
+        scope="subject",
+        subject=Subject(email=st.email),
+        regulation="gdpr",
+        due_at="2030-01-01T00:00:00Z",
+        channel="http",
+    )
+    env = make_event(req, actor=ACTOR, job_id=uuid.uuid4(), org_id="org-abc")
+    await exporter.export(env, deps)
+    assert [e.payload for e in events if e.type == "JobFailed"] == [
+        {"reason": "the organisation id is not a valid integer for member.store_id"}
+    ]
+    assert env.job_id is not None
+    assert await export_store.get_export(lethe_db, env.job_id) is None  # nothing begun
