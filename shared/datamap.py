@@ -419,12 +419,20 @@ def load_datamap(path: Path) -> DataMap:
         dm = DataMap.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}".removeprefix(": ")
+            f"{_where(e['loc'])}: {e['msg'].removeprefix('Value error, ')}".removeprefix(": ")
             for e in exc.errors()
         )
         raise DataMapError(f"{path}: invalid data map: {problems}") from exc
     dm._source = str(path)
     return dm
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """('tables', 'p', 'parents', 0, 'detach') -> 'tables.p.parents[0].detach'."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
+    return out
 
 
 # ------------------------------------------------------------------ the live database
@@ -612,6 +620,39 @@ class _Problems:
                 await conn.fetchval(f"SELECT $1::text::{typ}", arg)
             except (asyncpg.PostgresError, asyncpg.exceptions.DataError) as exc:
                 self.add(f"{where}: {arg!r} is not a value of column {col!r} ({typ}): {exc}")
+                return
+            target = self.link_target(table, col) if strategy == "reassign" else None
+            if target is not None and not await self.row_exists(conn, target[0], target[1], arg):
+                self.add(f"{where}: no row {arg!r} in {target[0]!r} to move links to")
+
+    def link_target(self, table: str, col: str) -> tuple[str, str] | None:
+        """(target table, its key column) that a one-column link `table.col` points at: by
+        the map's `parents`, else by a foreign key of the database."""
+        for r in self.dm.tables[table].parents:
+            target = self.dm.tables.get(r.table)
+            if r.columns == [col] and target is not None and len(target.pk_columns) == 1:
+                return r.table, target.pk_columns[0]
+        fks = self.live.foreign_keys
+        return next(
+            (
+                (fk.target, fk.target_columns[0])
+                for fk in fks
+                if fk.holder == table and fk.columns == (col,)
+            ),
+            None,
+        )
+
+    async def row_exists(self, conn: asyncpg.Connection, table: str, pk: str, key: object) -> bool:
+        col = self.live.columns.get(table, {}).get(pk)
+        if col is None:
+            return True  # reported for the table itself
+        try:
+            found = await conn.fetchval(
+                f"SELECT true FROM {_q(table)} WHERE {_q(pk)} = $1::text::{col.type}", str(key)
+            )
+        except asyncpg.PostgresError:
+            found = False
+        return bool(found)
 
     async def check_relation(
         self, conn: asyncpg.Connection, name: str, side: str, i: int, r: Relation
@@ -639,16 +680,8 @@ class _Problems:
                 f"{where}.detach: {name}.{','.join(r.columns)} is NOT NULL, so a kept row "
                 "cannot lose its link by null; use `detach: reassign` with a tombstone"
             )
-        if r.detach == "reassign" and len(tpk) == 1 and tpk[0] in self.live.columns[target]:
-            typ = self.live.type_of(target, tpk[0])
-            try:
-                found = await conn.fetchval(
-                    f"SELECT true FROM {_q(target)} WHERE {_q(tpk[0])} = $1::text::{typ}",
-                    str(r.tombstone),
-                )
-            except asyncpg.PostgresError:
-                found = False
-            if not found:
+        if r.detach == "reassign" and len(tpk) == 1:
+            if not await self.row_exists(conn, target, tpk[0], r.tombstone):
                 self.add(
                     f"{where}.tombstone: no row {r.tombstone!r} in {target!r} to move links to"
                 )

@@ -12,8 +12,10 @@ What is proposed, every table marked `# review:`:
   email) that an owned table points at;
 - `reference`: a self-reference (employee -> manager), detached to null when nullable;
 - the org column by name (org_id, tenant_id, store_id, ...) or none (single-tenant:
-  `platform_org`); the organisation table itself maps with `org_column` on its own key;
-- tables with an email column and no link to the subject: matched by `identities`.
+  `platform_org`); the organisation table itself maps with `org_column` on its own key.
+  Given `platform_org`, the platform is single-tenant: no org column anywhere;
+- tables with an email column and no link to the subject: matched by `identities` (on a
+  multi-tenant platform only where the table has an org column; else left for review).
 A partitioned table appears once (its parent; the catalog reader leaves partitions out).
 """
 
@@ -117,7 +119,7 @@ def build_draft(
     facts: Sequence[TableFacts], *, subject: str | None = None, platform_org: str | None = None
 ) -> Draft:
     """The proposed map (see the module docstring) from the catalog facts."""
-    b = _Builder(facts, subject)
+    b = _Builder(facts, subject, single_tenant=platform_org is not None)
     b.owned_relations()
     b.other_tables()
     b.annotate()
@@ -145,7 +147,10 @@ def build_draft(
 
 
 class _Builder:
-    def __init__(self, facts: Sequence[TableFacts], subject: str | None) -> None:
+    def __init__(
+        self, facts: Sequence[TableFacts], subject: str | None, *, single_tenant: bool = False
+    ) -> None:
+        self.single_tenant = single_tenant
         self.tables: dict[str, TableFacts] = {}
         self.notes: list[str] = []
         for t in facts:
@@ -167,7 +172,7 @@ class _Builder:
                 f"--subject: no table {self.subject!r} (tables: {', '.join(sorted(self.tables))})"
             )
         subj = self.tables[self.subject]
-        self.org_column = _org_column(subj)
+        self.org_column = self.org_of(subj)
         # the organisations table: where the subject's org column points
         self.org_table = next(
             (fk.ref_table for fk in subj.foreign_keys if fk.columns == (self.org_column,)), None
@@ -175,6 +180,10 @@ class _Builder:
         self.depth = self._owned()
         self.drafts: dict[str, TableDraft] = {}
         self.draft(self.subject, "subject")
+
+    def org_of(self, t: TableFacts) -> str | None:
+        """The table's org column by name; none on a platform said to be single-tenant."""
+        return None if self.single_tenant else _org_column(t)
 
     def followed(self, t: TableFacts, fk: ForeignKey) -> bool:
         """A foreign key that may be a relation: not a self-reference, not the org column's."""
@@ -199,7 +208,7 @@ class _Builder:
     def draft(self, name: str, role: str) -> TableDraft:
         if name not in self.drafts:
             t = self.tables[name]
-            d = TableDraft(name, t.primary_key, org_column=_org_column(t), role=role)
+            d = TableDraft(name, t.primary_key, org_column=self.org_of(t), role=role)
             if not t.primary_key:
                 d.review.append("no primary key: give one (a unique column or a list)")
             self.drafts[name] = d
@@ -255,6 +264,14 @@ class _Builder:
                 d.review.append("the organisation row (org scope): delete, or mask its name")
             elif (email := _email_column(t)) is not None:
                 d = self.draft(name, "identities")
+                if self.org_column and d.org_column is None:
+                    # The loader refuses identities without an org column on a multi-tenant
+                    # platform (the same email in two orgs is two people): left for review.
+                    d.review.append(
+                        f"email column {email} but no org column: to match its rows by "
+                        f"identity, give `org_column` and `identities: {{email: {email}}}`"
+                    )
+                    continue
                 d.identities = {"email": email}
                 if self.incoming[name]:
                     d.review.append(
@@ -262,9 +279,7 @@ class _Builder:
                         f"{', '.join(sorted(self.incoming[name]))}): drop `identities` if they "
                         "are not the subject's"
                     )
-                if self.org_column and d.org_column is None:
-                    d.review.append("identities without an org column: give `org_column`")
-            elif _org_column(t) is not None:
+            elif self.org_of(t) is not None:
                 self.draft(name, "org")
 
     def annotate(self) -> None:

@@ -90,7 +90,7 @@ def check(
                 dm = load_datamap(path)
                 mapped = set(dm.tables)
                 await check_against_database(dm, conn)
-                console.print(f"[green]ok[/]: {path} matches the platform database")
+                console.print(f"[green]ok[/]: {path} matches the platform database", soft_wrap=True)
             except DataMapError as exc:
                 console.print(f"[red]{exc}[/]", soft_wrap=True)
                 code = 1
@@ -127,7 +127,10 @@ def draft(
     out: Annotated[Path | None, typer.Option(help="Write here instead of stdout")] = None,
     platform_org: Annotated[
         str | None,
-        typer.Option(help="Single-tenant platform (no org column): its Lethe organisation"),
+        typer.Option(
+            help="The platform is single-tenant: its Lethe organisation (no column is "
+            "taken for an org column, whatever its name)"
+        ),
     ] = None,
     schema: SchemaOption = None,
 ) -> None:

@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+from botocore.exceptions import BotoCoreError, ClientError
 
 from services.eraser import fence, store
 from services.eraser import objects as s3objects
@@ -463,8 +464,13 @@ async def chunk_failed(env: Envelope, deps: EraserDeps, error: str) -> None:
         # The rows stayed: their objects go back where they were, nothing is half-erased.
         pairs = await store.objects(deps.lethe, job.job_id, "quarantined", chunk_no=cmd.chunk_no)
         if pairs:
-            await s3objects.move(deps.s3, deps.bucket, [(q, k) for k, q in pairs])
-            await store.set_object_state(deps.lethe, job.job_id, [k for k, _ in pairs], "restored")
+            try:
+                await s3objects.move(deps.s3, deps.bucket, [(q, k) for k, q in pairs])
+            except Exception as exc:  # e.g. the bucket is gone: said in the review item
+                error += f"; its {len(pairs)} objects could not be put back: {exc!r}"
+            else:
+                keys = [k for k, _ in pairs]
+                await store.set_object_state(deps.lethe, job.job_id, keys, "restored")
         await store.finish_chunk(deps.lethe, job.job_id, cmd.chunk_no, "failed", 0, 0, error)
     else:
         await store.finish_chunk(deps.lethe, job.job_id, cmd.chunk_no, "done", held, 0)
@@ -523,17 +529,24 @@ async def verify(
         originals = [k for k, _ in await store.objects(deps.lethe, job.job_id, "quarantined")]
         purged = [k for k, _ in await store.objects(deps.lethe, job.job_id, "purged")]
         checked = originals + purged
-        present = await s3objects.still_present(deps.s3, deps.bucket, checked)
-        quarantined = await s3objects.list_prefix(
-            deps.s3, deps.bucket, s3objects.quarantine_prefix(job.job_id)
-        )
-        expected_q = 0 if phase == "purge" else len(originals)
-        result.update(
-            objects_checked=len(checked),
-            objects_remaining=len(present),
-            quarantined_objects=len(quarantined or ()),
-        )
-        objects_ok = not present and len(quarantined or ()) == expected_q
+        try:
+            present = await s3objects.still_present(deps.s3, deps.bucket, checked)
+            quarantined = await s3objects.list_prefix(
+                deps.s3, deps.bucket, s3objects.quarantine_prefix(job.job_id)
+            )
+        except (BotoCoreError, ClientError) as exc:
+            # The bucket gone or out of reach: the objects cannot be accounted for. Said in
+            # the result (verification fails), and the job still finishes: never a hang.
+            result.update(objects_checked=0, objects_error=f"bucket {deps.bucket!r}: {exc}")
+            objects_ok = False
+        else:
+            expected_q = 0 if phase == "purge" else len(originals)
+            result.update(
+                objects_checked=len(checked),
+                objects_remaining=len(present),
+                quarantined_objects=len(quarantined or ()),
+            )
+            objects_ok = not present and len(quarantined or ()) == expected_q
     # Rows put back on purpose (restore) are live again; only more than those is a failure.
     rows_ok = sum(left.values()) <= job.restored_rows if job.restored_rows else not left
     scan = await _scan(deps, job.org_id, identities)
@@ -592,12 +605,16 @@ def trace_items(
 ) -> list[dict[str, Any]]:
     """Review items for traces the scan found (where, never the value). Not for tables whose
     rows are already up for review (a chunk that failed), nor after a restore (rows put
-    back on purpose carry the identities again)."""
+    back on purpose carry the identities again). And one when the objects could not be
+    checked (the bucket out of reach): where they are is not known, someone must look."""
+    items: list[dict[str, Any]] = []
+    if verification.get("objects_error"):
+        items.append({"kind": "objects_unverified", "error": verification["objects_error"]})
     if restored_rows:
-        return []
+        return items
     scan = verification.get("scan", {})
     reviewed = {r.get("table") for r in review}
-    items: list[dict[str, Any]] = [
+    items += [
         {"kind": "trace", "table": h["table"], "column": h["column"], "key": h["key"]}
         for h in scan.get("hits", [])
         if h["table"] not in reviewed

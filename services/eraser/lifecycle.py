@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+from botocore.exceptions import BotoCoreError, ClientError
 
 from services.eraser import fence, store
 from services.eraser import objects as s3objects
@@ -255,15 +256,27 @@ async def _purge(deps: EraserDeps, job_id: uuid.UUID) -> bool:
     async with deps.platform.acquire() as conn:
         held_chunks = await store.held_chunks(conn, job_id)
     pairs = await store.purgeable_objects(deps.lethe, job_id, held_chunks)
-    failed = await s3objects.purge(deps.s3, deps.bucket, [q for _, q in pairs])
-    if failed:
-        raise PurgeIncomplete(f"{len(failed)} quarantined objects not deleted; retried later")
+    try:
+        failed = await s3objects.purge(deps.s3, deps.bucket, [q for _, q in pairs])
+        error = f"{len(failed)} quarantined objects not deleted" if failed else ""
+    except (BotoCoreError, ClientError) as exc:
+        error = f"quarantined objects not deleted: bucket {deps.bucket!r}: {exc}"
+    if error:
+        # The next sweep retries; meanwhile the job says why it is not purged (never silent).
+        item = [{"kind": "purge_incomplete", "error": error}]
+        await deps.lethe.execute(
+            "UPDATE lethe.erase_tasks SET needs_review = needs_review || $2 "
+            "WHERE job_id = $1 AND NOT needs_review @> $2",
+            job_id,
+            item,
+        )
+        raise PurgeIncomplete(f"{error}; retried later")
     await store.set_object_state(deps.lethe, job_id, [k for k, _ in pairs], "purged")
     async with deps.platform.acquire() as conn:
         await store.drop_restoration(conn, job_id)
 
     verification: dict[str, Any] = dict(job.verification or {})
-    review = list(job.needs_review)
+    review = [r for r in job.needs_review if r.get("kind") != "purge_incomplete"]
     if request is not None:
         verification = await verify(deps, job, request, "purge")
         traces = trace_items(verification, review, job.restored_rows)

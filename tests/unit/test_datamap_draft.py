@@ -3,12 +3,14 @@ in both directions, identities, org columns, review marks; the YAML parses."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from shared.catalog import Column, ForeignKey, TableFacts
+from shared.datamap import DataMap, load_datamap
 from shared.datamap_draft import DraftError, build_draft, draft_datamap, personal_kind
 
 pytestmark = pytest.mark.unit
@@ -222,6 +224,57 @@ def test_rental_schema_kinds_in_both_directions() -> None:
 def test_single_tenant_without_platform_org_is_a_placeholder_to_review() -> None:
     text = draft_datamap(RENTAL)
     assert "platform_org: CHANGE-ME  # review: single-tenant" in text
+
+
+def _loads(tmp_path: Path, text: str) -> DataMap:
+    p = tmp_path / "draft.yaml"
+    p.write_text(text)
+    return load_datamap(p)
+
+
+def test_the_drafts_load_with_the_map_loader(tmp_path: Path) -> None:
+    dm = _loads(tmp_path, draft_datamap(SAMPLE))
+    assert dm.subject.table == "users" and dm.subject_org_column == "org_id"
+    dm = _loads(tmp_path, draft_datamap(RENTAL, platform_org="rental-shop"))
+    assert dm.single_tenant and dm.platform_org == "rental-shop"
+
+
+def test_platform_org_makes_the_draft_single_tenant_whatever_the_column_names(
+    tmp_path: Path,
+) -> None:
+    facts = [
+        table("stores", "store_id integer!, name text!", "store_id"),
+        table(
+            "customers",
+            "id integer!, store_id integer!, email text",
+            "id",
+            (("store_id", "stores", "store_id"),),
+        ),
+        table(
+            "orders",
+            "id integer!, store_id integer!, customer_id integer!",
+            "id",
+            (("store_id", "stores", "store_id"), ("customer_id", "customers", "id")),
+        ),
+    ]
+    assert build_draft(facts).subject_org_column == "store_id"  # guessed by name
+    text = draft_datamap(facts, platform_org="shop")
+    assert "org_column" not in text and "platform_org: shop" in text
+    dm = _loads(tmp_path, text)
+    assert dm.single_tenant and set(dm.tables) == {"customers", "orders"}
+
+
+def test_an_email_table_without_org_column_on_a_multi_tenant_platform_is_left_for_review(
+    tmp_path: Path,
+) -> None:
+    facts = [*SAMPLE, table("leads", "id bigint!, email text!")]
+    text = draft_datamap(facts)
+    dm = _loads(tmp_path, text)  # the loader refuses identities without an org column
+    assert dm.tables["leads"].identities == {}
+    assert (
+        "# review: email column email but no org column: to match its rows by identity, "
+        "give `org_column` and `identities: {email: email}`" in text
+    )
 
 
 def test_a_composite_foreign_key_is_a_column_list() -> None:
