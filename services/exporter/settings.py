@@ -17,5 +17,7 @@ class ExporterSettings(LetheSettings):
         60, gt=0, description="How often expired exports are deleted."
     )
     public_api_url: str = Field(
-        "http://127.0.0.1:8080", description="Intake's public base URL, for download links."
+        "http://127.0.0.1:8080",
+        description="Intake's public base URL, for download links and the data subject's "
+        "status link in mails.",
     )

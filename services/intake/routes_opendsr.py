@@ -32,8 +32,6 @@ from services.intake import domain, lifecycle, opendsr, store
 from services.intake.auth import caller, role, runtime
 from services.intake.domain import Caller
 from shared.events import make_event
-from shared.events.jobs import CancelErasure
-from shared.events.topics import JOBS_ERASE
 from shared.kafka import current_trace
 
 router = APIRouter(prefix="/opendsr", tags=["opendsr"])
@@ -238,6 +236,7 @@ async def _create(request: Request) -> Response:
                 received_at=datetime.now(UTC),
                 hash_key=hash_key,
                 holidays=tuple(rt.settings.business_holidays),
+                links=rt.settings.status_links(),
                 channel="http",
                 trace=current_trace(),
             )
@@ -304,15 +303,11 @@ async def _cancel(subject_request_id: str, request: Request) -> Response:
 
     if opendsr.request_status(row["status"]) != "pending":
         raise not_pending(row["status"])
-    env = make_event(
-        CancelErasure(reason="cancelled by the controller (OpenDSR DELETE)"),
-        actor=who.actor,
-        job_id=row["id"],
-        org_id=who.org_id,
+    # As /v1/jobs/{id}/cancel does: an access request's export is stopped by the exporter.
+    payload, topic = domain.cancel_command(
+        row["type"], "cancelled by the controller (OpenDSR DELETE)"
     )
-    # As /v1/jobs/{id}/cancel does, for exports too (the exporter's topic carries requests
-    # only; an export is not yet cancellable once started).
-    topic = JOBS_ERASE
+    env = make_event(payload, actor=who.actor, job_id=row["id"], org_id=who.org_id)
     allowed = tuple(
         s for s in lifecycle.COMMANDS["cancel"] if opendsr.REQUEST_STATUS[s] == "pending"
     )
