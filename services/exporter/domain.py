@@ -285,11 +285,13 @@ async def _write_table(
             JsonTable(zf, table, columns) if fmt == "json" else CsvTable(zf, table, columns)
         )
         cursor = await stmt.cursor(*args)
-        while batch := await cursor.fetch(deps.batch_rows):
-            entry.add(batch)
-            await drain()
-            await progress.add(table, len(batch), upload.size)
-        entry.close()
+        try:
+            while batch := await cursor.fetch(deps.batch_rows):
+                entry.add(batch)
+                await drain()
+                await progress.add(table, len(batch), upload.size)
+        finally:
+            entry.close()  # on a cancel too: the zip cannot be closed with an entry open
         await drain()
     return entry
 
