@@ -10,16 +10,18 @@ how many rows were purged and how many restored.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from deploy.local import infra
 from deploy.local.sample.seed import SeededOrg, seed_org
@@ -32,6 +34,9 @@ from services.intake.settings import IntakeSettings
 from services.notifier import store as notifier_store
 from services.notifier.app import create_app as create_notifier
 from services.notifier.settings import NotifierSettings
+from shared.events import Actor, make_event
+from shared.events.retention import RetentionRequested
+from shared.events.topics import JOBS_ERASE
 from tests.conftest import Org
 from tests.helpers import eventually, mails_to
 
@@ -229,8 +234,6 @@ async def test_the_recovery_window_notice_goes_to_the_owners_once(
 
 async def _wait_for_sweeps(lethe_db: asyncpg.Pool, job_id: uuid.UUID, since: datetime) -> None:
     """A few more sweeps (every 0.5 s) and the notifier's time to read what they sent."""
-    import asyncio
-
     await asyncio.sleep(4)
     at = await lethe_db.fetchval(
         "SELECT recovery_notice_at FROM lethe.erase_tasks WHERE job_id = $1", job_id
@@ -281,3 +284,26 @@ async def test_the_completion_reports_rows_purged_and_rows_restored(
     assert f"Rows purged: {seeded.rows_of(subject) - 1}." in text
     assert "Rows restored on request before the purge: 1." in text
     assert STATUS_LINK.search(text)
+
+
+async def test_a_failed_retention_job_is_mailed_to_the_owner_contacts(
+    api: httpx.AsyncClient, org: Org, lethe_db: asyncpg.Pool, prepared: infra.Endpoints
+) -> None:
+    owner = f"owner-{uuid.uuid4().hex[:8]}@{org.id}.test"
+    await notifier_store.add_contact(lethe_db, org.id, owner)
+    # Anonymous data outside public mode: the eraser refuses the run, the job fails.
+    env = make_event(
+        RetentionRequested(category="anonymous", days=7, cutoff=datetime.now(UTC)),
+        actor=Actor(kind="service", id="scheduler"),
+        job_id=uuid.uuid4(),
+        org_id=org.id,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=prepared.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(JOBS_ERASE, env.model_dump_json().encode(), key=env.key())
+    finally:
+        await producer.stop()
+    (msg,) = await _mails(prepared, owner, str(env.job_id), "failed")
+    assert f"retention request {env.job_id} failed" in str(msg["Subject"])
+    assert "public mode is off" in _text(msg)
