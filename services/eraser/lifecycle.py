@@ -336,6 +336,9 @@ async def recovery_notices(deps: EraserDeps) -> int:
         job = await store.get_job(deps.lethe, job_id)
         if job is None or job.purge_after is None:
             continue
+        if job.done == job.restored_rows:  # nothing held (cancelled before any chunk ran)
+            await store.mark_recovery_notice(deps.lethe, job_id)
+            continue
         request = open_request(deps, job) if job.wrapped_key else None
         await notify(
             deps,

@@ -34,6 +34,7 @@ WebSession = Annotated[Session, Depends(session)]
 DONE_MESSAGES = {
     "submitted": "Request received. Progress shows below as it happens.",
     "cancel": "Cancel sent. Rows already erased stay restorable.",
+    "cancel_export": "Cancel sent. The export stops at its next batch; its partial file goes.",
     "restore": "Restore sent for the whole job.",
     "restore_items": "Restore sent for the selected items.",
     "extend": "Deadline extended.",
@@ -145,9 +146,10 @@ def _back(job_id: uuid.UUID, done: str) -> Response:
 async def cancel(request: Request, job_id: uuid.UUID, s: WebSession) -> Response:
     data = await checked_form(request, s, "admin")
     reason = data.get("reason", "").strip()[:2000] or None
-    payload, _ = domain.cancel_command((await _job(request, s, job_id))["type"], reason)
+    job_type = (await _job(request, s, job_id))["type"]
+    payload, _ = domain.cancel_command(job_type, reason)
     await _command(request, s, job_id, "cancel", payload)
-    return _back(job_id, "cancel")
+    return _back(job_id, "cancel_export" if job_type == "export" else "cancel")
 
 
 @router.post("/{job_id}/restore")
