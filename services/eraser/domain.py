@@ -40,7 +40,7 @@ from shared.crypto import new_data_key, open_sealed, seal, unwrap_key, wrap_key
 from shared.datamap import DataMap, LiveSchema
 from shared.events import Actor, Envelope, Payload, make_event
 from shared.events.jobs import EraseChunk, ErasureRequested
-from shared.events.notifications import SendEmail
+from shared.events.notifications import Audience
 from shared.events.progress import (
     BatchErased,
     DuplicateIgnored,
@@ -51,7 +51,7 @@ from shared.events.progress import (
     SubjectNotFound,
 )
 from shared.events.topics import AUDIT, NOTIFICATIONS, PROGRESS
-from shared.outcomes import outcome_events
+from shared.notices import job_notice
 from shared.platform import (
     ERASE,
     KEY_CHUNK,
@@ -163,6 +163,7 @@ class SealedRequest:
     identities: dict[str, str] | None
     requester_email: str | None
     delete_media: bool = True
+    status_link: str | None = None  # the subject's status page, for the mails
 
 
 def open_request(deps: EraserDeps, job: store.Job) -> SealedRequest:
@@ -195,7 +196,9 @@ async def plan(env: Envelope, deps: EraserDeps) -> None:
         return
     if job is None:
         key = new_data_key()
-        request = SealedRequest(req.scope, identities, req.requester_email, req.delete_media)
+        request = SealedRequest(
+            req.scope, identities, req.requester_email, req.delete_media, req.status_link
+        )
         await store.create_job(
             deps.lethe,
             job_id,
@@ -660,32 +663,94 @@ async def finish_soft_delete(deps: EraserDeps, job: store.Job) -> None:
         from services.eraser.lifecycle import purge
 
         await purge(deps, job.job_id)
+        return
+    # What is hidden, restorable until when, final on which date (the completion follows
+    # the purge); review items go to the owners at once.
+    await notify(
+        deps,
+        job,
+        request,
+        "erasure_hidden",
+        {
+            "job_type": "erasure",
+            "rows": job.done,
+            "tables": ", ".join(f"{t}: {n}" for t, n in sorted(job.per_table.items()) if n),
+            "restorable_until": purge_after.strftime("%Y-%m-%d %H:%M UTC"),
+            "final_on": purge_after.strftime("%Y-%m-%d"),
+        },
+    )
+    if review:
+        await notify(
+            deps,
+            job,
+            request,
+            "job_needs_review",
+            {"job_type": "erasure", "review_count": len(review)},
+            audience="owners",
+            once="job_needs_review:soft_delete",
+        )
+
+
+async def notify(
+    deps: EraserDeps,
+    job: store.Job,
+    request: SealedRequest | None,
+    template: str,
+    context: dict[str, Any],
+    *,
+    audience: Audience | None = None,
+    once: str | None = None,
+) -> None:
+    """A notice about the job, once: to its requester, or to the owners when it has none."""
+    await deps.emit(
+        NOTIFICATIONS,
+        job_notice(
+            template,
+            actor=ACTOR,
+            job_id=job.job_id,
+            org_id=job.org_id,
+            subject_hash=job.subject_hash,
+            to=request.requester_email if request else None,
+            context=context,
+            status_link=request.status_link if request else None,
+            audience=audience,
+            once=once or template,
+        ),
+    )
+
+
+async def _notify_request(
+    env: Envelope, deps: EraserDeps, template: str, context: dict[str, Any]
+) -> None:
+    """A notice before the job record holds the sealed request (from the request itself)."""
+    assert env.job_id is not None
+    req = env.payload_as(ErasureRequested)
+    await deps.emit(
+        NOTIFICATIONS,
+        job_notice(
+            template,
+            actor=ACTOR,
+            job_id=env.job_id,
+            org_id=env.org_id,
+            subject_hash=env.subject_hash,
+            to=req.requester_email,
+            context={"job_type": "erasure", **context},
+            status_link=req.status_link,
+            once=template,
+        ),
+    )
 
 
 async def _outcome(env: Envelope, deps: EraserDeps, payload: Payload, template: str) -> None:
-    """A result that is not an error (not found, ambiguous): stated, and the requester told."""
-    req = env.payload_as(ErasureRequested)
-    for topic, event in outcome_events(
-        env, payload, template, job_type="erasure", requester_email=req.requester_email, actor=ACTOR
-    ):
-        await deps.emit(topic, event)
+    """A result that is not an error (not found, ambiguous): stated, and the requester told
+    (the owners when the job has no requester address)."""
+    await deps.emit(PROGRESS, _event(env, payload))
+    await _notify_request(env, deps, template, {k: str(v) for k, v in payload.model_dump().items()})
 
 
 async def fail(env: Envelope, deps: EraserDeps, reason: str) -> None:
     await deps.emit(PROGRESS, _event(env, JobFailed(reason=reason)))
-    req = env.payload_as(ErasureRequested)
-    if req.requester_email:
-        await deps.emit(
-            NOTIFICATIONS,
-            _event(
-                env,
-                SendEmail(
-                    template="job_failed",
-                    to=req.requester_email,
-                    context={"job_id": str(env.job_id), "job_type": "erasure", "reason": reason},
-                ),
-            ),
-        )
+    await _notify_request(env, deps, "job_failed", {"reason": reason})
 
 
 async def give_up(env: Envelope, deps: EraserDeps, error: str) -> None:

@@ -24,6 +24,7 @@ from services.eraser.domain import (
     SealedRequest,
     chunk_aad,
     job_event,
+    notify,
     open_request,
     trace_items,
     verify,
@@ -31,7 +32,6 @@ from services.eraser.domain import (
 from shared.crypto import open_sealed, seal
 from shared.events import Envelope
 from shared.events.jobs import CancelErasure, RestoreErasure
-from shared.events.notifications import SendEmail
 from shared.events.progress import (
     CommandRefused,
     JobCancelled,
@@ -39,7 +39,7 @@ from shared.events.progress import (
     JobRestored,
     PurgeStarted,
 )
-from shared.events.topics import NOTIFICATIONS, PROGRESS
+from shared.events.topics import PROGRESS
 from shared.platform import restore_rows
 
 log = logging.getLogger(__name__)
@@ -317,34 +317,66 @@ async def _purge(deps: EraserDeps, job_id: uuid.UUID) -> bool:
             ),
         ),
     )
-    if request is not None and request.requester_email:
-        await deps.emit(
-            NOTIFICATIONS,
-            job_event(
-                job,
-                SendEmail(
-                    template="job_completed_review" if review else "job_completed",
-                    to=request.requester_email,
-                    context={
-                        "job_id": str(job_id),
-                        "job_type": "erasure",
-                        "rows": purged,
-                        "rows_purged": purged,
-                        "rows_restored": restored,
-                        "review_count": len(review),
-                    },
-                ),
-            ),
-        )
+    # After the purge and its verification: how many rows were purged, how many restored.
+    await notify(
+        deps,
+        job,
+        request,
+        "job_completed_review" if review else "job_completed",
+        {
+            "job_type": "erasure",
+            "rows": purged,
+            "rows_purged": purged,
+            "rows_restored": restored,
+            "review_count": len(review),
+        },
+        once="job_completed",
+    )
     return True
 
 
+RECOVERY_NOTICE_BEFORE = timedelta(hours=24)
+
+
+async def recovery_notices(deps: EraserDeps) -> int:
+    """Tell the owners, once per job, that its recovery window ends within 24 hours (the
+    last chance to restore). Sent, then recorded: a crash in between sends the same event
+    again, and the notifier delivers it once."""
+    sent = 0
+    for job_id in await store.due_for_recovery_notice(
+        deps.lethe, fence.ALLOWED["restore"], RECOVERY_NOTICE_BEFORE
+    ):
+        job = await store.get_job(deps.lethe, job_id)
+        if job is None or job.purge_after is None:
+            continue
+        if job.done == job.restored_rows:  # nothing held (cancelled before any chunk ran)
+            await store.mark_recovery_notice(deps.lethe, job_id)
+            continue
+        request = open_request(deps, job) if job.wrapped_key else None
+        await notify(
+            deps,
+            job,
+            request,
+            "recovery_ends",
+            {"job_type": "erasure", "purge_after": job.purge_after.strftime("%Y-%m-%d %H:%M UTC")},
+            audience="owners",
+        )
+        await store.mark_recovery_notice(deps.lethe, job_id)
+        sent += 1
+    return sent
+
+
 async def sweep(deps: EraserDeps) -> int:
-    """Purge every job past its recovery window; one sweeper at a time (advisory lock)."""
+    """Purge every job past its recovery window, and send the notices of windows ending
+    tomorrow; one sweeper at a time (advisory lock)."""
     async with deps.lethe.acquire() as conn:
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", SWEEP_LOCK):
             return 0
         try:
+            try:
+                await recovery_notices(deps)
+            except Exception:
+                log.exception("recovery-window notices failed; the next sweep retries")
             purged = 0
             for job_id in await store.due_for_purge(deps.lethe, fence.ALLOWED["purge"]):
                 try:

@@ -45,7 +45,8 @@ from shared.events.progress import (
     JobFailed,
 )
 from shared.events.retention import RetentionRequested
-from shared.events.topics import AUDIT, PROGRESS
+from shared.events.topics import AUDIT, NOTIFICATIONS, PROGRESS
+from shared.notices import job_notice
 from shared.platform import chunk_object_keys, mask_returning, q
 
 log = logging.getLogger(__name__)
@@ -387,6 +388,7 @@ async def run_job(env: Envelope, deps: EraserDeps, *, public_mode: bool) -> None
             {"error": str(exc)},
         )
         await deps.emit(PROGRESS, _event(env, JobFailed(reason=str(exc))))
+        await _failure_notice(env, deps, str(exc))
         return
     review = list(stats.errors)
     if stats.remaining and not review:
@@ -429,3 +431,24 @@ async def give_up(env: Envelope, deps: EraserDeps, error: str) -> None:
         {"error": error},
     )
     await deps.emit(PROGRESS, _event(env, JobFailed(reason=f"retention stopped: {error}")))
+    await _failure_notice(env, deps, f"retention stopped: {error}")
+
+
+async def _failure_notice(env: Envelope, deps: EraserDeps, reason: str) -> None:
+    """A retention job has no requester: its failure is mailed to the org's owner contacts."""
+    if env.job_id is None:
+        return
+    await deps.emit(
+        NOTIFICATIONS,
+        job_notice(
+            "job_failed",
+            actor=ACTOR,
+            job_id=env.job_id,
+            org_id=env.org_id,
+            subject_hash=None,
+            to=None,
+            context={"job_type": "retention", "reason": reason},
+            audience="owners",
+            once="job_failed",
+        ),
+    )

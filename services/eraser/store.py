@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -264,6 +264,27 @@ async def due_for_purge(
         limit,
     )
     return [r[0] for r in rows]
+
+
+async def due_for_recovery_notice(
+    pool: asyncpg.Pool, statuses: Sequence[str], within: timedelta, limit: int = 100
+) -> list[uuid.UUID]:
+    """Jobs whose recovery window ends within `within` and that were not told yet."""
+    rows = await pool.fetch(
+        "SELECT job_id FROM lethe.erase_tasks WHERE purged_at IS NULL "
+        "AND recovery_notice_at IS NULL AND purge_after > now() AND purge_after <= now() + $2 "
+        "AND status = ANY($1::text[]) ORDER BY purge_after LIMIT $3",
+        list(statuses),
+        within,
+        limit,
+    )
+    return [r[0] for r in rows]
+
+
+async def mark_recovery_notice(pool: asyncpg.Pool, job_id: uuid.UUID) -> None:
+    await pool.execute(
+        "UPDATE lethe.erase_tasks SET recovery_notice_at = now() WHERE job_id = $1", job_id
+    )
 
 
 # ------------------------------------------------------------------ objects

@@ -4,6 +4,10 @@ authenticated chunks with a per-export key, uploaded by multipart; then a signed
 Memory stays flat: one cursor batch, the zip's pending bytes, one upload part. A restart
 starts the export again from scratch (the unfinished upload is aborted); an export is marked
 ready only after its upload completed, so a truncated file is never handed out.
+
+A cancel (CancelExport, taken by its own consumer group so it never waits behind a running
+export) is recorded on the export; the export checks between batches, aborts its partial
+upload and ends `cancelled`, leaving nothing in the bucket. Once ready it is refused.
 """
 
 from __future__ import annotations
@@ -26,12 +30,18 @@ from shared.crypto import new_data_key, wrap_key
 from shared.datamap import DataMap, LiveSchema
 from shared.events import Actor, Envelope, Payload, make_event
 from shared.events.exports import BatchExported, ExportExpired, ExportReady
-from shared.events.jobs import ExportRequested
-from shared.events.notifications import SendEmail
-from shared.events.progress import DuplicateIgnored, JobFailed, SubjectAmbiguous, SubjectNotFound
+from shared.events.jobs import CancelExport, ExportRequested
+from shared.events.progress import (
+    CommandRefused,
+    DuplicateIgnored,
+    JobCancelled,
+    JobFailed,
+    SubjectAmbiguous,
+    SubjectNotFound,
+)
 from shared.events.topics import AUDIT, NOTIFICATIONS, PROGRESS
 from shared.hashing import subject_hash
-from shared.outcomes import outcome_events
+from shared.notices import job_notice
 from shared.resolver import Ambiguous, Resolver, Scope, ScopeError, Subject, q
 from shared.sealed_stream import SealWriter
 from shared.tokens import DownloadToken, sign
@@ -75,6 +85,15 @@ def key_context(job_id: uuid.UUID) -> bytes:
     return b"export:" + job_id.bytes
 
 
+class ExportCancelled(Exception):
+    """A cancel was recorded for the export being built: stop at this batch."""
+
+
+async def _check_cancel(deps: ExporterDeps, job_id: uuid.UUID | None) -> None:
+    if job_id is not None and await store.cancel_requested(deps.lethe, job_id):
+        raise ExportCancelled
+
+
 class _Progress:
     def __init__(self, env: Envelope, deps: ExporterDeps, total: int) -> None:
         self.env, self.deps, self.total = env, deps, total
@@ -104,6 +123,7 @@ class _Progress:
             wait = self.done / self.deps.rate_limit_rows - elapsed
             if wait > 0:
                 await asyncio.sleep(wait)
+        await _check_cancel(self.deps, self.env.job_id)  # between batches
 
 
 async def export(env: Envelope, deps: ExporterDeps) -> None:
@@ -116,9 +136,7 @@ async def export(env: Envelope, deps: ExporterDeps) -> None:
         return
     identities = req.subject.identities() if req.scope == "subject" and req.subject else None
     if req.scope == "subject" and not identities:
-        await deps.emit(
-            PROGRESS, event_for(env, JobFailed(reason="the request names no subject identity"))
-        )
+        await _failed(env, deps, "the request names no subject identity")
         return
     resolver = deps.resolver
     async with deps.platform.acquire() as conn:
@@ -128,7 +146,7 @@ async def export(env: Envelope, deps: ExporterDeps) -> None:
             await _outcome(env, deps, SubjectAmbiguous(reason=str(exc)), "job_ambiguous")
             return
         except ScopeError as exc:
-            await deps.emit(PROGRESS, event_for(env, JobFailed(reason=str(exc))))
+            await _failed(env, deps, str(exc))
             return
         tables = resolver.tables(subject.scope)
         counts = {}
@@ -151,14 +169,17 @@ async def export(env: Envelope, deps: ExporterDeps) -> None:
     )
     if before.get("upload_id"):  # an earlier attempt died mid-upload: start again, cleanly
         await abort(deps.s3, deps.bucket, before["object_key"], before["upload_id"])
-
     formats = ("json", "csv") if req.format == "both" else (req.format,)
+    progress = _Progress(env, deps, sum(counts.values()) * len(formats))
+    if before.get("status") == "cancelled" or before.get("cancel_requested_at"):
+        await _cancelled(env, deps, progress)  # cancelled before this attempt began
+        return
+
     upload = MultipartUpload(deps.s3, deps.bucket, object_key, deps.part_bytes)
     await upload.start()
     await store.set_upload(deps.lethe, job_id, upload.upload_id)
     try:
         async with deps.platform.acquire() as conn:
-            progress = _Progress(env, deps, sum(counts.values()) * len(formats))
             sink, sealer = Sink(), SealWriter(data_key, job_id.bytes)
 
             async def drain() -> None:
@@ -177,13 +198,18 @@ async def export(env: Envelope, deps: ExporterDeps) -> None:
                             )
                         )
                 if req.include_media:
-                    await _write_media(conn, zf, tables, subject, deps, drain)
+                    await _write_media(conn, zf, tables, subject, deps, drain, job_id)
                 generated = datetime.now(UTC)
                 with zf.open("manifest.json", "w") as fh:
                     fh.write(manifest(str(job_id), env.subject_hash, generated, entries, counts))
             await drain()
             await upload.write(sealer.close())
+            await _check_cancel(deps, job_id)  # the last moment the file can still go
             await upload.complete()
+    except ExportCancelled:
+        await upload.abort()  # the parts go with it: nothing is left in the bucket
+        await _cancelled(env, deps, progress)
+        return
     except BaseException:
         await upload.abort()
         await store.set_upload(deps.lethe, job_id, None)
@@ -219,26 +245,27 @@ async def export(env: Envelope, deps: ExporterDeps) -> None:
             ),
         ),
     )
-    if req.requester_email:
-        link = f"{deps.api_url}/v1/exports/{job_id}/download?token={sign(deps.token_key, token)}"
-        await deps.emit(
-            NOTIFICATIONS,
-            event_for(
-                env,
-                SendEmail(
-                    template="export_ready",
-                    to=req.requester_email,
-                    context={
-                        "job_id": str(job_id),
-                        "job_type": "export",
-                        "rows": total,
-                        "link": link,
-                        "expires_at": expires.isoformat(),
-                        "max_downloads": deps.max_downloads,
-                    },
-                ),
-            ),
-        )
+    # To the requester; without one, to the owner contacts (the link is made out to the org).
+    link = f"{deps.api_url}/v1/exports/{job_id}/download?token={sign(deps.token_key, token)}"
+    await deps.emit(
+        NOTIFICATIONS,
+        job_notice(
+            "export_ready",
+            actor=ACTOR,
+            job_id=job_id,
+            org_id=org_id,
+            subject_hash=env.subject_hash,
+            to=req.requester_email,
+            context={
+                "job_type": "export",
+                "rows": total,
+                "link": link,
+                "expires_at": expires.isoformat(),
+                "max_downloads": deps.max_downloads,
+            },
+            status_link=req.status_link,
+        ),
+    )
 
 
 async def _write_table(
@@ -261,11 +288,13 @@ async def _write_table(
             JsonTable(zf, table, columns) if fmt == "json" else CsvTable(zf, table, columns)
         )
         cursor = await stmt.cursor(*args)
-        while batch := await cursor.fetch(deps.batch_rows):
-            entry.add(batch)
-            await drain()
-            await progress.add(table, len(batch), upload.size)
-        entry.close()
+        try:
+            while batch := await cursor.fetch(deps.batch_rows):
+                entry.add(batch)
+                await drain()
+                await progress.add(table, len(batch), upload.size)
+        finally:
+            entry.close()  # on a cancel too: the zip cannot be closed with an entry open
         await drain()
     return entry
 
@@ -277,6 +306,7 @@ async def _write_media(
     subject: Subject,
     deps: ExporterDeps,
     drain: Callable[[], Awaitable[None]],
+    job_id: uuid.UUID,
 ) -> None:
     """The S3 objects the subject's rows point at, under media/, streamed in pieces."""
     for table in tables:
@@ -291,6 +321,7 @@ async def _write_media(
         )
         async with conn.transaction():
             async for rec in conn.cursor(sql, *args, prefetch=500):
+                await _check_cancel(deps, job_id)
                 key = rec[0]
                 obj = await deps.s3.get_object(Bucket=deps.media_bucket, Key=key)
                 with zf.open(f"media/{key}", "w", force_zip64=True) as fh:
@@ -299,19 +330,70 @@ async def _write_media(
                         await drain()
 
 
+async def _notify(
+    env: Envelope, deps: ExporterDeps, template: str, context: dict[str, Any]
+) -> None:
+    """A notice sent once per job: to the requester, or the owner contacts without one."""
+    assert env.job_id is not None
+    req = env.payload_as(ExportRequested)
+    await deps.emit(
+        NOTIFICATIONS,
+        job_notice(
+            template,
+            actor=ACTOR,
+            job_id=env.job_id,
+            org_id=env.org_id,
+            subject_hash=env.subject_hash,
+            to=req.requester_email,
+            context={"job_type": "export", **context},
+            status_link=req.status_link,
+            once=template,
+        ),
+    )
+
+
 async def _outcome(env: Envelope, deps: ExporterDeps, payload: Payload, template: str) -> None:
     """A result that is not an error (not found, ambiguous): stated, and the requester told."""
-    req = env.payload_as(ExportRequested)
-    for topic, event in outcome_events(
-        env, payload, template, job_type="export", requester_email=req.requester_email, actor=ACTOR
-    ):
-        await deps.emit(topic, event)
+    await deps.emit(PROGRESS, event_for(env, payload))
+    await _notify(env, deps, template, {k: str(v) for k, v in payload.model_dump().items()})
+
+
+async def _failed(env: Envelope, deps: ExporterDeps, reason: str) -> None:
+    if env.job_id is not None:
+        await store.mark_failed(deps.lethe, env.job_id)
+    await deps.emit(PROGRESS, event_for(env, JobFailed(reason=reason)))
+    await _notify(env, deps, "job_failed", {"reason": reason})
 
 
 async def fail(env: Envelope, deps: ExporterDeps, error: str) -> None:
-    if env.job_id is not None:
-        await store.mark_failed(deps.lethe, env.job_id)
-    await deps.emit(PROGRESS, event_for(env, JobFailed(reason=f"export failed: {error}")))
+    """Retries exhausted: the export fails visibly, and the requester (or owners) are told."""
+    if env.type == ExportRequested.event_type:
+        await _failed(env, deps, f"export failed: {error}")
+
+
+async def _cancelled(env: Envelope, deps: ExporterDeps, progress: _Progress) -> None:
+    assert env.job_id is not None
+    if await store.mark_cancelled(deps.lethe, env.job_id):
+        await deps.emit(
+            PROGRESS, event_for(env, JobCancelled(done=progress.done, total=progress.total))
+        )
+
+
+async def cancel(env: Envelope, deps: ExporterDeps) -> None:
+    """CancelExport: recorded for the worker (it stops at its next batch), cancelled at once
+    when the export has not started, refused when it is ready, expired or ended."""
+    env.payload_as(CancelExport)
+    assert env.job_id is not None and env.org_id is not None
+    status = await store.request_cancel(deps.lethe, env.job_id, env.org_id)
+    if status is None:
+        await deps.emit(PROGRESS, event_for(env, JobCancelled(done=0, total=0)))
+    elif status != "building":
+        reason = f"the export is {status}: there is nothing left to stop"
+        if status == "ready":
+            reason = "the export is ready: revoke its download link instead"
+        await deps.emit(
+            PROGRESS, event_for(env, CommandRefused(command="CancelExport", reason=reason))
+        )
 
 
 async def sweep_expired(deps: ExporterDeps, now: datetime) -> int:

@@ -9,6 +9,7 @@ from faststream.kafka import KafkaBroker
 from services.exporter import domain
 from shared.crypto import parse_master_key
 from shared.events import Envelope
+from shared.events.jobs import CancelExport, ExportRequested
 from shared.events.topics import JOBS_EXPORT
 from shared.kafka import publish_event, subscribe
 
@@ -41,9 +42,21 @@ def deps_for(broker: KafkaBroker, rt: Runtime) -> domain.ExporterDeps:
     )
 
 
+CONTROL_GROUP = "lethe-exporter-control"
+
+
 def register(broker: KafkaBroker, rt: Runtime) -> None:
+    """Two groups on `lethe.jobs.export.v1`: `lethe-exporter` builds exports (one at a time per
+    partition); `lethe-exporter-control` takes cancels, which must not wait behind the export
+    they stop (it records them; the export checks between batches)."""
+
     async def on_export_requested(env: Envelope) -> None:
-        await domain.export(env, deps_for(broker, rt))
+        if env.type == ExportRequested.event_type:
+            await domain.export(env, deps_for(broker, rt))
+
+    async def on_control(env: Envelope) -> None:
+        if env.type == CancelExport.event_type:
+            await domain.cancel(env, deps_for(broker, rt))
 
     async def on_give_up(env: Envelope, error: str) -> None:
         await domain.fail(env, deps_for(broker, rt), error)
@@ -56,4 +69,11 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
         retries=rt.settings.dlq_retries,
         on_give_up=on_give_up,
         max_poll_interval_ms=60 * 60 * 1000,
+    )
+    subscribe(
+        broker,
+        JOBS_EXPORT,
+        group_id=CONTROL_GROUP,
+        handler=on_control,
+        retries=rt.settings.dlq_retries,
     )

@@ -24,5 +24,7 @@ class ExporterSettings(LetheSettings):
         "org members downloading with their key do not use them up).",
     )
     public_api_url: str = Field(
-        "http://127.0.0.1:8080", description="Intake's public base URL, for download links."
+        "http://127.0.0.1:8080",
+        description="Intake's public base URL, for download links and the data subject's "
+        "status link in mails.",
     )

@@ -18,7 +18,8 @@ async def begin(
     pool: asyncpg.Pool, job_id: uuid.UUID, org_id: str, object_key: str, wrapped_key: bytes
 ) -> dict[str, Any]:
     """Start (or restart from scratch) an export; returns the previous row, if any, so the
-    caller can abort its unfinished upload."""
+    caller can abort its unfinished upload. A cancelled export (or one asked to stop) is not
+    started again: the caller finds that in the row returned."""
     async with pool.acquire() as conn, conn.transaction():
         before = await conn.fetchrow(
             "SELECT * FROM lethe.exports WHERE job_id = $1 FOR UPDATE", job_id
@@ -27,7 +28,9 @@ async def begin(
             "INSERT INTO lethe.exports (job_id, org_id, status, object_key, wrapped_key) "
             "VALUES ($1, $2, 'building', $3, $4) ON CONFLICT (job_id) DO UPDATE SET "
             "status = 'building', attempt = lethe.exports.attempt + 1, object_key = $3, "
-            "wrapped_key = $4, upload_id = NULL, started_at = now()",
+            "wrapped_key = $4, upload_id = NULL, started_at = now() "
+            "WHERE lethe.exports.status <> 'cancelled' "
+            "AND lethe.exports.cancel_requested_at IS NULL",
             job_id,
             org_id,
             object_key,
@@ -78,6 +81,49 @@ async def mark_failed(pool: asyncpg.Pool, job_id: uuid.UUID) -> None:
     await pool.execute(
         "UPDATE lethe.exports SET status = 'failed', upload_id = NULL WHERE job_id = $1", job_id
     )
+
+
+async def request_cancel(pool: asyncpg.Pool, job_id: uuid.UUID, org_id: str) -> str | None:
+    """Record a cancel. An export being built is stopped by its worker at its next batch; one
+    not started yet is cancelled at once (it never starts). Returns the status found (None:
+    there was no export yet, now `cancelled`)."""
+    async with pool.acquire() as conn, conn.transaction():
+        status: str | None = await conn.fetchval(
+            "SELECT status FROM lethe.exports WHERE job_id = $1 FOR UPDATE", job_id
+        )
+        if status is None:
+            await conn.execute(
+                "INSERT INTO lethe.exports (job_id, org_id, status, object_key, "
+                "cancel_requested_at) VALUES ($1, $2, 'cancelled', '', now())",
+                job_id,
+                org_id,
+            )
+        elif status == "building":
+            await conn.execute(
+                "UPDATE lethe.exports SET cancel_requested_at = "
+                "coalesce(cancel_requested_at, now()) WHERE job_id = $1",
+                job_id,
+            )
+        return status
+
+
+async def cancel_requested(pool: asyncpg.Pool, job_id: uuid.UUID) -> bool:
+    return bool(
+        await pool.fetchval(
+            "SELECT cancel_requested_at IS NOT NULL FROM lethe.exports WHERE job_id = $1",
+            job_id,
+        )
+    )
+
+
+async def mark_cancelled(pool: asyncpg.Pool, job_id: uuid.UUID) -> bool:
+    """After the partial upload is aborted: the key goes too. False when already cancelled."""
+    done = await pool.execute(
+        "UPDATE lethe.exports SET status = 'cancelled', upload_id = NULL, wrapped_key = NULL "
+        "WHERE job_id = $1 AND status = 'building'",
+        job_id,
+    )
+    return bool(done.endswith(" 1"))
 
 
 async def claim_expired(

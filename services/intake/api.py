@@ -22,8 +22,7 @@ from services.intake.routes_opendsr import router as opendsr_router
 from services.intake.routes_orgs import router as orgs_router
 from services.intake.routes_retention import router as retention_router
 from shared.events import make_event
-from shared.events.jobs import CancelErasure, Item, RestoreErasure
-from shared.events.topics import JOBS_ERASE
+from shared.events.jobs import Item, RestoreErasure
 from shared.kafka import current_trace
 
 
@@ -181,6 +180,7 @@ def add_routes(app: FastAPI) -> None:
                     received_at=datetime.now(UTC),
                     hash_key=rt.settings.subject_hash_key.get_secret_value().encode(),
                     holidays=tuple(rt.settings.business_holidays),
+                    links=rt.settings.status_links(),
                     channel="http",
                     trace=current_trace(),
                 )
@@ -253,9 +253,14 @@ def add_routes(app: FastAPI) -> None:
         }
 
     async def _command(
-        request: Request, who: Caller, job_id: uuid.UUID, command: str, payload: Any
+        request: Request,
+        who: Caller,
+        job_id: uuid.UUID,
+        command: str,
+        payload: Any,
+        row: dict[str, Any] | None = None,
     ) -> JSONResponse:
-        row = await _job_or_404(request, who, job_id)
+        row = row or await _job_or_404(request, who, job_id)
         try:
             lifecycle.check_command(command, row["status"], row["type"])
         except lifecycle.IllegalTransition as exc:
@@ -268,8 +273,9 @@ def add_routes(app: FastAPI) -> None:
             subject_hash=row["subject_hash"],
         )
         rt = runtime(request)
+        topic = domain.command_topic(row["type"])
         refused = await store.record_command(
-            rt.pool, job_id, JOBS_ERASE, env, lifecycle.COMMANDS[command]
+            rt.pool, job_id, topic, env, lifecycle.COMMANDS[command]
         )
         if refused is not None:  # the job moved on meanwhile
             raise HTTPException(409, str(lifecycle.IllegalTransition(command, refused)))
@@ -282,8 +288,12 @@ def add_routes(app: FastAPI) -> None:
     async def cancel(
         job_id: uuid.UUID, request: Request, who: Admin, body: CancelIn | None = None
     ) -> JSONResponse:
+        """Stop a running job between batches. An export stops with its partial file deleted;
+        one already ready or expired is refused (409) with the reason."""
         reason = body.reason if body else None
-        return await _command(request, who, job_id, "cancel", CancelErasure(reason=reason))
+        row = await _job_or_404(request, who, job_id)
+        payload, _ = domain.cancel_command(row["type"], reason)
+        return await _command(request, who, job_id, "cancel", payload, row)
 
     @app.post("/v1/jobs/{job_id}/restore", status_code=202)
     async def restore(
@@ -303,7 +313,9 @@ def add_routes(app: FastAPI) -> None:
         rt = runtime(request)
         ask = deadlines.Extension(days=body.days, months=body.months, reason=body.reason)
         try:
-            await extension.extend(rt.pool, who, row, ask, datetime.now(UTC))
+            await extension.extend(
+                rt.pool, who, row, ask, datetime.now(UTC), rt.settings.status_links()
+            )
         except lifecycle.IllegalTransition as exc:
             raise HTTPException(409, str(exc)) from exc
         except deadlines.DeadlineRuleBroken as exc:

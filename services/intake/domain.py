@@ -22,8 +22,15 @@ from pydantic import (
 )
 
 from services.intake import deadlines
-from shared.events import Actor, Envelope, make_event
-from shared.events.jobs import ErasureRequested, ExportRequested, Subject
+from services.intake.links import StatusLinks
+from shared.events import Actor, Envelope, Payload, make_event
+from shared.events.jobs import (
+    CancelErasure,
+    CancelExport,
+    ErasureRequested,
+    ExportRequested,
+    Subject,
+)
 from shared.events.notifications import SendEmail
 from shared.events.requests import SubmitRequest
 from shared.events.topics import JOBS_ERASE, JOBS_EXPORT
@@ -271,9 +278,12 @@ def plan_job(
     holidays: tuple[date, ...] = (),
     channel: Literal["http", "kafka"],
     trace: dict[str, str],
+    links: StatusLinks | None = None,
 ) -> NewJob:
     authorise(req, caller)
     job_id = uuid.uuid4()
+    # The data subject's status page: the workers put it in their mails (and so does this).
+    status_link = links.url(job_id) if links is not None else None
     subject = Subject(**req.subject.model_dump()) if req.subject else None
     s_hash = subject_hash(hash_key, subject.identities()) if subject else None
     due = deadlines.due_at(received_at, req.regulation, req.due_in_days)
@@ -292,6 +302,7 @@ def plan_job(
             due_at=due,
             recovery_window_days=window,
             channel=channel,
+            status_link=status_link,
         )
         topic = JOBS_ERASE
     else:
@@ -305,6 +316,7 @@ def plan_job(
             include_media=req.include_media,
             link_ttl_hours=req.link_ttl_hours,
             channel=channel,
+            status_link=status_link,
         )
         topic = JOBS_EXPORT
     env = make_event(
@@ -327,6 +339,7 @@ def plan_job(
                 due=due,
                 subject_hash=s_hash,
                 trace=trace,
+                status_link=status_link,
             ),
         )
     return NewJob(
@@ -368,8 +381,11 @@ def notice(
     job_id: uuid.UUID,
     subject_hash: str | None,
     trace: dict[str, str] | None = None,
+    status_link: str | None = None,
 ) -> Envelope:
     """A SendEmail to the requester, or, when the job has none, to the org's owner contacts."""
+    if status_link:
+        context = {**context, "status_link": status_link}
     return make_event(
         SendEmail(
             template=template,
@@ -396,6 +412,7 @@ def ccpa_receipt(
     due: datetime,
     subject_hash: str | None,
     trace: dict[str, str],
+    status_link: str | None = None,
 ) -> Envelope:
     """11 CCR 7021(a): the receipt confirmation, with how and by when it will be handled."""
     return notice(
@@ -412,6 +429,7 @@ def ccpa_receipt(
         job_id=job_id,
         subject_hash=subject_hash,
         trace=trace,
+        status_link=status_link,
     )
 
 
@@ -422,6 +440,7 @@ def extension_notice(
     to: str | None,
     extended_due_at: datetime,
     reason: str,
+    status_link: str | None = None,
 ) -> Envelope:
     """GDPR Art. 12(3) / 11 CCR 7021(b): the requester is told of the extension and why."""
     regulation = str(row["regulation"])
@@ -441,4 +460,17 @@ def extension_notice(
         caller=caller,
         job_id=job_id,
         subject_hash=row["subject_hash"] if isinstance(row["subject_hash"], str) else None,
+        status_link=status_link,
     )
+
+
+def cancel_command(job_type: str, reason: str | None) -> tuple[Payload, str]:
+    """The cancel command for a job and the topic of the worker that stops it: exports go to
+    the exporter; erasures and retention jobs to the eraser."""
+    if job_type == "export":
+        return CancelExport(reason=reason), JOBS_EXPORT
+    return CancelErasure(reason=reason), JOBS_ERASE
+
+
+def command_topic(job_type: str) -> str:
+    return JOBS_EXPORT if job_type == "export" else JOBS_ERASE

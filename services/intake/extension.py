@@ -11,12 +11,18 @@ import asyncpg
 
 from services.intake import deadlines, domain, lifecycle, store
 from services.intake.domain import Caller
+from services.intake.links import StatusLinks
 from shared.events import make_event
 from shared.events.requests import DeadlineExtended
 
 
 async def extend(
-    pool: asyncpg.Pool, who: Caller, row: dict[str, Any], ask: deadlines.Extension, now: datetime
+    pool: asyncpg.Pool,
+    who: Caller,
+    row: dict[str, Any],
+    ask: deadlines.Extension,
+    now: datetime,
+    links: StatusLinks | None = None,
 ) -> datetime:
     """The new due date. Raises lifecycle.IllegalTransition (409) or
     deadlines.DeadlineRuleBroken (409/422, naming the rule)."""
@@ -43,6 +49,7 @@ async def extend(
         to=await store.requester_email(pool, row["id"]),
         extended_due_at=new_due,
         reason=reason,
+        status_link=links.url(row["id"]) if links is not None else None,
     )
     if not await store.extend_job(pool, row["id"], new_due, reason, env, notice):
         raise deadlines.DeadlineRuleBroken(

@@ -64,6 +64,7 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
                 received_at=datetime.now(UTC),
                 hash_key=settings.subject_hash_key.get_secret_value().encode(),
                 holidays=tuple(settings.business_holidays),
+                links=settings.status_links(),
                 channel="kafka",
                 trace=current_trace(),
             )

@@ -95,9 +95,19 @@ class IllegalTransition(Exception):
         self.status = status
 
 
+# Why an export can no longer be cancelled, by state (the 409 says it).
+EXPORT_NOT_CANCELLABLE = {
+    "ready": "its file is built; to stop its use, revoke the download link "
+    "(POST /v1/exports/{id}/revoke)",
+    "expired": "its file and key are already deleted",
+}
+
+
 def check_command(command: str, status: str, job_type: str) -> None:
     if command in ("restore",) and job_type != "erasure":
         raise IllegalTransition(command, f"{status} (only erasures can be restored)")
+    if command == "cancel" and job_type == "export" and status in EXPORT_NOT_CANCELLABLE:
+        raise IllegalTransition(command, f"{status}: {EXPORT_NOT_CANCELLABLE[status]}")
     if status not in COMMANDS[command]:
         raise IllegalTransition(command, status)
 

@@ -241,6 +241,7 @@ async def _create(request: Request) -> Response:
                 received_at=datetime.now(UTC),
                 hash_key=hash_key,
                 holidays=tuple(rt.settings.business_holidays),
+                links=rt.settings.status_links(),
                 channel="http",
                 trace=current_trace(),
             )

@@ -5,12 +5,18 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 
+from services.intake.links import StatusLinks
 from shared.settings import LetheSettings
 
 
 class IntakeSettings(LetheSettings):
     http_host: str = Field("127.0.0.1", description="Address intake's HTTP API listens on.")
     http_port: int = Field(8080, description="Port of intake's HTTP API.")
+    public_api_url: str = Field(
+        "http://127.0.0.1:8080",
+        description="Intake's public base URL, for download links and the data subject's "
+        "status link in mails.",
+    )
     business_holidays: list[date] = Field(
         [],
         description="Days that are not business days (JSON list of dates), for the CCPA "
@@ -74,3 +80,7 @@ class IntakeSettings(LetheSettings):
     public_data_retention_days: int = Field(
         7, ge=1, le=3650, description="Public mode: age in days at which anonymous data goes."
     )
+
+    def status_links(self) -> StatusLinks:
+        """The subject status links (keyed with `LETHE_DOWNLOAD_TOKEN_KEY`, as the web UI)."""
+        return StatusLinks(self.public_api_url, self.download_token_key.get_secret_value().encode())

@@ -73,7 +73,11 @@ def recipient_key(hash_key: bytes, address: str) -> str:
 
 
 async def recipients(env: Envelope, cmd: SendEmail, deps: NotifierDeps) -> list[tuple[str, str]]:
-    """(recipient key, address) for this command: the requester and/or the owners."""
+    """(recipient key, address) for this command: the requester and/or the owners.
+
+    A mail meant for the requester of a job that has none (usual for Kafka requests) goes to
+    the organisation's owner contacts instead: nobody is left untold.
+    """
     audience = cmd.audience
     to_requester = audience in ("requester", "both") or (
         audience is None and cmd.template in deps.requester_templates
@@ -81,6 +85,8 @@ async def recipients(env: Envelope, cmd: SendEmail, deps: NotifierDeps) -> list[
     to_owners = audience in ("owners", "both") or (
         audience is None and cmd.template in deps.owner_templates
     )
+    if to_requester and not cmd.to:
+        to_owners = True
     found: list[tuple[str, str]] = []
     if to_requester and cmd.to:
         found.append(("requester", cmd.to))

@@ -12,6 +12,7 @@ class NotifierSettings(LetheSettings):
     smtp_timeout_seconds: float = Field(15, description="SMTP connect/send timeout.")
     notify_requester_templates: list[str] = Field(
         [
+            "erasure_hidden",
             "job_completed",
             "job_completed_review",
             "job_failed",
@@ -22,11 +23,13 @@ class NotifierSettings(LetheSettings):
             "deadline_extended",
             "ccpa_receipt",
         ],
-        description="Templates mailed to the requester (JSON list), unless the command says.",
+        description="Templates mailed to the requester (JSON list), unless the command says; "
+        "a job without a requester address has them mailed to the owner contacts.",
     )
     notify_owner_templates: list[str] = Field(
         [
             "job_completed_review",
+            "job_needs_review",
             "job_failed",
             "recovery_ends",
             "deadline_approaching",

@@ -1,8 +1,9 @@
 """Email templates: a subject, a plain-text body and an HTML body per template name.
 
 The HTML body is the text body with every value escaped, one paragraph per line, and the
-`link` value (when there is one) as a link. No template mentions the data subject: mails say
-which job, never whose data.
+`link` and `status_link` values (when there are) as links. A line naming an optional value
+(`status_link`) is left out when the context has none. No template mentions the data
+subject: mails say which job, never whose data.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import html
 from dataclasses import dataclass
 from string import Template
 from typing import Any
+
+from shared.events.notifications import OPTIONAL_CONTEXT_KEYS
 
 
 @dataclass(frozen=True)
@@ -21,39 +24,63 @@ class Rendered:
 
 
 _FOOTER = "Every action is recorded in Lethe's audit trail."
+_STATUS = "\nFollow the request here: $status_link"
 _TEMPLATES: dict[str, tuple[str, str]] = {
+    "erasure_hidden": (
+        "Lethe: erasure $job_id: the data is hidden, final on $final_on",
+        "Your erasure request $job_id has been carried out: $rows rows ($tables)\n"
+        "are hidden from the platform now and held, encrypted, for the recovery window.\n"
+        "They can be restored until $restorable_until.\n"
+        "The erasure becomes final on $final_on: then the held copy and its key are destroyed\n"
+        "and nothing can be restored." + _STATUS + "\n" + _FOOTER,
+    ),
+    "job_needs_review": (
+        "Lethe: $job_type request $job_id: $review_count items need a manual review",
+        "The $job_type request $job_id left $review_count items it could not process\n"
+        "automatically; they need a manual review and are listed on the job\n"
+        "(GET /v1/jobs/$job_id).\n" + _FOOTER,
+    ),
     "job_completed": (
         "Lethe: your $job_type request $job_id is complete",
-        "Your $job_type request $job_id has been carried out.\nRows processed: $rows.\n" + _FOOTER,
+        "Your $job_type request $job_id has been carried out and verified.\n"
+        "Rows purged: $rows_purged.\n"
+        "Rows restored on request before the purge: $rows_restored." + _STATUS + "\n" + _FOOTER,
     ),
     "job_completed_review": (
         "Lethe: $job_type request $job_id is complete, $review_count items need review",
-        "The $job_type request $job_id has been carried out: $rows rows processed.\n"
+        "The $job_type request $job_id has been carried out.\n"
+        "Rows purged: $rows_purged.\n"
+        "Rows restored on request before the purge: $rows_restored.\n"
         "$review_count items could not be processed automatically and need a manual review;\n"
-        "they are listed on the job (GET /v1/jobs/$job_id).\n" + _FOOTER,
+        "they are listed on the job (GET /v1/jobs/$job_id)." + _STATUS + "\n" + _FOOTER,
     ),
     "job_failed": (
         "Lethe: your $job_type request $job_id failed",
         "Your $job_type request $job_id could not be completed.\n"
         "Reason: $reason\n"
-        "Nothing has been lost: a privacy engineer will review it.",
+        "Nothing has been lost: a privacy engineer will review it." + _STATUS,
     ),
     "job_not_found": (
         "Lethe: $job_type request $job_id: no data held",
         "The $job_type request $job_id found no data held on the subject: nothing was erased\n"
-        "or exported, because there was nothing. This is the result of the request.\n" + _FOOTER,
+        "or exported, because there was nothing. This is the result of the request."
+        + _STATUS
+        + "\n"
+        + _FOOTER,
     ),
     "job_ambiguous": (
         "Lethe: $job_type request $job_id was not carried out: identities disagree",
         "The $job_type request $job_id was not carried out: $reason.\n"
-        "Nothing was erased or exported. Submit it again with identities of one person.\n"
+        "Nothing was erased or exported. Submit it again with identities of one person."
+        + _STATUS
+        + "\n"
         + _FOOTER,
     ),
     "export_ready": (
         "Lethe: export $job_id is ready to download",
         "The export $job_id is ready.\nDownload it here: $link\n"
         "The link needs no sign-in. It works until $expires_at, for up to $max_downloads\n"
-        "downloads, and every download is recorded.",
+        "downloads, and every download is recorded." + _STATUS,
     ),
     "recovery_ends": (
         "Lethe: erasure $job_id becomes final tomorrow",
@@ -78,7 +105,7 @@ _TEMPLATES: dict[str, tuple[str, str]] = {
         "It needs more time: the deadline is extended once, to $extended_due_at,\n"
         "as $regulation allows.\n"
         "Reason: $reason\n"
-        "There will be no further extension. " + _FOOTER,
+        "There will be no further extension. " + _FOOTER + _STATUS,
     ),
     # 11 CCR 7021(a): receipt confirmed within 10 business days, with how it is processed.
     "ccpa_receipt": (
@@ -87,7 +114,9 @@ _TEMPLATES: dict[str, tuple[str, str]] = {
         "How we process it: we verify the request, then carry it out across every system\n"
         "that holds your personal information, and confirm when it is done.\n"
         "We will respond by $due_at (45 calendar days, CCPA). If we need longer we will tell\n"
-        "you why before then; we may extend once, to no later than $max_due_at.\n" + _FOOTER,
+        "you why before then; we may extend once, to no later than $max_due_at.\n"
+        + _FOOTER
+        + _STATUS,
     ),
 }
 
@@ -100,12 +129,15 @@ def render(name: str, context: dict[str, Any]) -> Rendered:
     if name not in _TEMPLATES:
         raise UnknownTemplate(f"no email template named {name!r}")
     subject_t, body_t = _TEMPLATES[name]
-    values = {k: str(v) for k, v in context.items()}
+    values = {k: str(v) for k, v in context.items() if v is not None}
+    missing = [f"${k}" for k in OPTIONAL_CONTEXT_KEYS if k not in values]
+    body_t = "\n".join(line for line in body_t.splitlines() if not any(m in line for m in missing))
     text = Template(body_t).safe_substitute(values)
     escaped = {k: html.escape(v) for k, v in values.items()}
-    if "link" in values:
-        url = html.escape(values["link"], quote=True)
-        escaped["link"] = f'<a href="{url}">{url}</a>'
+    for key in ("link", "status_link"):
+        if key in values:
+            url = html.escape(values[key], quote=True)
+            escaped[key] = f'<a href="{url}">{url}</a>'
     html_body = "".join(
         f"<p>{line}</p>" for line in Template(body_t).safe_substitute(escaped).splitlines()
     )

@@ -17,7 +17,7 @@ CATALOGUE: dict[str, tuple[str, ...]] = {
         "RestoreErasure",
         "RetentionRequested",
     ),
-    t.JOBS_EXPORT: ("ExportRequested",),
+    t.JOBS_EXPORT: ("ExportRequested", "CancelExport"),
     t.ERASE_TASKS: ("EraseChunk",),
     t.PROGRESS: (
         "ErasurePlanned",

@@ -35,6 +35,9 @@ class ErasureRequested(Payload):
     channel: Literal["http", "kafka"]
     # False: the platform must keep its S3 objects; rows go, objects stay (recorded).
     delete_media: bool = True
+    # The data subject's status page (intake's /status/{job}/{mac}): put in the mails about
+    # the job. A bearer link, so it never reaches the audit trail.
+    status_link: str | None = pii(default=None)
 
 
 @event
@@ -49,6 +52,7 @@ class ExportRequested(Payload):
     include_media: bool = False
     link_ttl_hours: int = 24
     channel: Literal["http", "kafka"]
+    status_link: str | None = pii(default=None)  # as ErasureRequested.status_link
 
 
 # --- Commands to the eraser on `lethe.jobs.erase.v1` (keyed by job: ordered with the job) --
@@ -71,6 +75,18 @@ class RestoreErasure(Payload):
 
     event_type = "RestoreErasure"
     items: list[Item] | None = None
+    reason: str | None = None
+
+
+# --- Commands to the exporter on `lethe.jobs.export.v1` ------------------------------------
+
+
+@event
+class CancelExport(Payload):
+    """Stop the export between batches: its partial upload is aborted, nothing is kept.
+    Refused (CommandRefused) once the export is ready, expired or ended otherwise."""
+
+    event_type = "CancelExport"
     reason: str | None = None
 
 

@@ -12,10 +12,21 @@ from typing import Any, Literal
 
 from shared.events.envelope import Payload, event, pii
 
-# Template name -> context keys it uses.
+# Template name -> context keys it uses (every template may also take OPTIONAL_CONTEXT_KEYS).
 TEMPLATES: dict[str, tuple[str, ...]] = {
-    "job_completed": ("job_id", "job_type", "rows"),
-    "job_completed_review": ("job_id", "job_type", "rows", "review_count"),
+    "erasure_hidden": ("job_id", "rows", "tables", "restorable_until", "final_on"),
+    "job_needs_review": ("job_id", "job_type", "review_count"),
+    "job_completed": ("job_id", "job_type", "rows", "rows_purged", "rows_restored"),
+    "job_completed_review": (
+        "job_id",
+        "job_type",
+        "rows",
+        "rows_purged",
+        "rows_restored",
+        "review_count",
+    ),
+    "job_not_found": ("job_id", "job_type"),
+    "job_ambiguous": ("job_id", "job_type", "reason"),
     "job_failed": ("job_id", "job_type", "reason"),
     "export_ready": ("job_id", "link", "expires_at", "max_downloads"),
     "recovery_ends": ("job_id", "purge_after"),
@@ -34,7 +45,10 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
 Audience = Literal["requester", "owners", "both"]
 # Context values only the recipient may see (a download link carries its token): kept out of
 # the audit trail, which owners can read, and out of webhook callbacks.
-SECRET_CONTEXT_KEYS = frozenset({"link"})
+SECRET_CONTEXT_KEYS = frozenset({"link", "status_link"})
+# The data subject's status page: subject-facing mails carry it when the job has one (the
+# line naming it is left out otherwise).
+OPTIONAL_CONTEXT_KEYS = frozenset({"status_link"})
 
 
 @event

@@ -232,9 +232,11 @@ async def test_multi_hop_soft_delete_then_purge(
     done = h.of("JobCompleted")[0]
     assert done["verification"]["ok"] is True and done["verification"]["key_destroyed"] is True
     assert done["verification"]["rows_remaining"] == {} and done["done"] == j.total
-    assert [e.payload["template"] for _, e in h.events if e.type == "SendEmail"] == [
-        "job_completed"
-    ]
+    # The data-hidden notice at the soft delete, the completion after the purge: once each.
+    mails = [e.payload for _, e in h.events if e.type == "SendEmail"]
+    assert [m["template"] for m in mails] == ["erasure_hidden", "job_completed"]
+    assert mails[1]["context"]["rows_purged"] == j.total
+    assert mails[1]["context"]["rows_restored"] == 0
     # Restoring after the purge is refused: nothing is readable any more.
     await lifecycle.restore(command(env, RestoreErasure()), h.deps)
     assert h.of("CommandRefused")[0]["command"] == "RestoreErasure"

@@ -147,3 +147,46 @@ def test_a_ccpa_request_carries_its_receipt_confirmation() -> None:
     anon = _plan(req.model_copy(update={"notify_email": None}))
     assert anon.notices[0].payload["audience"] == "owners"
     assert _plan(RequestIn.model_validate(ERASE)).notices == ()
+
+
+def test_the_subject_status_link_travels_in_the_job_event_and_its_notices() -> None:
+    from services.intake.links import StatusLinks, status_mac
+    from shared.events.envelope import safe_details
+
+    links = StatusLinks("https://privacy.acme.test/", b"k2")
+    req = RequestIn.model_validate({**ERASE, "regulation": "ccpa", "notify_email": "d@acme.test"})
+    job = plan_job(
+        req, OWNER, received_at=NOW, hash_key=b"k", channel="http", trace={}, links=links
+    )
+    want = f"https://privacy.acme.test/status/{job.job_id}/{status_mac(b'k2', job.job_id)}"
+    assert job.event.payload_as(ErasureRequested).status_link == want
+    assert job.notices[0].payload["context"]["status_link"] == want
+    # A bearer link: kept out of the audit trail like the subject's identities.
+    assert want not in str(safe_details(job.event))
+    assert want not in str(safe_details(job.notices[0]))
+    assert _plan(RequestIn.model_validate(ERASE)).event.payload.get("status_link") is None
+
+
+def test_a_cancel_goes_to_the_worker_that_can_stop_the_job() -> None:
+    from services.intake.domain import cancel_command
+    from shared.events.jobs import CancelErasure, CancelExport
+    from shared.events.topics import JOBS_EXPORT
+
+    payload, topic = cancel_command("export", "asked by the subject")
+    assert isinstance(payload, CancelExport) and topic == JOBS_EXPORT
+    assert payload.reason == "asked by the subject"
+    for kind in ("erasure", "retention"):
+        payload, topic = cancel_command(kind, None)
+        assert isinstance(payload, CancelErasure) and topic == JOBS_ERASE
+
+
+@pytest.mark.parametrize(
+    "status, says", [("ready", "revoke the download link"), ("expired", "already deleted")]
+)
+def test_cancelling_a_finished_export_is_refused_with_the_reason(status: str, says: str) -> None:
+    from services.intake import lifecycle
+
+    with pytest.raises(lifecycle.IllegalTransition, match=says) as err:
+        lifecycle.check_command("cancel", status, "export")
+    assert f"cannot cancel a job that is {status}" in str(err.value)
+    lifecycle.check_command("cancel", "running", "export")  # a running export may be

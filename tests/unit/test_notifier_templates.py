@@ -85,3 +85,81 @@ def test_the_ccpa_receipt_says_how_and_by_when() -> None:
     assert "received" in r.subject and "j2" in r.subject
     assert "2026-01-02" in r.text and "2026-02-16" in r.text and "2026-04-02" in r.text
     assert "How we process it" in r.text and "<p>How we process it" in r.html
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+def test_every_template_carries_the_status_link_when_given_and_no_trace_of_it_otherwise(
+    name: str,
+) -> None:
+    context = {key: f"<{key}>" for key in TEMPLATES[name]}
+    link = "https://lethe.example/status/j/MAC?a=1&b=2"
+    r = render(name, {**context, "status_link": link})
+    if name in ("recovery_ends", "job_needs_review", "deadline_approaching", "deadline_passed"):
+        return  # owner-facing: no subject status link
+    assert link in r.text
+    assert '<a href="https://lethe.example/status/j/MAC?a=1&amp;b=2">' in r.html
+    bare = render(name, context)
+    assert "status_link" not in bare.text and "Follow the request" not in bare.text
+    assert "$" not in bare.text + bare.html
+
+
+def test_the_soft_delete_notice_says_what_until_when_and_when_final() -> None:
+    r = render(
+        "erasure_hidden",
+        {
+            "job_id": "j3",
+            "rows": 42,
+            "tables": "messages: 40, users: 2",
+            "restorable_until": "2026-03-08 10:00 UTC",
+            "final_on": "2026-03-08",
+        },
+    )
+    assert "j3" in r.subject and "2026-03-08" in r.subject
+    assert "42 rows (messages: 40, users: 2)" in r.text
+    assert "restored until 2026-03-08 10:00 UTC" in r.text
+    assert "becomes final on 2026-03-08" in r.text
+    assert "<p>" in r.html and "messages: 40" in r.html
+
+
+def test_the_completion_reports_rows_purged_and_rows_restored() -> None:
+    ctx = {"job_id": "j4", "job_type": "erasure", "rows": 9, "rows_purged": 9, "rows_restored": 3}
+    r = render("job_completed", ctx)
+    assert "Rows purged: 9." in r.text
+    assert "Rows restored on request before the purge: 3." in r.text
+    review = render("job_completed_review", {**ctx, "review_count": 2})
+    assert "Rows purged: 9." in review.text and "restored on request before the purge: 3" in (
+        review.text
+    )
+    assert "2 items" in review.text and "2 items need review" in review.subject
+
+
+def test_the_recovery_window_notice_names_the_moment_it_becomes_final() -> None:
+    r = render("recovery_ends", {"job_id": "j5", "purge_after": "2026-03-08 10:00 UTC"})
+    assert "tomorrow" in r.subject and "j5" in r.subject
+    assert "2026-03-08 10:00 UTC" in r.text and "nothing can be restored" in r.text
+
+
+def test_failure_not_found_ambiguous_and_review_notices() -> None:
+    failed = render("job_failed", {"job_id": "j6", "job_type": "retention", "reason": "boom"})
+    assert "retention request j6 failed" in failed.subject and "Reason: boom" in failed.text
+    nf = render("job_not_found", {"job_id": "j7", "job_type": "export"})
+    assert "no data held" in nf.subject and "nothing was erased" in nf.text
+    amb = render(
+        "job_ambiguous", {"job_id": "j8", "job_type": "erasure", "reason": "two users match"}
+    )
+    assert "two users match" in amb.text and "identities disagree" in amb.subject
+    rv = render("job_needs_review", {"job_id": "j9", "job_type": "erasure", "review_count": 4})
+    assert "4 items need a manual review" in rv.subject and "GET /v1/jobs/j9" in rv.text
+
+
+def test_the_status_link_never_reaches_the_audit_trail() -> None:
+    from shared.events import Actor, make_event
+    from shared.events.envelope import safe_details
+    from shared.events.notifications import SendEmail
+
+    cmd = SendEmail(
+        template="job_failed",
+        context={"job_id": "j", "reason": "r", "status_link": "https://x/status/j/SECRETMAC"},
+    )
+    details = safe_details(make_event(cmd, actor=Actor(kind="service", id="t")))
+    assert "SECRETMAC" not in str(details)

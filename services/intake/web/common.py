@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -20,6 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services.intake.auth import RANK, audit_refusal, runtime
 from services.intake.domain import Caller, submit_refusal
+from services.intake.links import status_mac as status_mac  # the web UI checks it
 from services.intake.web import store as web_store
 
 HERE = Path(__file__).parent
@@ -147,13 +145,5 @@ def render(
     )
 
 
-def status_mac(key: bytes, job_id: uuid.UUID) -> str:
-    """The unguessable part of a data subject's status link (keyed: not derivable from the
-    job id without the server's key)."""
-    mac = hmac.new(key, b"lethe-subject-status:" + job_id.bytes, hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(mac[:24]).decode()
-
-
 def status_path(request: Request, job_id: uuid.UUID) -> str:
-    key = runtime(request).settings.download_token_key.get_secret_value().encode()
-    return f"/status/{job_id}/{status_mac(key, job_id)}"
+    return runtime(request).settings.status_links().path(job_id)

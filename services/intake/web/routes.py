@@ -262,6 +262,7 @@ async def submit(request: Request, s: WebSession) -> Response:
             received_at=datetime.now(UTC),
             hash_key=rt.settings.subject_hash_key.get_secret_value().encode(),
             holidays=tuple(rt.settings.business_holidays),
+            links=rt.settings.status_links(),
             channel="http",
             trace=current_trace(),
         )

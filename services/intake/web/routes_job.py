@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.intake import deadlines, extension, lifecycle, store
+from services.intake import deadlines, domain, extension, lifecycle, store
 from services.intake.api import job_view
 from services.intake.auth import runtime
 from services.intake.routes_exports import serve as serve_download
@@ -25,8 +25,7 @@ from services.intake.web.common import (
     status_path,
 )
 from shared.events import make_event
-from shared.events.jobs import CancelErasure, Item, RestoreErasure
-from shared.events.topics import JOBS_ERASE
+from shared.events.jobs import Item, RestoreErasure
 from shared.tokens import DownloadToken, sign
 
 router = APIRouter(prefix=f"{PREFIX}/jobs", include_in_schema=False)
@@ -35,6 +34,7 @@ WebSession = Annotated[Session, Depends(session)]
 DONE_MESSAGES = {
     "submitted": "Request received. Progress shows below as it happens.",
     "cancel": "Cancel sent. Rows already erased stay restorable.",
+    "cancel_export": "Cancel sent. The export stops at its next batch; its partial file goes.",
     "restore": "Restore sent for the whole job.",
     "restore_items": "Restore sent for the selected items.",
     "extend": "Deadline extended.",
@@ -131,7 +131,7 @@ async def _command(
     )
     rt = runtime(request)
     refused = await store.record_command(
-        rt.pool, job_id, JOBS_ERASE, env, lifecycle.COMMANDS[command]
+        rt.pool, job_id, domain.command_topic(row["type"]), env, lifecycle.COMMANDS[command]
     )
     if refused is not None:
         raise WebError(409, f"The job moved on meanwhile: it is {refused} now.")
@@ -146,8 +146,10 @@ def _back(job_id: uuid.UUID, done: str) -> Response:
 async def cancel(request: Request, job_id: uuid.UUID, s: WebSession) -> Response:
     data = await checked_form(request, s, "admin")
     reason = data.get("reason", "").strip()[:2000] or None
-    await _command(request, s, job_id, "cancel", CancelErasure(reason=reason))
-    return _back(job_id, "cancel")
+    job_type = (await _job(request, s, job_id))["type"]
+    payload, _ = domain.cancel_command(job_type, reason)
+    await _command(request, s, job_id, "cancel", payload)
+    return _back(job_id, "cancel_export" if job_type == "export" else "cancel")
 
 
 @router.post("/{job_id}/restore")
@@ -205,7 +207,9 @@ async def extend(request: Request, job_id: uuid.UUID, s: WebSession) -> Response
     )
     rt = runtime(request)
     try:
-        await extension.extend(rt.pool, s.who, row, ask, datetime.now(UTC))
+        await extension.extend(
+            rt.pool, s.who, row, ask, datetime.now(UTC), rt.settings.status_links()
+        )
     except lifecycle.IllegalTransition as exc:
         raise WebError(409, str(exc)[:1].upper() + str(exc)[1:] + ".") from exc
     except deadlines.DeadlineRuleBroken as exc:
