@@ -373,7 +373,9 @@ class Resolver:
             if len(t.pk_columns) == 1:
                 where += f" AND x.{q(t.pk_columns[0])} > {slot}::text::{types[0]}"
             else:
-                bound = ", ".join(f"({slot}::json->>{i})::{typ}" for i, typ in enumerate(types))
+                bound = ", ".join(
+                    f"({slot}::text::json->>{i})::{typ}" for i, typ in enumerate(types)
+                )
                 where += f" AND {_tuple('x', t.pk_columns)} > ({bound})"
         order = ", ".join(f"x.{q(c)}" for c in t.pk_columns)
         sql = f"SELECT {key_text(dm, table, 'x')} FROM {q(table)} x WHERE {where} ORDER BY {order}"
