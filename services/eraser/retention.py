@@ -3,11 +3,15 @@
 One code path for the nightly jobs (`RetentionRequested` on the erase topic, planned by the
 intake scheduler) and for `lethe cleanup` (run in-process by the CLI):
 
-- **Select** the category's tables (data map: `retention` + `retention_column`), per table
-  by keyset pagination on the primary key (never a whole result set), per organisation
-  (the table's `org_column`, or its parent's), `batch_size` keys at a time.
-- **Children** of a selected row (relations in the data map, e.g. a message's media) go
-  with it, children first, so no foreign key is left dangling.
+- **Select** through the one resolver (`shared/resolver.py`, `aged_keys_sql`): per table
+  of the category, keyset pages on the primary key (composite keys too, never a whole
+  result set), of one organisation (its org column cast to the column's type, or its
+  parent's; single-tenant: every row), passing the table's `where:`, no tombstone,
+  `batch_size` keys at a time.
+- **Related rows** of a batch are the resolver's too (the batch as a scope): `owned` rows go
+  with it, `shared` ones when nothing outside still references them, `reference` rows stay
+  with their link detached; an aged row still referenced through a link the map does not
+  let it follow is kept and reported (docs/datamap.md, Retention).
 - **Objects before rows, durably**: the objects' keys are recorded (`retention_objects`,
   state pending), deleted from S3, marked deleted; only then the rows go, in one platform
   transaction per batch, deleted or masked per the data map's action. A failed object
@@ -16,6 +20,8 @@ intake scheduler) and for `lethe cleanup` (run in-process by the CLI):
   a callback after every batch (BatchErased for jobs, the CLI's progress bar), and a final
   count of what is still older than the cutoff.
 - A failing table is reported (stats, audit, review item) and the run goes on.
+- **Cancel** (`POST /v1/jobs/{id}/cancel`): recorded at once by the eraser's cancel listener;
+  the run stops before its next batch, the job ends `cancelled` (what went is gone).
 - The `anonymous` category is deleted only with public mode on; otherwise never.
 
 Retention purges directly: the rows are past their policy, so there is no recovery window.
