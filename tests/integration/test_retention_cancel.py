@@ -6,25 +6,36 @@ finished is refused with the reason."""
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 from deploy.local.sample.seed import seed_org
 from services.eraser import retention
+from services.eraser.app import create_app as create_eraser
 from services.eraser.domain import EraserDeps
+from services.eraser.settings import EraserSettings
 from services.intake import store as intake_store
+from services.intake.app import create_http
+from services.intake.scheduler import Scheduler
+from services.intake.settings import IntakeSettings
+from shared.datamap import load_datamap
 from shared.events import Actor, Envelope, make_event
 from shared.events.jobs import CancelErasure
 from shared.events.retention import RetentionRequested
-from tests.helpers import eraser_deps
+from tests.conftest import Org
+from tests.helpers import eraser_deps, eventually
 
 pytestmark = pytest.mark.integration
 BUCKET = "lethe-platform"
+DATAMAP = Path(__file__).resolve().parents[2] / "deploy/local/sample/datamap.yaml"
 NOW = datetime.now(UTC).replace(microsecond=0)
 ACTOR = Actor(kind="test", id="t")
 
@@ -163,3 +174,98 @@ async def test_cancel_after_the_run_finished_is_refused_with_the_reason(
     assert len(refused) == 1 and refused[0]["command"] == "CancelErasure"
     assert "had completed before the cancel reached it" in refused[0]["reason"]
     assert await status(lethe_db, run.job_id) == "completed"
+
+
+# ------------------------------------------------------------------ through the API and Kafka
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def test_cancel_through_the_api_ends_the_job_cancelled_then_409(
+    base_settings: dict[str, Any],
+    org: Org,
+    lethe_db: asyncpg.Pool,
+    platform_db: asyncpg.Pool,
+    s3: Any,
+) -> None:
+    """Intake (API, relay, progress consumer) and the eraser in this process on real Kafka:
+    the scheduler records the org's retention jobs, the eraser works through the logs
+    slowly (rate limit), `POST /v1/jobs/{id}/cancel` stops it, the job ends cancelled with
+    rows left, and a second cancel is refused with 409 naming the state."""
+    async with platform_db.acquire() as conn:
+        await seed_org(
+            conn,
+            s3,
+            BUCKET,
+            org.id,
+            users=1,
+            conversations_per_user=1,
+            messages_per_conversation=2,
+            media_every=0,
+            payments_per_user=0,
+            newsletter=False,
+            history=True,
+        )
+    before = await old_logs(platform_db, org.id)
+    http = create_http(IntakeSettings(**base_settings, scheduler_enabled=False))
+    eraser = create_eraser(
+        EraserSettings(
+            **base_settings,
+            ops_port=_free_port(),
+            erase_batch_size=3,
+            erase_rate_limit_rows=6,
+            shutdown_grace_seconds=5,
+        )
+    )
+    now = datetime.now(UTC)
+    scheduler = Scheduler(
+        lethe_db,
+        load_datamap(DATAMAP),
+        cron="0 3 * * *",
+        poll_seconds=1,
+        reminder_days=7,
+        public_mode=False,
+        public_days=7,
+        name=f"cancel-{org.id}",
+        orgs=[org.id],
+        clock=lambda: now,
+    )
+    await scheduler.tick(now - timedelta(days=1))  # the baseline
+    assert (await scheduler.tick(now)).jobs == 3
+    job_id = await lethe_db.fetchval(
+        "SELECT id FROM lethe.jobs WHERE org_id = $1 AND type = 'retention' "
+        "AND request_id LIKE '%logs%'",
+        org.id,
+    )
+    assert job_id is not None
+    url = f"/v1/jobs/{job_id}"
+    transport = httpx.ASGITransport(app=http)
+    async with (
+        http.router.lifespan_context(http),
+        eraser,
+        httpx.AsyncClient(transport=transport, base_url="http://intake") as api,
+    ):
+
+        async def working() -> dict[str, Any] | None:
+            job = (await api.get(url, headers=org.headers)).json()
+            return job if job["status"] == "running" and job.get("done") else None
+
+        await eventually(working, timeout=90, what="the logs job to be running")
+        r = await api.post(f"{url}/cancel", json={"reason": "wrong policy"}, headers=org.headers)
+        assert r.status_code == 202, r.text
+
+        async def ended() -> dict[str, Any] | None:
+            job = (await api.get(url, headers=org.headers)).json()
+            return job if job["status"] not in ("pending", "running") else None
+
+        job = await eventually(ended, timeout=60, what="the logs job to end")
+        assert job["status"] == "cancelled", job
+        left = await old_logs(platform_db, org.id)
+        assert 0 < left < before  # stopped between batches: some went, the rest is there
+        r = await api.post(f"{url}/cancel", json={}, headers=org.headers)
+        assert r.status_code == 409 and "cancelled" in r.json()["detail"], r.text
