@@ -1,10 +1,13 @@
-"""Retention on a schema that is not the sample one (tests/schemas/shops, a fresh database):
-an integer org column (the org id cast to it, directly and through the parent holding it),
-a `where:` filter that decides what a category means, a composite primary key paged by
-keyset, and the relation kinds: an owned row goes with its order, a shared label goes only
-when no order that stays uses it, a `reference` invoice stays with its link detached, and an
-order a table outside the map still references is kept, never deleted under it. The
-neighbouring shop is checked by fingerprint (md5 of every row), not by counts."""
+"""Retention on schemas that are not the sample one, each in a fresh database.
+
+tests/schemas/shops: an integer org column (the org id cast to it, directly and through the
+parent holding it), a `where:` filter that decides what a category means, a composite
+primary key paged by keyset, and the relation kinds: an owned row goes with its order, a
+shared label goes only when no order that stays uses it, a `reference` invoice stays with
+its link detached, and an order a table outside the map still references is kept, never
+deleted under it. The neighbouring shop is checked by fingerprint (md5 of every row).
+tests/schemas/rental: a single-tenant platform (every row, for its one org only), payments
+(a partitioned table, composite key) kept with their rental link detached."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+import yaml
 
 from services.eraser import retention
 from services.eraser.domain import EraserDeps
@@ -25,7 +29,8 @@ from shared.events import Actor, Envelope, make_event
 from shared.events.retention import RetentionRequested
 from shared.resolver import ScopeError
 from tests.helpers import eraser_deps
-from tests.schemas import databases, shops
+from tests.schemas import databases, rental, shops
+from tests.schemas.rental.seed import BASE, seed_rental
 from tests.schemas.shops.seed import ShopSeed, fingerprint, seed_shop
 
 pytestmark = pytest.mark.integration
@@ -192,3 +197,69 @@ async def test_an_org_id_that_is_not_an_integer_fails_the_job_with_the_reason(
     await retention.run_job(env, shopdb.deps, public_mode=False)
     failed = [e.payload for e in seen if e.type == "JobFailed"]
     assert failed and "not a valid integer for orders.shop_id" in failed[0]["reason"]
+
+
+# ------------------------------------------------------------------ single-tenant
+
+
+@pytest.fixture(scope="module")
+async def rentaldb(
+    base_settings: dict[str, Any], lethe_db: asyncpg.Pool, s3: Any, tmp_path_factory: Any
+) -> AsyncIterator[Shops]:
+    """The rental platform (single-tenant) in a fresh database, its map with rentals aged."""
+    raw = yaml.safe_load(rental.DATAMAP.read_text())
+    raw["retention_categories"] = {"rentals": {"days": 365}}
+    raw["tables"]["rental"].update(retention="rentals", retention_column="rented_at")
+    path = tmp_path_factory.mktemp("rental") / "datamap.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    admin = base_settings["platform_database_url"]
+    dsn = await databases.create_database(admin, "rentret")
+    try:
+        await databases.apply_sql(dsn, rental.SCHEMA)
+        pool = await create_pool(dsn)
+        try:
+            settings = {**base_settings, "platform_database_url": dsn, "datamap_path": path}
+            deps = await eraser_deps(settings, lethe_db, pool, s3, batch_size=2)
+            yield Shops(pool, deps)
+        finally:
+            await pool.close()
+    finally:
+        await databases.drop_database(admin, dsn)
+
+
+async def test_single_tenant_takes_every_row_of_its_one_org_and_detaches_references(
+    rentaldb: Shops,
+) -> None:
+    async with rentaldb.pool.acquire() as conn:
+        s = await seed_rental(conn)
+    pool = rentaldb.pool
+
+    async def payments() -> dict[str, int | None]:
+        rows = await pool.fetch(
+            "SELECT json_build_array(payment_id, paid_at)::text, rental_id FROM payment"
+        )
+        return {r[0]: r[1] for r in rows}
+
+    before = await payments()
+    cutoff = BASE + timedelta(days=8)  # rentals of day 2, 4 and 5 are older
+    other = await retention.clean(
+        rentaldb.deps, category="rentals", cutoff=cutoff, org_id="another-org", public_mode=False
+    )
+    assert other.rows == {} and await payments() == before  # not this platform's org
+
+    stats = await retention.clean(
+        rentaldb.deps,
+        category="rentals",
+        cutoff=cutoff,
+        org_id=rental.PLATFORM_ORG,
+        public_mode=False,
+    )
+
+    left = {r[0] for r in await pool.fetch("SELECT rental_id FROM rental")}
+    assert left == {s.a_rentals[1], s.a_rentals[2]}
+    # reference: every payment stays (bookkeeping); those for a deleted rental lost the link.
+    gone = {s.a_rentals[0], s.b_rental, s.c_rental}
+    after = await payments()
+    assert after == {k: (None if v in gone else v) for k, v in before.items()}
+    assert stats.rows == {"rental": 3} and stats.detached == {"payment": 4}
+    assert await pool.fetchval("SELECT count(*) FROM inventory") == 6  # the shop's, kept
