@@ -148,8 +148,6 @@ class TableMap(BaseModel):
                 raise ValueError(f"mask: the primary key {pk!r} cannot be masked")
         if self.retention_column is not None and self.retention is None:
             raise ValueError("retention_column: needs a `retention` category")
-        if self.retention_column is not None and len(self.pk_columns) > 1:
-            raise ValueError("retention_column: retention ages tables with a one-column key")
         return self
 
     @property

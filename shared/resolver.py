@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -40,13 +41,22 @@ class Ambiguous(ScopeError):
 
 
 @dataclass(frozen=True)
+class Rows:
+    """Given rows of one table (text keys): a retention batch, as a scope of its own."""
+
+    table: str
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Scope:
     org_id: str
-    identities: dict[str, str] | None  # None: the whole organisation
+    identities: dict[str, str] | None  # None: the whole organisation (unless `rows`)
+    rows: Rows | None = None  # these rows and what hangs off them (retention)
 
     @property
     def organisation(self) -> bool:
-        return self.identities is None
+        return self.identities is None and self.rows is None
 
 
 @dataclass(frozen=True)
@@ -202,7 +212,21 @@ class Resolver:
 
     def tables(self, scope: Scope) -> list[str]:
         """The tables that can hold the scope's rows, in the map's order."""
+        if scope.rows is not None:
+            return self.reached(scope.rows.table)
         return self.dm.in_scope(scope.organisation)
+
+    def reached(self, root: str) -> list[str]:
+        """`root` and every table an owned or shared relation reaches from it, in order."""
+        dm = self.dm
+        found = {root}
+        for name in dm.order():
+            if name not in found and any(
+                r.table in found and r.effective_kind != "reference" and r.table != name
+                for _, _, r in dm.tables[name].relations
+            ):
+                found.add(name)
+        return [n for n in dm.order() if n in found]
 
     def keys_sql(self, table: str, subject: Subject) -> tuple[str, list[Any]]:
         """SELECT of the key columns of the scope's rows of `table` (distinct)."""
@@ -244,6 +268,134 @@ class Resolver:
             p.values,
         )
 
+    # ------------------------------------------------------------------ retention
+
+    async def check_retention_org(self, conn: asyncpg.Connection, org_id: str | None) -> bool:
+        """False when the platform cannot hold rows of `org_id` (a single-tenant platform
+        belongs to `platform_org` only); raises ScopeError when the id does not cast to an
+        org column a retention table is scoped by."""
+        dm = self.dm
+        if org_id is None:
+            return True
+        if dm.single_tenant:
+            return org_id == dm.platform_org
+        for table in dm.retention_tables():
+            owner, column = self._retention_org_column(table)
+            if owner not in self.live.columns:
+                continue
+            typ = self.live.type_of(owner, column)
+            try:
+                await conn.fetchval(f"SELECT $1::text::{typ}", org_id)
+            except (asyncpg.DataError, asyncpg.PostgresError):
+                raise ScopeError(
+                    f"the organisation id {org_id!r} is not a valid {typ} for {owner}.{column}"
+                ) from None
+        return True
+
+    def _retention_org_column(self, table: str) -> tuple[str, str]:
+        """(table holding the org column, the column) for a retention table's rows."""
+        t = self.dm.tables[table]
+        if t.org_column is not None:
+            return table, t.org_column
+        via = self.dm.retention_org(table)
+        assert via is not None  # the data map refuses a retention table without an org path
+        return via[0], via[2]
+
+    def _aged(
+        self, table: str, org_id: str | None, cutoff: datetime, p: _Params, *, held: bool
+    ) -> str:
+        """WHERE clause (alias x) of `table`'s rows older than `cutoff` in the org, passing
+        the table's filter, no tombstone; `held`: those still referenced by rows that stay
+        and cannot be detached (else: those retention takes)."""
+        dm = self.dm
+        t = dm.tables[table]
+        conds = [f"x.{q(t.retention_column or '')} < {p.ref('cutoff', cutoff)}"]
+        if org_id is not None and not dm.single_tenant:
+            slot = p.ref("org", org_id)
+            if t.org_column is not None:
+                typ = self.live.type_of(table, t.org_column)
+                conds.append(f"x.{q(t.org_column)} = {slot}::text::{typ}")
+            else:
+                parent, column, org_col = dm.retention_org(table) or ("", "", "")
+                typ = self.live.type_of(parent, org_col)
+                ppk = q(dm.tables[parent].pk_columns[0])
+                conds.append(
+                    f"x.{q(column)} IN (SELECT o.{ppk} FROM {q(parent)} o "
+                    f"WHERE o.{q(org_col)} = {slot}::text::{typ})"
+                )
+        holds = [
+            f"EXISTS (SELECT 1 FROM {q(holder)} h WHERE "
+            f"({', '.join(f'h.{q(c)}' for c in columns)}) = "
+            f"({', '.join(f'x.{q(c)}' for c in t.pk_columns)}))"
+            for holder, columns in self.holders(table)
+        ]
+        if held:
+            conds.append(f"({' OR '.join(holds) or 'false'})")
+        else:
+            conds.extend(f"NOT {h}" for h in holds)
+        return " AND ".join(conds) + " " + self._filter(table, "x")
+
+    def holders(self, table: str) -> list[tuple[str, list[str]]]:
+        """Links into `table` that no erasure of its rows can follow: the holder's row would
+        stay pointing at a row that goes. A `parents` relation of the holder's (owned: the
+        holder's row goes too; shared or reference: its link is detached) is followable;
+        `referenced_by` relations of `table` itself and foreign keys the map does not
+        declare are not: a row they reference is kept (docs/datamap.md, Retention)."""
+        declared = {
+            (name, tuple(r.columns))
+            for name, t in self.dm.tables.items()
+            for r in t.parents
+            if r.table == table
+        }
+        return [(h, c) for h, c in self._referrers(table) if (h, tuple(c)) not in declared]
+
+    def aged_keys_sql(
+        self,
+        table: str,
+        org_id: str | None,
+        cutoff: datetime,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> tuple[str, list[Any]]:
+        """Text keys (ordered by the key) of `table`'s rows retention takes: older than
+        `cutoff`, of the org (org column cast to its live type, or through the parent that
+        holds it; single-tenant: every row), passing the table's `where:` filter, no
+        tombstone, nothing that stays still pointing at them. Keyset pages: `after` is the
+        last key of the previous page."""
+        dm = self.dm
+        t = dm.tables[table]
+        p = _Params()
+        where = self._aged(table, org_id, cutoff, p, held=False)
+        if after is not None:
+            slot = p.ref("after", after)
+            types = self.live.key_types(dm, table)
+            if len(t.pk_columns) == 1:
+                where += f" AND x.{q(t.pk_columns[0])} > {slot}::text::{types[0]}"
+            else:
+                bound = ", ".join(
+                    f"({slot}::text::json->>{i})::{typ}" for i, typ in enumerate(types)
+                )
+                where += f" AND {_tuple('x', t.pk_columns)} > ({bound})"
+        order = ", ".join(f"x.{q(c)}" for c in t.pk_columns)
+        sql = f"SELECT {key_text(dm, table, 'x')} FROM {q(table)} x WHERE {where} ORDER BY {order}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return sql, p.values
+
+    def aged_count_sql(
+        self, table: str, org_id: str | None, cutoff: datetime, *, held: bool = False
+    ) -> tuple[str, list[Any]]:
+        """How many rows `aged_keys_sql` gives (held: how many are kept, still referenced)."""
+        p = _Params()
+        where = self._aged(table, org_id, cutoff, p, held=held)
+        return f"SELECT count(*) FROM {q(table)} x WHERE {where}", p.values
+
+    def batch(self, org_id: str | None, table: str, keys: list[str]) -> Subject:
+        """A retention batch as a scope: these rows of `table` and the rows related to them
+        (owned: with them; shared: when nobody else's; reference: kept, link detached)."""
+        return Subject(Scope(org_id or "", None, Rows(table, tuple(keys))))
+
     def _filter(self, table: str, alias: str) -> str:
         t = self.dm.tables[table]
         out = f"AND ({t.where})" if t.where else ""
@@ -282,9 +434,14 @@ class Resolver:
         base = f"SELECT {sel} FROM {q(table)} {a} WHERE "
         flt = self._filter(table, a)
         paths: list[str] = []
-        if scope.organisation and t.org_column is not None:
+        if scope.rows is not None:
+            if table == scope.rows.table:
+                paths.append(
+                    key_match(dm, self.live, table, a, p.ref("rows", list(scope.rows.keys)))
+                )
+        elif scope.organisation and t.org_column is not None:
             paths.append(self._org_cond(table, a, t.org_column, p, scope.org_id))
-        if not scope.organisation:
+        elif not scope.organisation:
             if table == dm.subject.table:
                 if subject.subject_keys:
                     paths.append(

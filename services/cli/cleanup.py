@@ -43,6 +43,7 @@ from shared.events import Actor, make_event
 from shared.events.retention import RetentionCleanupRan
 from shared.events.topics import AUDIT
 from shared.kafka import create_broker, publish_event
+from shared.resolver import Resolver
 from shared.storage import s3_client
 
 OPERATOR = Actor(kind="operator", id="cli")
@@ -142,16 +143,19 @@ async def _plan(
 
 
 async def _counts(
-    platform: asyncpg.Pool, dm: DataMap, plan: list[Target], now: datetime
+    platform: asyncpg.Pool, resolver: Resolver, plan: list[Target], now: datetime
 ) -> dict[Target, int]:
     out: dict[Target, int] = {}
     async with platform.acquire() as conn:
         for t in plan:
             cutoff = now - timedelta(days=t.days)
+            if not await resolver.check_retention_org(conn, t.org):
+                out[t] = 0
+                continue
             out[t] = sum(
                 [
-                    await retention.count_expired(conn, dm, table, t.org, cutoff)
-                    for table in dm.retention_tables(t.category)
+                    await retention.count_expired(conn, resolver, table, t.org, cutoff)
+                    for table in resolver.dm.retention_tables(t.category)
                 ]
             )
     return out
@@ -202,12 +206,12 @@ async def run(
     results: dict[Target, retention.Stats] = {}
     try:
         plan = await _plan(lethe, dm, s, days=days, org=org, category=category)
-        if days is not None and all_orgs and not dry_run:
-            counts = await _counts(platform, dm, plan, now)
-            if not _confirm(counts, assume_yes):
-                return None
         async with platform.acquire() as conn:
             live = await check_against_database(dm, conn)
+        if days is not None and all_orgs and not dry_run:
+            counts = await _counts(platform, Resolver(dm, live), plan, now)
+            if not _confirm(counts, assume_yes):
+                return None
 
         async def nowhere(*_: Any) -> None:
             return None

@@ -1,9 +1,12 @@
 """Thin handlers: decode, call the domain, publish what it emits.
 
-Two subscriptions: `lethe.jobs.erase.v1` (ErasureRequested, CancelErasure, RestoreErasure;
+Three subscriptions: `lethe.jobs.erase.v1` (ErasureRequested, CancelErasure, RestoreErasure;
 keyed by job, so ordered per job) and `lethe.erase.tasks.v1` (one EraseChunk per chunk, keyed
 by job and chunk so the chunks spread over all partitions and every replica takes a share;
-`erase_concurrency` consumers per process). Offsets are committed after the handler.
+`erase_concurrency` consumers per process), and the job topic once more in group
+`lethe-eraser-cancels` for cancels of retention runs (a run holds its partition while it
+works, so the cancel is recorded at once and read between batches). Offsets are committed
+after the handler.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 GROUP = "lethe-eraser"
 TASK_GROUP = "lethe-eraser-tasks"
+CANCEL_GROUP = "lethe-eraser-cancels"
 
 
 def register(broker: KafkaBroker, rt: Runtime) -> None:
@@ -64,7 +68,8 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
         if env.type == ErasureRequested.event_type:
             await domain.plan(env, rt.deps)
         elif env.type == CancelErasure.event_type:
-            await lifecycle.cancel(env, rt.deps)
+            if not await retention.cancel_arrived(env, rt.deps):
+                await lifecycle.cancel(env, rt.deps)
         elif env.type == RestoreErasure.event_type:
             await lifecycle.restore(env, rt.deps)
         elif env.type == RetentionRequested.event_type:
@@ -85,6 +90,20 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
         on_give_up=on_give_up,
         # Planning a large erasure resolves every key once; allow it time between polls.
         max_poll_interval_ms=30 * 60 * 1000,
+    )
+
+    # Cancels of retention jobs, read at once by a group of their own: a run holds its
+    # partition of the job topic until it ends (retention.request_cancel).
+    async def on_cancel(env: Envelope) -> None:
+        if env.type == CancelErasure.event_type:
+            await retention.request_cancel(env, rt.deps)
+
+    subscribe(
+        broker,
+        JOBS_ERASE,
+        group_id=CANCEL_GROUP,
+        handler=on_cancel,
+        retries=rt.settings.dlq_retries,
     )
     _subscribe_chunks(broker, rt)
 

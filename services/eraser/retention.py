@@ -3,11 +3,15 @@
 One code path for the nightly jobs (`RetentionRequested` on the erase topic, planned by the
 intake scheduler) and for `lethe cleanup` (run in-process by the CLI):
 
-- **Select** the category's tables (data map: `retention` + `retention_column`), per table
-  by keyset pagination on the primary key (never a whole result set), per organisation
-  (the table's `org_column`, or its parent's), `batch_size` keys at a time.
-- **Children** of a selected row (relations in the data map, e.g. a message's media) go
-  with it, children first, so no foreign key is left dangling.
+- **Select** through the one resolver (`shared/resolver.py`, `aged_keys_sql`): per table
+  of the category, keyset pages on the primary key (composite keys too, never a whole
+  result set), of one organisation (its org column cast to the column's type, or its
+  parent's; single-tenant: every row), passing the table's `where:`, no tombstone,
+  `batch_size` keys at a time.
+- **Related rows** of a batch are the resolver's too (the batch as a scope): `owned` rows go
+  with it, `shared` ones when nothing outside still references them, `reference` rows stay
+  with their link detached; an aged row still referenced through a link the map does not
+  let it follow is kept and reported (docs/datamap.md, Retention).
 - **Objects before rows, durably**: the objects' keys are recorded (`retention_objects`,
   state pending), deleted from S3, marked deleted; only then the rows go, in one platform
   transaction per batch, deleted or masked per the data map's action. A failed object
@@ -16,6 +20,8 @@ intake scheduler) and for `lethe cleanup` (run in-process by the CLI):
   a callback after every batch (BatchErased for jobs, the CLI's progress bar), and a final
   count of what is still older than the cutoff.
 - A failing table is reported (stats, audit, review item) and the run goes on.
+- **Cancel** (`POST /v1/jobs/{id}/cancel`): recorded at once by the eraser's cancel listener;
+  the run stops before its next batch, the job ends `cancelled` (what went is gone).
 - The `anonymous` category is deleted only with public mode on; otherwise never.
 
 Retention purges directly: the rows are past their policy, so there is no recovery window.
@@ -35,19 +41,22 @@ import asyncpg
 
 from services.eraser import objects as s3objects
 from services.eraser.domain import ACTOR, EraserDeps
-from shared.datamap import DataMap
 from shared.events import Envelope, make_event
+from shared.events.jobs import CancelErasure
 from shared.events.progress import (
     BatchErased,
+    CommandRefused,
     DuplicateIgnored,
     ErasurePlanned,
+    JobCancelled,
     JobCompleted,
     JobFailed,
 )
 from shared.events.retention import RetentionRequested
 from shared.events.topics import AUDIT, NOTIFICATIONS, PROGRESS
 from shared.notices import job_notice
-from shared.platform import chunk_object_keys, mask_returning, q
+from shared.platform import chunk_object_keys, detach_mask, key_in, mask_returning
+from shared.resolver import Resolver, Subject, q
 
 log = logging.getLogger(__name__)
 ANONYMOUS = "anonymous"
@@ -67,6 +76,9 @@ class Stats:
     remaining: dict[str, int] = field(default_factory=dict)
     dry_run: bool = False
     done: int = 0  # rows of the category's own tables (children counted in `rows`)
+    detached: dict[str, int] = field(default_factory=dict)  # links cut in rows that stay
+    kept: dict[str, int] = field(default_factory=dict)  # past the policy, still referenced
+    cancelled: bool = False
 
     @property
     def total_rows(self) -> int:
@@ -80,52 +92,35 @@ class Stats:
             "planned": self.planned,
             "remaining": self.remaining,
             "dry_run": self.dry_run,
+            "detached": self.detached,
+            "kept": self.kept,
+            "cancelled": self.cancelled,
         }
 
 
-def _scope(dm: DataMap, table: str) -> tuple[str, str]:
-    """(FROM clause with alias x, org condition on $1) of a retention table."""
-    t = dm.tables[table]
-    if t.org_column is not None:
-        return f"{q(table)} x", f"($1::text IS NULL OR x.{q(t.org_column)}::text = $1)"
-    via = dm.retention_org(table)
-    assert via is not None  # the data map refuses a retention table without an org path
-    parent, column, org_col = via
-    ppk = q(dm.tables[parent].pk_columns[0])
-    return (
-        f"{q(table)} x LEFT JOIN {q(parent)} o ON o.{ppk} = x.{q(column)}",
-        f"($1::text IS NULL OR o.{q(org_col)}::text = $1)",
-    )
-
-
 async def count_expired(
-    conn: asyncpg.Connection, dm: DataMap, table: str, org_id: str | None, cutoff: datetime
+    conn: asyncpg.Connection,
+    resolver: Resolver,
+    table: str,
+    org_id: str | None,
+    cutoff: datetime,
+    *,
+    held: bool = False,
 ) -> int:
-    src, org = _scope(dm, table)
-    col = q(dm.tables[table].retention_column or "")
-    n: int = await conn.fetchval(
-        f"SELECT count(*) FROM {src} WHERE {org} AND x.{col} < $2", org_id, cutoff
-    )
+    """Rows of `table` retention takes (held: those it keeps, still referenced)."""
+    sql, args = resolver.aged_count_sql(table, org_id, cutoff, held=held)
+    n: int = await conn.fetchval(sql, *args)
     return n
 
 
 async def _family(
-    conn: asyncpg.Connection, dm: DataMap, table: str, keys: list[Any]
-) -> dict[str, list[Any]]:
-    """Keys of the batch and of every row hanging off it (parents first)."""
-    found: dict[str, list[Any]] = {table: keys}
-    for child in reversed(dm.descendants(table)):  # parents before children
-        t = dm.tables[child]
-        ks: set[Any] = set()
-        for p in t.parents:
-            if found.get(p.table):
-                rows = await conn.fetch(
-                    f"SELECT {q(t.pk_columns[0])} FROM {q(child)} "
-                    f"WHERE {q(p.columns[0])} = ANY($1)",
-                    found[p.table],
-                )
-                ks.update(r[0] for r in rows)
-        found[child] = sorted(ks)
+    conn: asyncpg.Connection, resolver: Resolver, batch: Subject
+) -> dict[str, list[str]]:
+    """Text keys of the batch and of every row that goes with it (the resolver's rules)."""
+    found: dict[str, list[str]] = {}
+    for table in resolver.tables(batch.scope):
+        sql, args = resolver.key_text_sql(table, batch)
+        found[table] = [r[0] for r in await conn.fetch(sql, *args)]
     return found
 
 
@@ -175,28 +170,55 @@ async def _delete_objects(
     return deleted, failed
 
 
-async def _delete_rows(deps: EraserDeps, family: dict[str, list[Any]]) -> dict[str, int]:
-    """One transaction, children first: delete or mask per the data map's action."""
+async def _delete_rows(
+    deps: EraserDeps, batch: Subject, family: dict[str, list[str]]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """One transaction: links into the batch's rows from rows that stay are detached (null
+    or the tombstone), then the rows go, holders first, deleted or masked per the map."""
+    dm, resolver = deps.datamap, deps.resolver
     done: dict[str, int] = {}
-    order = [t for t in reversed(deps.datamap.order()) if t in family]
+    detached: dict[str, int] = {}
+    tables = [t for t in family if family[t]]
     async with deps.platform.acquire() as conn, conn.transaction():
-        for table in order:
-            t = deps.datamap.tables[table]
-            keys = [str(k) for k in family[table]]
-            if not keys or t.action == "keep":
-                continue
-            pk_type = deps.pk_types[table]
-            if t.action == "mask":
-                removed = await mask_returning(conn, table, t, pk_type, keys, deps.hmac_key)
-                done[table] = len(removed.keys)
-            else:
-                status = await conn.execute(
-                    f"DELETE FROM {q(table)} WHERE {q(t.pk_columns[0])} = "
-                    f"ANY($1::text[]::{pk_type}[])",
+        for table, _, rel in dm.detaches(tables):
+            sql, args = resolver.detach_sql(table, rel, batch)
+            keys = [r[0] for r in await conn.fetch(sql, *args)]
+            if keys:
+                moved = await mask_returning(
+                    conn,
+                    table,
+                    dm.tables[table],
+                    deps.pk_types[table],
                     keys,
+                    deps.hmac_key,
+                    mask=detach_mask(rel),
+                    col_types=deps.column_types(table),
                 )
-                done[table] = int(status.split()[-1])
-    return done
+                detached[table] = detached.get(table, 0) + len(moved.keys)
+        for wave in deps.waves(tables):
+            for table in wave:
+                t = dm.tables[table]
+                keys = family[table]
+                if t.action == "keep":
+                    continue
+                pk_type = deps.pk_types[table]
+                if t.action == "mask":
+                    removed = await mask_returning(
+                        conn,
+                        table,
+                        t,
+                        pk_type,
+                        keys,
+                        deps.hmac_key,
+                        col_types=deps.column_types(table),
+                    )
+                    done[table] = len(removed.keys)
+                else:
+                    status = await conn.execute(
+                        f"DELETE FROM {q(table)} x WHERE {key_in(t, pk_type, 'x')}", keys
+                    )
+                    done[table] = int(status.split()[-1])
+    return done, detached
 
 
 async def clean(
@@ -210,9 +232,13 @@ async def clean(
     job_id: Any = None,
     on_batch: OnBatch | None = None,
     on_plan: Callable[[dict[str, int]], Awaitable[None]] | None = None,
+    stop: Callable[[], Awaitable[bool]] | None = None,
 ) -> Stats:
-    """Delete the category's rows older than `cutoff` (of one org, or of all with None)."""
-    dm = deps.datamap
+    """Delete the category's rows older than `cutoff` (of one org, or of all with None).
+
+    `stop` is asked between batches (a cancelled job): True ends the run there.
+    """
+    dm, resolver = deps.datamap, deps.resolver
     if category == ANONYMOUS and not public_mode:
         raise PublicModeOff("public mode is off: anonymous data is never deleted")
     tables = dm.retention_tables(category)
@@ -220,31 +246,31 @@ async def clean(
         raise ValueError(f"category {category!r}: no table of the data map ages by it")
     stats = Stats(dry_run=dry_run)
     async with deps.platform.acquire() as conn:
+        if not await resolver.check_retention_org(conn, org_id):
+            tables = []  # a single-tenant platform holds no rows of another organisation
         for table in tables:
-            stats.planned[table] = await count_expired(conn, dm, table, org_id, cutoff)
+            stats.planned[table] = await count_expired(conn, resolver, table, org_id, cutoff)
     if on_plan is not None:
         await on_plan(stats.planned)
     total, done = sum(stats.planned.values()), 0
     started = time.monotonic()
     for table in tables:
-        after: Any = None
+        after: str | None = None
         while True:
+            if stop is not None and await stop():
+                stats.cancelled = True
+                break
             try:
                 async with deps.platform.acquire() as conn:
-                    keys = await _next_keys(
-                        conn,
-                        dm,
-                        table,
-                        org_id,
-                        cutoff,
-                        after,
-                        deps.pk_types[table],
-                        deps.batch_size,
+                    sql, args = resolver.aged_keys_sql(
+                        table, org_id, cutoff, after=after, limit=deps.batch_size
                     )
+                    keys: list[str] = [r[0] for r in await conn.fetch(sql, *args)]
                     if not keys:
                         break
                     after = keys[-1]
-                    family = await _family(conn, dm, table, keys)
+                    batch = resolver.batch(org_id, table, keys)
+                    family = await _family(conn, resolver, batch)
                 if dry_run:
                     for name, ks in family.items():
                         if ks and dm.tables[name].action != "keep":
@@ -264,9 +290,11 @@ async def clean(
                             }
                         )
                         continue
-                    counts = await _delete_rows(deps, family)
+                    counts, detached = await _delete_rows(deps, batch, family)
                     for name, n in counts.items():
                         stats.rows[name] = stats.rows.get(name, 0) + n
+                    for name, n in detached.items():
+                        stats.detached[name] = stats.detached.get(name, 0) + n
                     rows = len(keys)
                 done += rows
                 if on_batch is not None:
@@ -278,39 +306,19 @@ async def clean(
                     {"kind": "table", "table": table, "error": f"{type(exc).__name__}: {exc}"}
                 )
                 break
+        if stats.cancelled:
+            break
     stats.done = done
-    if not dry_run:
+    if not dry_run and not stats.cancelled:
         async with deps.platform.acquire() as conn:
             for table in tables:
-                left = await count_expired(conn, dm, table, org_id, cutoff)
+                left = await count_expired(conn, resolver, table, org_id, cutoff)
                 if left:
                     stats.remaining[table] = left
+                kept = await count_expired(conn, resolver, table, org_id, cutoff, held=True)
+                if kept:
+                    stats.kept[table] = kept
     return stats
-
-
-async def _next_keys(
-    conn: asyncpg.Connection,
-    dm: DataMap,
-    table: str,
-    org_id: str | None,
-    cutoff: datetime,
-    after: Any,
-    pk_type: str,
-    limit: int,
-) -> list[Any]:
-    src, org = _scope(dm, table)
-    t = dm.tables[table]
-    pk, col = q(t.pk_columns[0]), q(t.retention_column or "")
-    rows = await conn.fetch(
-        f"SELECT x.{pk} FROM {src} WHERE {org} AND x.{col} < $2 "
-        f"AND ($3::text IS NULL OR x.{pk} > $3::text::{pk_type}) "
-        f"ORDER BY x.{pk} LIMIT $4",
-        org_id,
-        cutoff,
-        None if after is None else str(after),
-        limit,
-    )
-    return [r[0] for r in rows]
 
 
 async def _throttle(deps: EraserDeps, done: int, started: float) -> None:
@@ -332,6 +340,23 @@ async def run_job(env: Envelope, deps: EraserDeps, *, public_mode: bool) -> None
     """A RetentionRequested from the job pipeline: run once, report like an erasure."""
     req = env.payload_as(RetentionRequested)
     assert env.job_id is not None
+    job_id = env.job_id
+    if await cancel_requested(deps, env.job_id):  # cancelled before it started
+        stopped = await deps.lethe.fetchval(
+            "INSERT INTO lethe.retention_runs (job_id, org_id, category, cutoff, status, "
+            "finished_at) VALUES ($1, $2, $3, $4, 'cancelled', now()) ON CONFLICT (job_id) "
+            "DO UPDATE SET status = 'cancelled', finished_at = now() "
+            "WHERE lethe.retention_runs.status = 'running' RETURNING true",
+            env.job_id,
+            env.org_id,
+            req.category,
+            req.cutoff,
+        )
+        if stopped:
+            await deps.emit(PROGRESS, _event(env, JobCancelled(done=0, total=0)))
+        else:
+            await deps.emit(AUDIT, _event(env, DuplicateIgnored(original_type=env.type)))
+        return
     started = await deps.lethe.fetchval(
         "INSERT INTO lethe.retention_runs (job_id, org_id, category, cutoff, status) "
         "VALUES ($1, $2, $3, $4, 'running') ON CONFLICT (job_id) DO UPDATE "
@@ -379,6 +404,7 @@ async def run_job(env: Envelope, deps: EraserDeps, *, public_mode: bool) -> None
             job_id=env.job_id,
             on_batch=batch,
             on_plan=planned,
+            stop=lambda: cancel_requested(deps, job_id),
         )
     except (PublicModeOff, ValueError) as exc:
         await deps.lethe.execute(
@@ -390,15 +416,40 @@ async def run_job(env: Envelope, deps: EraserDeps, *, public_mode: bool) -> None
         await deps.emit(PROGRESS, _event(env, JobFailed(reason=str(exc))))
         await _failure_notice(env, deps, str(exc))
         return
+    if stats.cancelled:  # stopped between batches: what went is gone (no recovery window)
+        await deps.lethe.execute(
+            "UPDATE lethe.retention_runs SET status = 'cancelled', finished_at = now(), "
+            "stats = $2 WHERE job_id = $1",
+            env.job_id,
+            stats.as_dict(),
+        )
+        await deps.emit(
+            PROGRESS,
+            _event(env, JobCancelled(done=stats.done, total=sum(stats.planned.values()))),
+        )
+        return
     review = list(stats.errors)
     if stats.remaining and not review:
         review.append({"kind": "rows_remaining", "tables": stats.remaining})
+    if stats.kept:
+        review.append(
+            {
+                "kind": "rows_kept",
+                "tables": stats.kept,
+                "reason": "past the policy but still referenced by rows that stay, through "
+                "links retention cannot follow (a `referenced_by` relation of the table, or a "
+                "foreign key the data map does not declare): kept, never deleted under "
+                "another row; declare the link's kind to let them go",
+            }
+        )
     verification = {
         "phase": "retention",
         "category": req.category,
         "cutoff": req.cutoff.isoformat(),
         "rows_remaining": stats.remaining,
         "rows": stats.rows,
+        "links_detached": stats.detached,
+        "rows_kept": stats.kept,
         "objects_deleted": stats.objects_deleted,
         "ok": not stats.remaining and not stats.errors,
     }
@@ -452,3 +503,45 @@ async def _failure_notice(env: Envelope, deps: EraserDeps, reason: str) -> None:
             once="job_failed",
         ),
     )
+
+
+# ------------------------------------------------------------------ cancel
+
+
+async def cancel_requested(deps: EraserDeps, job_id: Any) -> bool:
+    found = await deps.lethe.fetchval(
+        "SELECT true FROM lethe.retention_cancels WHERE job_id = $1", job_id
+    )
+    return bool(found)
+
+
+async def request_cancel(env: Envelope, deps: EraserDeps) -> None:
+    """The cancel listener: record a cancel at once (the run holds its partition of the job
+    topic until it ends, so it would see the command only afterwards). Erasure jobs have
+    their own cancel (services/eraser/lifecycle.py); a finished run is left alone."""
+    payload = env.payload_as(CancelErasure)
+    await deps.lethe.execute(
+        "INSERT INTO lethe.retention_cancels (job_id, reason) SELECT $1, $2 "
+        "WHERE NOT EXISTS (SELECT 1 FROM lethe.erase_tasks WHERE job_id = $1) "
+        "AND NOT EXISTS (SELECT 1 FROM lethe.retention_runs WHERE job_id = $1 "
+        "                AND status <> 'running') "
+        "ON CONFLICT (job_id) DO NOTHING",
+        env.job_id,
+        payload.reason,
+    )
+
+
+async def cancel_arrived(env: Envelope, deps: EraserDeps) -> bool:
+    """The cancel, in its turn on the job topic (after the run): True when the job is a
+    retention run. A run that ended before the cancel reached it is refused, with why."""
+    status = await deps.lethe.fetchval(
+        "SELECT status FROM lethe.retention_runs WHERE job_id = $1", env.job_id
+    )
+    if status is None:
+        return False
+    if status in ("completed", "failed"):
+        reason = f"the retention run had {status} before the cancel reached it: nothing stopped"
+        await deps.emit(
+            PROGRESS, _event(env, CommandRefused(command="CancelErasure", reason=reason))
+        )
+    return True

@@ -295,7 +295,11 @@ async def test_metrics_move_during_a_job(
         for n, ls, _ in _samples(text)
         if n == "lethe_consumer_lag"
     ]
-    assert {ls["group"] for ls in lag} == {"lethe-eraser", "lethe-eraser-tasks"}
+    assert {ls["group"] for ls in lag} == {
+        "lethe-eraser",
+        "lethe-eraser-tasks",
+        "lethe-eraser-cancels",
+    }
     assert (
         _sum(after[: len(eraser_urls)], "lethe_consumer_partitions", group="lethe-eraser-tasks")
         == 12

@@ -1,5 +1,6 @@
 """Pure pieces of retention: the cron schedule's previous period, the data map's retention
-fields (checked when the map loads), and the policy categories it yields."""
+fields (checked when the map loads), the policy categories it yields, and what the resolver
+lets a retention batch reach and what holds an aged row."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from services.intake.retention import Cron, CronError, categories
-from shared.datamap import DataMapError, load_datamap
+from shared.datamap import Column, DataMapError, ForeignKey, LiveSchema, load_datamap
+from shared.resolver import Resolver
 
 pytestmark = pytest.mark.unit
 SAMPLE = Path(__file__).resolve().parents[2] / "deploy/local/sample/datamap.yaml"
@@ -84,3 +86,40 @@ def test_retention_fields_checked_on_load(tmp_path: Path, body: str, words: str)
     path.write_text(HEAD + body)
     with pytest.raises(DataMapError, match=words):
         load_datamap(path)
+
+
+SHOPS = Path(__file__).resolve().parents[1] / "schemas/shops/datamap.yaml"
+
+
+def _shops_live() -> LiveSchema:
+    """What the live database says about the shop schema, as far as these tests look."""
+    dm = load_datamap(SHOPS)
+    columns = {t: {c: Column("integer", True) for c in dm.tables[t].pk_columns} for t in dm.tables}
+    columns["orders"] |= {
+        "shop_id": Column("integer", True),
+        "placed_at": Column("timestamptz", True),
+    }
+    fks = [
+        ForeignKey("order_line", ("order_id",), "orders", ("order_id",)),
+        ForeignKey("order_note", ("order_id",), "orders", ("order_id",)),
+        ForeignKey("invoice", ("order_id",), "orders", ("order_id",)),
+        ForeignKey("complaint", ("order_id",), "orders", ("order_id",)),  # not in the map
+    ]
+    return LiveSchema(columns, fks)
+
+
+def test_retention_batch_reaches_owned_and_shared_tables_not_references() -> None:
+    sample = load_datamap(SAMPLE)
+    assert Resolver(sample, LiveSchema({})).reached("messages") == ["messages", "media_objects"]
+    shops = Resolver(load_datamap(SHOPS), _shops_live())
+    assert set(shops.reached("orders")) == {"orders", "order_line", "order_note", "label"}
+
+
+def test_only_links_retention_cannot_follow_hold_an_aged_row() -> None:
+    shops = Resolver(load_datamap(SHOPS), _shops_live())
+    # Lines and notes (owned) go with the order, the invoice (reference) is detached: only
+    # the complaint, a link the map does not declare, keeps an aged order.
+    assert shops.holders("orders") == [("complaint", ["order_id"])]
+    sql, args = shops.aged_keys_sql("orders", "7", at(2026, 1, 1, 0, 0), after="41", limit=5)
+    assert '"shop_id" = $2::text::integer' in sql and "NOT EXISTS" in sql
+    assert sql.endswith("LIMIT 5") and args == [at(2026, 1, 1, 0, 0), "7", "41"]
