@@ -342,6 +342,28 @@ def plan_job(
                 status_link=status_link,
             ),
         )
+    elif req.notify_email:
+        # Every requester learns that the request arrived and by when it is due (CCPA has
+        # its own, statutory confirmation above). Without a requester address (upstream
+        # requests) no receipt is mailed: the owners would get one per request.
+        notices = (
+            notice(
+                "request_received",
+                to=req.notify_email,
+                context={
+                    "job_id": str(job_id),
+                    "job_type": req.type,
+                    "received_at": received_at,
+                    "due_at": due,
+                    "regulation": req.regulation.upper(),
+                },
+                caller=caller,
+                job_id=job_id,
+                subject_hash=s_hash,
+                trace=trace,
+                status_link=status_link,
+            ),
+        )
     return NewJob(
         job_id=job_id,
         org_id=caller.org_id,

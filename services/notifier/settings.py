@@ -22,6 +22,7 @@ class NotifierSettings(LetheSettings):
             "recovery_ends",
             "deadline_extended",
             "ccpa_receipt",
+            "request_received",
         ],
         description="Templates mailed to the requester (JSON list), unless the command says; "
         "a job without a requester address has them mailed to the owner contacts.",

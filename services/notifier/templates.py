@@ -107,6 +107,12 @@ _TEMPLATES: dict[str, tuple[str, str]] = {
         "Reason: $reason\n"
         "There will be no further extension. " + _FOOTER + _STATUS,
     ),
+    "request_received": (
+        "Lethe: we received your $job_type request $job_id",
+        "We received your $job_type request $job_id on $received_at.\n"
+        "It will be carried out by $due_at ($regulation). If it needs longer you will be told\n"
+        "why before then.\n" + _FOOTER + _STATUS,
+    ),
     # 11 CCR 7021(a): receipt confirmed within 10 business days, with how it is processed.
     "ccpa_receipt": (
         "Lethe: we received your $job_type request $job_id",

@@ -41,6 +41,7 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         "reason",
     ),
     "ccpa_receipt": ("job_id", "job_type", "received_at", "due_at", "max_due_at"),
+    "request_received": ("job_id", "job_type", "received_at", "due_at", "regulation"),
 }
 Audience = Literal["requester", "owners", "both"]
 # Context values only the recipient may see (a download link carries its token): kept out of

@@ -310,12 +310,15 @@ async def test_smtp_down_is_retried_and_delivered_when_back(
         lambda: _async(mails_to(sink.mail_dir, requester)), what="the email", timeout=60
     )
     assert str(env.job_id) in mails[0]["Subject"] and len(mails) == 1
-    assert (
-        await lethe_db.fetchval(
+
+    async def recorded() -> str | None:
+        # The sink may hold the mail before the notifier records the delivery as sent.
+        status: str | None = await lethe_db.fetchval(
             "SELECT status FROM lethe.deliveries WHERE command_event_id = $1", env.event_id
         )
-        == "sent"
-    )
+        return status if status != "sending" else None
+
+    assert await eventually(recorded, what="the delivery recorded", timeout=30) == "sent"
     # The same command again (a redelivery from Kafka): still one email.
     await _publish(prepared.kafka_bootstrap_servers, NOTIFICATIONS, env)
     marker = _command(org, "job_completed", requester)  # consumed after the redelivery

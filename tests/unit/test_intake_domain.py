@@ -149,6 +149,16 @@ def test_a_ccpa_request_carries_its_receipt_confirmation() -> None:
     assert _plan(RequestIn.model_validate(ERASE)).notices == ()
 
 
+def test_a_gdpr_requester_gets_a_receipt_with_the_due_date() -> None:
+    req = RequestIn.model_validate({**ERASE, "notify_email": "dpo@acme.test"})
+    job = _plan(req)
+    (notice,) = job.notices
+    assert notice.payload["template"] == "request_received"
+    assert notice.payload["to"] == "dpo@acme.test" and notice.payload["audience"] == "requester"
+    assert notice.payload["context"]["due_at"] == job.due_at.isoformat()
+    assert notice.payload["context"]["regulation"] == "GDPR"
+
+
 def test_the_subject_status_link_travels_in_the_job_event_and_its_notices() -> None:
     from services.intake.links import StatusLinks, status_mac
     from shared.events.envelope import safe_details

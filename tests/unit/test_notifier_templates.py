@@ -71,6 +71,22 @@ def test_the_extension_notice_says_until_when_and_why() -> None:
     assert "GDPR Art. 12(3)" in r.text and "2026-02-28" in r.text
 
 
+def test_the_receipt_says_by_when() -> None:
+    r = render(
+        "request_received",
+        {
+            "job_id": "j3",
+            "job_type": "erasure",
+            "received_at": "2026-01-31T09:00:00+00:00",
+            "due_at": "2026-02-28T09:00:00+00:00",
+            "regulation": "GDPR",
+        },
+    )
+    assert "received" in r.subject and "j3" in r.subject
+    assert "2026-01-31" in r.text and "2026-02-28" in r.text
+    assert "GDPR" in r.html
+
+
 def test_the_ccpa_receipt_says_how_and_by_when() -> None:
     r = render(
         "ccpa_receipt",
