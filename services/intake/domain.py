@@ -271,7 +271,9 @@ def plan_job(
     holidays: tuple[date, ...] = (),
     channel: Literal["http", "kafka"],
     trace: dict[str, str],
+    results_link: bool = False,
 ) -> NewJob:
+    """`results_link`: an export also gets a link for the controller (OpenDSR results_url)."""
     authorise(req, caller)
     job_id = uuid.uuid4()
     subject = Subject(**req.subject.model_dump()) if req.subject else None
@@ -305,6 +307,7 @@ def plan_job(
             include_media=req.include_media,
             link_ttl_hours=req.link_ttl_hours,
             channel=channel,
+            results_link=results_link,
         )
         topic = JOBS_EXPORT
     env = make_event(

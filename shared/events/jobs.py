@@ -49,6 +49,9 @@ class ExportRequested(Payload):
     include_media: bool = False
     link_ttl_hours: int = 24
     channel: Literal["http", "kafka"]
+    # OpenDSR access/portability: a second bearer link, the controller's (its own download
+    # count), returned in `ExportReady.results_url` for the status body and callback.
+    results_link: bool = False
 
 
 # --- Commands to the eraser on `lethe.jobs.erase.v1` (keyed by job: ordered with the job) --

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import uuid
+import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,8 @@ from faststream import FastStream
 from deploy.local.sample.seed import seed_org
 from services.eraser.app import create_app as create_eraser
 from services.eraser.settings import EraserSettings
+from services.exporter.app import create_app as create_exporter
+from services.exporter.settings import ExporterSettings
 from services.intake import opendsr
 from services.intake import store as intake_store
 from services.intake.app import create_http
@@ -1009,3 +1013,82 @@ async def test_the_example_request_erases_its_subject(
     assert left == 0
     others = await platform_db.fetchval("SELECT count(*) FROM users WHERE org_id = $1", org.id)
     assert others == len(seeded.users) - 1
+
+
+async def test_an_access_request_completes_with_a_results_url(
+    api: httpx.AsyncClient,
+    sender: callbacks.Dispatcher,
+    receiver: Receiver,
+    public_key: rsa.RSAPublicKey,
+    base_settings: dict[str, Any],
+    org: Org,
+    lethe_db: asyncpg.Pool,
+    platform_db: asyncpg.Pool,
+    s3: Any,
+) -> None:
+    """Sections 8.3 and 8.6: the example as an access request, exported by the real exporter.
+    The status body and the `completed` callback carry a `results_url` the controller fetches
+    with nothing else (no API key): the subject's archive, at most the link's downloads. The
+    jobs API does not show the link."""
+    async with platform_db.acquire() as conn:
+        seeded = await seed_org(
+            conn,
+            s3,
+            "lethe-platform",
+            org.id,
+            users=2,
+            conversations_per_user=1,
+            messages_per_conversation=3,
+            media_every=0,
+        )
+        subject = seeded.users[0]
+        await conn.execute("UPDATE users SET email = $1 WHERE id = $2", SUBJECT_EMAIL, subject.id)
+    exporter = create_exporter(
+        ExporterSettings(
+            **base_settings, public_api_url="http://intake", export_link_max_downloads=2
+        )
+    )
+    async with exporter:
+        body = example(receiver.url).replace(b'"erasure"', b'"access"')
+        r = await api.post("/opendsr/requests", content=body, headers=json_headers(org))
+        assert r.status_code == 201 and signed_by(public_key, r), r.text
+
+        async def completed() -> dict[str, Any] | None:
+            s = await api.get(f"/opendsr/requests/{EXAMPLE_ID}", headers=org.headers)
+            got: dict[str, Any] = s.json()
+            assert got["processor_status"] not in ("failed", "not_found"), got
+            done = got["request_status"] == "completed" and signed_by(public_key, s)
+            return got if done else None
+
+        final = await eventually(completed, timeout=120, what="the request to complete")
+        assert final["processor_status"] == "ready" and final["results_count"] > 0
+        url = final["results_url"]
+        job_id = await eventually(lambda: job_of(lethe_db, org, EXAMPLE_ID), what="the job")
+        assert url.startswith(f"http://intake/v1/exports/{job_id}/download?token=")
+
+        async def completed_callback() -> Received | None:
+            return next(
+                (
+                    x
+                    for x in receiver.received
+                    if x.valid and x.json["request_status"] == "completed"
+                ),
+                None,
+            )
+
+        callback = await eventually(completed_callback, what="the completed callback")
+        assert callback.json["results_url"] == url
+        assert callback.json["results_count"] == final["results_count"]
+        assert receiver.statuses(EXAMPLE_ID)[0] == "pending"
+
+    # What the controller does with it: a plain GET, no key. The subject's data, twice.
+    for _ in range(2):
+        got = await api.get(url)
+        assert got.status_code == 200, got.text
+        with zipfile.ZipFile(io.BytesIO(got.content)) as zf:
+            assert "manifest.json" in zf.namelist()
+            assert any(SUBJECT_EMAIL in zf.read(n).decode() for n in zf.namelist())
+    used_up = await api.get(url)
+    assert used_up.status_code == 410 and "used up" in used_up.text
+    view = (await api.get(f"/v1/jobs/{job_id}", headers=org.headers)).json()
+    assert view["status"] == "ready" and "token=" not in json.dumps(view)
