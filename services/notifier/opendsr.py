@@ -237,7 +237,13 @@ async def enqueue(env: Envelope, deps: CallbackDeps) -> int:
             "subject_request_id, request_status, endpoint, body, deadline_at, status, attempts) "
             "SELECT r.*, 'pending', 0 FROM unnest($1::uuid[], $2::text[], $3::uuid[], "
             "$4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[], "
-            "$10::timestamptz[]) AS r ON CONFLICT (event_id, url) DO NOTHING RETURNING url",
+            "$10::timestamptz[]) AS r ON CONFLICT (event_id, url) DO UPDATE SET "
+            # A row from before the queue (no body) and not sent: taken over, sent from here.
+            "org_id = EXCLUDED.org_id, subject_hash = EXCLUDED.subject_hash, "
+            "subject_request_id = EXCLUDED.subject_request_id, endpoint = EXCLUDED.endpoint, "
+            "body = EXCLUDED.body, deadline_at = EXCLUDED.deadline_at, status = 'pending', "
+            "next_attempt_at = now(), claimed_at = NULL WHERE lethe.opendsr_callbacks.body IS "
+            "NULL AND lethe.opendsr_callbacks.status <> 'sent' RETURNING url",
             *(list(col) for col in zip(*rows, strict=True)),
         )
     return len(new)
@@ -342,6 +348,10 @@ class Dispatcher:
         return started
 
     def _done(self, task: asyncio.Task[None], *, where: str) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # Not recorded (the database away?): the row stays claimed, and is sent again
+            # once its lease runs out.
+            log.error("OpenDSR callback delivery not recorded: %r", exc)
         self._tasks.discard(task)
         self.in_flight[where] -= 1
         if not self.in_flight[where]:

@@ -771,6 +771,65 @@ async def test_a_redelivered_event_posts_once_and_failures_are_recorded(
     assert all(bad not in e.model_dump_json() for e in audit)
 
 
+async def test_a_callback_left_unsent_before_the_queue_is_sent_on_redelivery(
+    api: httpx.AsyncClient,
+    sender: callbacks.Dispatcher,
+    key_file: Path,
+    org: Org,
+    lethe_db: asyncpg.Pool,
+) -> None:
+    """A row the inline sender had claimed (no body) when the notifier was upgraded: the
+    event's redelivery takes it over and it is sent."""
+    rid, url = str(uuid.uuid4()), "https://upgrade.example/cb"
+    r = await api.post("/opendsr/requests", content=example(url, rid), headers=json_headers(org))
+    assert r.status_code == 201, r.text
+    job_id = await eventually(lambda: job_of(lethe_db, org, rid), what="the job to leave")
+    env = make_event(
+        ErasurePlanned(total=1, per_table={"users": 1}), actor=WORKER, job_id=job_id, org_id=org.id
+    )
+    await lethe_db.execute(
+        "INSERT INTO lethe.opendsr_callbacks (event_id, url, job_id, request_status, status, "
+        "attempts) VALUES ($1, $2, $3, 'in_progress', 'sending', 1)",
+        env.event_id,
+        url,
+        job_id,
+    )
+    posted: list[dict[str, Any]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        posted.append(json.loads(request.content))
+        return httpx.Response(200)
+
+    key = opendsr.load_signing_key(None, key_file)
+
+    async def emit(env: Envelope) -> None:
+        pass
+
+    deps = callbacks.CallbackDeps(
+        pool=lethe_db,
+        key=lambda: key,
+        domain=DOMAIN,
+        emit=emit,
+        transport=httpx.MockTransport(answer),
+    )
+    dispatcher = callbacks.Dispatcher(lambda: deps)
+    await sender.stop()
+    try:
+        assert await callbacks.enqueue(env, deps) == 1
+        for _ in range(10):
+            await asyncio.sleep(0.01)
+            await asyncio.gather(*await dispatcher.dispatch())
+    finally:
+        await dispatcher.stop()
+        await sender.start()
+    ours = [b for b in posted if b["subject_request_id"] == rid]
+    assert [b["request_status"] for b in ours][-1] == "in_progress"
+    row = await lethe_db.fetchrow(
+        "SELECT status, attempts FROM lethe.opendsr_callbacks WHERE event_id = $1", env.event_id
+    )
+    assert (row["status"], row["attempts"]) == ("sent", 2)
+
+
 # --- a dead controller delays only its own callbacks ------------------------------------------
 
 
