@@ -220,14 +220,28 @@ async def export(env: Envelope, deps: ExporterDeps) -> None:
     token = DownloadToken(
         uuid.uuid4(), job_id, subject_hash(deps.hash_key, {"email": recipient}), expires
     )
+    tokens = [token]
+    # The controller's own link (OpenDSR results_url): its own count of downloads, so the
+    # controller fetching the results does not use up the subject's emailed link.
+    controller = (
+        DownloadToken(
+            uuid.uuid4(),
+            job_id,
+            subject_hash(deps.hash_key, {"email": f"controller:{org_id}"}),
+            expires,
+        )
+        if req.results_link
+        else None
+    )
+    if controller is not None:
+        tokens.append(controller)
     await store.mark_ready(
         deps.lethe,
         job_id,
         size=upload.size,
         rows_per_table=counts,
         expires_at=expires,
-        token_id=token.token_id,
-        recipient_hash=token.recipient_hash,
+        tokens=[(t.token_id, t.recipient_hash) for t in tokens],
         max_downloads=deps.max_downloads,
     )
     total = sum(counts.values())
@@ -242,11 +256,12 @@ async def export(env: Envelope, deps: ExporterDeps) -> None:
                 size_bytes=upload.size,
                 rows_per_table=counts,
                 expires_at=expires,
+                results_url=download_link(deps, job_id, controller) if controller else None,
             ),
         ),
     )
     # To the requester; without one, to the owner contacts (the link is made out to the org).
-    link = f"{deps.api_url}/v1/exports/{job_id}/download?token={sign(deps.token_key, token)}"
+    link = download_link(deps, job_id, token)
     await deps.emit(
         NOTIFICATIONS,
         job_notice(
@@ -266,6 +281,11 @@ async def export(env: Envelope, deps: ExporterDeps) -> None:
             status_link=req.status_link,
         ),
     )
+
+
+def download_link(deps: ExporterDeps, job_id: uuid.UUID, token: DownloadToken) -> str:
+    """A link that works on its own (intake's `/v1/exports/{id}/download`, no API key)."""
+    return f"{deps.api_url}/v1/exports/{job_id}/download?token={sign(deps.token_key, token)}"
 
 
 async def _write_table(

@@ -52,10 +52,10 @@ async def mark_ready(
     size: int,
     rows_per_table: dict[str, int],
     expires_at: datetime,
-    token_id: uuid.UUID,
-    recipient_hash: str,
+    tokens: list[tuple[uuid.UUID, str]],
     max_downloads: int,
 ) -> None:
+    """Ready, with its links: (token id, recipient hash) each, `max_downloads` apiece."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
             "UPDATE lethe.exports SET status = 'ready', upload_id = NULL, size_bytes = $2, "
@@ -65,15 +65,11 @@ async def mark_ready(
             rows_per_table,
             expires_at,
         )
-        await conn.execute(
+        await conn.executemany(
             "INSERT INTO lethe.download_tokens "
             "(token_id, job_id, recipient_hash, expires_at, max_downloads) "
             "VALUES ($1, $2, $3, $4, $5)",
-            token_id,
-            job_id,
-            recipient_hash,
-            expires_at,
-            max_downloads,
+            [(t, job_id, r, expires_at, max_downloads) for t, r in tokens],
         )
 
 

@@ -26,6 +26,14 @@ from shared.events.jobs import Item, RestoreErasure
 from shared.kafka import current_trace
 
 
+def public_result(result: Any) -> Any:
+    """A job's result as the API shows it: without the controller's bearer export link (only
+    the OpenDSR status answers the controller with it)."""
+    if isinstance(result, dict) and "results_url" in result:
+        return {k: v for k, v in result.items() if k != "results_url"}
+    return result
+
+
 def job_view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
     total, done = row["total"], row["done"]
     due = row["extended_due_at"] or row["due_at"]
@@ -49,7 +57,7 @@ def job_view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
         else (100.0 if row["status"] == "completed" else 0.0),
         "rows_per_second": row["rows_per_second"],
         "eta_seconds": row["eta_seconds"],
-        "result": row["result"],
+        "result": public_result(row["result"]),
         "outcome": lifecycle.OUTCOME_WORDS.get(row["status"]),
         "purge_after": row["purge_after"].isoformat() if row["purge_after"] else None,
         "needs_review": row["needs_review"],

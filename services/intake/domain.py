@@ -279,7 +279,9 @@ def plan_job(
     channel: Literal["http", "kafka"],
     trace: dict[str, str],
     links: StatusLinks | None = None,
+    results_link: bool = False,
 ) -> NewJob:
+    """`results_link`: an export also gets a link for the controller (OpenDSR results_url)."""
     authorise(req, caller)
     job_id = uuid.uuid4()
     # The data subject's status page: the workers put it in their mails (and so does this).
@@ -317,6 +319,7 @@ def plan_job(
             link_ttl_hours=req.link_ttl_hours,
             channel=channel,
             status_link=status_link,
+            results_link=results_link,
         )
         topic = JOBS_EXPORT
     env = make_event(

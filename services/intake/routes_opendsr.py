@@ -166,7 +166,8 @@ async def _record(
 
 def facts(org_id: str, row: dict[str, Any]) -> opendsr.JobFacts:
     result = row["result"] if isinstance(row["result"], dict) else {}
-    link = result.get("link") or result.get("url")
+    # The controller's export link, while the export can be downloaded (not once expired).
+    link = result.get("results_url") if row["status"] == "ready" else None
     return opendsr.JobFacts(
         controller_id=org_id,
         subject_request_id=str(row["subject_request_id"]),
@@ -244,6 +245,8 @@ async def _create(request: Request) -> Response:
                 links=rt.settings.status_links(),
                 channel="http",
                 trace=current_trace(),
+                # Access and portability complete with a results_url (section 8.3).
+                results_link=req.subject_request_type != "erasure",
             )
         except domain.Refused as exc:
             raise OpenDSRError(400 if exc.status == 422 else exc.status, exc.reason) from exc

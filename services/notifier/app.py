@@ -40,7 +40,13 @@ def create_app(
     tp = tracer_provider or make_tracer_provider("notifier", exporter=settings.otel_exporter)
     broker = create_broker(settings.kafka_bootstrap_servers, service="notifier", tracer_provider=tp)
     rt = Runtime(settings)
-    register(broker, rt)
-    app = FastStream(broker, on_startup=[rt.open], after_shutdown=[rt.close])
+    callbacks = register(broker, rt)
+    app = FastStream(
+        broker,
+        on_startup=[rt.open],
+        after_startup=[callbacks.start],
+        on_shutdown=[callbacks.stop],
+        after_shutdown=[rt.close],
+    )
     attach(app, broker, settings, "notifier", {"postgres": lambda: postgres_check(rt.pool)})
     return app

@@ -23,7 +23,9 @@ EMAIL_GROUP = "lethe-notifier"
 CALLBACK_GROUP = "lethe-notifier-callbacks"
 
 
-def register(broker: KafkaBroker, rt: Runtime) -> None:
+def register(broker: KafkaBroker, rt: Runtime) -> opendsr.Dispatcher:
+    """The handlers; the OpenDSR callback dispatcher, for the app to start and stop."""
+
     async def emit(topic: str, env: Envelope) -> None:
         await publish_event(broker, topic, env)
 
@@ -74,4 +76,4 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
         backoff_seconds=backoff,
         on_give_up=on_callback_give_up,
     )
-    opendsr.register(broker, rt)  # OpenDSR status callbacks: group lethe-notifier-opendsr
+    return opendsr.register(broker, rt)  # OpenDSR callbacks: group lethe-notifier-opendsr

@@ -56,11 +56,26 @@ class NotifierSettings(LetheSettings):
         None, description="OpenDSR: file holding `LETHE_OPENDSR_SIGNING_KEY` instead."
     )
     opendsr_callback_retries: int = Field(
-        8, ge=1, description="OpenDSR: attempts per status callback before the dead-letter topic."
+        12, ge=1, description="OpenDSR: attempts per status callback before it is given up."
     )
     opendsr_callback_backoff_seconds: float = Field(
         1.0, description="OpenDSR: first callback retry delay; doubles on each attempt."
     )
+    opendsr_callback_max_backoff_seconds: float = Field(
+        600, gt=0, description="OpenDSR: longest delay between two attempts of a callback."
+    )
     opendsr_callback_timeout_seconds: float = Field(
-        10, description="OpenDSR: timeout of a status callback POST."
+        10, gt=0, description="OpenDSR: timeout of one status callback POST."
+    )
+    opendsr_callback_deadline_seconds: float = Field(
+        6 * 3600,
+        gt=0,
+        description="OpenDSR: a callback not delivered this long after the state change is "
+        "given up (recorded failed, audited).",
+    )
+    opendsr_callback_per_endpoint: int = Field(
+        4,
+        ge=1,
+        description="OpenDSR: callbacks sent at once to one endpoint (scheme://host:port); a "
+        "slow or dead endpoint holds only these.",
     )

@@ -28,7 +28,10 @@ class ExportReady(Payload):
     size_bytes: int
     rows_per_table: dict[str, int]
     expires_at: datetime
-    # No link here: it carries a bearer token, so only the recipient's email gets it.
+    # The requester's emailed link is never here (only their email gets it). `results_url`
+    # is the controller's own link, only when the request asked for one (`results_link`,
+    # OpenDSR section 8.3): a bearer link, so kept out of audit rows and the jobs API.
+    results_url: str | None = pii(default=None)
 
 
 @event

@@ -53,6 +53,9 @@ class ExportRequested(Payload):
     link_ttl_hours: int = 24
     channel: Literal["http", "kafka"]
     status_link: str | None = pii(default=None)  # as ErasureRequested.status_link
+    # OpenDSR access/portability: a second bearer link, the controller's (its own download
+    # count), returned in `ExportReady.results_url` for the status body and callback.
+    results_link: bool = False
 
 
 # --- Commands to the eraser on `lethe.jobs.erase.v1` (keyed by job: ordered with the job) --

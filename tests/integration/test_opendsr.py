@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import uuid
+import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,8 @@ from faststream import FastStream
 from deploy.local.sample.seed import seed_org
 from services.eraser.app import create_app as create_eraser
 from services.eraser.settings import EraserSettings
+from services.exporter.app import create_app as create_exporter
+from services.exporter.settings import ExporterSettings
 from services.intake import opendsr
 from services.intake import store as intake_store
 from services.intake.app import create_http
@@ -209,21 +213,30 @@ class SenderRuntime:
 
 
 @pytest.fixture(scope="module")
-async def sender(base_settings: dict[str, Any], key_file: Path) -> AsyncIterator[None]:
+async def sender(
+    base_settings: dict[str, Any], key_file: Path
+) -> AsyncIterator[callbacks.Dispatcher]:
     settings = NotifierSettings(
         **base_settings,
         opendsr_processor_domain=DOMAIN,
         opendsr_signing_key_file=key_file,
-        # Short: later tests' jobs outlive earlier tests' receivers, and a partition waits
-        # while a callback is retried.
+        # Short: later tests' jobs outlive earlier tests' receivers.
         opendsr_callback_retries=3,
         opendsr_callback_backoff_seconds=0.1,
+        opendsr_callback_timeout_seconds=3,  # a hung endpoint holds an attempt this long
     )
     rt = SenderRuntime(settings)
     broker = create_broker(settings.kafka_bootstrap_servers, service="notifier-opendsr-test")
-    callbacks.register(broker, rt)
-    async with FastStream(broker, on_startup=[rt.open], after_shutdown=[rt.close]):
-        yield
+    dispatcher = callbacks.register(broker, rt)
+    app = FastStream(
+        broker,
+        on_startup=[rt.open],
+        after_startup=[dispatcher.start],
+        on_shutdown=[dispatcher.stop],
+        after_shutdown=[rt.close],
+    )
+    async with app:
+        yield dispatcher
 
 
 @pytest.fixture
@@ -691,7 +704,11 @@ async def test_auth_and_unknown_ids_use_the_error_object(api: httpx.AsyncClient,
 
 
 async def test_a_redelivered_event_posts_once_and_failures_are_recorded(
-    api: httpx.AsyncClient, key_file: Path, org: Org, lethe_db: asyncpg.Pool
+    api: httpx.AsyncClient,
+    sender: callbacks.Dispatcher,
+    key_file: Path,
+    org: Org,
+    lethe_db: asyncpg.Pool,
 ) -> None:
     rid = str(uuid.uuid4())
     good, bad = "https://good.example/cb", "https://bad.example/cb"
@@ -703,7 +720,8 @@ async def test_a_redelivered_event_posts_once_and_failures_are_recorded(
     posted: list[str] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
-        posted.append(str(request.url))
+        if json.loads(request.content)["request_status"] == "in_progress":  # not the receipt
+            posted.append(str(request.url))
         return httpx.Response(200 if request.url.host == "good.example" else 500)
 
     audit: list[Envelope] = []
@@ -716,28 +734,225 @@ async def test_a_redelivered_event_posts_once_and_failures_are_recorded(
         pool=lethe_db,
         key=lambda: key,
         domain=DOMAIN,
-        timeout=5,
         emit=emit,
+        timeout=5,
+        max_attempts=2,
+        backoff=0.001,
         transport=httpx.MockTransport(answer),
     )
+    dispatcher = callbacks.Dispatcher(lambda: deps)
     env = make_event(
         ErasurePlanned(total=1, per_table={"users": 1}), actor=WORKER, job_id=job_id, org_id=org.id
     )
-    for _ in range(2):  # the second delivery retries only the URL that failed
-        with pytest.raises(callbacks.CallbackFailed, match=r"bad\.example") as failed:
-            await callbacks.send_callbacks(env, deps)
-        assert bad not in str(failed.value)  # host and hash, never the whole URL
-    assert posted == [good, bad, bad]
-    await callbacks.give_up(env, deps, "CallbackFailed: bad.example 500")
+    await sender.stop()  # the module's own dispatcher would take these rows too
+    try:
+        assert await callbacks.enqueue(env, deps) == 2
+        assert await callbacks.enqueue(env, deps) == 0  # redelivered: nothing new
+        for _ in range(20):  # until nothing is due: a retry posts only the URL that failed
+            await asyncio.sleep(0.01)
+            await asyncio.gather(*await dispatcher.dispatch())
+    finally:
+        await dispatcher.stop()
+        await sender.start()
+    ours = [u for u in posted if u in (good, bad)]  # not other tests' leftover callbacks
+    assert sorted(ours) == [bad, bad, good]
     rows = await lethe_db.fetch(
-        "SELECT url, status, attempts FROM lethe.opendsr_callbacks WHERE event_id = $1",
+        "SELECT url, status, attempts, last_error FROM lethe.opendsr_callbacks WHERE event_id = $1",
         env.event_id,
     )
-    assert {(r["url"], r["status"]) for r in rows} == {(good, "sent"), (bad, "failed")}
-    assert posted.count(good) == 1
-    kinds = [e.type for e in audit]
-    assert kinds[0] == "OpenDSRCallbackSent" and "OpenDSRCallbackFailed" in kinds
+    assert {(r["url"], r["status"], r["attempts"]) for r in rows} == {
+        (good, "sent", 1),
+        (bad, "failed", 2),
+    }
+    error = next(r["last_error"] for r in rows if r["url"] == bad)
+    assert "bad.example" in error and "500" in error and bad not in error  # host, never URL
+    kinds = [e.type for e in audit if e.payload["progress_event_id"] == str(env.event_id)]
+    assert kinds.count("OpenDSRCallbackSent") == 1 and kinds.count("OpenDSRCallbackFailed") == 1
     assert all(bad not in e.model_dump_json() for e in audit)
+
+
+async def test_a_callback_left_unsent_before_the_queue_is_sent_on_redelivery(
+    api: httpx.AsyncClient,
+    sender: callbacks.Dispatcher,
+    key_file: Path,
+    org: Org,
+    lethe_db: asyncpg.Pool,
+) -> None:
+    """A row the inline sender had claimed (no body) when the notifier was upgraded: the
+    event's redelivery takes it over and it is sent."""
+    rid, url = str(uuid.uuid4()), "https://upgrade.example/cb"
+    r = await api.post("/opendsr/requests", content=example(url, rid), headers=json_headers(org))
+    assert r.status_code == 201, r.text
+    job_id = await eventually(lambda: job_of(lethe_db, org, rid), what="the job to leave")
+    env = make_event(
+        ErasurePlanned(total=1, per_table={"users": 1}), actor=WORKER, job_id=job_id, org_id=org.id
+    )
+    await lethe_db.execute(
+        "INSERT INTO lethe.opendsr_callbacks (event_id, url, job_id, request_status, status, "
+        "attempts) VALUES ($1, $2, $3, 'in_progress', 'sending', 1)",
+        env.event_id,
+        url,
+        job_id,
+    )
+    posted: list[dict[str, Any]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        posted.append(json.loads(request.content))
+        return httpx.Response(200)
+
+    key = opendsr.load_signing_key(None, key_file)
+
+    async def emit(env: Envelope) -> None:
+        pass
+
+    deps = callbacks.CallbackDeps(
+        pool=lethe_db,
+        key=lambda: key,
+        domain=DOMAIN,
+        emit=emit,
+        transport=httpx.MockTransport(answer),
+    )
+    dispatcher = callbacks.Dispatcher(lambda: deps)
+    await sender.stop()
+    try:
+        assert await callbacks.enqueue(env, deps) == 1
+        for _ in range(10):
+            await asyncio.sleep(0.01)
+            await asyncio.gather(*await dispatcher.dispatch())
+    finally:
+        await dispatcher.stop()
+        await sender.start()
+    ours = [b for b in posted if b["subject_request_id"] == rid]
+    assert [b["request_status"] for b in ours][-1] == "in_progress"
+    row = await lethe_db.fetchrow(
+        "SELECT status, attempts FROM lethe.opendsr_callbacks WHERE event_id = $1", env.event_id
+    )
+    assert (row["status"], row["attempts"]) == ("sent", 2)
+
+
+# --- a dead controller delays only its own callbacks ------------------------------------------
+
+
+@dataclass
+class Hung:
+    """A controller endpoint that takes the connection and never answers."""
+
+    server: asyncio.Server | None = None
+    connections: int = 0
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/opendsr/callbacks"
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            await reader.read()  # until the sender gives up on the attempt and hangs up
+        finally:
+            writer.close()
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+async def test_a_dead_controller_delays_only_its_own_callbacks(
+    api: httpx.AsyncClient,
+    sender: None,
+    receiver: Receiver,
+    producer: AIOKafkaProducer,
+    org: Org,
+    lethe_db: asyncpg.Pool,
+) -> None:
+    """Controller A's endpoint hangs (and its second one refuses connections); controller B's
+    callbacks still arrive at once, in order, while A's are being retried; every callback of
+    both ends recorded: B's sent, A's failed with the reason, each after its attempts."""
+    hung = Hung()
+    await hung.start()
+    closed = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    refusing = f"http://127.0.0.1:{closed.sockets[0].getsockname()[1]}/opendsr/callbacks"
+    closed.close()
+    await closed.wait_closed()  # nothing listens there any more: connection refused
+    other = f"org-{uuid.uuid4().hex[:12]}"
+    await intake_store.create_org(lethe_db, other, f"Test Org {other}")
+    b = Org(other, other, await intake_store.create_api_key(lethe_db, other, "owner", "t"))
+    try:
+        # A: more requests than the endpoint's slots, each a pending callback to both URLs.
+        a_ids = [str(uuid.uuid4()) for _ in range(6)]
+        for rid in a_ids:
+            body = example(hung.url, rid).replace(
+                f'"{hung.url}"'.encode(), f'"{hung.url}", "{refusing}"'.encode()
+            )
+            r = await api.post("/opendsr/requests", content=body, headers=json_headers(org))
+            assert r.status_code == 201, r.text
+
+        async def a_hanging() -> bool:
+            return hung.connections >= 4  # every slot of A's endpoint is held
+
+        await eventually(a_hanging, what="A's callbacks to hang")
+
+        # B, while A's endpoint holds its slots: the specification's example, to completion.
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        r = await api.post(
+            "/opendsr/requests", content=example(receiver.url), headers=json_headers(b)
+        )
+        assert r.status_code == 201, r.text
+        job_id = await eventually(lambda: job_of(lethe_db, b, EXAMPLE_ID), what="B's job")
+        await report(
+            producer,
+            job_id,
+            b.id,
+            ErasurePlanned(total=1, per_table={"users": 1}),
+            ErasureSoftDeleted(
+                done=1, total=1, verification={"remaining": 0}, purge_after="2000-01-01T00:00:00Z"
+            ),
+            PurgeStarted(),
+            JobCompleted(done=1, total=1, verification={"remaining": 0}),
+        )
+
+        async def b_done() -> list[str] | None:
+            got = receiver.statuses(EXAMPLE_ID)
+            return got if got and got[-1] == "completed" else None
+
+        got = await eventually(b_done, timeout=60, what="B's completed callback")
+        took = loop.time() - began
+        assert got == ["pending", "in_progress", "in_progress", "in_progress", "completed"]
+        assert all(x.valid for x in receiver.received)
+        a_unfinished = await lethe_db.fetchval(
+            "SELECT count(*) FROM lethe.opendsr_callbacks c JOIN lethe.jobs j ON j.id = c.job_id "
+            "WHERE j.org_id = $1 AND c.status IN ('pending', 'sending')",
+            org.id,
+        )
+        # A hung attempt takes 3 s, and each of A's 6 callbacks there is tried 3 times, 4 at
+        # a time: B was served while A's were still being tried.
+        assert a_unfinished > 0, f"B took {took:.1f}s"
+        assert took < 15, f"B's callbacks took {took:.1f}s behind a dead controller"
+
+        async def recorded(org_id: str) -> list[asyncpg.Record] | None:
+            rows = await lethe_db.fetch(
+                "SELECT c.url, c.status, c.attempts, c.last_error FROM lethe.opendsr_callbacks c "
+                "JOIN lethe.jobs j ON j.id = c.job_id WHERE j.org_id = $1",
+                org_id,
+            )
+            done = rows and all(x["status"] in ("sent", "failed") for x in rows)
+            return rows if done else None
+
+        b_rows = await eventually(lambda: recorded(b.id), what="B's callbacks recorded")
+        assert [(x["status"], x["attempts"]) for x in b_rows] == [("sent", 1)] * 5
+        a_rows = await eventually(lambda: recorded(org.id), timeout=90, what="A's recorded")
+        assert len(a_rows) == 2 * len(a_ids)
+        assert {(x["status"], x["attempts"]) for x in a_rows} == {("failed", 3)}
+        hung_errors = {x["last_error"] for x in a_rows if x["url"] == hung.url}
+        refused_errors = {x["last_error"] for x in a_rows if x["url"] == refusing}
+        assert all("Timeout" in e and "given up after 3 attempt(s)" in e for e in hung_errors)
+        assert all("ConnectError" in e for e in refused_errors), refused_errors
+    finally:
+        await hung.stop()
 
 
 @pytest.mark.parametrize(
@@ -857,3 +1072,82 @@ async def test_the_example_request_erases_its_subject(
     assert left == 0
     others = await platform_db.fetchval("SELECT count(*) FROM users WHERE org_id = $1", org.id)
     assert others == len(seeded.users) - 1
+
+
+async def test_an_access_request_completes_with_a_results_url(
+    api: httpx.AsyncClient,
+    sender: callbacks.Dispatcher,
+    receiver: Receiver,
+    public_key: rsa.RSAPublicKey,
+    base_settings: dict[str, Any],
+    org: Org,
+    lethe_db: asyncpg.Pool,
+    platform_db: asyncpg.Pool,
+    s3: Any,
+) -> None:
+    """Sections 8.3 and 8.6: the example as an access request, exported by the real exporter.
+    The status body and the `completed` callback carry a `results_url` the controller fetches
+    with nothing else (no API key): the subject's archive, at most the link's downloads. The
+    jobs API does not show the link."""
+    async with platform_db.acquire() as conn:
+        seeded = await seed_org(
+            conn,
+            s3,
+            "lethe-platform",
+            org.id,
+            users=2,
+            conversations_per_user=1,
+            messages_per_conversation=3,
+            media_every=0,
+        )
+        subject = seeded.users[0]
+        await conn.execute("UPDATE users SET email = $1 WHERE id = $2", SUBJECT_EMAIL, subject.id)
+    exporter = create_exporter(
+        ExporterSettings(
+            **base_settings, public_api_url="http://intake", export_link_max_downloads=2
+        )
+    )
+    async with exporter:
+        body = example(receiver.url).replace(b'"erasure"', b'"access"')
+        r = await api.post("/opendsr/requests", content=body, headers=json_headers(org))
+        assert r.status_code == 201 and signed_by(public_key, r), r.text
+
+        async def completed() -> dict[str, Any] | None:
+            s = await api.get(f"/opendsr/requests/{EXAMPLE_ID}", headers=org.headers)
+            got: dict[str, Any] = s.json()
+            assert got["processor_status"] not in ("failed", "not_found"), got
+            done = got["request_status"] == "completed" and signed_by(public_key, s)
+            return got if done else None
+
+        final = await eventually(completed, timeout=120, what="the request to complete")
+        assert final["processor_status"] == "ready" and final["results_count"] > 0
+        url = final["results_url"]
+        job_id = await eventually(lambda: job_of(lethe_db, org, EXAMPLE_ID), what="the job")
+        assert url.startswith(f"http://intake/v1/exports/{job_id}/download?token=")
+
+        async def completed_callback() -> Received | None:
+            return next(
+                (
+                    x
+                    for x in receiver.received
+                    if x.valid and x.json["request_status"] == "completed"
+                ),
+                None,
+            )
+
+        callback = await eventually(completed_callback, what="the completed callback")
+        assert callback.json["results_url"] == url
+        assert callback.json["results_count"] == final["results_count"]
+        assert receiver.statuses(EXAMPLE_ID)[0] == "pending"
+
+    # What the controller does with it: a plain GET, no key. The subject's data, twice.
+    for _ in range(2):
+        got = await api.get(url)
+        assert got.status_code == 200, got.text
+        with zipfile.ZipFile(io.BytesIO(got.content)) as zf:
+            assert "manifest.json" in zf.namelist()
+            assert any(SUBJECT_EMAIL in zf.read(n).decode() for n in zf.namelist())
+    used_up = await api.get(url)
+    assert used_up.status_code == 410 and "used up" in used_up.text
+    view = (await api.get(f"/v1/jobs/{job_id}", headers=org.headers)).json()
+    assert view["status"] == "ready" and "token=" not in json.dumps(view)
