@@ -145,8 +145,11 @@ async def test_the_soft_delete_notice_says_until_when_with_the_status_link(
     assert (await api.get(match.group(1)[:-4] + "AAAA")).status_code == 404
     html = msg.get_body(preferencelist=("html",))
     assert html is not None and f'href="http://intake{match.group(1)}"' in html.get_content()
-    # Nobody but the requester: the owners have no contact here, and one mail only.
-    assert len(mails_to(prepared.mail_dir, requester)) == 1
+    # Nobody but the requester: the owners have no contact here; the requester has the
+    # receipt and this notice, once each.
+    subjects = [str(m["Subject"]) for m in mails_to(prepared.mail_dir, requester)]
+    assert len(subjects) == 2, subjects
+    assert sum("received" in s for s in subjects) == sum("hidden" in s for s in subjects) == 1
 
 
 async def test_a_failed_export_without_requester_is_mailed_to_the_owner_contacts(
