@@ -51,3 +51,22 @@ def job_notice(
     if once is not None:
         env = env.model_copy(update={"event_id": once_id(job_id, once)})
     return env
+
+
+def request_notice(
+    src: Envelope, template: str, context: dict[str, Any], *, job_type: str, actor: Actor
+) -> Envelope:
+    """A once-per-job notice about the request `src` (ErasureRequested or ExportRequested):
+    to its requester, or, without one, to the org's owner contacts."""
+    assert src.job_id is not None
+    return job_notice(
+        template,
+        actor=actor,
+        job_id=src.job_id,
+        org_id=src.org_id,
+        subject_hash=src.subject_hash,
+        to=src.payload.get("requester_email"),
+        context={"job_type": job_type, **context},
+        status_link=src.payload.get("status_link"),
+        once=template,
+    )

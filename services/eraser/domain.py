@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import asyncpg
@@ -51,7 +52,7 @@ from shared.events.progress import (
     SubjectNotFound,
 )
 from shared.events.topics import AUDIT, NOTIFICATIONS, PROGRESS
-from shared.notices import job_notice
+from shared.notices import job_notice, request_notice
 from shared.platform import (
     ERASE,
     KEY_CHUNK,
@@ -92,16 +93,23 @@ class EraserDeps:
     worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     _keys: dict[uuid.UUID, bytes] = field(default_factory=dict)
 
-    @property
+    # Derived once from the map and the live schema (both fixed for the process's life).
+    @cached_property
     def pk_types(self) -> dict[str, str]:
         return self.live.pk_types(self.datamap)
 
-    @property
+    @cached_property
     def resolver(self) -> Resolver:
         return Resolver(self.datamap, self.live)
 
+    @cached_property
+    def _column_types(self) -> dict[str, dict[str, str]]:
+        return {
+            t: {c: col.type for c, col in cols.items()} for t, cols in self.live.columns.items()
+        }
+
     def column_types(self, table: str) -> dict[str, str]:
-        return {c: col.type for c, col in self.live.columns.get(table, {}).items()}
+        return self._column_types.get(table, {})
 
     def waves(self, tables: list[str] | None = None) -> list[list[str]]:
         """Tables in deletion order, with the live database's foreign keys as well."""
@@ -270,7 +278,8 @@ async def _record_plan(
                 size = min(size, OBJECT_BATCH)
             label = table if op == ERASE else f"{table} ({op.replace(':', ' ')})"
             count = 0
-            async for page in stream_keys(conn, sql, list(args), size * max(1, 1000 // size)):
+            # Large pages: one round trip and one COPY per 20,000 keys, chunked here.
+            async for page in stream_keys(conn, sql, list(args), size * max(1, 20_000 // size)):
                 rows = [
                     (chunk_no + i, wave_no, table, page[j : j + size], op)
                     for i, j in enumerate(range(0, len(page), size))
@@ -385,7 +394,7 @@ async def _soft_delete_rows(
     t = deps.datamap.tables[table]
     try:
         async with deps.platform.acquire() as conn, conn.transaction():
-            await fence.enter(conn, deps.lethe, job_id, "chunk")  # state re-read under it
+            await fence.enter_chunk(conn, deps.lethe, job_id)  # state re-read under it
             # Run before? Deleted rows are simply not found again; masked rows are found and
             # masked again, but the restoration record's key refuses a second copy below.
             pk_type = deps.pk_types[table]
@@ -723,22 +732,8 @@ async def _notify_request(
     env: Envelope, deps: EraserDeps, template: str, context: dict[str, Any]
 ) -> None:
     """A notice before the job record holds the sealed request (from the request itself)."""
-    assert env.job_id is not None
-    req = env.payload_as(ErasureRequested)
-    await deps.emit(
-        NOTIFICATIONS,
-        job_notice(
-            template,
-            actor=ACTOR,
-            job_id=env.job_id,
-            org_id=env.org_id,
-            subject_hash=env.subject_hash,
-            to=req.requester_email,
-            context={"job_type": "erasure", **context},
-            status_link=req.status_link,
-            once=template,
-        ),
-    )
+    notice = request_notice(env, template, context, job_type="erasure", actor=ACTOR)
+    await deps.emit(NOTIFICATIONS, notice)
 
 
 async def _outcome(env: Envelope, deps: EraserDeps, payload: Payload, template: str) -> None:

@@ -82,6 +82,14 @@ async def enter(
     return job
 
 
+async def enter_chunk(conn: asyncpg.Connection, lethe: asyncpg.Pool, job_id: uuid.UUID) -> None:
+    """`enter` for a chunk's commit, on its hot path: only the state is re-read."""
+    await lock(conn, job_id)
+    status = await store.job_status(lethe, job_id)
+    if not allowed("chunk", status):
+        raise Fenced("chunk", status)
+
+
 @asynccontextmanager
 async def held(platform: asyncpg.Pool, job_id: uuid.UUID) -> AsyncIterator[asyncpg.Connection]:
     """The fence over several transactions on one connection (a restore, record by record).

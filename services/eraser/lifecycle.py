@@ -33,13 +33,14 @@ from shared.crypto import open_sealed, seal
 from shared.events import Envelope
 from shared.events.jobs import CancelErasure, RestoreErasure
 from shared.events.progress import (
+    CancelledErasurePurged,
     CommandRefused,
     JobCancelled,
     JobCompleted,
     JobRestored,
     PurgeStarted,
 )
-from shared.events.topics import PROGRESS
+from shared.events.topics import AUDIT, PROGRESS
 from shared.platform import restore_rows
 
 log = logging.getLogger(__name__)
@@ -303,6 +304,20 @@ async def _purge(deps: EraserDeps, job_id: uuid.UUID) -> bool:
         needs_review=review,
     ):
         return False
+    if await store.was_cancelled(deps.lethe, job_id):
+        # A cancelled erasure's done part is purged at the end of its window, but the job was
+        # not carried out: it stays `cancelled`. The purge is on the record (audit), and no
+        # "completed" event, mail or callback says otherwise.
+        await deps.emit(
+            AUDIT,
+            job_event(
+                job,
+                CancelledErasurePurged(
+                    purged_rows=purged, verification=verification, needs_review=review
+                ),
+            ),
+        )
+        return True
     await deps.emit(
         PROGRESS,
         job_event(

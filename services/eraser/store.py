@@ -493,3 +493,20 @@ async def keys_in_org(
         org_id,
     )
     return {r[0] for r in rows}
+
+
+async def was_cancelled(pool: asyncpg.Pool, job_id: uuid.UUID) -> bool:
+    """The erasure was cancelled (its chunks not yet run were stopped)."""
+    found = await pool.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM lethe.erase_chunks WHERE job_id = $1 "
+        "AND status = 'cancelled')",
+        job_id,
+    )
+    return bool(found)
+
+
+async def job_status(pool: asyncpg.Pool, job_id: uuid.UUID) -> str | None:
+    status: str | None = await pool.fetchval(
+        "SELECT status FROM lethe.erase_tasks WHERE job_id = $1", job_id
+    )
+    return status

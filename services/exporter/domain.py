@@ -41,7 +41,7 @@ from shared.events.progress import (
 )
 from shared.events.topics import AUDIT, NOTIFICATIONS, PROGRESS
 from shared.hashing import subject_hash
-from shared.notices import job_notice
+from shared.notices import job_notice, request_notice
 from shared.resolver import Ambiguous, Resolver, Scope, ScopeError, Subject, q
 from shared.sealed_stream import SealWriter
 from shared.tokens import DownloadToken, sign
@@ -354,22 +354,8 @@ async def _notify(
     env: Envelope, deps: ExporterDeps, template: str, context: dict[str, Any]
 ) -> None:
     """A notice sent once per job: to the requester, or the owner contacts without one."""
-    assert env.job_id is not None
-    req = env.payload_as(ExportRequested)
-    await deps.emit(
-        NOTIFICATIONS,
-        job_notice(
-            template,
-            actor=ACTOR,
-            job_id=env.job_id,
-            org_id=env.org_id,
-            subject_hash=env.subject_hash,
-            to=req.requester_email,
-            context={"job_type": "export", **context},
-            status_link=req.status_link,
-            once=template,
-        ),
-    )
+    notice = request_notice(env, template, context, job_type="export", actor=ACTOR)
+    await deps.emit(NOTIFICATIONS, notice)
 
 
 async def _outcome(env: Envelope, deps: ExporterDeps, payload: Payload, template: str) -> None:

@@ -39,6 +39,7 @@ CATALOGUE: dict[str, tuple[str, ...]] = {
     t.NOTIFICATIONS: ("SendEmail",),
     t.AUDIT: (
         "DuplicateIgnored",
+        "CancelledErasurePurged",
         "NotificationSent",
         "NotificationFailed",
         "WebhookRegistered",

@@ -86,6 +86,17 @@ class JobCancelled(Payload):
 
 
 @event
+class CancelledErasurePurged(Payload):
+    """What a cancelled erasure had hidden is purged at the end of its window; the job
+    stays cancelled (it was not carried out). On the audit topic only."""
+
+    event_type = "CancelledErasurePurged"
+    purged_rows: int
+    verification: dict[str, Any]
+    needs_review: list[dict[str, Any]] = []
+
+
+@event
 class JobRestored(Payload):
     """Rows put back from the restoration log (the whole job, or the listed items).
 

@@ -321,3 +321,29 @@ async def test_a_whole_restore_that_cannot_bring_back_everything_keeps_the_job_i
     assert (await job(h, env)).status == "purged"
     assert completed[0]["purged_rows"] == held
     assert completed[0]["restored_rows"] == restored["rows"]
+
+
+async def test_a_cancelled_erasure_is_purged_at_its_window_end_and_never_reported_completed(
+    h: Harness, seeded: SeededOrg, platform_db: asyncpg.Pool
+) -> None:
+    subject = seeded.users[0]
+    env = request(seeded.org_id, subject.email, window=7)
+    await domain.plan(env, h.deps)
+    await h.run_chunks(limit=1)  # one chunk done, then stopped
+    await lifecycle.cancel(command(env, CancelErasure(reason="stop")), h.deps)
+    await h.run_chunks()  # the rest of the queue has no effect any more
+    j = await job(h, env)
+    assert j.status == "cancelled" and j.done > 0
+    await window_over(h, env)
+
+    await lifecycle.sweep(h.deps)
+    j = await job(h, env)
+    # What the cancelled job had hidden is gone for good (key destroyed), but nothing says
+    # the erasure was carried out: no completion event, mail or callback.
+    assert j.purged_at is not None and j.wrapped_key is None
+    async with platform_db.acquire() as conn:
+        assert await store.restoration_rows(conn, j.job_id) == 0
+    assert events_of(h, env, "JobCompleted") == []
+    assert [m["template"] for m in events_of(h, env, "SendEmail")] == []
+    (purged,) = events_of(h, env, "CancelledErasurePurged")
+    assert purged["purged_rows"] == j.done

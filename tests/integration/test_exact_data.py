@@ -11,114 +11,37 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import pytest
 
 from services.eraser import domain, lifecycle, store
-from services.eraser.domain import EraserDeps
-from shared.crypto import parse_master_key
-from shared.datamap import DataMap, check_against_database, load_datamap
-from shared.events import Actor, Envelope, make_event
-from shared.events.jobs import ErasureRequested, RestoreErasure, Subject
+from shared.datamap import load_datamap
+from shared.events import Envelope, make_event
+from shared.events.jobs import ErasureRequested, RestoreErasure
 from shared.platform import key_text
 from shared.resolver import Resolver, Scope
 from shared.settings import LetheSettings
 from tests.conftest import Org, SchemaDB
+from tests.erasing import (
+    ACTOR,
+    InProcessEraser,
+    eraser_for_sample,
+    erasure_request,
+    in_process_eraser,
+    planned,
+)
 from tests.schemas import rental
 from tests.schemas.oracle import Expected, rental_expected, sample_expected
 from tests.schemas.rental.seed import seed_rental
-from tests.seeding import fingerprint, seed_overlap
+from tests.seeding import OverlapSeed, fingerprint, seed_overlap
 
 pytestmark = pytest.mark.integration
-ACTOR = Actor(kind="service", id="test")
-
-
-@dataclass
-class Run:
-    deps: EraserDeps
-    queue: list[Envelope] = field(default_factory=list)
-    events: list[Envelope] = field(default_factory=list)
-
-    async def publish(self, env: Envelope) -> None:
-        self.queue.append(env)
-
-    async def emit(self, topic: str, env: Envelope) -> None:
-        self.events.append(env)
-
-    async def drain(self) -> None:
-        while self.queue:
-            await domain.process_chunk(self.queue.pop(0), self.deps)
-
-    def of(self, event_type: str) -> list[dict[str, Any]]:
-        return [e.payload for e in self.events if e.type == event_type]
-
-
-async def _run(
-    base_settings: dict[str, Any],
-    lethe: asyncpg.Pool,
-    platform: asyncpg.Pool,
-    dsn: str,
-    s3: Any,
-    dm: DataMap,
-) -> Run:
-    settings = LetheSettings(**base_settings)
-    await store.migrate_platform(dsn)
-    async with platform.acquire() as conn:
-        live = await check_against_database(dm, conn)
-
-    async def nowhere(*_: Any) -> None:
-        raise AssertionError("replaced below")
-
-    deps = EraserDeps(
-        lethe=lethe,
-        platform=platform,
-        s3=s3,
-        bucket=settings.platform_bucket,
-        datamap=dm,
-        live=live,
-        emit=nowhere,
-        publish_chunk=nowhere,
-        master_key=parse_master_key(settings.master_key.get_secret_value()),
-        batch_size=2,  # many chunks, several per table
-    )
-    run = Run(deps)
-    deps.emit, deps.publish_chunk = run.emit, run.publish
-    return run
 
 
 def _identities(env: Envelope) -> dict[str, str]:
     return env.payload_as(ErasureRequested).subject.identities()  # type: ignore[union-attr]
-
-
-def _request(
-    org_id: str, identities: dict[str, str], window: int = 7, delete_media: bool = True
-) -> Envelope:
-    req = ErasureRequested(
-        delete_media=delete_media,
-        scope="subject",
-        subject=Subject(**identities),
-        regulation="gdpr",
-        due_at="2030-01-01T00:00:00Z",
-        recovery_window_days=window,
-        channel="http",
-    )
-    return make_event(req, actor=ACTOR, job_id=uuid.uuid4(), org_id=org_id)
-
-
-async def _planned(
-    lethe: asyncpg.Pool, job_id: uuid.UUID
-) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
-    erase: dict[str, set[str]] = {}
-    detach: dict[str, set[str]] = {}
-    for r in await lethe.fetch(
-        "SELECT table_name, op, keys FROM lethe.erase_chunks WHERE job_id = $1", job_id
-    ):
-        target = erase if r["op"] == "erase" else detach
-        target.setdefault(r["table_name"], set()).update(r["keys"])
-    return {t: k for t, k in erase.items() if k}, detach
 
 
 async def _exported(r: Resolver, conn: asyncpg.Connection, scope: Scope) -> dict[str, set[str]]:
@@ -135,7 +58,7 @@ async def _exported(r: Resolver, conn: asyncpg.Connection, scope: Scope) -> dict
 
 
 async def _erase_and_restore(
-    run: Run,
+    run: InProcessEraser,
     platform: asyncpg.Pool,
     env: Envelope,
     expected: Expected,
@@ -146,8 +69,8 @@ async def _erase_and_restore(
         before = await fingerprint(conn)
         others_before = await fingerprint(conn, exclude=expected.all_touched())
     await domain.plan(env, run.deps)
-    planned, detach = await _planned(run.deps.lethe, env.job_id)
-    assert planned == expected.erase, "the eraser's plan is not the oracle's"
+    plan, detach = await planned(run.deps.lethe, env.job_id)
+    assert plan == expected.erase, "the eraser's plan is not the oracle's"
     assert detach == expected.detach, "the links detached are not the oracle's"
     await run.drain()
     job = await store.get_job(run.deps.lethe, env.job_id)
@@ -177,6 +100,17 @@ async def _erase_and_restore(
         assert await fingerprint(conn) == before, "a restore must put everything back"
 
 
+async def _overlap(platform_db: asyncpg.Pool, s3: Any, org: Org) -> tuple[OverlapSeed, Expected]:
+    """Two overlapping orgs of the sample platform (Ann is the subject) and the oracle."""
+    org2 = f"{org.id}-b"
+    async with platform_db.acquire() as conn:
+        await conn.execute("INSERT INTO organisations (id, name) VALUES ($1, 'x')", org.id)
+        await conn.execute("INSERT INTO organisations (id, name) VALUES ($1, 'y')", org2)
+        seed = await seed_overlap(conn, org.id, org2, s3=s3)
+        expected = await sample_expected(conn, org.id, seed.users["ann"], email=seed.email)
+    return seed, expected
+
+
 async def test_sample_schema_erases_and_exports_exactly_the_subject(
     base_settings: dict[str, Any],
     lethe_db: asyncpg.Pool,
@@ -184,21 +118,16 @@ async def test_sample_schema_erases_and_exports_exactly_the_subject(
     s3: Any,
     org: Org,
 ) -> None:
-    org2 = f"{org.id}-b"
-    async with platform_db.acquire() as conn:
-        await conn.execute("INSERT INTO organisations (id, name) VALUES ($1, 'x')", org.id)
-        await conn.execute("INSERT INTO organisations (id, name) VALUES ($1, 'y')", org2)
-        seed = await seed_overlap(conn, org.id, org2, s3=s3)
-        expected = await sample_expected(conn, org.id, seed.users["ann"], email=seed.email)
-    dm = load_datamap(LetheSettings(**base_settings).datamap_path)
-    dsn = LetheSettings(**base_settings).platform_database_url
-    run = await _run(base_settings, lethe_db, platform_db, dsn, s3, dm)
+    seed, expected = await _overlap(platform_db, s3, org)
+    run = await eraser_for_sample(base_settings, lethe_db, platform_db, s3)
     async with platform_db.acquire() as conn:
         exported = await _exported(run.deps.resolver, conn, Scope(org.id, {"email": seed.email}))
     assert exported == expected.export
     # Bob's message in Ann's conversation is not Ann's: neither exported nor erased.
     assert str(seed.bob_in_ann_conversation) not in exported["messages"]
-    await _erase_and_restore(run, platform_db, _request(org.id, {"email": seed.email}), expected)
+    await _erase_and_restore(
+        run, platform_db, erasure_request(org.id, {"email": seed.email}), expected
+    )
 
 
 async def test_rental_schema_erases_and_exports_exactly_the_customer(
@@ -225,7 +154,7 @@ async def test_rental_schema_erases_and_exports_exactly_the_customer(
         assert all(r["card_holder"] in (None, "[redacted]") for r in rows)
 
     dm = load_datamap(rental.DATAMAP)
-    run = await _run(base_settings, lethe_db, rental_db.pool, rental_db.dsn, s3, dm)
+    run = await in_process_eraser(base_settings, lethe_db, rental_db.pool, dm, s3=s3)
     async with rental_db.pool.acquire() as conn:
         exported = await _exported(
             run.deps.resolver, conn, Scope(rental.PLATFORM_ORG, {"email": email})
@@ -234,7 +163,7 @@ async def test_rental_schema_erases_and_exports_exactly_the_customer(
     await _erase_and_restore(
         run,
         rental_db.pool,
-        _request(rental.PLATFORM_ORG, {"email": email}),
+        erasure_request(rental.PLATFORM_ORG, {"email": email}),
         expected,
         reassigned,
     )
@@ -247,17 +176,11 @@ async def test_delete_media_false_keeps_the_objects_and_says_which(
     s3: Any,
     org: Org,
 ) -> None:
-    org2 = f"{org.id}-b"
-    async with platform_db.acquire() as conn:
-        await conn.execute("INSERT INTO organisations (id, name) VALUES ($1, 'x')", org.id)
-        await conn.execute("INSERT INTO organisations (id, name) VALUES ($1, 'y')", org2)
-        seed = await seed_overlap(conn, org.id, org2, s3=s3)
-        expected = await sample_expected(conn, org.id, seed.users["ann"], email=seed.email)
+    seed, expected = await _overlap(platform_db, s3, org)
     assert expected.objects, "the seed gives Ann's messages media objects"
     settings = LetheSettings(**base_settings)
-    dm = load_datamap(settings.datamap_path)
-    run = await _run(base_settings, lethe_db, platform_db, settings.platform_database_url, s3, dm)
-    env = _request(org.id, {"email": seed.email}, window=0, delete_media=False)
+    run = await eraser_for_sample(base_settings, lethe_db, platform_db, s3)
+    env = erasure_request(org.id, {"email": seed.email}, window=0, delete_media=False)
     await domain.plan(env, run.deps)
     await run.drain()
     assert env.job_id is not None

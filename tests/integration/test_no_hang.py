@@ -14,54 +14,20 @@ consumer does and handed to `domain.chunk_failed` when the retries are spent.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import pytest
 
 from services.eraser import domain, lifecycle, store
-from services.eraser.domain import EraserDeps
-from shared.events import Actor, Envelope, make_event
-from shared.events.jobs import ErasureRequested, Subject
+from shared.events import Envelope
 from shared.settings import LetheSettings
 from tests.conftest import Org
-from tests.helpers import eraser_deps
+from tests.erasing import InProcessEraser, eraser_for_sample, erasure_request
 from tests.seeding import OverlapSeed, seed_overlap
 
 pytestmark = pytest.mark.integration
-ACTOR = Actor(kind="service", id="test")
 TERMINAL = {"soft_deleted", "purged", "not_found", "failed", "ambiguous", "restored", "cancelled"}
-
-
-@dataclass
-class Run:
-    deps: EraserDeps
-    queue: list[Envelope] = field(default_factory=list)
-    events: list[Envelope] = field(default_factory=list)
-    attempts: int = 0
-
-    async def publish(self, env: Envelope) -> None:
-        self.queue.append(env)
-
-    async def emit(self, topic: str, env: Envelope) -> None:
-        self.events.append(env)
-
-    async def drain(self, retries: int = 3) -> None:
-        """Work the queue as the chunk consumer does: retries, then `chunk_failed`."""
-        while self.queue:
-            env = self.queue.pop(0)
-            for attempt in range(1, retries + 1):
-                self.attempts += 1
-                try:
-                    await domain.process_chunk(env, self.deps)
-                    break
-                except Exception as exc:
-                    if attempt == retries:
-                        await domain.chunk_failed(env, self.deps, repr(exc))
-
-    def of(self, event_type: str) -> list[dict[str, Any]]:
-        return [e.payload for e in self.events if e.type == event_type]
 
 
 async def _run(
@@ -70,25 +36,16 @@ async def _run(
     platform_db: asyncpg.Pool,
     s3: Any,
     bucket: str,
-) -> Run:
-    deps = await eraser_deps(base_settings, lethe_db, platform_db, s3, batch_size=5)
-    deps.bucket = bucket
-    run = Run(deps)
-    deps.emit, deps.publish_chunk = run.emit, run.publish
+) -> InProcessEraser:
+    run = await eraser_for_sample(base_settings, lethe_db, platform_db, s3, batch_size=5)
+    run.deps.bucket = bucket
     return run
 
 
 def _request(org_id: str, email: str, window: int) -> Envelope:
-    req = ErasureRequested(
-        scope="subject",
-        subject=Subject(email=email),
-        requester_email="dpo@example.test",
-        regulation="gdpr",
-        due_at="2030-01-01T00:00:00Z",
-        recovery_window_days=window,
-        channel="http",
+    return erasure_request(
+        org_id, {"email": email}, window=window, requester_email="dpo@example.test"
     )
-    return make_event(req, actor=ACTOR, job_id=uuid.uuid4(), org_id=org_id)
 
 
 async def _seeded(platform_db: asyncpg.Pool, s3: Any, org: Org, bucket: str) -> OverlapSeed:
@@ -130,7 +87,7 @@ async def test_a_bucket_gone_mid_job_ends_terminal_with_the_error_for_review(
     assert job is not None and job.status == "erasing" and job.total > 0
     await _drop_bucket(s3, bucket)
 
-    await run.drain()
+    await run.drain(retries=3)
 
     job = await store.get_job(lethe_db, env.job_id)
     assert job is not None and job.status == ends, job
@@ -204,7 +161,7 @@ async def test_a_request_redelivered_after_planning_moves_the_job_on(
     run.queue.clear()  # lost: the planner crashed before the chunks reached the broker
     await domain.plan(env, run.deps)  # the request comes back
     assert len(run.queue) == first  # the pending wave published again
-    await run.drain()
+    await run.drain(retries=3)
     job = await store.get_job(lethe_db, env.job_id)
     assert job is not None and job.status == "soft_deleted", job
     assert run.of("ErasureSoftDeleted")[-1]["verification"]["ok"] is True
@@ -224,7 +181,7 @@ async def test_a_bucket_gone_before_the_purge_shows_why_and_the_purge_retries(
     env = _request(org.id, seed.email, window=7)
     assert env.job_id is not None
     await domain.plan(env, run.deps)
-    await run.drain()
+    await run.drain(retries=3)
     job = await store.get_job(lethe_db, env.job_id)
     assert job is not None and job.status == "soft_deleted" and job.needs_review == []
     await _drop_bucket(s3, bucket)

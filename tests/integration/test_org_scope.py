@@ -15,8 +15,6 @@ import json
 import uuid
 import zipfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -26,46 +24,22 @@ import pytest
 from services.auditor.app import create_app as create_auditor
 from services.auditor.settings import AuditorSettings
 from services.eraser import domain, lifecycle, store
-from services.eraser.domain import ERASE, EraserDeps
 from services.eraser.objects import list_prefix, quarantine_key, quarantine_prefix
 from services.exporter.app import create_app as create_exporter
 from services.exporter.archive import json_value
 from services.exporter.settings import ExporterSettings
 from services.intake.app import create_http
 from services.intake.settings import IntakeSettings
-from shared.events import Actor, Envelope, make_event
-from shared.events.jobs import ErasureRequested
 from shared.events.topics import NOTIFICATIONS
 from tests.conftest import Org
-from tests.helpers import eraser_deps, eventually, find_record
+from tests.erasing import eraser_for_sample, erasure_request, planned
+from tests.helpers import eventually, find_record
 from tests.schemas.oracle import Expected, sample_org_expected
 from tests.seeding import PLATFORM_BUCKET, OverlapSeed, fingerprint, seed_overlap
 
 pytestmark = pytest.mark.integration
 # What an org holds beyond its people's rows: org-level tables, and the org row itself.
 ORG_LEVEL = {"activity_logs", "metrics_samples", "anonymous_uploads", "newsletter_signups"}
-
-
-@dataclass
-class Run:
-    """The eraser's domain in this process; chunks go to a queue the test drains."""
-
-    deps: EraserDeps
-    queue: list[Envelope] = field(default_factory=list)
-    events: list[Envelope] = field(default_factory=list)
-
-    async def publish(self, env: Envelope) -> None:
-        self.queue.append(env)
-
-    async def emit(self, topic: str, env: Envelope) -> None:
-        self.events.append(env)
-
-    async def drain(self) -> None:
-        while self.queue:
-            await domain.process_chunk(self.queue.pop(0), self.deps)
-
-    def of(self, event_type: str) -> list[dict[str, Any]]:
-        return [e.payload for e in self.events if e.type == event_type]
 
 
 async def _two_orgs(
@@ -106,20 +80,6 @@ async def _absent(s3: Any, keys: set[str]) -> set[str]:
     return gone
 
 
-async def _planned(lethe: asyncpg.Pool, job_id: uuid.UUID) -> tuple[dict[str, set[str]], set[str]]:
-    """The eraser's plan: keys per table of its `erase` chunks, and the other ops' tables."""
-    erase: dict[str, set[str]] = {}
-    other_ops = set()
-    for r in await lethe.fetch(
-        "SELECT table_name, op, keys FROM lethe.erase_chunks WHERE job_id = $1", job_id
-    ):
-        if r["op"] == ERASE:
-            erase.setdefault(r["table_name"], set()).update(r["keys"])
-        else:
-            other_ops.add(f"{r['table_name']} ({r['op']})")
-    return {t: k for t, k in erase.items() if k}, other_ops
-
-
 async def _left(conn: asyncpg.Connection, keys: dict[str, set[str]]) -> dict[str, int]:
     """How many of these rows (every sample table's key is `id`) are still in the database."""
     out = {}
@@ -142,29 +102,16 @@ async def test_an_org_erasure_takes_every_org_row_and_nothing_of_the_other_org(
         others_before = await fingerprint(conn, exclude=expected.all_touched())
     ours = await _contents(s3, expected.objects)
     theirs = await _contents(s3, other.objects)
-    deps = await eraser_deps(base_settings, lethe_db, platform_db, s3, batch_size=2)
-    run = Run(deps)
-    deps.emit, deps.publish_chunk = run.emit, run.publish
-    env = make_event(
-        ErasureRequested(
-            scope="organisation",
-            requester_email="owner@example.test",
-            regulation="gdpr",
-            due_at=datetime.now(UTC) + timedelta(days=30),
-            recovery_window_days=7,
-            channel="http",
-        ),
-        actor=Actor(kind="test", id="t"),
-        job_id=uuid.uuid4(),
-        org_id=seed.org1,
-    )
+    run = await eraser_for_sample(base_settings, lethe_db, platform_db, s3)
+    deps = run.deps
+    env = erasure_request(seed.org1, None, requester_email="owner@example.test")
     assert env.job_id is not None
     job_id = env.job_id
 
     await domain.plan(env, deps)
-    planned, other_ops = await _planned(lethe_db, job_id)
-    assert planned == expected.erase, "the eraser's plan is not the oracle's"
-    assert other_ops == set(), "no row of another org is linked: nothing to detach"
+    plan, detach = await planned(lethe_db, job_id)
+    assert plan == expected.erase, "the eraser's plan is not the oracle's"
+    assert detach == {}, "no row of another org is linked: nothing to detach"
     await run.drain()
     job = await store.get_job(lethe_db, job_id)
     assert job is not None and job.status == "soft_deleted", job

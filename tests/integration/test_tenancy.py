@@ -19,16 +19,15 @@ import pytest
 
 from deploy.local import infra
 from services.eraser import domain, store
-from services.eraser.domain import EraserDeps
 from services.exporter import domain as exporter
 from services.exporter import store as export_store
-from shared.crypto import parse_master_key
 from shared.datamap import DataMap, check_against_database, load_datamap
 from shared.events import Actor, Envelope, make_event
-from shared.events.jobs import ErasureRequested, ExportRequested, Subject
+from shared.events.jobs import ExportRequested, Subject
 from shared.resolver import Resolver, Scope, ScopeError
 from shared.settings import LetheSettings
 from tests.conftest import Org, SchemaDB
+from tests.erasing import InProcessEraser, erasure_request, in_process_eraser
 from tests.schemas import databases, rental
 
 pytestmark = pytest.mark.integration
@@ -235,67 +234,18 @@ async def test_a_row_filter_selects_a_category_and_the_resolver_honours_it(
 # ------------------------------------------------------------------ the eraser's domain
 
 
-@dataclass
-class Run:
-    deps: EraserDeps
-    queue: list[Envelope] = field(default_factory=list)
-    events: list[Envelope] = field(default_factory=list)
-
-    async def publish(self, env: Envelope) -> None:
-        self.queue.append(env)
-
-    async def emit(self, topic: str, env: Envelope) -> None:
-        self.events.append(env)
-
-    async def drain(self) -> None:
-        while self.queue:
-            await domain.process_chunk(self.queue.pop(0), self.deps)
-
-    def of(self, event_type: str) -> list[dict[str, Any]]:
-        return [e.payload for e in self.events if e.type == event_type]
-
-
 async def _run(
     base_settings: dict[str, Any], lethe: asyncpg.Pool, platform: asyncpg.Pool, dm: DataMap
-) -> Run:
-    settings = LetheSettings(**base_settings)
-    async with platform.acquire() as conn:
-        live = await check_against_database(dm, conn)
-
-    async def nowhere(*_: Any) -> None:
-        raise AssertionError("replaced below")
-
-    deps = EraserDeps(
-        lethe=lethe,
-        platform=platform,
-        s3=None,  # no object columns in these maps: S3 is never asked
-        bucket=settings.platform_bucket,
-        datamap=dm,
-        live=live,
-        emit=nowhere,
-        publish_chunk=nowhere,
-        master_key=parse_master_key(settings.master_key.get_secret_value()),
-        batch_size=10,
-    )
-    run = Run(deps)
-    deps.emit, deps.publish_chunk = run.emit, run.publish
-    return run
+) -> InProcessEraser:
+    # No object columns in these maps: S3 is never asked.
+    return await in_process_eraser(base_settings, lethe, platform, dm, batch_size=10)
 
 
 def _request(org_id: str, identities: dict[str, str] | None) -> Envelope:
-    req = ErasureRequested(
-        scope="subject" if identities else "organisation",
-        subject=Subject(**identities) if identities else None,
-        requester_email="dpo@example.test",
-        regulation="gdpr",
-        due_at="2030-01-01T00:00:00Z",
-        recovery_window_days=7,
-        channel="http",
-    )
-    return make_event(req, actor=ACTOR, job_id=uuid.uuid4(), org_id=org_id)
+    return erasure_request(org_id, identities, requester_email="dpo@example.test")
 
 
-async def _failed(run: Run, env: Envelope) -> str:
+async def _failed(run: InProcessEraser, env: Envelope) -> str:
     """The job ended `failed`; the reason its progress event and its email give."""
     await domain.plan(env, run.deps)
     assert env.job_id is not None
