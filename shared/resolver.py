@@ -18,8 +18,8 @@ come from the validated map and are quoted; values are parameters.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -66,6 +66,9 @@ class Subject:
     scope: Scope
     subject_keys: tuple[str, ...] = ()
     ignored_kinds: tuple[str, ...] = ()
+    # Table -> a temporary table already holding its keys (`materialize`): later tables read
+    # it instead of composing its query again.
+    materialized: Mapping[str, str] = field(default_factory=dict)
 
 
 def key_text(dm: DataMap, table: str, alias: str) -> str:
@@ -396,6 +399,30 @@ class Resolver:
         (owned: with them; shared: when nobody else's; reference: kept, link detached)."""
         return Subject(Scope(org_id or "", None, Rows(table, tuple(keys))))
 
+    def _from_materialized(self, table: str, subject: Subject) -> str:
+        cols = ", ".join(q(c) for c in self.dm.tables[table].pk_columns)
+        return f"SELECT {cols} FROM {subject.materialized[table]}"
+
+    async def materialize(self, conn: asyncpg.Connection, subject: Subject) -> Subject:
+        """The scope's keys of every table in temporary tables (dropped at the end of the
+        caller's transaction), each computed once from the ones before it; queries through
+        the returned Subject read them."""
+        assert conn.is_in_transaction(), "materialized keys live as long as the transaction"
+        done: dict[str, str] = {}
+        for i, table in enumerate(self.tables(subject.scope)):
+            sql, args = self.keys_sql(table, replace(subject, materialized=done))
+            name = f"lethe_keys_{i}"
+            cols = ", ".join(q(c) for c in self.dm.tables[table].pk_columns)
+            # (CREATE TABLE AS takes no parameters: the shape first, then the rows.)
+            await conn.execute(
+                f"CREATE TEMP TABLE {name} ON COMMIT DROP AS "
+                f"SELECT {cols} FROM {q(table)} WITH NO DATA"
+            )
+            await conn.execute(f"INSERT INTO {name} {sql}", *args)
+            await conn.execute(f"ANALYZE {name}")
+            done[table] = name
+        return replace(subject, materialized=dict(done))
+
     def _filter(self, table: str, alias: str) -> str:
         t = self.dm.tables[table]
         out = f"AND ({t.where})" if t.where else ""
@@ -429,6 +456,8 @@ class Resolver:
         """
         dm, scope = self.dm, subject.scope
         t = dm.tables[table]
+        if table in subject.materialized and not excluded:
+            return self._from_materialized(table, subject)
         a = f"t{len(excluded)}"
         sel = ", ".join(f"{a}.{q(c)}" for c in t.pk_columns)
         base = f"SELECT {sel} FROM {q(table)} {a} WHERE "
@@ -467,7 +496,13 @@ class Resolver:
             kind = r.effective_kind
             if kind == "reference":
                 continue
-            src = self._keys(r.table, subject, p, inner, scope_tables)
+            # A source already materialized is its whole set: the same rows, because a
+            # shared source row only counts when its referrers here are the subject's anyway.
+            src = (
+                self._from_materialized(r.table, subject)
+                if r.table in subject.materialized
+                else self._keys(r.table, subject, p, inner, scope_tables)
+            )
             if side == "parents":
                 cond = f"{_tuple(a, r.columns)} IN ({src})"
             else:

@@ -259,16 +259,18 @@ async def _record_plan(
     tables = resolver.tables(subject.scope)
     waves = deps.waves(tables)
     per_table: dict[str, int] = {}
-    work: list[tuple[int, str, str, tuple[str, list[object]]]] = []
-    for table, index, rel in dm.detaches(tables):
-        work.append((0, table, detach_op(index), resolver.detach_sql(table, rel, subject)))
-    for wave_no, wave_tables in enumerate(waves):
-        for table in wave_tables:
-            if dm.tables[table].action != "keep":
-                work.append((wave_no, table, ERASE, resolver.key_text_sql(table, subject)))
     async with deps.lethe.acquire() as lconn, lconn.transaction(), conn.transaction():
         if not await store.start_plan(lconn, job_id, len(waves)):
             return None
+        # Each table's keys once, in temporary tables: the later tables' queries read them.
+        subject = await resolver.materialize(conn, subject)
+        work: list[tuple[int, str, str, tuple[str, list[object]]]] = []
+        for table, index, rel in dm.detaches(tables):
+            work.append((0, table, detach_op(index), resolver.detach_sql(table, rel, subject)))
+        for wave_no, wave_tables in enumerate(waves):
+            for table in wave_tables:
+                if dm.tables[table].action != "keep":
+                    work.append((wave_no, table, ERASE, resolver.key_text_sql(table, subject)))
         chunk_no = 0
         for wave_no, table, op, (sql, args) in work:
             size = deps.batch_size
