@@ -127,6 +127,13 @@ class _Progress:
 
 
 async def export(env: Envelope, deps: ExporterDeps) -> None:
+    """One platform connection and one read transaction for the whole export: the scope's
+    keys are materialized once in it, and every table's rows are read from them."""
+    async with deps.platform.acquire() as conn, conn.transaction():
+        await _export(env, deps, conn)
+
+
+async def _export(env: Envelope, deps: ExporterDeps, conn: asyncpg.Connection) -> None:
     req = env.payload_as(ExportRequested)
     assert env.job_id is not None and env.org_id is not None
     job_id, org_id = env.job_id, env.org_id
@@ -139,20 +146,20 @@ async def export(env: Envelope, deps: ExporterDeps) -> None:
         await _failed(env, deps, "the request names no subject identity")
         return
     resolver = deps.resolver
-    async with deps.platform.acquire() as conn:
-        try:
-            subject = await resolver.resolve(conn, Scope(org_id, identities))
-        except Ambiguous as exc:
-            await _outcome(env, deps, SubjectAmbiguous(reason=str(exc)), "job_ambiguous")
-            return
-        except ScopeError as exc:
-            await _failed(env, deps, str(exc))
-            return
-        tables = resolver.tables(subject.scope)
-        counts = {}
-        for t in tables:
-            sql, args = resolver.count_sql(t, subject)
-            counts[t] = int(await conn.fetchval(sql, *args))
+    try:
+        subject = await resolver.resolve(conn, Scope(org_id, identities))
+    except Ambiguous as exc:
+        await _outcome(env, deps, SubjectAmbiguous(reason=str(exc)), "job_ambiguous")
+        return
+    except ScopeError as exc:
+        await _failed(env, deps, str(exc))
+        return
+    subject = await resolver.materialize(conn, subject)
+    tables = resolver.tables(subject.scope)
+    counts = {}
+    for t in tables:
+        sql, args = resolver.count_sql(t, subject)
+        counts[t] = int(await conn.fetchval(sql, *args))
     if not sum(counts.values()):
         # Nothing held: said so, and no empty archive is made.
         await _outcome(env, deps, SubjectNotFound(scope=req.scope), "job_not_found")
@@ -179,33 +186,32 @@ async def export(env: Envelope, deps: ExporterDeps) -> None:
     await upload.start()
     await store.set_upload(deps.lethe, job_id, upload.upload_id)
     try:
-        async with deps.platform.acquire() as conn:
-            sink, sealer = Sink(), SealWriter(data_key, job_id.bytes)
+        sink, sealer = Sink(), SealWriter(data_key, job_id.bytes)
 
-            async def drain() -> None:
-                data = sink.take()
-                if data:
-                    await upload.write(sealer.feed(data))
+        async def drain() -> None:
+            data = sink.take()
+            if data:
+                await upload.write(sealer.feed(data))
 
-            entries: list[Entry] = []
-            with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as zf:
-                for table in tables:
-                    sql, args = resolver.rows_sql(table, subject)
-                    for fmt in formats:
-                        entries.append(
-                            await _write_table(
-                                conn, zf, table, fmt, sql, args, deps, drain, progress, upload
-                            )
+        entries: list[Entry] = []
+        with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as zf:
+            for table in tables:
+                sql, args = resolver.rows_sql(table, subject)
+                for fmt in formats:
+                    entries.append(
+                        await _write_table(
+                            conn, zf, table, fmt, sql, args, deps, drain, progress, upload
                         )
-                if req.include_media:
-                    await _write_media(conn, zf, tables, subject, deps, drain, job_id)
-                generated = datetime.now(UTC)
-                with zf.open("manifest.json", "w") as fh:
-                    fh.write(manifest(str(job_id), env.subject_hash, generated, entries, counts))
-            await drain()
-            await upload.write(sealer.close())
-            await _check_cancel(deps, job_id)  # the last moment the file can still go
-            await upload.complete()
+                    )
+            if req.include_media:
+                await _write_media(conn, zf, tables, subject, deps, drain, job_id)
+            generated = datetime.now(UTC)
+            with zf.open("manifest.json", "w") as fh:
+                fh.write(manifest(str(job_id), env.subject_hash, generated, entries, counts))
+        await drain()
+        await upload.write(sealer.close())
+        await _check_cancel(deps, job_id)  # the last moment the file can still go
+        await upload.complete()
     except ExportCancelled:
         await upload.abort()  # the parts go with it: nothing is left in the bucket
         await _cancelled(env, deps, progress)
