@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -35,27 +34,73 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deploy.local.parts.common import (
+    HOST,
+    InfraError,
+    free_port,
+    locked,
+    port_free,
+    port_open,
+    run_logged,
+    tail,
+    venv_bin,
+    write_atomic,
+)
+from deploy.local.parts.processes import (
+    CHILDREN,
+    pid_alive,
+    process_alive,
+    read_pid,
+    recorded_names,
+    start_process,
+    stop,
+    stop_process,
+    wait_exit,
+    wait_ready,
+)
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = REPO_ROOT / ".local"
-HOST = "127.0.0.1"
 DATABASES = ("lethe", "platform")
 # Start order; down() goes the other way.
 PARTS = ("postgres", "kafka", "s3", "smtp")
 KAFKA_START_TIMEOUT = 90.0
 INSTALL_HINT = "apt-get install openjdk-17-jre-headless maven"
 
-# Popen objects of children started by this interpreter: kept so they are reaped (no
-# zombies that look alive) and never garbage-collected with a ResourceWarning.
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+# Names callers used before the split into deploy/local/parts (stack.py, tests), kept so
+# no caller changes.
+_CHILDREN = CHILDREN
+_tail = tail
+_write_atomic = write_atomic
 
-
-class InfraError(RuntimeError):
-    """A part could not be started or a prerequisite is missing."""
+__all__ = [
+    "DATABASES",
+    "DEFAULT_STATE_DIR",
+    "HOST",
+    "INSTALL_HINT",
+    "KAFKA_START_TIMEOUT",
+    "PARTS",
+    "REPO_ROOT",
+    "_CHILDREN",
+    "Endpoints",
+    "InfraError",
+    "_tail",
+    "_write_atomic",
+    "down",
+    "main",
+    "process_alive",
+    "start_process",
+    "status",
+    "stop_process",
+    "up",
+    "venv_bin",
+    "wait_exit",
+    "write_env_file",
+]
 
 
 @dataclass(frozen=True)
@@ -69,36 +114,6 @@ class Endpoints:
     mail_dir: Path  # where the SMTP sink writes .eml files
 
 
-# --------------------------------------------------------------------------- files
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        data = path.read_bytes()[-16384:]
-    except OSError:
-        return "(no log)"
-    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
-
-
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    # Serialises concurrent up/down on one state dir (e.g. parallel test sessions).
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _load_ports(state_dir: Path) -> dict[str, int]:
     try:
         data = json.loads((state_dir / "ports.json").read_text())
@@ -108,7 +123,7 @@ def _load_ports(state_dir: Path) -> dict[str, int]:
 
 
 def _save_ports(state_dir: Path, ports: dict[str, int]) -> None:
-    _write_atomic(state_dir / "ports.json", json.dumps(ports, indent=2, sort_keys=True) + "\n")
+    write_atomic(state_dir / "ports.json", json.dumps(ports, indent=2, sort_keys=True) + "\n")
 
 
 def write_env_file(ep: Endpoints, path: Path, extra: dict[str, str] | None = None) -> None:
@@ -128,234 +143,10 @@ def write_env_file(ep: Endpoints, path: Path, extra: dict[str, str] | None = Non
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
             raise ValueError(f"not a shell variable name: {key!r}")
         lines.append(f"export {key}={shlex.quote(value)}")
-    _write_atomic(Path(path), "\n".join(lines) + "\n")
-
-
-# --------------------------------------------------------------------------- processes
-
-
-def _pid_file(name: str, state_dir: Path) -> Path:
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        raise ValueError(f"bad process name: {name!r}")
-    return state_dir / "run" / f"{name}.pid"
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name (state first), or None."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rfind(")") + 2 :].split()
-
-
-def _start_ticks(pid: int) -> str | None:
-    fields = _proc_stat(pid)
-    return fields[19] if fields and len(fields) > 19 else None
-
-
-def _read_pid(name: str, state_dir: Path) -> tuple[int, str | None] | None:
-    """(pid, start ticks recorded at launch) or None."""
-    path = _pid_file(name, state_dir)
-    try:
-        pid = int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    ticks: str | None = None
-    with contextlib.suppress(OSError, ValueError):
-        ticks = json.loads(path.with_suffix(".json").read_text()).get("start_ticks")
-    return pid, ticks
-
-
-def _pid_alive(pid: int, ticks: str | None = None) -> bool:
-    child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:
-        del _CHILDREN[pid]
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by someone else
-    fields = _proc_stat(pid)
-    if fields is None:
-        return not Path("/proc/self").exists()  # no procfs: trust kill(0)
-    if fields[0] in ("Z", "X"):
-        return False
-    # Start time guards against the pid having been reused by an unrelated process.
-    return ticks is None or len(fields) <= 19 or fields[19] == ticks
-
-
-def process_alive(name: str, state_dir: Path) -> bool:
-    rec = _read_pid(name, Path(state_dir))
-    return rec is not None and _pid_alive(*rec)
-
-
-def start_process(
-    name: str,
-    argv: list[str],
-    env: dict[str, str],
-    state_dir: Path,
-    *,
-    user: str | None = None,
-    cwd: Path | None = None,
-) -> int:
-    """Start argv detached (own session); output to logs/<name>.log, pid to run/<name>.pid.
-
-    ``env`` is laid over the current environment. ``user`` (root only) runs the process as
-    that account. Raises InfraError if a process of that name is already alive.
-    """
-    state_dir = Path(state_dir).resolve()
-    pid_path = _pid_file(name, state_dir)
-    if process_alive(name, state_dir):
-        raise InfraError(f"{name} is already running (pid file {pid_path})")
-    log_path = state_dir / "logs" / f"{name}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    pid_path.parent.mkdir(parents=True, exist_ok=True)
-    kwargs: dict[str, Any] = {}
-    if user is not None and os.geteuid() == 0 and pwd.getpwuid(0).pw_name != user:
-        pw = pwd.getpwnam(user)
-        kwargs.update(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
-    with open(log_path, "ab") as log:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        log.write(f"\n=== {stamp} start {name}: {shlex.join(argv)}\n".encode())
-        log.flush()
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **env},
-            cwd=cwd,
-            start_new_session=True,
-            close_fds=True,
-            **kwargs,
-        )
-    _CHILDREN[proc.pid] = proc
-    meta = {"argv": argv, "start_ticks": _start_ticks(proc.pid), "started_at": time.time()}
-    _write_atomic(pid_path.with_suffix(".json"), json.dumps(meta) + "\n")
-    _write_atomic(pid_path, f"{proc.pid}\n")
-    return proc.pid
-
-
-def wait_exit(pid: int, timeout: float) -> int | None:
-    """The exit code of a process `start_process` started, once it ends; None if it still
-    runs after `timeout` seconds."""
-    proc = _CHILDREN.get(pid)
-    if proc is None:
-        raise ValueError(f"pid {pid} was not started by this process")
-    try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None
-
-
-def _signal(pid: int, sig: int, group: bool) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        # Our processes lead their own session/group: signal children (workers) too.
-        if group and os.getpgid(pid) == pid:
-            os.killpg(pid, sig)
-        else:
-            os.kill(pid, sig)
-
-
-def _wait_dead(pid: int, ticks: str | None, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while _pid_alive(pid, ticks):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # killpg(0) also succeeds on zombies; look for a live member.
-    for proc in Path("/proc").glob("[0-9]*"):
-        fields = _proc_stat(int(proc.name))
-        if fields and len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in "ZX":
-            return True
-    return False
-
-
-def _stop(name: str, state_dir: Path, timeout: float, sig: int, group: bool) -> None:
-    state_dir = Path(state_dir).resolve()
-    rec = _read_pid(name, state_dir)
-    if rec is not None:
-        pid, ticks = rec
-        if _pid_alive(pid, ticks):
-            _signal(pid, sig, group)
-            if not _wait_dead(pid, ticks, timeout):
-                _signal(pid, signal.SIGKILL, True)
-                _wait_dead(pid, ticks, 5)
-            # Children that outlived the leader (same process group) go too.
-            if _group_alive(pid):
-                _signal(pid, signal.SIGTERM, True)
-                deadline = time.monotonic() + 3
-                while _group_alive(pid) and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                if _group_alive(pid):
-                    _signal(pid, signal.SIGKILL, True)
-        child = _CHILDREN.pop(pid, None)
-        if child is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=1)
-    pid_path = _pid_file(name, state_dir)
-    pid_path.unlink(missing_ok=True)
-    pid_path.with_suffix(".json").unlink(missing_ok=True)
-
-
-def stop_process(name: str, state_dir: Path, timeout: float = 15) -> None:
-    """SIGTERM the process group, wait up to `timeout`, then SIGKILL. Idempotent."""
-    _stop(name, state_dir, timeout, signal.SIGTERM, group=True)
-
-
-def _recorded_names(state_dir: Path) -> list[str]:
-    run = state_dir / "run"
-    return sorted(p.stem for p in run.glob("*.pid")) if run.is_dir() else []
+    write_atomic(Path(path), "\n".join(lines) + "\n")
 
 
 # --------------------------------------------------------------------------- network
-
-
-def _port_open(port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((HOST, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        # Servers here set SO_REUSEADDR too, so TIME_WAIT leftovers do not count as busy.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port(exclude: set[int]) -> int:
-    held: list[socket.socket] = []
-    try:
-        while True:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            held.append(s)  # keep bound so the kernel does not hand the same port back
-            s.bind((HOST, 0))
-            port = int(s.getsockname()[1])
-            if port not in exclude:
-                return port
-    finally:
-        for s in held:
-            s.close()
 
 
 def _kafka_api_versions_ok(port: int, timeout: float = 2.0) -> bool:
@@ -405,60 +196,6 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def _wait_ready(name: str, state_dir: Path, check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    log = state_dir / "logs" / f"{name}.log"
-    while not check():
-        if not process_alive(name, state_dir):
-            raise InfraError(f"{name} exited during startup; log {log}:\n{_tail(log)}")
-        if time.monotonic() >= deadline:
-            raise InfraError(
-                f"{name} not ready after {timeout:.0f}s ({what}); log {log}:\n{_tail(log)}"
-            )
-        time.sleep(0.1)
-
-
-def _run_logged(
-    argv: list[str],
-    log: Path,
-    *,
-    user: str | None = None,
-    timeout: float = 300,
-    cwd: Path | None = None,
-) -> None:
-    """Run a setup command to completion, appending its output to `log`."""
-    kwargs: dict[str, Any] = {}
-    if user is not None and os.geteuid() == 0:
-        pw = pwd.getpwnam(user)
-        kwargs.update(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as fh:
-        fh.write(f"\n=== {shlex.join(argv)}\n".encode())
-        fh.flush()
-        try:
-            rc = subprocess.run(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                timeout=timeout,
-                cwd=cwd,
-                check=False,
-                **kwargs,
-            ).returncode
-        except subprocess.TimeoutExpired as exc:
-            raise InfraError(f"timed out after {timeout:.0f}s: {shlex.join(argv)}") from exc
-    if rc != 0:
-        raise InfraError(f"failed (rc={rc}): {shlex.join(argv)}\nlog {log}:\n{_tail(log)}")
-
-
-def venv_bin(repo_root: Path) -> Path:
-    """bin/ of the project virtualenv: ours if running inside one, else <repo>/.venv."""
-    if sys.prefix != sys.base_prefix:
-        return Path(sys.executable).parent
-    return Path(repo_root) / ".venv" / "bin"
-
-
 # --------------------------------------------------------------------------- kafka
 
 
@@ -489,7 +226,7 @@ def ensure_kafka_libs(repo_root: Path) -> Path:
 
     if current():
         return libs
-    with _locked(libs.parent / ".libs.lock"):
+    with locked(libs.parent / ".libs.lock"):
         if current():
             return libs
         mvn = shutil.which("mvn")
@@ -503,7 +240,7 @@ def ensure_kafka_libs(repo_root: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         log = libs.parent / "mvn.log"
-        _run_logged(
+        run_logged(
             [
                 mvn,
                 "-q",
@@ -599,13 +336,13 @@ def _start_kafka(state_dir: Path, repo_root: Path, port: int, controller_port: i
     props = kdir / "server.properties"
     log4j = kdir / "log4j2.properties"
     kdir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(props, _kafka_properties(data, port, controller_port))
-    _write_atomic(log4j, _LOG4J2)
+    write_atomic(props, _kafka_properties(data, port, controller_port))
+    write_atomic(log4j, _LOG4J2)
     jvm = [java, f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{libs}/*"]
     log = state_dir / "logs" / "kafka.log"
     if not (data / "meta.properties").is_file():
         shutil.rmtree(data, ignore_errors=True)  # half-formatted leftovers
-        _run_logged(
+        run_logged(
             [
                 *jvm,
                 "kafka.tools.StorageTool",
@@ -646,7 +383,7 @@ def _start_kafka(state_dir: Path, repo_root: Path, port: int, controller_port: i
             fh.seek(offset)
             return b"Kafka Server started" in fh.read()
 
-    _wait_ready("kafka", state_dir, ready, KAFKA_START_TIMEOUT, f"broker on {HOST}:{port}")
+    wait_ready("kafka", state_dir, ready, KAFKA_START_TIMEOUT, f"broker on {HOST}:{port}")
 
 
 # --------------------------------------------------------------------------- postgres
@@ -739,7 +476,7 @@ def _start_postgres(state_dir: Path, port: int) -> None:
             os.chown(d, pw.pw_uid, pw.pw_gid)
     if not (data / "PG_VERSION").is_file():
         shutil.rmtree(data, ignore_errors=True)
-        _run_logged(
+        run_logged(
             [
                 str(bindir / "initdb"),
                 "-D",
@@ -785,7 +522,7 @@ def _start_postgres(state_dir: Path, port: int) -> None:
     def ready() -> bool:
         return subprocess.run(isready, check=False).returncode == 0
 
-    _wait_ready("postgres", state_dir, ready, 60, f"pg_isready on {HOST}:{port}")
+    wait_ready("postgres", state_dir, ready, 60, f"pg_isready on {HOST}:{port}")
 
 
 def _ensure_databases(port: int) -> None:
@@ -812,7 +549,7 @@ def _ensure_databases(port: int) -> None:
 
 def _stop_postgres(state_dir: Path, timeout: float = 30) -> None:
     # SIGINT to the postmaster alone is "fast shutdown"; SIGTERM would wait for clients.
-    _stop("postgres", state_dir, timeout, signal.SIGINT, group=False)
+    stop("postgres", state_dir, timeout, signal.SIGINT, group=False)
 
 
 # --------------------------------------------------------------------------- s3 / smtp
@@ -829,7 +566,7 @@ def _start_s3(state_dir: Path, repo_root: Path, port: int) -> None:
     moto = _venv_program(repo_root, "moto_server")
     start_process("s3", [moto, "-H", HOST, "-p", str(port)], {}, state_dir, cwd=state_dir)
     url = f"http://{HOST}:{port}/"
-    _wait_ready("s3", state_dir, lambda: _http_ok(url), 60, f"HTTP 200 from {url}")
+    wait_ready("s3", state_dir, lambda: _http_ok(url), 60, f"HTTP 200 from {url}")
 
 
 def _start_smtp(state_dir: Path, repo_root: Path, port: int) -> None:
@@ -844,7 +581,7 @@ def _start_smtp(state_dir: Path, repo_root: Path, port: int) -> None:
         state_dir,
         cwd=state_dir,
     )
-    _wait_ready("smtp", state_dir, lambda: _smtp_ready(port), 30, f"SMTP banner on {port}")
+    wait_ready("smtp", state_dir, lambda: _smtp_ready(port), 30, f"SMTP banner on {port}")
 
 
 # --------------------------------------------------------------------------- up/down
@@ -860,7 +597,7 @@ def _part_ready(part: str, ports: dict[str, int]) -> bool:
         return _http_ok(f"http://{HOST}:{port}/")
     if part == "smtp":
         return _smtp_ready(port)
-    return _port_open(port)
+    return port_open(port)
 
 
 def _endpoints(state_dir: Path, ports: dict[str, int]) -> Endpoints:
@@ -882,7 +619,7 @@ def _up(state_dir: Path, repo_root: Path) -> tuple[Endpoints, dict[str, str]]:
     repo_root = Path(repo_root).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     outcome: dict[str, str] = {}
-    with _locked(state_dir / "infra.lock"):
+    with locked(state_dir / "infra.lock"):
         ports = _load_ports(state_dir)
         keys = {
             "postgres": ["postgres"],
@@ -903,8 +640,8 @@ def _up(state_dir: Path, repo_root: Path) -> tuple[Endpoints, dict[str, str]]:
             for key in keys[part]:
                 others = {v for k, v in ports.items() if k != key}
                 port = ports.get(key)
-                if port is None or port in others or not _port_free(port):
-                    ports[key] = _free_port(others)
+                if port is None or port in others or not port_free(port):
+                    ports[key] = free_port(others)
             _save_ports(state_dir, ports)
             t0 = time.monotonic()
             if part == "postgres":
@@ -932,8 +669,8 @@ def down(state_dir: Path) -> None:
     state_dir = Path(state_dir).resolve()
     if not state_dir.is_dir():
         return
-    with _locked(state_dir / "infra.lock"):
-        for name in _recorded_names(state_dir):
+    with locked(state_dir / "infra.lock"):
+        for name in recorded_names(state_dir):
             if name not in PARTS:
                 stop_process(name, state_dir)
         for part in reversed(PARTS):
@@ -954,9 +691,9 @@ def status(state_dir: Path) -> dict[str, dict[str, Any]]:
         "smtp": f"smtp://{HOST}:{ports.get('smtp')}",
     }
     result: dict[str, dict[str, Any]] = {}
-    for name in [*PARTS, *(n for n in _recorded_names(state_dir) if n not in PARTS)]:
-        rec = _read_pid(name, state_dir)
-        alive = rec is not None and _pid_alive(*rec)
+    for name in [*PARTS, *(n for n in recorded_names(state_dir) if n not in PARTS)]:
+        rec = read_pid(name, state_dir)
+        alive = rec is not None and pid_alive(*rec)
         info: dict[str, Any] = {
             "running": alive,
             "pid": rec[0] if rec else None,
