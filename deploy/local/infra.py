@@ -15,9 +15,7 @@ where it launches programs from that virtualenv (moto_server, the SMTP sink).
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
-import hashlib
 import json
 import os
 import pwd
@@ -27,13 +25,11 @@ import shutil
 import signal
 import socket
 import stat
-import struct
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +45,14 @@ from deploy.local.parts.common import (
     tail,
     venv_bin,
     write_atomic,
+)
+from deploy.local.parts.kafka import (
+    INSTALL_HINT,
+    KAFKA_START_TIMEOUT,
+    api_versions_ok,
+    ensure_kafka_libs,
+    kafka_version,
+    start_kafka,
 )
 from deploy.local.parts.processes import (
     CHILDREN,
@@ -68,8 +72,6 @@ DEFAULT_STATE_DIR = REPO_ROOT / ".local"
 DATABASES = ("lethe", "platform")
 # Start order; down() goes the other way.
 PARTS = ("postgres", "kafka", "s3", "smtp")
-KAFKA_START_TIMEOUT = 90.0
-INSTALL_HINT = "apt-get install openjdk-17-jre-headless maven"
 
 # Names callers used before the split into deploy/local/parts (stack.py, tests), kept so
 # no caller changes.
@@ -91,6 +93,8 @@ __all__ = [
     "_tail",
     "_write_atomic",
     "down",
+    "ensure_kafka_libs",
+    "kafka_version",
     "main",
     "process_alive",
     "start_process",
@@ -146,37 +150,6 @@ def write_env_file(ep: Endpoints, path: Path, extra: dict[str, str] | None = Non
     write_atomic(Path(path), "\n".join(lines) + "\n")
 
 
-# --------------------------------------------------------------------------- network
-
-
-def _kafka_api_versions_ok(port: int, timeout: float = 2.0) -> bool:
-    """Send a Kafka ApiVersions v0 request; True if the broker answers without error."""
-    client_id = b"lethe-infra"
-    body = struct.pack(">hhih", 18, 0, 7, len(client_id)) + client_id
-    try:
-        with socket.create_connection((HOST, port), timeout=timeout) as s:
-            s.sendall(struct.pack(">i", len(body)) + body)
-            head = _recv_exact(s, 4)
-            (size,) = struct.unpack(">i", head)
-            resp = _recv_exact(s, min(size, 1 << 20))
-    except (OSError, struct.error):
-        return False
-    if len(resp) < 6:
-        return False
-    correlation_id, error_code = struct.unpack(">ih", resp[:6])
-    return correlation_id == 7 and error_code == 0
-
-
-def _recv_exact(s: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            raise OSError("connection closed")
-        buf += chunk
-    return buf
-
-
 def _smtp_ready(port: int) -> bool:
     try:
         with socket.create_connection((HOST, port), timeout=2) as s:
@@ -194,196 +167,6 @@ def _http_ok(url: str) -> bool:
             return int(resp.status) == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False
-
-
-# --------------------------------------------------------------------------- kafka
-
-
-def _require_java() -> str:
-    java = shutil.which("java")
-    if java is None:
-        raise InfraError(f"`java` not found on PATH (Kafka needs Java 17+): {INSTALL_HINT}")
-    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
-    m = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
-    if m:
-        major = int(m.group(2) or 0) if m.group(1) == "1" else int(m.group(1))
-        if major < 17:
-            raise InfraError(f"Kafka 4 needs Java 17+, found Java {major}: {INSTALL_HINT}")
-    return java
-
-
-def ensure_kafka_libs(repo_root: Path) -> Path:
-    """Resolve the broker's classpath with Maven unless it matches the pom already."""
-    repo_root = Path(repo_root).resolve()
-    pom = repo_root / "deploy" / "local" / "kafka" / "pom.xml"
-    libs = repo_root / ".local" / "kafka" / "libs"
-    stamp = libs / ".pom.sha256"
-    digest = hashlib.sha256(pom.read_bytes()).hexdigest()
-
-    def current() -> bool:
-        has_jars = any(libs.glob("kafka_2.13-*.jar"))
-        return has_jars and stamp.is_file() and stamp.read_text().strip() == digest
-
-    if current():
-        return libs
-    with locked(libs.parent / ".libs.lock"):
-        if current():
-            return libs
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise InfraError(
-                f"`mvn` not found on PATH; it is needed once to fetch the Kafka jars into "
-                f"{libs}: {INSTALL_HINT}"
-            )
-        # Resolve into a fresh dir and swap, so a changed pom leaves no stale jars behind.
-        tmp = libs.with_name("libs.new")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        log = libs.parent / "mvn.log"
-        run_logged(
-            [
-                mvn,
-                "-q",
-                "-B",
-                "-f",
-                str(pom),
-                "dependency:copy-dependencies",
-                f"-DoutputDirectory={tmp}",
-            ],
-            log,
-            timeout=1800,
-        )
-        if not any(tmp.glob("kafka_2.13-*.jar")):
-            raise InfraError(f"mvn produced no kafka_2.13 jar in {tmp}; see {log}")
-        (tmp / ".pom.sha256").write_text(digest + "\n")
-        old = libs.with_name("libs.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if libs.exists():
-            os.replace(libs, old)
-        os.replace(tmp, libs)
-        shutil.rmtree(old, ignore_errors=True)
-    return libs
-
-
-def kafka_version(libs: Path) -> str | None:
-    for jar in libs.glob("kafka_2.13-*.jar"):
-        return jar.name[len("kafka_2.13-") : -len(".jar")]
-    return None
-
-
-_LOG4J2 = """\
-# Kafka broker logging (log4j2): everything to stdout, which the launcher sends to the log.
-status = warn
-appender.console.type = Console
-appender.console.name = STDOUT
-appender.console.layout.type = PatternLayout
-appender.console.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.stdout.ref = STDOUT
-logger.statechange.name = state.change.logger
-logger.statechange.level = WARN
-logger.request.name = kafka.request.logger
-logger.request.level = WARN
-"""
-
-
-def _kafka_properties(data_dir: Path, port: int, controller_port: int) -> str:
-    return f"""\
-# Generated by deploy/local/infra.py on every start (ports may change); edits are lost.
-node.id=1
-process.roles=broker,controller
-listeners=PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}
-advertised.listeners=PLAINTEXT://{HOST}:{port}
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
-controller.listener.names=CONTROLLER
-# Static quorum: endpoints are not written into the metadata log, so a restart on other
-# ports keeps the data (a --standalone dynamic quorum records the controller endpoint).
-controller.quorum.voters=1@{HOST}:{controller_port}
-log.dirs={data_dir}
-num.partitions=3
-auto.create.topics.enable=true
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
-# Few internal partitions: faster first group join / first transaction on a dev box.
-offsets.topic.num.partitions=3
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=3
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-# A restart re-registers broker 1 only after the previous incarnation's session expires
-# (9 s by default); broker and controller share one JVM, so a short session is safe.
-broker.session.timeout.ms=4000
-broker.heartbeat.interval.ms=1000
-"""
-
-
-def _kafka_cluster_id() -> str:
-    while True:
-        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        if not cid.startswith("-"):  # Kafka's own rule: a leading '-' confuses CLIs
-            return cid
-
-
-def _start_kafka(state_dir: Path, repo_root: Path, port: int, controller_port: int) -> None:
-    java = _require_java()
-    libs = ensure_kafka_libs(repo_root)
-    kdir = state_dir / "kafka"
-    data = kdir / "data"
-    props = kdir / "server.properties"
-    log4j = kdir / "log4j2.properties"
-    kdir.mkdir(parents=True, exist_ok=True)
-    write_atomic(props, _kafka_properties(data, port, controller_port))
-    write_atomic(log4j, _LOG4J2)
-    jvm = [java, f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{libs}/*"]
-    log = state_dir / "logs" / "kafka.log"
-    if not (data / "meta.properties").is_file():
-        shutil.rmtree(data, ignore_errors=True)  # half-formatted leftovers
-        run_logged(
-            [
-                *jvm,
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                _kafka_cluster_id(),
-                "-c",
-                str(props),
-            ],
-            log,
-            timeout=120,
-        )
-    offset = log.stat().st_size if log.exists() else 0
-    start_process(
-        "kafka",
-        [
-            java,
-            "-Xms128m",
-            "-Xmx512m",
-            "-XX:+ExitOnOutOfMemoryError",
-            "-Djava.awt.headless=true",
-            f"-Dkafka.logs.dir={state_dir / 'logs'}",
-            *jvm[1:],
-            "kafka.Kafka",
-            str(props),
-        ],
-        {},
-        state_dir,
-        cwd=kdir,
-    )
-
-    def ready() -> bool:
-        # The data-plane listener only opens once the broker is unfenced; the log line
-        # confirms start-up completed rather than an older run's listener answering.
-        if not _kafka_api_versions_ok(port):
-            return False
-        with open(log, "rb") as fh:
-            fh.seek(offset)
-            return b"Kafka Server started" in fh.read()
-
-    wait_ready("kafka", state_dir, ready, KAFKA_START_TIMEOUT, f"broker on {HOST}:{port}")
 
 
 # --------------------------------------------------------------------------- postgres
@@ -592,7 +375,7 @@ def _part_ready(part: str, ports: dict[str, int]) -> bool:
     if port is None:
         return False
     if part == "kafka":
-        return _kafka_api_versions_ok(port)
+        return api_versions_ok(port)
     if part == "s3":
         return _http_ok(f"http://{HOST}:{port}/")
     if part == "smtp":
@@ -647,7 +430,7 @@ def _up(state_dir: Path, repo_root: Path) -> tuple[Endpoints, dict[str, str]]:
             if part == "postgres":
                 _start_postgres(state_dir, ports["postgres"])
             elif part == "kafka":
-                _start_kafka(state_dir, repo_root, ports["kafka"], ports["kafka_controller"])
+                start_kafka(state_dir, repo_root, ports["kafka"], ports["kafka_controller"])
             elif part == "s3":
                 _start_s3(state_dir, repo_root, ports["s3"])
             else:
