@@ -17,15 +17,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import pwd
 import re
 import shlex
-import shutil
-import signal
 import socket
-import stat
-import subprocess
 import sys
 import time
 import urllib.error
@@ -41,7 +35,6 @@ from deploy.local.parts.common import (
     locked,
     port_free,
     port_open,
-    run_logged,
     tail,
     venv_bin,
     write_atomic,
@@ -54,6 +47,13 @@ from deploy.local.parts.kafka import (
     kafka_version,
     start_kafka,
 )
+from deploy.local.parts.postgres import (
+    DATABASES,
+    ensure_databases,
+    find_pg_bindir,
+    start_postgres,
+    stop_postgres,
+)
 from deploy.local.parts.processes import (
     CHILDREN,
     pid_alive,
@@ -61,7 +61,6 @@ from deploy.local.parts.processes import (
     read_pid,
     recorded_names,
     start_process,
-    stop,
     stop_process,
     wait_exit,
     wait_ready,
@@ -69,7 +68,6 @@ from deploy.local.parts.processes import (
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = REPO_ROOT / ".local"
-DATABASES = ("lethe", "platform")
 # Start order; down() goes the other way.
 PARTS = ("postgres", "kafka", "s3", "smtp")
 
@@ -78,6 +76,9 @@ PARTS = ("postgres", "kafka", "s3", "smtp")
 _CHILDREN = CHILDREN
 _tail = tail
 _write_atomic = write_atomic
+_ensure_databases = ensure_databases
+_stop_postgres = stop_postgres
+_start_postgres = start_postgres
 
 __all__ = [
     "DATABASES",
@@ -90,10 +91,14 @@ __all__ = [
     "_CHILDREN",
     "Endpoints",
     "InfraError",
+    "_ensure_databases",
+    "_start_postgres",
+    "_stop_postgres",
     "_tail",
     "_write_atomic",
     "down",
     "ensure_kafka_libs",
+    "find_pg_bindir",
     "kafka_version",
     "main",
     "process_alive",
@@ -167,172 +172,6 @@ def _http_ok(url: str) -> bool:
             return int(resp.status) == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False
-
-
-# --------------------------------------------------------------------------- postgres
-
-
-def _pg_bindir_candidates() -> list[Path]:
-    found: list[Path] = []
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
-        if out.returncode == 0 and out.stdout.strip():
-            found.append(Path(out.stdout.strip()))
-
-    def version(p: Path) -> float:
-        try:
-            return float(p.parent.name)
-        except ValueError:
-            return 0.0
-
-    found += sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=version, reverse=True)
-    for prog in ("initdb", "postgres"):
-        where = shutil.which(prog)
-        if where:
-            found.append(Path(where).resolve().parent)
-    return found
-
-
-def find_pg_bindir() -> Path | None:
-    for cand in _pg_bindir_candidates():
-        if all((cand / p).is_file() for p in ("initdb", "postgres", "pg_isready", "psql")):
-            return cand
-    return None
-
-
-def _ensure_pg_bindir() -> Path:
-    bindir = find_pg_bindir()
-    if bindir is not None:
-        return bindir
-    apt = shutil.which("apt-get")
-    if os.geteuid() == 0 and apt:
-        print("PostgreSQL server binaries not found; installing with apt-get ...", file=sys.stderr)
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for argv in ([apt, "update"], [apt, "install", "-y", "postgresql"]):
-            if subprocess.run(argv, env=env, check=False).returncode != 0:
-                raise InfraError(f"failed: {shlex.join(argv)}")
-        bindir = find_pg_bindir()
-        if bindir is not None:
-            return bindir
-    raise InfraError(
-        "PostgreSQL server binaries (initdb, postgres, pg_isready, psql) not found in "
-        "`pg_config --bindir`, /usr/lib/postgresql/*/bin or PATH: "
-        "apt-get install postgresql (as root)"
-    )
-
-
-def _pg_user() -> str | None:
-    """Account to run initdb/postgres as: `postgres` when we are root (initdb refuses root)."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        pwd.getpwnam("postgres")
-    except KeyError as exc:
-        raise InfraError(
-            "running as root but there is no `postgres` user to run "
-            "PostgreSQL as (useradd --system postgres)"
-        ) from exc
-    return "postgres"
-
-
-def _make_reachable(path: Path) -> None:
-    # The postgres account must traverse every ancestor of its data dir.
-    for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            os.chmod(parent, mode | stat.S_IXOTH)
-            print(f"note: chmod o+x {parent} so postgres can reach its data dir", file=sys.stderr)
-
-
-def _start_postgres(state_dir: Path, port: int) -> None:
-    bindir = _ensure_pg_bindir()
-    user = _pg_user()
-    root = state_dir / "pg"
-    data, sock = root / "data", root / "sock"
-    log = state_dir / "logs" / "postgres.log"
-    sock.mkdir(parents=True, exist_ok=True)
-    if user is not None:
-        pw = pwd.getpwnam(user)
-        _make_reachable(root.parent)
-        for d in (root, sock):
-            os.chown(d, pw.pw_uid, pw.pw_gid)
-    if not (data / "PG_VERSION").is_file():
-        shutil.rmtree(data, ignore_errors=True)
-        run_logged(
-            [
-                str(bindir / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "-E",
-                "UTF8",
-                "--no-locale",
-                "--auth=trust",
-            ],
-            log,
-            user=user,
-            cwd=root,
-        )
-        with open(data / "postgresql.conf", "a") as fh:
-            fh.write(
-                "\n# --- Lethe local dev (deploy/local/infra.py); port is given on the "
-                "command line ---\n"
-                f"listen_addresses = '{HOST}'\n"
-                f"unix_socket_directories = '{sock}'\n"
-                "max_connections = 200\n"
-                "fsync = on\n"
-            )
-        (data / "pg_hba.conf").write_text(
-            "# DEV ONLY: trust every connection on the private socket and loopback.\n"
-            "# Never copy this to a shared or production server.\n"
-            "local   all          all                 trust\n"
-            "host    all          all  127.0.0.1/32   trust\n"
-            "local   replication  all                 trust\n"
-            "host    replication  all  127.0.0.1/32   trust\n"
-        )
-    start_process(
-        "postgres",
-        [str(bindir / "postgres"), "-D", str(data), "-p", str(port)],
-        {},
-        state_dir,
-        user=user,
-        cwd=root,
-    )
-    isready = [str(bindir / "pg_isready"), "-q", "-h", HOST, "-p", str(port), "-U", "postgres"]
-
-    def ready() -> bool:
-        return subprocess.run(isready, check=False).returncode == 0
-
-    wait_ready("postgres", state_dir, ready, 60, f"pg_isready on {HOST}:{port}")
-
-
-def _ensure_databases(port: int) -> None:
-    bindir = _ensure_pg_bindir()
-    conn = ["-h", HOST, "-p", str(port), "-U", "postgres"]
-    out = subprocess.run(
-        [str(bindir / "psql"), *conn, "-d", "postgres", "-XtAc", "SELECT datname FROM pg_database"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise InfraError(f"psql failed listing databases: {out.stderr.strip()}")
-    existing = set(out.stdout.split())
-    for db in DATABASES:
-        if db in existing:
-            continue
-        res = subprocess.run(
-            [str(bindir / "createdb"), *conn, db], capture_output=True, text=True, check=False
-        )
-        if res.returncode != 0:
-            raise InfraError(f"createdb {db} failed: {res.stderr.strip()}")
-
-
-def _stop_postgres(state_dir: Path, timeout: float = 30) -> None:
-    # SIGINT to the postmaster alone is "fast shutdown"; SIGTERM would wait for clients.
-    stop("postgres", state_dir, timeout, signal.SIGINT, group=False)
 
 
 # --------------------------------------------------------------------------- s3 / smtp
@@ -416,7 +255,7 @@ def _up(state_dir: Path, repo_root: Path) -> tuple[Endpoints, dict[str, str]]:
                 continue
             # Dead, hung or half-started: clear it before starting afresh.
             if part == "postgres":
-                _stop_postgres(state_dir)
+                stop_postgres(state_dir)
             else:
                 stop_process(part, state_dir)
             # Keep recorded ports when free, so URLs survive a restart.
@@ -428,7 +267,7 @@ def _up(state_dir: Path, repo_root: Path) -> tuple[Endpoints, dict[str, str]]:
             _save_ports(state_dir, ports)
             t0 = time.monotonic()
             if part == "postgres":
-                _start_postgres(state_dir, ports["postgres"])
+                start_postgres(state_dir, ports["postgres"])
             elif part == "kafka":
                 start_kafka(state_dir, repo_root, ports["kafka"], ports["kafka_controller"])
             elif part == "s3":
@@ -436,7 +275,7 @@ def _up(state_dir: Path, repo_root: Path) -> tuple[Endpoints, dict[str, str]]:
             else:
                 _start_smtp(state_dir, repo_root, ports["smtp"])
             outcome[part] = f"started in {time.monotonic() - t0:.1f}s"
-        _ensure_databases(ports["postgres"])
+        ensure_databases(ports["postgres"])
         ep = _endpoints(state_dir, ports)
         write_env_file(ep, state_dir / "env")
     return ep, outcome
@@ -458,7 +297,7 @@ def down(state_dir: Path) -> None:
                 stop_process(name, state_dir)
         for part in reversed(PARTS):
             if part == "postgres":
-                _stop_postgres(state_dir)
+                stop_postgres(state_dir)
             else:
                 stop_process(part, state_dir, timeout=30 if part == "kafka" else 15)
 
