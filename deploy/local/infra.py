@@ -15,15 +15,11 @@ where it launches programs from that virtualenv (moto_server, the SMTP sink).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import re
 import shlex
-import socket
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,8 +59,8 @@ from deploy.local.parts.processes import (
     start_process,
     stop_process,
     wait_exit,
-    wait_ready,
 )
+from deploy.local.parts.s3_smtp import http_ok, smtp_ready, start_s3, start_smtp
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = REPO_ROOT / ".local"
@@ -155,57 +151,6 @@ def write_env_file(ep: Endpoints, path: Path, extra: dict[str, str] | None = Non
     write_atomic(Path(path), "\n".join(lines) + "\n")
 
 
-def _smtp_ready(port: int) -> bool:
-    try:
-        with socket.create_connection((HOST, port), timeout=2) as s:
-            ok = s.recv(512).startswith(b"220")
-            with contextlib.suppress(OSError):
-                s.sendall(b"QUIT\r\n")
-            return ok
-    except OSError:
-        return False
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return int(resp.status) == 200
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-
-
-# --------------------------------------------------------------------------- s3 / smtp
-
-
-def _venv_program(repo_root: Path, prog: str) -> str:
-    path = venv_bin(repo_root) / prog
-    if not path.exists():
-        raise InfraError(f"{path} not found: create the venv (pip install -e '.[dev]')")
-    return str(path)
-
-
-def _start_s3(state_dir: Path, repo_root: Path, port: int) -> None:
-    moto = _venv_program(repo_root, "moto_server")
-    start_process("s3", [moto, "-H", HOST, "-p", str(port)], {}, state_dir, cwd=state_dir)
-    url = f"http://{HOST}:{port}/"
-    wait_ready("s3", state_dir, lambda: _http_ok(url), 60, f"HTTP 200 from {url}")
-
-
-def _start_smtp(state_dir: Path, repo_root: Path, port: int) -> None:
-    python = _venv_program(repo_root, "python")
-    sink = Path(repo_root) / "deploy" / "local" / "smtp_sink.py"
-    mail_dir = state_dir / "mail"
-    mail_dir.mkdir(parents=True, exist_ok=True)
-    start_process(
-        "smtp",
-        [python, str(sink), "--host", HOST, "--port", str(port), "--mail-dir", str(mail_dir)],
-        {"PYTHONUNBUFFERED": "1"},
-        state_dir,
-        cwd=state_dir,
-    )
-    wait_ready("smtp", state_dir, lambda: _smtp_ready(port), 30, f"SMTP banner on {port}")
-
-
 # --------------------------------------------------------------------------- up/down
 
 
@@ -216,9 +161,9 @@ def _part_ready(part: str, ports: dict[str, int]) -> bool:
     if part == "kafka":
         return api_versions_ok(port)
     if part == "s3":
-        return _http_ok(f"http://{HOST}:{port}/")
+        return http_ok(f"http://{HOST}:{port}/")
     if part == "smtp":
-        return _smtp_ready(port)
+        return smtp_ready(port)
     return port_open(port)
 
 
@@ -271,9 +216,9 @@ def _up(state_dir: Path, repo_root: Path) -> tuple[Endpoints, dict[str, str]]:
             elif part == "kafka":
                 start_kafka(state_dir, repo_root, ports["kafka"], ports["kafka_controller"])
             elif part == "s3":
-                _start_s3(state_dir, repo_root, ports["s3"])
+                start_s3(state_dir, repo_root, ports["s3"])
             else:
-                _start_smtp(state_dir, repo_root, ports["smtp"])
+                start_smtp(state_dir, repo_root, ports["smtp"])
             outcome[part] = f"started in {time.monotonic() - t0:.1f}s"
         ensure_databases(ports["postgres"])
         ep = _endpoints(state_dir, ports)
