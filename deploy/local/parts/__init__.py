@@ -1,5 +1,6 @@
 """The parts of the local infrastructure that `deploy/local/infra.py` starts and stops.
 
 `processes` (detached processes with pid files and logs), `kafka`, `postgres` and
-`s3_smtp` (moto server, SMTP sink), on the helpers in `common`. Standard library only.
+`s3_smtp` (moto server, SMTP sink); `endpoints` (ports.json, Endpoints, the env file) and
+`common` (files, lock, setup commands, ports) under them all. Standard library only.
 """
