@@ -43,9 +43,9 @@ from pydantic import (
     model_validator,
 )
 
-from services.intake import lifecycle
 from services.intake.domain import HASHED_EMAIL as HASHED
 from services.intake.domain import RequestIn
+from shared import lifecycle
 
 SPEC = "https://github.com/opengdpr/OpenDSR/blob/master/specification.md"
 API_VERSION = "2.0"

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.intake import deadlines, domain, extension, lifecycle, store
+from services.intake import deadlines, domain, extension, store
 from services.intake.api import job_view
 from services.intake.auth import runtime
 from services.intake.routes_exports import serve as serve_download
@@ -24,6 +24,7 @@ from services.intake.web.common import (
     session,
     status_path,
 )
+from shared import lifecycle
 from shared.events import make_event
 from shared.events.jobs import Item, RestoreErasure
 from shared.tokens import DownloadToken, sign
