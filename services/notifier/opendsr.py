@@ -38,7 +38,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 from faststream.kafka import KafkaBroker
 
-from services.intake import opendsr
+from shared import opendsr
 from shared.events import Actor, Envelope, make_event
 from shared.events.opendsr import OpenDSRCallbackFailed, OpenDSRCallbackSent
 from shared.events.topics import AUDIT, PROGRESS
