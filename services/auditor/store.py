@@ -3,11 +3,10 @@ lock, signed checkpoints, keyset reads, and the pruning call."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -187,36 +186,3 @@ async def prune(db: Db, retention_days: int) -> int:
     younger row (lethe.audit_prune, migration 0003). Rows deleted."""
     n = await db.fetchval("SELECT lethe.audit_prune($1)", timedelta(days=retention_days))
     return int(n or 0)
-
-
-# --- GET /v1/audit ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Query:
-    org_id: str
-    job_id: uuid.UUID | None = None
-    action: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    after_seq: int = 0
-    limit: int = 100
-
-
-async def query(db: Db, q: Query) -> list[dict[str, Any]]:
-    """One page of an organisation's audit rows, oldest first, after `after_seq` (keyset)."""
-    rows = await db.fetch(
-        f"SELECT {_COLUMNS} FROM lethe.audit_log WHERE org_id = $1 AND seq > $2 "
-        "AND ($3::uuid IS NULL OR job_id = $3) AND ($4::text IS NULL OR action = $4) "
-        "AND ($5::timestamptz IS NULL OR occurred_at >= $5) "
-        "AND ($6::timestamptz IS NULL OR occurred_at < $6) "
-        "ORDER BY seq LIMIT $7",
-        q.org_id,
-        q.after_seq,
-        q.job_id,
-        q.action,
-        q.since,
-        q.until,
-        q.limit,
-    )
-    return [dict(r) for r in rows]
