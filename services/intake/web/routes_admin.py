@@ -15,9 +15,6 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-from services.auditor.keys import trusted_public_keys
-from services.auditor.settings import AuditorSettings
-from services.auditor.verify import verify_chain
 from services.intake import store
 from services.intake.auth import runtime
 from services.intake.web import store as web_store
@@ -33,8 +30,9 @@ from services.intake.web.common import (
 )
 from services.intake.web.routes import progress_events, progress_view, sse
 from services.intake.web.routes_job import link_token
+from shared.auditchain.keys import trusted_public_keys
+from shared.auditchain.verify import verify_chain
 from shared.readmodels import audit, exports
-from shared.settings import LetheSettings
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 public = APIRouter(include_in_schema=False)
@@ -94,9 +92,7 @@ async def audit_page(request: Request, s: WebSession, after: int = 0) -> Respons
 
 
 async def verdict_text(request: Request) -> tuple[bool, str]:
-    base = runtime(request).settings
-    auditor = AuditorSettings(**{k: getattr(base, k) for k in LetheSettings.model_fields})
-    trusted = trusted_public_keys(auditor)
+    trusted = trusted_public_keys(runtime(request).settings)
     if not trusted:
         return False, "No trusted public key is configured (LETHE_AUDIT_PUBLIC_KEYS)."
     v = await verify_chain(runtime(request).pool, trusted)
