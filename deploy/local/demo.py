@@ -36,10 +36,10 @@ from deploy.local.sample.seed import SeededOrg, seed_org
 from deploy.local.stack import recorded_target
 from services.auditor.keys import trusted_public_keys
 from services.auditor.settings import AuditorSettings
-from services.auditor.verify import verify_chain
 from services.cli.common import load_env_file
 from services.intake import store as intake_store
 from services.intake.web.common import status_mac
+from shared.auditchain.verify import verify_chain
 from shared.db import create_pool
 from shared.settings import LetheSettings
 from shared.storage import s3_client

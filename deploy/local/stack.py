@@ -43,7 +43,7 @@ SAMPLE_DATAMAP = REPO_ROOT / "deploy/local/sample/datamap.yaml"
 
 def dev_signing_key(state_dir: Path) -> Path:
     """The OpenDSR processor's RSA key for local use (production mounts a real one)."""
-    from services.intake.opendsr import new_signing_key_pem
+    from shared.opendsr import new_signing_key_pem
 
     path = state_dir / "opendsr-signing-key.pem"
     if not path.exists():

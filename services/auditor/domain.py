@@ -1,78 +1,23 @@
-"""The audit chain: rows hash-linked so any rewrite of history is detectable.
+"""What the auditor records of an event: the next row of the chain, without personal data.
 
-hash = sha256(prev_hash || canonical_json(row)), where the row is everything but the hashes.
-Audit rows hold no raw personal data: payload fields marked PII are dropped.
+The chain's rules (hashes, checks) are in shared/auditchain/rows.py.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
+from shared.auditchain.rows import (  # noqa: F401  (re-exported: the auditor's vocabulary)
+    GENESIS,
+    AuditRow,
+    canonical_json,
+    check_row,
+    row_hash,
+)
 from shared.events import Envelope, payload_model
-
-GENESIS = "0" * 64
-
-
-@dataclass(frozen=True)
-class AuditRow:
-    seq: int
-    event_id: uuid.UUID
-    occurred_at: datetime
-    recorded_at: datetime
-    actor: str
-    action: str
-    org_id: str | None
-    job_id: uuid.UUID | None
-    subject_hash: str | None
-    details: dict[str, Any]
-    prev_hash: str
-    hash: str
-
-
-def canonical_json(fields: dict[str, Any]) -> str:
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _ts(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def row_hash(
-    prev_hash: str,
-    *,
-    seq: int,
-    event_id: uuid.UUID,
-    occurred_at: datetime,
-    recorded_at: datetime,
-    actor: str,
-    action: str,
-    org_id: str | None,
-    job_id: uuid.UUID | None,
-    subject_hash: str | None,
-    details: dict[str, Any],
-) -> str:
-    body = canonical_json(
-        {
-            "seq": seq,
-            "event_id": str(event_id),
-            "occurred_at": _ts(occurred_at),
-            "recorded_at": _ts(recorded_at),
-            "actor": actor,
-            "action": action,
-            "org_id": org_id,
-            "job_id": str(job_id) if job_id else None,
-            "subject_hash": subject_hash,
-            "details": details,
-        }
-    )
-    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
 def details_of(env: Envelope) -> dict[str, Any]:
@@ -102,14 +47,3 @@ def next_row(env: Envelope, *, prev_seq: int, prev_hash: str, recorded_at: datet
         "details": details_of(env),
     }
     return AuditRow(**fields, prev_hash=prev_hash, hash=row_hash(prev_hash, **fields))
-
-
-def check_row(row: AuditRow, expected_prev: str, expected_seq: int) -> str | None:
-    if row.seq != expected_seq:
-        return f"sequence gap: expected {expected_seq}, found {row.seq}"
-    if row.prev_hash != expected_prev:
-        return "prev_hash does not match the previous row's hash"
-    fields = {k: v for k, v in row.__dict__.items() if k not in ("prev_hash", "hash")}
-    if row_hash(row.prev_hash, **fields) != row.hash:
-        return "hash does not match the row's contents"
-    return None

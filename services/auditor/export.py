@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from services.auditor import store
-from services.auditor.checkpoints import Checkpoint
 from services.auditor.domain import AuditRow, canonical_json
+from shared.auditchain.checkpoints import Checkpoint
 
 Format = Literal["jsonl", "csv"]
 REPO = Path(__file__).resolve().parents[2]

@@ -1,32 +1,11 @@
 from __future__ import annotations
 
-from pathlib import Path
+from pydantic import Field
 
-from pydantic import Field, SecretStr
-
-from shared.settings import LetheSettings
+from shared.auditchain.keys import AuditKeySettings
 
 
-class AuditorSettings(LetheSettings):
-    audit_signing_key: SecretStr | None = Field(
-        None,
-        description=(
-            "Ed25519 private key (base64 of the 32-byte seed) signing audit checkpoints. "
-            "Required unless `LETHE_SUBJECT_HASH_KEY` is the dev default (then a public dev "
-            "key is used)."
-        ),
-    )
-    audit_signing_key_file: Path | None = Field(
-        None, description="File holding `LETHE_AUDIT_SIGNING_KEY` instead (a mounted secret)."
-    )
-    audit_public_keys: str = Field(
-        "",
-        description=(
-            "Extra trusted checkpoint public keys (base64, comma separated): retired keys "
-            "after a rotation, or the only keys where verification runs without the private "
-            "key."
-        ),
-    )
+class AuditorSettings(AuditKeySettings):
     audit_checkpoint_every_rows: int = Field(
         1000, description="Sign a checkpoint of the chain head after this many new rows."
     )

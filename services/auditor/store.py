@@ -3,28 +3,26 @@ lock, signed checkpoints, keyset reads, and the pruning call."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeAlias
 
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.auditor import checkpoints
-from services.auditor.checkpoints import Checkpoint
 from services.auditor.domain import GENESIS, AuditRow, next_row
+from shared.auditchain import checkpoints
+from shared.auditchain.checkpoints import Checkpoint
 from shared.events import Envelope
+from shared.readmodels.audit import (  # noqa: F401  (iter_*: re-exported, the reads of this table)
+    CHECKPOINT_COLUMNS,
+    COLUMNS,
+    Db,
+    iter_checkpoints,
+    iter_rows,
+)
 
 # Serialises appenders across replicas so the chain never forks (audit_prune() takes it too).
 _CHAIN_LOCK = 7_715_002
-_COLUMNS = (
-    "seq, event_id, occurred_at, recorded_at, actor, action, org_id, job_id, subject_hash, "
-    "details, prev_hash, hash"
-)
-_CP_COLUMNS = "seq, head_hash, signed_at, key_id, signature"
-Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 
 @dataclass(frozen=True)
@@ -64,7 +62,7 @@ async def append(
             recorded_at=recorded_at or datetime.now(UTC),
         )
         await conn.execute(
-            f"INSERT INTO lethe.audit_log ({_COLUMNS}) "
+            f"INSERT INTO lethe.audit_log ({COLUMNS}) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             row.seq,
             row.event_id,
@@ -90,7 +88,7 @@ def _now() -> datetime:
 
 async def _insert_checkpoint(conn: asyncpg.Connection, cp: Checkpoint) -> None:
     await conn.execute(
-        f"INSERT INTO lethe.audit_checkpoints ({_CP_COLUMNS}) VALUES ($1, $2, $3, $4, $5) "
+        f"INSERT INTO lethe.audit_checkpoints ({CHECKPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5) "
         "ON CONFLICT (seq) DO NOTHING",
         cp.seq,
         cp.head_hash,
@@ -117,45 +115,9 @@ async def checkpoint_head(pool: asyncpg.Pool, key: Ed25519PrivateKey) -> Checkpo
 
 async def last_checkpoint(db: Db) -> Checkpoint | None:
     r = await db.fetchrow(
-        f"SELECT {_CP_COLUMNS} FROM lethe.audit_checkpoints ORDER BY seq DESC LIMIT 1"
+        f"SELECT {CHECKPOINT_COLUMNS} FROM lethe.audit_checkpoints ORDER BY seq DESC LIMIT 1"
     )
     return Checkpoint(**dict(r)) if r else None
-
-
-async def _keyset(
-    db: Db, table: str, columns: str, page: int, from_seq: int, to_seq: int | None
-) -> AsyncIterator[asyncpg.Record]:
-    """Rows of an append-only table in seq order (from_seq <= seq <= to_seq), a page at a
-    time: never the whole table in memory."""
-    last = from_seq - 1
-    hi = to_seq if to_seq is not None else 2**62
-    while True:
-        rows = await db.fetch(
-            f"SELECT {columns} FROM lethe.{table} WHERE seq > $1 AND seq <= $2 "
-            "ORDER BY seq LIMIT $3",
-            last,
-            hi,
-            page,
-        )
-        if not rows:
-            return
-        for r in rows:
-            yield r
-        last = rows[-1]["seq"]
-
-
-async def iter_rows(
-    db: Db, page: int = 5000, *, from_seq: int = 0, to_seq: int | None = None
-) -> AsyncIterator[AuditRow]:
-    async for r in _keyset(db, "audit_log", _COLUMNS, page, from_seq, to_seq):
-        yield AuditRow(**dict(r))
-
-
-async def iter_checkpoints(
-    db: Db, page: int = 1000, *, from_seq: int = 0, to_seq: int | None = None
-) -> AsyncIterator[Checkpoint]:
-    async for r in _keyset(db, "audit_checkpoints", _CP_COLUMNS, page, from_seq, to_seq):
-        yield Checkpoint(**dict(r))
 
 
 async def seq_span(
@@ -176,7 +138,8 @@ async def seq_span(
 
 async def checkpoint_at_or_after(db: Db, seq: int) -> Checkpoint | None:
     r = await db.fetchrow(
-        f"SELECT {_CP_COLUMNS} FROM lethe.audit_checkpoints WHERE seq >= $1 ORDER BY seq LIMIT 1",
+        f"SELECT {CHECKPOINT_COLUMNS} FROM lethe.audit_checkpoints "
+        "WHERE seq >= $1 ORDER BY seq LIMIT 1",
         seq,
     )
     return Checkpoint(**dict(r)) if r else None
@@ -187,36 +150,3 @@ async def prune(db: Db, retention_days: int) -> int:
     younger row (lethe.audit_prune, migration 0003). Rows deleted."""
     n = await db.fetchval("SELECT lethe.audit_prune($1)", timedelta(days=retention_days))
     return int(n or 0)
-
-
-# --- GET /v1/audit ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Query:
-    org_id: str
-    job_id: uuid.UUID | None = None
-    action: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    after_seq: int = 0
-    limit: int = 100
-
-
-async def query(db: Db, q: Query) -> list[dict[str, Any]]:
-    """One page of an organisation's audit rows, oldest first, after `after_seq` (keyset)."""
-    rows = await db.fetch(
-        f"SELECT {_COLUMNS} FROM lethe.audit_log WHERE org_id = $1 AND seq > $2 "
-        "AND ($3::uuid IS NULL OR job_id = $3) AND ($4::text IS NULL OR action = $4) "
-        "AND ($5::timestamptz IS NULL OR occurred_at >= $5) "
-        "AND ($6::timestamptz IS NULL OR occurred_at < $6) "
-        "ORDER BY seq LIMIT $7",
-        q.org_id,
-        q.after_seq,
-        q.job_id,
-        q.action,
-        q.since,
-        q.until,
-        q.limit,
-    )
-    return [dict(r) for r in rows]

@@ -22,8 +22,8 @@ from services.auditor.keys import (
     trusted_public_keys,
 )
 from services.auditor.settings import AuditorSettings
-from services.auditor.verify import verify_chain
 from services.cli.common import console, load_env_file
+from shared.auditchain.verify import verify_chain
 from shared.db import create_pool
 
 app = typer.Typer(help="The tamper-evident audit trail.")

@@ -12,7 +12,7 @@ job's state (Lethe's database) is re-read under it and must allow the operation.
   other finds a state that refuses it.
 
 `ALLOWED` is the eraser's table of which state each operation needs; `restored` and `purged`
-allow nothing (terminal). Intake keeps the job-level table (services/intake/lifecycle.py).
+allow nothing (terminal). Intake keeps the job-level table (shared/lifecycle.py).
 """
 
 from __future__ import annotations

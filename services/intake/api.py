@@ -12,7 +12,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.intake import deadlines, domain, extension, lifecycle, opendsr, store
+from services.intake import deadlines, domain, extension, opendsr, store
 from services.intake.auth import audit_refusal, runtime
 from services.intake.domain import Caller, Refused, RequestIn
 from services.intake.routes_audit import router as audit_router
@@ -21,6 +21,7 @@ from services.intake.routes_exports import router as exports_router
 from services.intake.routes_opendsr import router as opendsr_router
 from services.intake.routes_orgs import router as orgs_router
 from services.intake.routes_retention import router as retention_router
+from shared import lifecycle
 from shared.events import make_event
 from shared.events.jobs import Item, RestoreErasure
 from shared.kafka import current_trace

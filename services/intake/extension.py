@@ -9,9 +9,10 @@ from typing import Any
 
 import asyncpg
 
-from services.intake import deadlines, domain, lifecycle, store
+from services.intake import deadlines, domain, store
 from services.intake.domain import Caller
 from services.intake.links import StatusLinks
+from shared import lifecycle
 from shared.events import make_event
 from shared.events.requests import DeadlineExtended
 

@@ -12,9 +12,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from services.auditor import store as audit_store
 from services.intake.auth import audit_refusal, role, runtime
 from services.intake.domain import Caller
+from shared.readmodels import audit as audit_store
 
 router = APIRouter()
 

@@ -16,7 +16,6 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
-from services.exporter import store as exports
 from services.intake import store
 from services.intake.auth import caller, runtime
 from services.intake.domain import Caller
@@ -25,6 +24,7 @@ from shared.crypto import CryptoError, parse_master_key, unwrap_key
 from shared.events import Actor, make_event
 from shared.events.exports import DownloadAttempted, LinkRevoked
 from shared.events.topics import AUDIT
+from shared.readmodels import exports
 from shared.sealed_stream import open_stream
 from shared.tokens import TokenError, verify
 

@@ -28,9 +28,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
-from services.intake import domain, lifecycle, opendsr, store
+from services.intake import domain, opendsr, store
 from services.intake.auth import caller, role, runtime
 from services.intake.domain import Caller
+from shared import lifecycle
 from shared.events import make_event
 from shared.events.jobs import CancelErasure
 from shared.events.opendsr import OpenDSRRequestReceived

@@ -32,8 +32,9 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from services.intake import lifecycle, store
+from services.intake import store
 from services.intake.retention import SCHEDULER, Cron, plan_run, record_jobs
+from shared import lifecycle
 from shared.datamap import DataMap
 from shared.events import make_event
 from shared.events.notifications import SendEmail

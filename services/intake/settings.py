@@ -6,10 +6,10 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 
 from services.intake.links import StatusLinks
-from shared.settings import LetheSettings
+from shared.auditchain.keys import AuditKeySettings
 
 
-class IntakeSettings(LetheSettings):
+class IntakeSettings(AuditKeySettings):  # the web UI verifies the audit chain
     http_host: str = Field("127.0.0.1", description="Address intake's HTTP API listens on.")
     http_port: int = Field(8080, description="Port of intake's HTTP API.")
     public_api_url: str = Field(

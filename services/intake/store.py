@@ -11,8 +11,8 @@ from typing import Any
 
 import asyncpg
 
-from services.intake import lifecycle
 from services.intake.domain import Caller, NewJob
+from shared import lifecycle
 from shared.events import Actor, Envelope, make_event
 from shared.events.envelope import safe_details
 from shared.events.requests import OrgDelegationChanged

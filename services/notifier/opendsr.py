@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -38,11 +38,12 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 from faststream.kafka import KafkaBroker
 
-from services.intake import opendsr
+from shared import opendsr
 from shared.events import Actor, Envelope, make_event
 from shared.events.opendsr import OpenDSRCallbackFailed, OpenDSRCallbackSent
 from shared.events.topics import AUDIT, PROGRESS
 from shared.kafka import publish_event, subscribe
+from shared.readmodels.opendsr import target
 
 if TYPE_CHECKING:
     from services.notifier.settings import NotifierSettings
@@ -75,15 +76,6 @@ class CallbackDeps:
         return self.timeout + 30
 
 
-@dataclass(frozen=True)
-class Target:
-    org_id: str
-    subject_request_id: str
-    api_version: str | None
-    urls: list[str]
-    expected_completion_time: Any
-
-
 def url_ref(url: str) -> tuple[str, str]:
     return urlsplit(url).hostname or "-", hashlib.sha256(url.encode()).hexdigest()[:16]
 
@@ -99,24 +91,6 @@ def backoff_after(attempts: int, deps: CallbackDeps) -> float:
 
 
 # --- SQL ---------------------------------------------------------------------------------
-
-
-async def target(pool: asyncpg.Pool, job_id: uuid.UUID) -> Target | None:
-    r = await pool.fetchrow(
-        "SELECT o.org_id, o.subject_request_id, o.api_version, o.status_callback_urls, "
-        "coalesce(j.extended_due_at, j.due_at) AS due FROM lethe.opendsr_requests o "
-        "JOIN lethe.jobs j ON j.id = o.job_id WHERE o.job_id = $1",
-        job_id,
-    )
-    if r is None:
-        return None
-    return Target(
-        r["org_id"],
-        str(r["subject_request_id"]),
-        r["api_version"],
-        list(r["status_callback_urls"]),
-        r["due"],
-    )
 
 
 _COLUMNS = (

@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaProducer
 from deploy.local import infra
 from deploy.local.sample.seed import SeededOrg, seed_org
 from deploy.local.stack import start_services, stop_services
-from services.auditor.verify import verify_chain
+from shared.auditchain.verify import verify_chain
 from shared.events.topics import DLQ, JOBS_ERASE
 from tests.conftest import Org
 from tests.helpers import eventually, find_record, mails_to

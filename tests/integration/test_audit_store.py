@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from services.auditor import store
-from services.auditor.verify import verify_chain
+from shared.auditchain.verify import verify_chain
 from shared.events import Actor, make_event
 from shared.events.progress import JobFailed
 

@@ -33,7 +33,7 @@ from services.auditor.export import export
 from services.auditor.keys import dev_seed, key_id, public_raw
 from services.auditor.settings import AuditorSettings
 from services.auditor.store import Signer
-from services.auditor.verify import verify_chain
+from shared.auditchain.verify import verify_chain
 from shared.db import _init_connection, create_pool, migrate
 from shared.events import Actor, make_event
 from shared.events.progress import BatchErased

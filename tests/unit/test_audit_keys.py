@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.auditor import checkpoints
 from services.auditor.keys import (
     SigningKeyMissing,
     generate_seed,
@@ -18,6 +17,7 @@ from services.auditor.keys import (
     trusted_public_keys,
 )
 from services.auditor.settings import AuditorSettings
+from shared.auditchain import checkpoints
 
 pytestmark = pytest.mark.unit
 

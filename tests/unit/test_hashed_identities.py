@@ -8,8 +8,9 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from services.intake import lifecycle, opendsr
+from services.intake import opendsr
 from services.intake.domain import RequestIn, SubjectIn
+from shared import lifecycle
 
 pytestmark = pytest.mark.unit
 EMAIL = "johndoe@example.com"  # the specification's subject (section 7.2)

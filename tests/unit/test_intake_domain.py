@@ -194,7 +194,7 @@ def test_a_cancel_goes_to_the_worker_that_can_stop_the_job() -> None:
     "status, says", [("ready", "revoke the download link"), ("expired", "already deleted")]
 )
 def test_cancelling_a_finished_export_is_refused_with_the_reason(status: str, says: str) -> None:
-    from services.intake import lifecycle
+    from shared import lifecycle
 
     with pytest.raises(lifecycle.IllegalTransition, match=says) as err:
         lifecycle.check_command("cancel", status, "export")

@@ -1,6 +1,6 @@
 """The lifecycle tables, walked pair by pair against what the product promises.
 
-Intake's table (services/intake/lifecycle.py) decides which commands a person may send and
+Intake's table (shared/lifecycle.py) decides which commands a person may send and
 which worker events move a job; the eraser's (services/eraser/fence.py) which operation its
 own job record allows. The expectations are written out here, independently of the tables.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from services.eraser import fence
-from services.intake import lifecycle
+from shared import lifecycle
 
 pytestmark = pytest.mark.unit
 

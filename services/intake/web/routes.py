@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
-from services.intake import domain, lifecycle, store
+from services.intake import domain, store
 from services.intake.api import decode_cursor, encode_cursor, job_view
 from services.intake.auth import audit_refusal, runtime
 from services.intake.web import store as web_store
@@ -32,6 +32,7 @@ from services.intake.web.common import (
     session,
 )
 from services.intake.web.forms import submit_from_form
+from shared import lifecycle
 from shared.kafka import current_trace
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)

@@ -15,9 +15,6 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-from services.auditor.keys import trusted_public_keys
-from services.auditor.settings import AuditorSettings
-from services.auditor.verify import verify_chain
 from services.intake import store
 from services.intake.auth import runtime
 from services.intake.web import store as web_store
@@ -33,7 +30,9 @@ from services.intake.web.common import (
 )
 from services.intake.web.routes import progress_events, progress_view, sse
 from services.intake.web.routes_job import link_token
-from shared.settings import LetheSettings
+from shared.auditchain.keys import trusted_public_keys
+from shared.auditchain.verify import verify_chain
+from shared.readmodels import audit, exports
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 public = APIRouter(include_in_schema=False)
@@ -77,8 +76,9 @@ def _parsed(f: dict[str, Any]) -> dict[str, Any]:
 async def audit_page(request: Request, s: WebSession, after: int = 0) -> Response:
     await require(request, s, "owner")
     f = _filters(request)
-    rows = await web_store.audit_rows(
-        runtime(request).pool, s.who.org_id, **_parsed(f), after_seq=after, limit=PAGE
+    rows = await audit.query(
+        runtime(request).pool,
+        audit.Query(s.who.org_id, **_parsed(f), after_seq=after, limit=PAGE),
     )
     return render(
         request,
@@ -92,9 +92,7 @@ async def audit_page(request: Request, s: WebSession, after: int = 0) -> Respons
 
 
 async def verdict_text(request: Request) -> tuple[bool, str]:
-    base = runtime(request).settings
-    auditor = AuditorSettings(**{k: getattr(base, k) for k in LetheSettings.model_fields})
-    trusted = trusted_public_keys(auditor)
+    trusted = trusted_public_keys(runtime(request).settings)
     if not trusted:
         return False, "No trusted public key is configured (LETHE_AUDIT_PUBLIC_KEYS)."
     v = await verify_chain(runtime(request).pool, trusted)
@@ -114,8 +112,9 @@ async def audit_verify(request: Request, s: WebSession) -> Response:
     await checked_form(request, s, "owner")
     ok, text = await verdict_text(request)
     f = _filters(request)
-    rows = await web_store.audit_rows(
-        runtime(request).pool, s.who.org_id, **_parsed(f), after_seq=0, limit=PAGE
+    rows = await audit.query(
+        runtime(request).pool,
+        audit.Query(s.who.org_id, **_parsed(f), after_seq=0, limit=PAGE),
     )
     return render(
         request,
@@ -158,8 +157,8 @@ async def audit_export(request: Request, s: WebSession, format: str = "jsonl") -
         if format == "csv":
             yield ",".join(COLUMNS) + "\r\n"
         while True:
-            rows = await web_store.audit_rows(
-                pool, s.who.org_id, **where, after_seq=after, limit=1000
+            rows = await audit.query(
+                pool, audit.Query(s.who.org_id, **where, after_seq=after, limit=1000)
             )
             for r in rows:
                 line = _line(r)
@@ -242,7 +241,7 @@ async def _subject_download(request: Request, row: dict[str, Any]) -> dict[str, 
     if row["type"] != "export" or row["status"] != "ready":
         return None
     rt = runtime(request)
-    link = await web_store.live_link(rt.pool, row["id"], None)
+    link = await exports.live_link(rt.pool, row["id"], None)
     if link is None or link["downloads"] >= link["max_downloads"]:
         return None
     key = rt.settings.download_token_key.get_secret_value().encode()

@@ -9,11 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.intake import deadlines, domain, extension, lifecycle, store
+from services.intake import deadlines, domain, extension, store
 from services.intake.api import job_view
 from services.intake.auth import runtime
 from services.intake.routes_exports import serve as serve_download
-from services.intake.web import store as web_store
 from services.intake.web.common import (
     PREFIX,
     Session,
@@ -24,8 +23,10 @@ from services.intake.web.common import (
     session,
     status_path,
 )
+from shared import lifecycle
 from shared.events import make_event
 from shared.events.jobs import Item, RestoreErasure
+from shared.readmodels import exports
 from shared.tokens import DownloadToken, sign
 
 router = APIRouter(prefix=f"{PREFIX}/jobs", include_in_schema=False)
@@ -86,7 +87,7 @@ async def job_page(
     events = await store.job_events(rt.pool, job_id)
     link = None
     if row["type"] == "export" and row["status"] == "ready":
-        link = await web_store.live_link(rt.pool, job_id, s.who.org_id)
+        link = await exports.live_link(rt.pool, job_id, s.who.org_id)
     status = row["status"]
     limit = deadlines.max_extended_due(row["regulation"], row["due_at"])
     return render(
@@ -236,7 +237,7 @@ async def download(request: Request, job_id: uuid.UUID, s: WebSession) -> Respon
     """The export through its current link, as an org member (checked and audited as every
     download is; a member's download does not use up the subject's link)."""
     rt = runtime(request)
-    link = await web_store.live_link(rt.pool, job_id, s.who.org_id)
+    link = await exports.live_link(rt.pool, job_id, s.who.org_id)
     if link is None:
         raise WebError(410, "This export has no valid link: it expired or was revoked.")
     key = rt.settings.download_token_key.get_secret_value().encode()

@@ -1,11 +1,11 @@
-"""The web UI's SQL: sessions, progress snapshots, the audit list with an actor filter."""
+"""The web UI's SQL: sessions and progress snapshots."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -79,55 +79,5 @@ async def job_any_org(pool: asyncpg.Pool, job_id: uuid.UUID) -> dict[str, Any] |
         "SELECT id, type, scope, status, phase, done, total, rows_per_second, eta_seconds, "
         "received_at, due_at, extended_due_at FROM lethe.jobs WHERE id = $1",
         job_id,
-    )
-    return dict(r) if r else None
-
-
-async def audit_rows(
-    pool: asyncpg.Pool,
-    org_id: str,
-    *,
-    job_id: uuid.UUID | None,
-    action: str | None,
-    actor: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    after_seq: int,
-    limit: int,
-) -> list[dict[str, Any]]:
-    """One page of the org's audit rows, oldest first (keyset on seq) as `GET /v1/audit`,
-    plus a filter on the actor (`kind:id`, or any part of it)."""
-    rows = await pool.fetch(
-        "SELECT seq, event_id, occurred_at, recorded_at, actor, action, job_id, subject_hash, "
-        "details, hash FROM lethe.audit_log WHERE org_id = $1 AND seq > $2 "
-        "AND ($3::uuid IS NULL OR job_id = $3) AND ($4::text IS NULL OR action = $4) "
-        "AND ($5::text IS NULL OR strpos(actor, $5) > 0) "
-        "AND ($6::timestamptz IS NULL OR occurred_at >= $6) "
-        "AND ($7::timestamptz IS NULL OR occurred_at < $7) ORDER BY seq LIMIT $8",
-        org_id,
-        after_seq,
-        job_id,
-        action,
-        actor,
-        since,
-        until,
-        limit,
-    )
-    return [dict(r) for r in rows]
-
-
-async def live_link(
-    pool: asyncpg.Pool, job_id: uuid.UUID, org_id: str | None
-) -> dict[str, Any] | None:
-    """The newest download link of a ready export that is neither revoked nor expired (of one
-    org, unless org_id is None: the subject's status page), with its downloads so far."""
-    r = await pool.fetchrow(
-        "SELECT t.token_id, t.recipient_hash, t.expires_at, t.downloads, t.max_downloads "
-        "FROM lethe.download_tokens t JOIN lethe.exports e ON e.job_id = t.job_id "
-        "WHERE t.job_id = $1 AND ($2::text IS NULL OR e.org_id = $2) "
-        "AND e.status = 'ready' AND t.revoked_at IS NULL AND t.expires_at > now() "
-        "ORDER BY t.expires_at DESC LIMIT 1",
-        job_id,
-        org_id,
     )
     return dict(r) if r else None

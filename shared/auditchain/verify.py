@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from services.auditor import checkpoints, store
-from services.auditor.checkpoints import Checkpoint
-from services.auditor.domain import GENESIS, check_row
+from shared.auditchain import checkpoints
+from shared.auditchain.checkpoints import Checkpoint
+from shared.auditchain.rows import GENESIS, check_row
+from shared.readmodels import audit as store
 
 
 @dataclass(frozen=True)
