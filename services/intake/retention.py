@@ -7,11 +7,13 @@ except `anonymous`, which only public mode deletes. A category's default is the 
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
+from croniter import CroniterBadDateError, CroniterError, croniter
 
 from services.intake import store
 from shared.datamap import DataMap
@@ -85,70 +87,63 @@ class CronError(ValueError):
 
 _RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
 _NAMES = ("minute", "hour", "day of month", "month", "day of week")
+_NUMERIC = re.compile(r"[0-9*/-]+")  # numbers, ranges and steps: wrong only by their values
+_BACK = timedelta(days=366 * 4)  # how far `previous` looks (a leap day's schedule fits)
+_AHEAD = timedelta(days=367)  # how far `next` looks
 
 
-def _field(text: str, lo: int, hi: int, name: str) -> frozenset[int]:
-    values: set[int] = set()
-    for part in text.split(","):
-        base, _, step_s = part.partition("/")
-        try:
-            step = int(step_s) if step_s else 1
-            if base == "*":
-                a, b = lo, hi
-            elif "-" in base:
-                a, b = (int(x) for x in base.split("-", 1))
-            else:
-                a = b = int(base)
-        except ValueError as exc:
-            raise CronError(f"cron {name}: {part!r} is not a number, range or */step") from exc
-        top = 7 if name == "day of week" else hi  # 7 is Sunday too
-        if not (lo <= a <= b <= top) or step < 1:
-            raise CronError(f"cron {name}: {part!r} outside {lo}..{hi}")
-        values.update(v % 7 if top == 7 else v for v in range(a, b + 1, step))
-    return frozenset(values)
+def _refusal(expr: str, parts: list[str], exc: CroniterError) -> CronError:
+    """Name the field (and the comma-separated part of it) croniter refuses: each part is
+    tried alone, every other field `*`."""
+    for i, (field, (lo, hi), name) in enumerate(zip(parts, _RANGES, _NAMES, strict=True)):
+        for part in field.split(","):
+            probe = ["*"] * 5
+            probe[i] = part
+            if not croniter.is_valid(" ".join(probe)):
+                if _NUMERIC.fullmatch(part):
+                    return CronError(f"cron {name}: {part!r} outside {lo}..{hi}")
+                return CronError(f"cron {name}: {part!r} is not a number, range or */step")
+    return CronError(f"cron {expr!r}: {exc}")
 
 
 @dataclass(frozen=True)
 class Cron:
-    """A five-field cron expression in UTC: minute hour day-of-month month day-of-week."""
+    """A five-field cron expression in UTC: minute hour day-of-month month day-of-week,
+    read by croniter (names such as `mon-fri` or `jan`, `L` and `#` too). When both day of
+    month and day of week are restricted, either matches (as cron does)."""
 
-    minutes: frozenset[int]
-    hours: frozenset[int]
-    days: frozenset[int]
-    months: frozenset[int]
-    weekdays: frozenset[int]
-    any_day: bool
-    any_weekday: bool
+    expr: str
 
     @classmethod
     def parse(cls, expr: str) -> Cron:
         parts = expr.split()
         if len(parts) != 5:
             raise CronError(f"cron {expr!r}: five fields (minute hour day month weekday)")
-        f = [_field(p, lo, hi, n) for p, (lo, hi), n in zip(parts, _RANGES, _NAMES, strict=True)]
-        return cls(f[0], f[1], f[2], f[3], f[4], parts[2] == "*", parts[4] == "*")
-
-    def _day_matches(self, d: datetime) -> bool:
-        if d.month not in self.months:
-            return False
-        dom, dow = d.day in self.days, (d.isoweekday() % 7) in self.weekdays
-        if self.any_day or self.any_weekday:
-            return dom and dow
-        return dom or dow  # both restricted: either matches (as cron does)
+        try:
+            croniter(" ".join(parts))
+        except CroniterError as exc:
+            raise _refusal(expr, parts, exc) from exc
+        return cls(" ".join(parts))
 
     def previous(self, now: datetime) -> datetime | None:
         """The latest scheduled time at or before `now` (within the last ~4 years)."""
         now = now.replace(second=0, microsecond=0)
-        day = now.replace(hour=0, minute=0)
-        for _ in range(366 * 4 + 1):
-            if self._day_matches(day):
-                for h in sorted(self.hours, reverse=True):
-                    for m in sorted(self.minutes, reverse=True):
-                        at = day.replace(hour=h, minute=m)
-                        if at <= now:
-                            return at
-            day -= timedelta(days=1)
-        return None
+        start = now + timedelta(minutes=1)  # croniter's previous is strictly before its start
+        try:
+            at: datetime = croniter(self.expr, start, max_years_between_matches=5).get_prev(
+                datetime
+            )
+        except CroniterBadDateError:  # never within croniter's horizon
+            return None
+        return at if at >= now.replace(hour=0, minute=0) - _BACK else None
+
+    def next(self, now: datetime) -> datetime | None:
+        """The first scheduled time after `now` (within about a year)."""
+        try:
+            at: datetime = croniter(self.expr, now, max_years_between_matches=2).get_next(datetime)
+        except CroniterBadDateError:
+            return None
+        return at if at < now.replace(hour=0, minute=0, second=0, microsecond=0) + _AHEAD else None
 
 
 # ------------------------------------------------------------------ a scheduled run

@@ -1,6 +1,6 @@
-"""Pure pieces of retention: the cron schedule's previous period, the data map's retention
-fields (checked when the map loads), the policy categories it yields, and what the resolver
-lets a retention batch reach and what holds an aged row."""
+"""Pure pieces of retention: the cron schedule's previous period and next run, the data map's
+retention fields (checked when the map loads), the policy categories it yields, and what the
+resolver lets a retention batch reach and what holds an aged row."""
 
 from __future__ import annotations
 
@@ -36,6 +36,21 @@ def at(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
 )
 def test_previous_period(expr: str, now: datetime, previous: datetime) -> None:
     assert Cron.parse(expr).previous(now) == previous
+
+
+@pytest.mark.parametrize(
+    ("expr", "now", "following"),
+    [
+        ("0 3 * * *", at(2026, 11, 23, 2, 59), at(2026, 11, 23, 3, 0)),
+        ("0 3 * * *", at(2026, 11, 23, 3, 0), at(2026, 11, 24, 3, 0)),  # strictly after
+        ("*/15 * * * 1-5", at(2026, 11, 21, 11, 7), at(2026, 11, 23, 0, 0)),  # Saturday
+        ("0 0 13 * 5", at(2026, 11, 14, 0, 0), at(2026, 11, 20, 0, 0)),  # day or weekday
+        ("0 4 29 2 *", at(2027, 3, 1, 0, 0), at(2028, 2, 29, 4, 0)),
+        ("0 4 29 2 *", at(2026, 3, 1, 0, 0), None),  # beyond a year: the page shows none
+    ],
+)
+def test_next_run(expr: str, now: datetime, following: datetime | None) -> None:
+    assert Cron.parse(expr).next(now) == following
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@ as `PUT /v1/orgs/{org}/retention`), the schedule's last and next run, what each 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import asyncpg
@@ -20,21 +20,11 @@ WebSession = Annotated[Session, Depends(session)]
 
 
 def next_run(expr: str, now: datetime) -> datetime | None:
-    """The first scheduled time after `now` (within about a year)."""
+    """The first scheduled time after `now` (within about a year); None for a bad schedule."""
     try:
-        cron = retention.Cron.parse(expr)
+        return retention.Cron.parse(expr).next(now)
     except retention.CronError:
         return None
-    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    for _ in range(367):
-        if cron._day_matches(day):
-            for h in sorted(cron.hours):
-                for m in sorted(cron.minutes):
-                    at = day.replace(hour=h, minute=m)
-                    if at > now:
-                        return at
-        day += timedelta(days=1)
-    return None
 
 
 async def recent_runs(pool: asyncpg.Pool, org_id: str, limit: int = 10) -> list[dict[str, Any]]:
