@@ -33,6 +33,19 @@ async def eventually(
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
+async def s3_exists(s3: Any, bucket: str, key: str) -> bool:
+    """Whether the object is there. Only "not found" (404/NoSuchKey) counts as gone; any other
+    error (access denied, no such bucket, a down endpoint) raises instead of passing for a
+    deleted object."""
+    try:
+        await s3.head_object(Bucket=bucket, Key=key)
+        return True
+    except s3.exceptions.ClientError as e:
+        if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+            return False
+        raise
+
+
 def mails_to(mail_dir: Path, address: str) -> list[EmailMessage]:
     found = []
     for path in sorted(mail_dir.glob("*.eml")):

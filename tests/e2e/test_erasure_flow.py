@@ -18,7 +18,7 @@ from deploy.local.stack import start_services, stop_services
 from services.auditor.verify import verify_chain
 from shared.events.topics import DLQ, JOBS_ERASE
 from tests.conftest import Org
-from tests.helpers import eventually, find_record, mails_to
+from tests.helpers import eventually, find_record, mails_to, s3_exists
 
 pytestmark = pytest.mark.e2e
 BUCKET = "lethe-platform"
@@ -82,11 +82,7 @@ async def _rows_of(platform_db: asyncpg.Pool, user_id: int) -> dict[str, int]:
 
 
 async def _exists(s3: Any, key: str) -> bool:
-    try:
-        await s3.head_object(Bucket=BUCKET, Key=key)
-        return True
-    except s3.exceptions.ClientError:
-        return False
+    return await s3_exists(s3, BUCKET, key)
 
 
 async def test_erasure_goes_through_all_five_services(
