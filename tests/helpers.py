@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+if TYPE_CHECKING:
+    from tests.conftest import Org
 
 T = TypeVar("T")
 
@@ -31,6 +36,59 @@ async def eventually(
             return last
         await asyncio.sleep(every)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+async def submit(client: httpx.AsyncClient, org: Org, body: dict[str, Any]) -> str:
+    """`POST /v1/requests` as the org's owner; the new job's id (the 202 is asserted)."""
+    r = await client.post("/v1/requests", json=body, headers=org.headers)
+    assert r.status_code == 202, r.text
+    job_id: str = r.json()["id"]
+    return job_id
+
+
+async def submit_erasure(
+    client: httpx.AsyncClient, org: Org, email: str, *, window: int, **fields: Any
+) -> uuid.UUID:
+    """An erasure of the subject with this email, `window` days of recovery; `fields` are
+    any other fields of the request."""
+    body = {
+        "type": "erasure",
+        "subject": {"email": email},
+        "recovery_window_days": window,
+        **fields,
+    }
+    return uuid.UUID(await submit(client, org, body))
+
+
+async def job_in(
+    client: httpx.AsyncClient,
+    org: Org,
+    job_id: str,
+    statuses: Iterable[str],
+    *,
+    timeout: float = 90,
+) -> dict[str, Any]:
+    """The job (`GET /v1/jobs/{id}`) once its status is one of `statuses`."""
+    wanted = set(statuses)
+
+    async def reached() -> dict[str, Any] | None:
+        job: dict[str, Any] = (await client.get(f"/v1/jobs/{job_id}", headers=org.headers)).json()
+        return job if job["status"] in wanted else None
+
+    return await eventually(reached, timeout=timeout, what=f"job {job_id} to be {sorted(wanted)}")
+
+
+async def s3_exists(s3: Any, bucket: str, key: str) -> bool:
+    """Whether the object is there. Only "not found" (404/NoSuchKey) counts as gone; any other
+    error (access denied, no such bucket, a down endpoint) raises instead of passing for a
+    deleted object."""
+    try:
+        await s3.head_object(Bucket=bucket, Key=key)
+        return True
+    except s3.exceptions.ClientError as e:
+        if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+            return False
+        raise
 
 
 def mails_to(mail_dir: Path, address: str) -> list[EmailMessage]:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import uuid
 import zipfile
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,55 +18,32 @@ import httpx
 import pytest
 
 from deploy.local import infra
-from deploy.local.sample.seed import SeededOrg, seed_org
-from deploy.local.stack import start_services, stop_services
+from deploy.local.sample.seed import SeededOrg
 from tests.conftest import Org
 from tests.helpers import eventually
+from tests.seeding import seed_sample
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 SETTLED = ("completed", "completed_with_errors", "soft_deleted", "failed", "cancelled")
 # Small enough to see checkpoints written in a short test, by both of the auditor's paths.
-AUDITOR_ENV = {
+SERVICES_ENV = {
     "LETHE_AUDIT_CHECKPOINT_EVERY_ROWS": "7",
     "LETHE_AUDIT_CHECKPOINT_EVERY_SECONDS": "1",
 }
 
 
-@pytest.fixture(scope="module")
-def api_url(prepared: infra.Endpoints, state_dir: Path) -> Iterator[str]:
-    saved = {k: os.environ.get(k) for k in AUDITOR_ENV}
-    os.environ.update(AUDITOR_ENV)  # laid over the environment of the started services
-    try:
-        yield start_services(prepared, state_dir)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        stop_services(state_dir)
-
-
-@pytest.fixture
-async def client(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api_url, timeout=10) as c:
-        yield c
-
-
 @pytest.fixture
 async def seeded(org: Org, platform_db: asyncpg.Pool, s3: Any) -> SeededOrg:
-    async with platform_db.acquire() as conn:
-        return await seed_org(
-            conn,
-            s3,
-            "lethe-platform",
-            org.id,
-            users=2,
-            conversations_per_user=2,
-            messages_per_conversation=5,
-            media_every=3,
-        )
+    return await seed_sample(
+        platform_db,
+        s3,
+        org.id,
+        users=2,
+        conversations_per_user=2,
+        messages_per_conversation=5,
+        media_every=3,
+    )
 
 
 def lethe_cli(ep: infra.Endpoints, *args: str) -> subprocess.CompletedProcess[str]:

@@ -6,27 +6,17 @@ import asyncio
 import os
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
 
-from deploy.local import infra
 from deploy.local.sample.seed import seed_org
-from deploy.local.stack import REPO_ROOT, start_services, stop_services
+from deploy.local.stack import REPO_ROOT
 from tests.conftest import Org
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def api_url(prepared: infra.Endpoints, state_dir: Path) -> Iterator[str]:
-    try:
-        yield start_services(prepared, state_dir)
-    finally:
-        stop_services(state_dir)
 
 
 async def test_jobs_watch_follows_a_live_job_to_the_end(

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -20,17 +18,16 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from deploy.local import infra
-from deploy.local.sample.seed import SeededOrg, seed_org
-from deploy.local.stack import REPO_ROOT, service_env, start_services, stop_services
 from services.eraser import store
 from shared.events import Actor, make_event
 from shared.events.jobs import CancelErasure, RestoreErasure
 from shared.events.topics import JOBS_ERASE
 from tests.conftest import Org
-from tests.helpers import eventually
+from tests.e2e.conftest import Services
+from tests.helpers import eventually, submit_erasure
+from tests.seeding import seed_sample
 
 pytestmark = pytest.mark.e2e
-BUCKET = "lethe-platform"
 REPLICA_ENV = {
     "LETHE_ERASE_BATCH_SIZE": "250",
     # Slow enough that the kill lands mid-job, fast enough for a short test.
@@ -40,15 +37,14 @@ REPLICA_ENV = {
 
 
 class Replicas:
-    def __init__(self, ep: infra.Endpoints, state_dir: Path, port: int) -> None:
-        self.env = {**service_env(ep, port), **REPLICA_ENV}
-        self.state_dir = state_dir
+    """Eraser processes of the module's stack (stopped with it)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
         self.pids: dict[str, int] = {}
 
     def start(self, name: str) -> int:
-        pid = infra.start_process(
-            name, [sys.executable, "-m", "services.eraser"], self.env, self.state_dir, cwd=REPO_ROOT
-        )
+        pid = self.services.start(name, "eraser", REPLICA_ENV)
         self.pids[name] = pid
         return pid
 
@@ -56,65 +52,28 @@ class Replicas:
         """Started and in the consumer groups (so the partitions are shared)."""
 
         async def up() -> bool:
-            logs = [(self.state_dir / "logs" / f"{n}.log").read_text() for n in names]
-            return all("started successfully" in text for text in logs)
+            return all("started successfully" in self.services.log(n) for n in names)
 
         await eventually(up, timeout=60, what=f"{', '.join(names)} to start")
 
     def kill(self, name: str) -> None:
         os.killpg(self.pids[name], signal.SIGKILL)
 
-    def stop_all(self) -> None:
-        for name in self.pids:
-            infra.stop_process(name, self.state_dir)
-
 
 @pytest.fixture(scope="module")
-def stack(prepared: infra.Endpoints, state_dir: Path) -> Iterator[tuple[str, Replicas]]:
+def stack(services: Services) -> tuple[str, Replicas]:
     """The five services, with the single eraser replaced by named replicas."""
-    replicas: Replicas | None = None
-    try:
-        url = start_services(prepared, state_dir)
-        infra.stop_process("eraser", state_dir)
-        replicas = Replicas(prepared, state_dir, int(url.rsplit(":", 1)[1]))
-        replicas.start("eraser-a")
-        replicas.start("eraser-b")
-        yield url, replicas
-    finally:
-        if replicas is not None:
-            replicas.stop_all()
-        stop_services(state_dir)
+    services.stop("eraser")
+    replicas = Replicas(services)
+    replicas.start("eraser-a")
+    replicas.start("eraser-b")
+    return services.url, replicas
 
 
 @pytest.fixture
 async def client(stack: tuple[str, Replicas]) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=stack[0], timeout=10) as c:
         yield c
-
-
-async def _seed(org: Org, platform_db: asyncpg.Pool, s3: Any, heavy: int) -> SeededOrg:
-    async with platform_db.acquire() as conn:
-        return await seed_org(
-            conn,
-            s3,
-            BUCKET,
-            org.id,
-            users=3,
-            conversations_per_user=4,
-            messages_per_conversation=25,
-            media_every=50,
-            heavy_user_factor=heavy,
-        )
-
-
-async def _submit(client: httpx.AsyncClient, org: Org, email: str, window: int) -> uuid.UUID:
-    r = await client.post(
-        "/v1/requests",
-        json={"type": "erasure", "subject": {"email": email}, "recovery_window_days": window},
-        headers=org.headers,
-    )
-    assert r.status_code == 202, r.text
-    return uuid.UUID(r.json()["id"])
 
 
 async def _job(lethe_db: asyncpg.Pool, job_id: uuid.UUID) -> store.Job | None:
@@ -142,11 +101,11 @@ async def test_two_replicas_share_a_job_and_survive_a_sigkill(
 ) -> None:
     _, replicas = stack
     await replicas.ready("eraser-a", "eraser-b")
-    seeded = await _seed(org, platform_db, s3, heavy=100)  # the subject owns ~10k rows
+    seeded = await seed_sample(platform_db, s3, org.id, heavy=100)  # the subject owns ~10k rows
     subject = seeded.users[0]
     expected = seeded.rows_of(subject)
     assert expected > 10_000
-    job_id = await _submit(client, org, subject.email, window=7)
+    job_id = await submit_erasure(client, org, subject.email, window=7)
 
     async def started() -> store.Job | None:
         job = await _job(lethe_db, job_id)
@@ -196,10 +155,10 @@ async def test_cancel_and_restore_commands_from_the_job_topic(
     s3: Any,
     prepared: infra.Endpoints,
 ) -> None:
-    seeded = await _seed(org, platform_db, s3, heavy=20)
+    seeded = await seed_sample(platform_db, s3, org.id, heavy=20)
     subject = seeded.users[0]
     before = await _live_rows(platform_db, subject.id)
-    job_id = await _submit(client, org, subject.email, window=7)
+    job_id = await submit_erasure(client, org, subject.email, window=7)
 
     async def some_done() -> store.Job | None:
         job = await _job(lethe_db, job_id)

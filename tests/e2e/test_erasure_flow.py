@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -13,60 +11,36 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from deploy.local import infra
-from deploy.local.sample.seed import SeededOrg, seed_org
-from deploy.local.stack import start_services, stop_services
+from deploy.local.sample.seed import SeededOrg
 from shared.auditchain.verify import verify_chain
 from shared.events.topics import DLQ, JOBS_ERASE
 from tests.conftest import Org
-from tests.helpers import eventually, find_record, mails_to
+from tests.helpers import eventually, find_record, job_in, mails_to, s3_exists, submit
+from tests.seeding import seed_sample
 
 pytestmark = pytest.mark.e2e
 BUCKET = "lethe-platform"
 
 
-@pytest.fixture(scope="module")
-def api_url(prepared: infra.Endpoints, state_dir: Path) -> Iterator[str]:
-    """The five services, started once for this module and stopped after it."""
-    try:
-        yield start_services(prepared, state_dir)
-    finally:
-        stop_services(state_dir)
-
-
-@pytest.fixture
-async def client(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api_url, timeout=10) as c:
-        yield c
-
-
 @pytest.fixture
 async def seeded(org: Org, platform_db: asyncpg.Pool, s3: Any) -> SeededOrg:
-    async with platform_db.acquire() as conn:
-        return await seed_org(
-            conn,
-            s3,
-            BUCKET,
-            org.id,
-            users=3,
-            conversations_per_user=3,
-            messages_per_conversation=20,
-            media_every=4,
-            heavy_user_factor=4,
-        )
+    return await seed_sample(
+        platform_db,
+        s3,
+        org.id,
+        bucket=BUCKET,
+        heavy=4,
+        conversations_per_user=3,
+        messages_per_conversation=20,
+        media_every=4,
+    )
 
 
 async def _submit_and_finish(
     client: httpx.AsyncClient, org: Org, body: dict[str, Any], timeout: float = 90
 ) -> dict[str, Any]:
-    r = await client.post("/v1/requests", json=body, headers=org.headers)
-    assert r.status_code == 202, r.text
-    job_id = r.json()["id"]
-
-    async def finished() -> dict[str, Any] | None:
-        job = (await client.get(f"/v1/jobs/{job_id}", headers=org.headers)).json()
-        return job if job["status"] in ("completed", "failed") else None
-
-    return await eventually(finished, timeout=timeout, what=f"job {job_id} to finish")
+    job_id = await submit(client, org, body)
+    return await job_in(client, org, job_id, ("completed", "failed"), timeout=timeout)
 
 
 async def _rows_of(platform_db: asyncpg.Pool, user_id: int) -> dict[str, int]:
@@ -82,11 +56,7 @@ async def _rows_of(platform_db: asyncpg.Pool, user_id: int) -> dict[str, int]:
 
 
 async def _exists(s3: Any, key: str) -> bool:
-    try:
-        await s3.head_object(Bucket=BUCKET, Key=key)
-        return True
-    except s3.exceptions.ClientError:
-        return False
+    return await s3_exists(s3, BUCKET, key)
 
 
 async def test_erasure_goes_through_all_five_services(

@@ -7,11 +7,8 @@ import io
 import json
 import os
 import signal
-import sys
 import uuid
 import zipfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -19,66 +16,44 @@ import httpx
 import pytest
 
 from deploy.local import infra
-from deploy.local.sample.seed import seed_org
-from deploy.local.stack import REPO_ROOT, service_env, start_services, stop_services
 from shared.events.topics import NOTIFICATIONS
 from tests.conftest import Org
+from tests.e2e.conftest import Services
 from tests.helpers import eventually, find_record
+from tests.seeding import seed_sample
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def api_url(prepared: infra.Endpoints, state_dir: Path) -> Iterator[str]:
-    try:
-        url = start_services(prepared, state_dir)
-        infra.stop_process("exporter", state_dir)  # this module runs its own exporters
-        yield url
-    finally:
-        for name in ("exporter-slow", "exporter-again"):
-            infra.stop_process(name, state_dir)
-        stop_services(state_dir)
-
-
-def _exporter(name: str, ep: infra.Endpoints, state_dir: Path, url: str, **env: str) -> int:
-    port = int(url.rsplit(":", 1)[1])
-    return infra.start_process(
-        name,
-        [sys.executable, "-m", "services.exporter"],
-        {**service_env(ep, port), **env},
-        state_dir,
-        cwd=REPO_ROOT,
-    )
+def api_url(services: Services) -> str:
+    services.stop("exporter")  # this module runs its own exporters
+    return services.url
 
 
 async def test_a_killed_export_is_redone_whole(
     api_url: str,
+    services: Services,
     org: Org,
     prepared: infra.Endpoints,
-    state_dir: Path,
     platform_db: asyncpg.Pool,
     lethe_db: asyncpg.Pool,
     s3: Any,
 ) -> None:
-    async with platform_db.acquire() as conn:
-        seeded = await seed_org(
-            conn,
-            s3,
-            "lethe-platform",
-            org.id,
-            users=2,
-            conversations_per_user=40,
-            messages_per_conversation=100,
-            media_every=0,
-        )
+    seeded = await seed_sample(
+        platform_db,
+        s3,
+        org.id,
+        users=2,
+        conversations_per_user=40,
+        messages_per_conversation=100,
+        media_every=0,
+    )
     subject = seeded.users[0]
-    pid = _exporter(
+    pid = services.start(
         "exporter-slow",
-        prepared,
-        state_dir,
-        api_url,
-        LETHE_EXPORT_RATE_LIMIT_ROWS="2000",
-        LETHE_EXPORT_BATCH_ROWS="500",
+        "exporter",
+        {"LETHE_EXPORT_RATE_LIMIT_ROWS": "2000", "LETHE_EXPORT_BATCH_ROWS": "500"},
     )
     async with httpx.AsyncClient(base_url=api_url, timeout=30) as c:
         r = await c.post(
@@ -102,7 +77,7 @@ async def test_a_killed_export_is_redone_whole(
         first = await lethe_db.fetchrow("SELECT * FROM lethe.exports WHERE job_id = $1", job_id)
         assert first["status"] == "building" and first["upload_id"]
 
-        _exporter("exporter-again", prepared, state_dir, api_url)
+        services.start("exporter-again", "exporter")
 
         async def ready() -> bool:
             job = (await c.get(f"/v1/jobs/{job_id}", headers=org.headers)).json()

@@ -7,11 +7,9 @@ import os
 import re
 import signal
 import socket
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -20,17 +18,16 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from deploy.local import infra
-from deploy.local.sample.seed import SeededOrg, seed_org
-from deploy.local.stack import REPO_ROOT, service_env, start_services, stop_services
 from services.eraser import store
 from shared.events import Actor, make_event
 from shared.events.notifications import SendEmail
 from shared.events.topics import JOBS_ERASE, NOTIFICATIONS
 from tests.conftest import Org
-from tests.helpers import eventually
+from tests.e2e.conftest import Services
+from tests.helpers import eventually, submit_erasure
+from tests.seeding import seed_sample
 
 pytestmark = pytest.mark.e2e
-BUCKET = "lethe-platform"
 GRACE = 10.0
 ERASERS = ("ops-eraser-1", "ops-eraser-2", "ops-eraser-3")
 ERASER_ENV = {
@@ -51,21 +48,21 @@ def _free_port() -> int:
 
 
 class Stack:
-    def __init__(self, ep: infra.Endpoints, state_dir: Path, url: str) -> None:
-        self.ep, self.state_dir, self.url = ep, state_dir, url
-        self.base_env = service_env(ep, int(url.rsplit(":", 1)[1]))
+    """The module's stack with processes of its own, each with an ops port."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.ep, self.state_dir, self.url = services.ep, services.state_dir, services.url
         self.pids: dict[str, int] = {}
         self.ops: dict[str, str] = {}
 
     def start(self, name: str, service: str, extra: dict[str, str]) -> None:
         port = _free_port()
-        env = {**self.base_env, **extra, "LETHE_OPS_PORT": str(port)}
-        argv = [sys.executable, "-m", f"services.{service}"]
-        self.pids[name] = infra.start_process(name, argv, env, self.state_dir, cwd=REPO_ROOT)
+        self.pids[name] = self.services.start(name, service, {**extra, "LETHE_OPS_PORT": str(port)})
         self.ops[name] = f"http://127.0.0.1:{port}"
 
     def log(self, name: str) -> str:
-        return (self.state_dir / "logs" / f"{name}.log").read_text()
+        return self.services.log(name)
 
     async def ready(self, *names: str) -> None:
         async def all_ready() -> bool:
@@ -80,28 +77,17 @@ class Stack:
 
         await eventually(all_ready, timeout=90, what=f"{', '.join(names)} ready")
 
-    def stop_all(self) -> None:
-        for name in self.pids:
-            infra.stop_process(name, self.state_dir)
-
 
 @pytest.fixture(scope="module")
-def stack(prepared: infra.Endpoints, state_dir: Path) -> Iterator[Stack]:
+def stack(services: Services) -> Stack:
     """The five services; the eraser as three replicas and the notifier with an ops port."""
-    s: Stack | None = None
-    try:
-        url = start_services(prepared, state_dir)
-        infra.stop_process("eraser", state_dir)
-        infra.stop_process("notifier", state_dir)
-        s = Stack(prepared, state_dir, url)
-        for name in ERASERS:
-            s.start(name, "eraser", ERASER_ENV)
-        s.start("ops-notifier", "notifier", NOTIFIER_ENV)
-        yield s
-    finally:
-        if s is not None:
-            s.stop_all()
-        stop_services(state_dir)
+    services.stop("eraser")
+    services.stop("notifier")
+    s = Stack(services)
+    for name in ERASERS:
+        s.start(name, "eraser", ERASER_ENV)
+    s.start("ops-notifier", "notifier", NOTIFIER_ENV)
+    return s
 
 
 @pytest.fixture
@@ -110,31 +96,9 @@ async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-async def _seed(org: Org, platform_db: asyncpg.Pool, s3: Any, heavy: int) -> SeededOrg:
-    async with platform_db.acquire() as conn:
-        return await seed_org(
-            conn,
-            s3,
-            BUCKET,
-            org.id,
-            users=3,
-            conversations_per_user=4,
-            messages_per_conversation=25,
-            media_every=50,
-            heavy_user_factor=heavy,
-        )
-
-
 async def _submit(client: httpx.AsyncClient, org: Org, email: str, window: int) -> uuid.UUID:
-    body = {
-        "type": "erasure",
-        "subject": {"email": email},
-        "recovery_window_days": window,
-        "notify_email": f"privacy@{org.id}.example",
-    }
-    r = await client.post("/v1/requests", json=body, headers=org.headers)
-    assert r.status_code == 202, r.text
-    return uuid.UUID(r.json()["id"])
+    notify = f"privacy@{org.id}.example"
+    return await submit_erasure(client, org, email, window=window, notify_email=notify)
 
 
 async def _job_with(
@@ -155,7 +119,7 @@ async def test_sigterm_mid_job_drains_one_replica_and_the_job_completes_exactly(
     s3: Any,
 ) -> None:
     await stack.ready(*ERASERS)
-    seeded = await _seed(org, platform_db, s3, heavy=100)  # the subject owns ~10k rows
+    seeded = await seed_sample(platform_db, s3, org.id, heavy=100)  # the subject owns ~10k rows
     subject = seeded.users[0]
     expected = seeded.rows_of(subject)
     job_id = await _submit(client, org, subject.email, window=7)
@@ -247,7 +211,7 @@ async def test_metrics_move_during_a_job(
     eraser_urls = [stack.ops[n] for n in erasers]
     urls = [*eraser_urls, stack.ops["ops-notifier"], stack.url]
     before = await _scrape(urls)
-    seeded = await _seed(org, platform_db, s3, heavy=4)
+    seeded = await seed_sample(platform_db, s3, org.id, heavy=4)
     subject = seeded.users[0]
     expected = seeded.rows_of(subject)
     job_id = await _submit(client, org, subject.email, window=0)  # purged at once: completed

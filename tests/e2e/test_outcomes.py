@@ -12,7 +12,7 @@ import os
 import re
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,26 +22,18 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from deploy.local import infra
-from deploy.local.stack import REPO_ROOT, start_services, stop_services
+from deploy.local.stack import REPO_ROOT
 from shared.datamap import check_against_database, load_datamap
 from shared.events.topics import REQUESTS
 from shared.resolver import Resolver, Scope
 from tests.conftest import REPO, Org
-from tests.helpers import eventually, mails_to
+from tests.helpers import eventually, job_in, mails_to, submit
 from tests.seeding import OverlapSeed, fingerprint, seed_overlap
 
 pytestmark = pytest.mark.e2e
 NOT_FOUND_WORDS = "No data held on this subject"
 AMBIGUOUS_WORDS = "Identities belong to more than one person: nothing done"
 FINAL = ("completed", "failed", "not_found", "ambiguous", "ready", "completed_with_errors")
-
-
-@pytest.fixture(scope="module")
-def api_url(prepared: infra.Endpoints, state_dir: Path) -> Iterator[str]:
-    try:
-        yield start_services(prepared, state_dir)
-    finally:
-        stop_services(state_dir)
 
 
 @pytest.fixture
@@ -56,19 +48,8 @@ async def overlap(org: Org, platform_db: asyncpg.Pool, s3: Any) -> OverlapSeed:
         return await seed_overlap(conn, org.id, f"{org.id}-other", s3=s3)
 
 
-async def _submit(client: httpx.AsyncClient, org: Org, body: dict[str, Any]) -> str:
-    r = await client.post("/v1/requests", json=body, headers=org.headers)
-    assert r.status_code == 202, r.text
-    job_id: str = r.json()["id"]
-    return job_id
-
-
 async def _final(client: httpx.AsyncClient, org: Org, job_id: str) -> dict[str, Any]:
-    async def done() -> dict[str, Any] | None:
-        job: dict[str, Any] = (await client.get(f"/v1/jobs/{job_id}", headers=org.headers)).json()
-        return job if job["status"] in FINAL else None
-
-    return await eventually(done, timeout=90, what=f"job {job_id} to end")
+    return await job_in(client, org, job_id, FINAL)
 
 
 async def _mail(mail_dir: Path, to: str, job_id: str, subject_has: str) -> str:
@@ -136,7 +117,7 @@ async def test_an_erasure_of_an_unknown_email_ends_not_found_and_says_so(
     requester = f"dpo-{uuid.uuid4().hex[:8]}@{org.id}.test"
     async with platform_db.acquire() as conn:
         before = await fingerprint(conn)
-    job_id = await _submit(
+    job_id = await submit(
         client,
         org,
         {
@@ -165,7 +146,7 @@ async def test_an_export_of_an_unknown_subject_ends_not_found(
     client: httpx.AsyncClient, org: Org, overlap: OverlapSeed, prepared: infra.Endpoints
 ) -> None:
     requester = f"dpo-{uuid.uuid4().hex[:8]}@{org.id}.test"
-    job_id = await _submit(
+    job_id = await submit(
         client,
         org,
         {"type": "export", "subject": {"external_id": "ext-nobody"}, "notify_email": requester},
@@ -193,7 +174,7 @@ async def test_identities_of_two_people_end_ambiguous_and_nothing_is_erased(
     async with platform_db.acquire() as conn:
         before = await fingerprint(conn)
     for kind in ("erasure", "export"):
-        job_id = await _submit(
+        job_id = await submit(
             client,
             org,
             {
@@ -238,7 +219,7 @@ async def test_a_sha256_of_the_email_erases_the_same_rows_as_the_email(
     planned = await _planned(platform_db, org.id, overlap.email)
     assert planned["users"] == {str(overlap.users["ann"])}
     digest = hashlib.sha256(f"  {overlap.email.upper()} ".strip().lower().encode()).hexdigest()
-    job_id = await _submit(
+    job_id = await submit(
         client,
         org,
         {

@@ -5,7 +5,6 @@ intake follows the job to completed. Rows older than the cutoff are gone, newer 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,7 @@ import asyncpg
 import httpx
 import pytest
 
-from deploy.local import infra
 from deploy.local.sample.seed import seed_org
-from deploy.local.stack import start_services, stop_services
 from services.intake.scheduler import Scheduler
 from shared.datamap import load_datamap
 from tests.conftest import Org
@@ -25,20 +22,6 @@ from tests.helpers import eventually
 pytestmark = pytest.mark.e2e
 BUCKET = "lethe-platform"
 DATAMAP = Path(__file__).resolve().parents[2] / "deploy/local/sample/datamap.yaml"
-
-
-@pytest.fixture(scope="module")
-def api_url(prepared: infra.Endpoints, state_dir: Path) -> Iterator[str]:
-    try:
-        yield start_services(prepared, state_dir)
-    finally:
-        stop_services(state_dir)
-
-
-@pytest.fixture
-async def client(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api_url, timeout=10) as c:
-        yield c
 
 
 async def test_scheduled_run_erases_past_the_policy_through_the_pipeline(

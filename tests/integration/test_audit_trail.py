@@ -457,7 +457,12 @@ async def test_two_auditor_apps_fed_every_event_keep_one_chain(
             return bool(n == len(events))
 
         await eventually(all_in, what="every event in the chain", timeout=90)
-        await asyncio.sleep(1)  # both replicas past the events; the timer signs the head
+
+        async def head_signed() -> bool:
+            v = await verify_chain(scratch.pool, TRUSTED)
+            return v.checkpoints >= 1 and v.unsigned_tail == 0
+
+        await eventually(head_signed, what="the timer to sign the head", timeout=30)
     ids = [
         r["event_id"]
         for r in await scratch.pool.fetch(

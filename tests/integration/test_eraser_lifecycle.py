@@ -25,7 +25,7 @@ from services.eraser.objects import quarantine_prefix
 from shared.events import Actor, Envelope, make_event
 from shared.events.jobs import CancelErasure, ErasureRequested, Item, RestoreErasure, Subject
 from tests.conftest import Org
-from tests.helpers import eraser_deps
+from tests.helpers import eraser_deps, s3_exists
 
 pytestmark = pytest.mark.integration
 BUCKET = "lethe-platform"
@@ -147,11 +147,8 @@ async def live_counts(platform_db: asyncpg.Pool, user_id: int, email: str) -> di
 async def present(s3: Any, keys: list[str]) -> list[str]:
     out = []
     for k in keys:
-        try:
-            await s3.head_object(Bucket=BUCKET, Key=k)
+        if await s3_exists(s3, BUCKET, k):
             out.append(k)
-        except s3.exceptions.ClientError:
-            pass
     return out
 
 

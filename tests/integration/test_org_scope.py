@@ -33,7 +33,7 @@ from services.intake.settings import IntakeSettings
 from shared.events.topics import NOTIFICATIONS
 from tests.conftest import Org
 from tests.erasing import eraser_for_sample, erasure_request, planned
-from tests.helpers import eventually, find_record
+from tests.helpers import eventually, find_record, s3_exists
 from tests.schemas.oracle import Expected, sample_org_expected
 from tests.seeding import PLATFORM_BUCKET, OverlapSeed, fingerprint, seed_overlap
 
@@ -73,9 +73,7 @@ async def _absent(s3: Any, keys: set[str]) -> set[str]:
     """Which of `keys` are not in the platform bucket."""
     gone = set()
     for k in keys:
-        try:
-            await s3.head_object(Bucket=PLATFORM_BUCKET, Key=k)
-        except s3.exceptions.ClientError:
+        if not await s3_exists(s3, PLATFORM_BUCKET, k):
             gone.add(k)
     return gone
 

@@ -1,7 +1,9 @@
-"""Retention through the eraser on real Postgres and S3, with an injected clock (the cutoff
-is computed from a fixed `NOW`): per category and per organisation, a longer policy keeps
-its rows, public mode, a failing table that does not stop the run, and `lethe cleanup`
-(dry run changes nothing; the real run prints the stats)."""
+"""Retention through the eraser on real Postgres and S3, with an injected cutoff computed
+from the database's clock, read after each test seeded its rows (the seed dates them whole
+days plus an hour back from its own now, so a cutoff of N days falls between two rows
+whenever the test runs): per category and per organisation, a longer policy keeps its rows,
+public mode, a failing table that does not stop the run, and `lethe cleanup` (dry run
+changes nothing; the real run prints the stats)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +29,12 @@ from services.intake import store as intake_store
 from shared.datamap import load_datamap
 from shared.events import Actor, Envelope, make_event
 from shared.events.retention import RetentionRequested
-from tests.helpers import eraser_deps
+from tests.helpers import eraser_deps, s3_exists
 
 pytestmark = pytest.mark.integration
 BUCKET = "lethe-platform"
 REPO = Path(__file__).resolve().parents[2]
 DATAMAP = REPO / "deploy/local/sample/datamap.yaml"
-NOW = datetime.now(UTC).replace(microsecond=0)  # the injected clock of every run here
 
 
 class Events:
@@ -83,8 +84,15 @@ async def new_org(lethe_db: asyncpg.Pool, platform_db: asyncpg.Pool, s3: Any) ->
     return org_id
 
 
-def request(org_id: str, category: str, days: int) -> Envelope:
-    payload = RetentionRequested(category=category, days=days, cutoff=NOW - timedelta(days=days))
+async def db_now(platform_db: asyncpg.Pool) -> datetime:
+    """The clock of this test: read once its rows are seeded (the seed dates them from its own
+    now, whole days plus an hour back), so every cutoff below falls between two seeded days."""
+    now: datetime = await platform_db.fetchval("SELECT now()")
+    return now
+
+
+def request(org_id: str, category: str, days: int, now: datetime) -> Envelope:
+    payload = RetentionRequested(category=category, days=days, cutoff=now - timedelta(days=days))
     return make_event(payload, actor=Actor(kind="test", id="t"), job_id=uuid.uuid4(), org_id=org_id)
 
 
@@ -110,11 +118,7 @@ async def media(platform_db: asyncpg.Pool, org_id: str) -> list[tuple[str, datet
 
 
 async def exists(s3: Any, key: str) -> bool:
-    try:
-        await s3.head_object(Bucket=BUCKET, Key=key)
-        return True
-    except s3.exceptions.ClientError:
-        return False
+    return await s3_exists(s3, BUCKET, key)
 
 
 async def test_per_category_and_org_older_go_newer_stay_longer_policy_keeps(
@@ -124,17 +128,18 @@ async def test_per_category_and_org_older_go_newer_stay_longer_policy_keeps(
         await new_org(lethe_db, platform_db, s3),
         await new_org(lethe_db, platform_db, s3),
     )
+    now = await db_now(platform_db)
     before = {o: await ages(platform_db, o) for o in (short, long_)}
     media_before = await media(platform_db, short)
-    assert any(at < NOW - timedelta(days=30) for _, at in media_before)
+    assert any(at < now - timedelta(days=30) for _, at in media_before)
 
-    await retention.run_job(request(short, "messages", 30), deps, public_mode=False)
-    await retention.run_job(request(long_, "messages", 90), deps, public_mode=False)
-    await retention.run_job(request(short, "logs", 30), deps, public_mode=False)
+    await retention.run_job(request(short, "messages", 30, now), deps, public_mode=False)
+    await retention.run_job(request(long_, "messages", 90, now), deps, public_mode=False)
+    await retention.run_job(request(short, "logs", 30, now), deps, public_mode=False)
     after = {o: await ages(platform_db, o) for o in (short, long_)}
 
     def split(values: list[datetime], days: int) -> tuple[int, int]:
-        cut = NOW - timedelta(days=days)
+        cut = now - timedelta(days=days)
         return sum(v < cut for v in values), sum(v >= cut for v in values)
 
     # Short policy: messages and logs older than 30 days gone, newer ones all there.
@@ -151,8 +156,8 @@ async def test_per_category_and_org_older_go_newer_stay_longer_policy_keeps(
     assert after[short]["metrics_samples"] == before[short]["metrics_samples"]
     assert after[short]["anonymous_uploads"] == before[short]["anonymous_uploads"]
     # The media of deleted messages went with them, objects first; the others stay.
-    gone = [k for k, at in media_before if at < NOW - timedelta(days=30)]
-    kept = [k for k, at in media_before if at >= NOW - timedelta(days=30)]
+    gone = [k for k, at in media_before if at < now - timedelta(days=30)]
+    kept = [k for k, at in media_before if at >= now - timedelta(days=30)]
     assert {k for k, _ in await media(platform_db, short)} == set(kept)
     assert not [k for k in gone if await exists(s3, k)]
     assert all([await exists(s3, k) for k in kept])
@@ -168,38 +173,40 @@ async def test_redelivered_job_changes_nothing(
     deps: EraserDeps, events: Events, lethe_db: asyncpg.Pool, platform_db: asyncpg.Pool, s3: Any
 ) -> None:
     org_id = await new_org(lethe_db, platform_db, s3)
-    env = request(org_id, "metrics", 365)
+    now = await db_now(platform_db)
+    env = request(org_id, "metrics", 365, now)
     await retention.run_job(env, deps, public_mode=False)
     await retention.run_job(env, deps, public_mode=False)
     assert len(events.of("JobCompleted")) == 1
     assert events.of("DuplicateIgnored") == [{"original_type": "RetentionRequested"}]
     left = (await ages(platform_db, org_id))["metrics_samples"]
-    assert left and min(left) >= NOW - timedelta(days=365)
+    assert left and min(left) >= now - timedelta(days=365)
 
 
 async def test_public_mode_deletes_old_anonymous_rows_and_objects_off_deletes_nothing(
     deps: EraserDeps, events: Events, lethe_db: asyncpg.Pool, platform_db: asyncpg.Pool, s3: Any
 ) -> None:
     org_id = await new_org(lethe_db, platform_db, s3)
+    now = await db_now(platform_db)
     rows = await platform_db.fetch(
         "SELECT s3_key, created_at FROM anonymous_uploads WHERE org_id = $1", org_id
     )
-    old = [r[0] for r in rows if r[1] < NOW - timedelta(days=7)]
-    new = [r[0] for r in rows if r[1] >= NOW - timedelta(days=7)]
+    old = [r[0] for r in rows if r[1] < now - timedelta(days=7)]
+    new = [r[0] for r in rows if r[1] >= now - timedelta(days=7)]
     assert len(old) == 13 and len(new) == 7
 
     # Off: refused, nothing deleted (rows and objects).
-    await retention.run_job(request(org_id, "anonymous", 7), deps, public_mode=False)
+    await retention.run_job(request(org_id, "anonymous", 7, now), deps, public_mode=False)
     assert "public mode is off" in events.of("JobFailed")[0]["reason"]
     with pytest.raises(retention.PublicModeOff):
         await retention.clean(
-            deps, category="anonymous", cutoff=NOW, org_id=None, public_mode=False
+            deps, category="anonymous", cutoff=now, org_id=None, public_mode=False
         )
     assert len((await ages(platform_db, org_id))["anonymous_uploads"]) == 20
     assert all([await exists(s3, k) for k in old + new])
 
     # On: anonymous rows older than 7 days go with their objects; newer stay.
-    await retention.run_job(request(org_id, "anonymous", 7), deps, public_mode=True)
+    await retention.run_job(request(org_id, "anonymous", 7, now), deps, public_mode=True)
     left = {
         r[0]
         for r in await platform_db.fetch(
@@ -220,6 +227,7 @@ async def test_a_failing_table_is_reported_and_the_rest_goes_on(
     deps: EraserDeps, lethe_db: asyncpg.Pool, platform_db: asyncpg.Pool, s3: Any
 ) -> None:
     org_id = await new_org(lethe_db, platform_db, s3)
+    now = await db_now(platform_db)
     fn = f"refuse_{uuid.uuid4().hex[:8]}"
     await platform_db.execute(
         f"CREATE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS "
@@ -232,7 +240,7 @@ async def test_a_failing_table_is_reported_and_the_rest_goes_on(
             cat: await retention.clean(
                 deps,
                 category=cat,
-                cutoff=NOW - timedelta(days=30),
+                cutoff=now - timedelta(days=30),
                 org_id=org_id,
                 public_mode=False,
             )
@@ -300,7 +308,7 @@ async def test_cli_cleanup_dry_run_changes_nothing_then_prints_stats(
 ) -> None:
     org_id = await new_org(lethe_db, platform_db, s3)
     before = await _count_all(platform_db, org_id)
-    cut = datetime.now(UTC) - timedelta(days=30)
+    cut = await db_now(platform_db) - timedelta(days=30)
     expected_msgs = sum(a < cut for a in (await ages(platform_db, org_id))["messages"])
     expected_media = sum(at < cut for _, at in await media(platform_db, org_id))
     expected_anon = sum(a < cut for a in (await ages(platform_db, org_id))["anonymous_uploads"])

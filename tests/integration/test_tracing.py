@@ -6,7 +6,6 @@ with its own TracerProvider, against the real Kafka, Postgres and S3.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -81,7 +80,20 @@ async def test_one_erasure_is_one_trace(
                 )
 
             await eventually(completed_in_audit, what="the erasure to complete", timeout=90)
-            await asyncio.sleep(0.5)  # let the last consumer spans end
+
+            async def consumer_spans_ended() -> set[str] | None:
+                finished = spans.get_finished_spans()
+                roots = [s for s in finished if s.name == "intake submit request"]
+                if not roots:
+                    return None
+                found = {
+                    str(s.resource.attributes["service.name"])
+                    for s in finished
+                    if s.context.trace_id == roots[0].context.trace_id
+                }
+                return found if {"lethe-eraser", "lethe-auditor"} <= found else None
+
+            await eventually(consumer_spans_ended, what="the consumers' spans to end", timeout=10)
 
     finished = spans.get_finished_spans()
     root = next(s for s in finished if s.name == "intake submit request")
