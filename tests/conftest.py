@@ -1,9 +1,12 @@
 """Session fixtures: real Kafka, Postgres, S3 and SMTP, started once per test run.
 
 Where `KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`, `PLATFORM_DATABASE_URL`, `S3_ENDPOINT_URL`,
-`SMTP_HOST`/`SMTP_PORT` (and `LETHE_MAIL_DIR`) are all set, the tests use that infrastructure;
-otherwise they start their own with `deploy/local/infra.py` in a state directory of their own
-and stop it afterwards. Every test makes its own organisation, so tests share nothing else.
+`SMTP_HOST`/`SMTP_PORT` (and `LETHE_MAIL_DIR`) are all set, the tests use that infrastructure.
+Otherwise they start their own and stop it afterwards: as containers (tests/containers.py)
+when a Docker engine answers or `LETHE_TEST_INFRA=containers`, else as local processes with
+`deploy/local/infra.py` (or `LETHE_TEST_INFRA=processes`), in a state directory of their own
+(tests/infra_mode.py decides). Every test makes its own organisation, so tests share nothing
+else.
 """
 
 from __future__ import annotations
@@ -25,18 +28,10 @@ from services.intake import store as intake_store
 from shared.db import create_pool
 from shared.settings import LetheSettings
 from shared.storage import s3_client
+from tests.infra_mode import docker_answers, select_infra
 from tests.schemas import databases, rental
 
 REPO = Path(__file__).resolve().parents[1]
-_EXTERNAL = (
-    "KAFKA_BOOTSTRAP_SERVERS",
-    "DATABASE_URL",
-    "PLATFORM_DATABASE_URL",
-    "S3_ENDPOINT_URL",
-    "SMTP_HOST",
-    "SMTP_PORT",
-    "LETHE_MAIL_DIR",
-)
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +43,8 @@ def state_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def endpoints(state_dir: Path) -> Iterator[infra.Endpoints]:
-    if all(os.environ.get(k) for k in _EXTERNAL):
+    mode = select_infra(os.environ, docker_answers)
+    if mode == "external":
         yield infra.Endpoints(
             kafka_bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"],
             database_url=os.environ["DATABASE_URL"],
@@ -59,13 +55,28 @@ def endpoints(state_dir: Path) -> Iterator[infra.Endpoints]:
             mail_dir=Path(os.environ["LETHE_MAIL_DIR"]),
         )
         return
+    if mode == "containers":
+        yield from _containers(state_dir)
+        return
     ep = infra.up(state_dir, REPO)
     try:
         yield ep
     finally:
         infra.down(state_dir)
-        if not os.environ.get("LETHE_KEEP_TEST_STATE"):
-            shutil.rmtree(state_dir, ignore_errors=True)
+        _remove_state(state_dir)
+
+
+def _containers(state_dir: Path) -> Iterator[infra.Endpoints]:
+    from tests import containers  # imports testcontainers: only in this mode
+
+    with containers.started(state_dir, REPO) as ep:
+        yield ep
+    _remove_state(state_dir)
+
+
+def _remove_state(state_dir: Path) -> None:
+    if not os.environ.get("LETHE_KEEP_TEST_STATE"):
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests.containers import ContainersError, refuse_remote_engine, started
 from tests.infra_mode import EXTERNAL_VARS, InfraChoiceError, docker_answers, select_infra
 
 pytestmark = pytest.mark.unit
 
+REPO = Path(__file__).resolve().parents[2]
 EXTERNAL = {k: "x" for k in EXTERNAL_VARS}
 
 
@@ -80,3 +86,36 @@ def test_probe_says_no_where_no_engine_listens(
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/docker.sock")
     assert docker_answers(timeout=1) is False
+
+
+@pytest.mark.skipif(docker_answers(), reason="a Docker engine answers here")
+def test_fixture_refuses_containers_without_docker_and_starts_nothing() -> None:
+    """What a user sees: LETHE_TEST_INFRA=containers on a machine without Docker stops the
+    run at the infrastructure fixture with the message, before any test body runs."""
+    env = {k: v for k, v in os.environ.items() if k not in EXTERNAL_VARS}
+    env |= {"LETHE_TEST_INFRA": "containers", "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
+    cmd.append("tests/integration/test_audit_store.py")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+    out, _ = proc.communicate(timeout=120)
+    shutil.rmtree(REPO / ".local" / f"test-{proc.pid}", ignore_errors=True)
+    assert proc.returncode == 1, out
+    assert "LETHE_TEST_INFRA=containers but no Docker engine answers" in out
+    assert " passed" not in out
+
+
+def test_containers_refuse_a_remote_engine_before_starting() -> None:
+    with pytest.raises(ContainersError, match="remote Docker engine"):
+        refuse_remote_engine({"DOCKER_HOST": "tcp://10.0.0.5:2375"})
+    refuse_remote_engine({})
+    refuse_remote_engine({"DOCKER_HOST": "unix:///var/run/docker.sock"})
+
+
+def test_started_refuses_a_remote_engine_first(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "ssh://builder@example.invalid")
+    with pytest.raises(ContainersError, match="mail directory"):
+        with started(tmp_path, REPO):
+            pass
+    assert not (tmp_path / "mail").exists()
