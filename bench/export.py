@@ -123,7 +123,7 @@ def export_request(job_id: uuid.UUID, org_id: str, email: str, hash_key: bytes) 
 
 
 async def worker(job_id: uuid.UUID, org_id: str, email: str, profile: bool) -> dict[str, Any]:
-    """One export, with deps built as `services.exporter.handlers.deps_for` builds them."""
+    """One export, with deps built as `services.exporter.bootstrap.build_deps` builds them."""
     s = ExporterSettings()  # the parent passes the endpoints as LETHE_* variables
     events: list[Envelope] = []
     rss_by_done: list[tuple[int, float]] = []  # to tell a plateau from growth with rows

@@ -11,9 +11,9 @@ from typing import Any
 
 import asyncpg
 
-from services.eraser import domain, store
+from services.eraser import bootstrap, domain, store
 from services.eraser.domain import EraserDeps
-from shared.crypto import parse_master_key
+from services.eraser.settings import EraserSettings
 from shared.datamap import DataMap, check_against_database
 from shared.events import Actor, Envelope, make_event
 from shared.events.jobs import ErasureRequested, Subject
@@ -67,26 +67,14 @@ async def in_process_eraser(
     batch_size: int = 2,
 ) -> InProcessEraser:
     """EraserDeps for `dm` on `platform` (its restoration log migrated when `migrate_dsn`)."""
-    settings = LetheSettings(**base_settings)
+    extra: dict[str, Any] = {"platform_bucket": bucket} if bucket else {}
+    settings = EraserSettings(**base_settings, erase_batch_size=batch_size, **extra)
     if migrate_dsn is not None:
         await store.migrate_platform(migrate_dsn)
     async with platform.acquire() as conn:
         live = await check_against_database(dm, conn)
-
-    async def nowhere(*_: Any) -> None:
-        raise AssertionError("replaced below")
-
-    deps = EraserDeps(
-        lethe=lethe,
-        platform=platform,
-        s3=s3,
-        bucket=bucket or settings.platform_bucket,
-        datamap=dm,
-        live=live,
-        emit=nowhere,
-        publish_chunk=nowhere,
-        master_key=parse_master_key(settings.master_key.get_secret_value()),
-        batch_size=batch_size,
+    deps = bootstrap.build_deps(
+        settings, lethe=lethe, platform=platform, s3=s3, datamap=dm, live=live
     )
     run = InProcessEraser(deps)
     deps.emit, deps.publish_chunk = run.emit, run.publish

@@ -129,30 +129,15 @@ async def eraser_deps(
 ) -> Any:
     """EraserDeps on the real test infrastructure, for tests that drive the eraser's code
     directly; `emit` and `publish_chunk` refuse until the test puts its own in."""
-    from services.eraser import store
-    from services.eraser.domain import EraserDeps
-    from shared.crypto import parse_master_key
+    from services.eraser import bootstrap, store
+    from services.eraser.settings import EraserSettings
     from shared.datamap import check_against_database, load_datamap
-    from shared.settings import LetheSettings
 
-    settings = LetheSettings(**base_settings)
+    settings = EraserSettings(**base_settings, erase_batch_size=batch_size)
     await store.migrate_platform(settings.platform_database_url)
     dm = load_datamap(settings.datamap_path)
     async with platform_db.acquire() as conn:
         live = await check_against_database(dm, conn)
-
-    async def nowhere(*_: Any) -> None:
-        raise AssertionError("this test did not expect the eraser to publish here")
-
-    return EraserDeps(
-        lethe=lethe_db,
-        platform=platform_db,
-        s3=s3,
-        bucket=settings.platform_bucket,
-        datamap=dm,
-        live=live,
-        emit=nowhere,
-        publish_chunk=nowhere,
-        master_key=parse_master_key(settings.master_key.get_secret_value()),
-        batch_size=batch_size,
+    return bootstrap.build_deps(
+        settings, lethe=lethe_db, platform=platform_db, s3=s3, datamap=dm, live=live
     )

@@ -6,17 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from contextlib import AsyncExitStack
 
 import asyncpg
 from faststream import FastStream
 from opentelemetry.trace import TracerProvider
 
-from services.auditor import maintenance
+from services.auditor import bootstrap, maintenance
 from services.auditor.handlers import register
-from services.auditor.keys import signing_key
 from services.auditor.settings import AuditorSettings
-from services.auditor.store import Signer
-from shared.db import create_pool
 from shared.health import attach, postgres_check
 from shared.kafka import create_broker
 from shared.telemetry import tracer_provider as make_tracer_provider
@@ -30,13 +28,16 @@ class Runtime:
     def __init__(self, settings: AuditorSettings) -> None:
         self.settings = settings
         # Refuses to start (raises) when a production deployment has no signing key.
-        key, self.dev_key = signing_key(settings)
-        self.signer = Signer(key, settings.audit_checkpoint_every_rows)
+        self._loaded = bootstrap.load_signer(settings)
+        self.signer, self.dev_key = self._loaded
+        self._stack = AsyncExitStack()
         self._task: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
-        self.pool = await create_pool(self.settings.database_url)
-        await maintenance.record_key(self.pool, self.signer, dev=self.dev_key)
+        deps = await self._stack.enter_async_context(
+            bootstrap.open_deps(self.settings, signer=self._loaded)
+        )
+        self.pool = deps.pool
 
     async def start_maintenance(self) -> None:
         self._task = asyncio.create_task(maintenance.run(self.pool, self.signer, self.settings))
@@ -46,7 +47,7 @@ class Runtime:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self.pool.close()
+        await self._stack.aclose()
 
 
 def create_app(

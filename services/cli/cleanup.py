@@ -32,19 +32,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from services.cli.common import console, settings
-from services.eraser import retention
-from services.eraser.domain import EraserDeps
+from services.eraser import bootstrap, retention
 from services.eraser.settings import EraserSettings
 from services.intake import retention as policies
-from shared.crypto import parse_master_key
-from shared.datamap import DataMap, check_against_database, load_datamap
-from shared.db import create_pool
+from shared.datamap import DataMap
 from shared.events import Actor, make_event
 from shared.events.retention import RetentionCleanupRan
 from shared.events.topics import AUDIT
 from shared.kafka import create_broker, publish_event
 from shared.resolver import Resolver
-from shared.storage import s3_client
 
 OPERATOR = Actor(kind="operator", id="cli")
 
@@ -200,73 +196,53 @@ async def run(
 ) -> dict[Target, retention.Stats] | None:
     """The stats per organisation and category; None when the confirmation was declined."""
     check_scope(days, org, category, all_orgs)
-    dm = load_datamap(s.datamap_path)
-    lethe = await create_pool(s.database_url)
-    platform = await create_pool(s.platform_database_url)
     results: dict[Target, retention.Stats] = {}
-    try:
-        plan = await _plan(lethe, dm, s, days=days, org=org, category=category)
-        async with platform.acquire() as conn:
-            live = await check_against_database(dm, conn)
+
+    async def nowhere(*_: Any) -> None:
+        return None
+
+    # The eraser's own wiring; no bucket to create, no restoration log to migrate here.
+    async with bootstrap.open_deps(
+        s, emit=nowhere, publish_chunk=nowhere, prepare_platform=False
+    ) as deps:
+        plan = await _plan(deps.lethe, deps.datamap, s, days=days, org=org, category=category)
         if days is not None and all_orgs and not dry_run:
-            counts = await _counts(platform, Resolver(dm, live), plan, now)
+            counts = await _counts(deps.platform, deps.resolver, plan, now)
             if not _confirm(counts, assume_yes):
                 return None
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console, transient=False) as bar:
+            for t in plan:
+                cutoff = now - timedelta(days=t.days)
+                how = "policy" if t.by_policy else "--days"
+                task = bar.add_task(
+                    f"{t.org} {t.category} ({how}: < {cutoff:%Y-%m-%d})", total=None
+                )
 
-        async def nowhere(*_: Any) -> None:
-            return None
+                async def planned(per_table: dict[str, int], task: Any = task) -> None:
+                    bar.update(task, total=sum(per_table.values()))
 
-        async with s3_client(s) as s3:
-            deps = EraserDeps(
-                lethe=lethe,
-                platform=platform,
-                s3=s3,
-                bucket=s.platform_bucket,
-                datamap=dm,
-                live=live,
-                emit=nowhere,
-                publish_chunk=nowhere,
-                master_key=parse_master_key(s.master_key.get_secret_value()),
-                hmac_key=s.mask_hmac_key.get_secret_value().encode(),
-                batch_size=s.erase_batch_size,
-                rate_limit_rows=s.erase_rate_limit_rows,
-            )
-            columns = (
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-            )
-            with Progress(*columns, console=console, transient=False) as bar:
-                for t in plan:
-                    cutoff = now - timedelta(days=t.days)
-                    how = "policy" if t.by_policy else "--days"
-                    task = bar.add_task(
-                        f"{t.org} {t.category} ({how}: < {cutoff:%Y-%m-%d})", total=None
-                    )
+                async def batch(
+                    _t: str, rows: int, _o: int, done: int, total: int, task: Any = task
+                ) -> None:
+                    bar.update(task, completed=done, total=total)
 
-                    async def planned(per_table: dict[str, int], task: Any = task) -> None:
-                        bar.update(task, total=sum(per_table.values()))
-
-                    async def batch(
-                        _t: str, rows: int, _o: int, done: int, total: int, task: Any = task
-                    ) -> None:
-                        bar.update(task, completed=done, total=total)
-
-                    results[t] = await retention.clean(
-                        deps,
-                        category=t.category,
-                        cutoff=cutoff,
-                        org_id=t.org,
-                        public_mode=s.public_mode,
-                        dry_run=dry_run,
-                        on_plan=planned,
-                        on_batch=batch,
-                    )
-                    bar.update(task, completed=results[t].done or results[t].total_rows)
-    finally:
-        await platform.close()
-        await lethe.close()
+                results[t] = await retention.clean(
+                    deps,
+                    category=t.category,
+                    cutoff=cutoff,
+                    org_id=t.org,
+                    public_mode=s.public_mode,
+                    dry_run=dry_run,
+                    on_plan=planned,
+                    on_batch=batch,
+                )
+                bar.update(task, completed=results[t].done or results[t].total_rows)
     if audit:
         await _audit(
             s,

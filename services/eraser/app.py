@@ -10,16 +10,12 @@ from contextlib import AsyncExitStack
 from faststream import FastStream
 from opentelemetry.trace import TracerProvider
 
-from services.eraser import lifecycle, store
+from services.eraser import bootstrap, lifecycle
 from services.eraser.domain import Emit, EraserDeps, PublishChunk
 from services.eraser.handlers import register
 from services.eraser.settings import EraserSettings
-from shared.crypto import parse_master_key
-from shared.db import create_pool
 from shared.health import attach, bucket_checks, postgres_check
 from shared.kafka import create_broker
-from shared.startup import load_checked_datamap, open_platform_bucket
-from shared.storage import s3_client
 from shared.telemetry import tracer_provider as make_tracer_provider
 
 log = logging.getLogger(__name__)
@@ -45,33 +41,8 @@ class Runtime:
             raise
 
     async def _open(self) -> None:
-        s = self.settings
-        master_key = parse_master_key(s.master_key.get_secret_value())
-        # Refuse to start on a map that does not fit the live database, or without the bucket.
-        datamap, live = await load_checked_datamap(s)
-        s3 = await self._stack.enter_async_context(s3_client(s))
-        await open_platform_bucket(s3, s)
-        lethe = await create_pool(s.database_url)
-        self._stack.push_async_callback(lethe.close)
-        size = max(4, 2 * s.erase_concurrency + 2)
-        platform = await create_pool(s.platform_database_url, max_size=size)
-        self._stack.push_async_callback(platform.close)
-        await store.migrate_platform(s.platform_database_url)
-        self.deps = EraserDeps(
-            lethe=lethe,
-            platform=platform,
-            s3=s3,
-            bucket=s.platform_bucket,
-            datamap=datamap,
-            live=live,
-            emit=self.emit,
-            publish_chunk=self.publish_chunk,
-            master_key=master_key,
-            hmac_key=s.mask_hmac_key.get_secret_value().encode(),
-            batch_size=s.erase_batch_size,
-            rate_limit_rows=s.erase_rate_limit_rows,
-            scan_schemas=tuple(s.verify_scan_schemas),
-            scan_seconds=s.verify_scan_seconds,
+        self.deps = await self._stack.enter_async_context(
+            bootstrap.open_deps(self.settings, emit=self.emit, publish_chunk=self.publish_chunk)
         )
 
     async def start_sweeper(self) -> None:

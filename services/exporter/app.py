@@ -12,20 +12,21 @@ from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from opentelemetry.trace import TracerProvider
 
-from services.exporter import domain
-from services.exporter.handlers import deps_for, register
+from services.exporter import bootstrap, domain
+from services.exporter.domain import ExporterDeps
+from services.exporter.handlers import register
 from services.exporter.settings import ExporterSettings
-from shared.db import create_pool
+from shared.events import Envelope
 from shared.health import attach, bucket_checks, postgres_check
-from shared.kafka import create_broker
-from shared.startup import load_checked_datamap, open_platform_bucket
-from shared.storage import ensure_bucket, s3_client
+from shared.kafka import create_broker, publish_event
 from shared.telemetry import tracer_provider as make_tracer_provider
 
 log = logging.getLogger(__name__)
 
 
 class Runtime:
+    deps: ExporterDeps
+
     def __init__(self, settings: ExporterSettings, broker: KafkaBroker) -> None:
         self.settings = settings
         self.broker = broker
@@ -39,18 +40,13 @@ class Runtime:
             await self._stack.aclose()
             raise
 
+    async def emit(self, topic: str, env: Envelope) -> None:
+        await publish_event(self.broker, topic, env)
+
     async def _open(self) -> None:
-        s = self.settings
-        # Refuse to start on a map that does not fit the live database, or without the
-        # platform's media bucket (exports read the subject's objects from it).
-        self.datamap, self.live = await load_checked_datamap(s)
-        self.s3 = await self._stack.enter_async_context(s3_client(s))
-        await open_platform_bucket(self.s3, s)
-        await ensure_bucket(self.s3, s.exports_bucket)
-        self.lethe = await create_pool(s.database_url)
-        self._stack.push_async_callback(self.lethe.close)
-        self.platform = await create_pool(s.platform_database_url)
-        self._stack.push_async_callback(self.platform.close)
+        self.deps = await self._stack.enter_async_context(
+            bootstrap.open_deps(self.settings, emit=self.emit)
+        )
 
     async def start_sweeper(self) -> None:
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="export-sweep")
@@ -58,7 +54,7 @@ class Runtime:
     async def _sweep_forever(self) -> None:
         while True:
             try:
-                await domain.sweep_expired(deps_for(self.broker, self), datetime.now(UTC))
+                await domain.sweep_expired(self.deps, datetime.now(UTC))
             except Exception:
                 log.exception("export sweep failed; retrying at the next interval")
             await asyncio.sleep(self.settings.export_sweep_seconds)
@@ -83,9 +79,9 @@ def create_app(
         after_shutdown=[rt.close],
     )
     checks = {
-        "postgres": lambda: postgres_check(rt.lethe),
-        "platform_postgres": lambda: postgres_check(rt.platform),
-        **bucket_checks(lambda: rt.s3, settings.exports_bucket, settings.platform_bucket),
+        "postgres": lambda: postgres_check(rt.deps.lethe),
+        "platform_postgres": lambda: postgres_check(rt.deps.platform),
+        **bucket_checks(lambda: rt.deps.s3, settings.exports_bucket, settings.platform_bucket),
     }
     attach(app, broker, settings, "exporter", checks)
     return app

@@ -3,35 +3,45 @@ callbacks for every job state change on `lethe.progress.v1`."""
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+
 import asyncpg
-import httpx
 from faststream import FastStream
+from faststream.kafka import KafkaBroker
 from opentelemetry.trace import TracerProvider
 
+from services.notifier import bootstrap
+from services.notifier.domain import NotifierDeps
 from services.notifier.handlers import register
 from services.notifier.settings import NotifierSettings
-from shared.db import create_pool
+from shared.events import Envelope
 from shared.health import attach, postgres_check
-from shared.kafka import create_broker
+from shared.kafka import create_broker, publish_event
 from shared.telemetry import tracer_provider as make_tracer_provider
 
 
 class Runtime:
-    pool: asyncpg.Pool
-    http: httpx.AsyncClient
+    """The deps, opened at start-up and closed at shutdown (none exist at import time)."""
 
-    def __init__(self, settings: NotifierSettings) -> None:
+    deps: NotifierDeps
+    pool: asyncpg.Pool  # the deps' pool, for the OpenDSR dispatcher
+
+    def __init__(self, settings: NotifierSettings, broker: KafkaBroker) -> None:
         self.settings = settings
+        self.broker = broker
+        self._stack = AsyncExitStack()
+
+    async def emit(self, topic: str, env: Envelope) -> None:
+        await publish_event(self.broker, topic, env)
 
     async def open(self) -> None:
-        self.pool = await create_pool(self.settings.database_url)
-        self.http = httpx.AsyncClient(
-            timeout=self.settings.webhook_timeout_seconds, follow_redirects=False
+        self.deps = await self._stack.enter_async_context(
+            bootstrap.open_deps(self.settings, emit=self.emit)
         )
+        self.pool = self.deps.pool
 
     async def close(self) -> None:
-        await self.http.aclose()
-        await self.pool.close()
+        await self._stack.aclose()
 
 
 def create_app(
@@ -39,7 +49,7 @@ def create_app(
 ) -> FastStream:
     tp = tracer_provider or make_tracer_provider("notifier", exporter=settings.otel_exporter)
     broker = create_broker(settings.kafka_bootstrap_servers, service="notifier", tracer_provider=tp)
-    rt = Runtime(settings)
+    rt = Runtime(settings, broker)
     callbacks = register(broker, rt)
     app = FastStream(
         broker,

@@ -14,7 +14,7 @@ from faststream.kafka import KafkaBroker
 from services.notifier import domain, opendsr
 from shared.events import Envelope
 from shared.events.topics import NOTIFICATIONS, PROGRESS
-from shared.kafka import publish_event, subscribe
+from shared.kafka import subscribe
 
 if TYPE_CHECKING:
     from services.notifier.app import Runtime
@@ -26,36 +26,17 @@ CALLBACK_GROUP = "lethe-notifier-callbacks"
 def register(broker: KafkaBroker, rt: Runtime) -> opendsr.Dispatcher:
     """The handlers; the OpenDSR callback dispatcher, for the app to start and stop."""
 
-    async def emit(topic: str, env: Envelope) -> None:
-        await publish_event(broker, topic, env)
-
-    def deps() -> domain.NotifierDeps:
-        s = rt.settings
-        return domain.NotifierDeps(
-            pool=rt.pool,
-            emit=emit,
-            smtp_host=s.smtp_host,
-            smtp_port=s.smtp_port,
-            mail_from=s.mail_from,
-            timeout=s.smtp_timeout_seconds,
-            hash_key=s.subject_hash_key.get_secret_value().encode(),
-            requester_templates=frozenset(s.notify_requester_templates),
-            owner_templates=frozenset(s.notify_owner_templates),
-            http=rt.http,
-            webhook_timeout=s.webhook_timeout_seconds,
-        )
-
     async def on_send_email(env: Envelope) -> None:
-        await domain.send_email(env, deps())
+        await domain.send_email(env, rt.deps)
 
     async def on_email_give_up(env: Envelope, error: str) -> None:
-        await domain.give_up(env, deps(), error, channel="email")
+        await domain.give_up(env, rt.deps, error, channel="email")
 
     async def on_progress(env: Envelope) -> None:
-        await domain.send_callbacks(env, deps())
+        await domain.send_callbacks(env, rt.deps)
 
     async def on_callback_give_up(env: Envelope, error: str) -> None:
-        await domain.give_up(env, deps(), error, channel="webhook")
+        await domain.give_up(env, rt.deps, error, channel="webhook")
 
     retries, backoff = rt.settings.notify_retries, rt.settings.notify_backoff_seconds
     subscribe(

@@ -22,9 +22,10 @@ import pytest
 from deploy.local.sample.seed import SeededOrg, seed_org
 from services.auditor.app import create_app as create_auditor
 from services.auditor.settings import AuditorSettings
+from services.exporter import bootstrap
 from services.exporter.app import create_app as create_exporter
 from services.exporter.archive import csv_value, json_value
-from services.exporter.domain import ExporterDeps, sweep_expired
+from services.exporter.domain import sweep_expired
 from services.exporter.settings import ExporterSettings
 from services.intake import store as intake_store
 from services.intake.app import create_http
@@ -228,19 +229,14 @@ async def test_the_sweep_deletes_expired_exports_object_and_key(
     async def emit(topic: str, env: Any) -> None:
         emitted.append(env)
 
-    deps = ExporterDeps(
+    deps = bootstrap.build_deps(
+        settings,
         lethe=lethe_db,
         platform=lethe_db,
         s3=s3,
-        bucket=settings.exports_bucket,
-        media_bucket=settings.platform_bucket,
         datamap=load_datamap(settings.datamap_path),
         live=LiveSchema({}),
         emit=emit,
-        master_key=b"",
-        token_key=b"",
-        hash_key=b"",
-        api_url="",
     )
     assert await sweep_expired(deps, datetime.now(UTC)) == 1
     row = await lethe_db.fetchrow(

@@ -26,7 +26,7 @@ from aiosmtpd.controller import Controller
 
 from deploy.local import infra
 from deploy.local.smtp_sink import SinkHandler
-from services.notifier import domain, signing
+from services.notifier import bootstrap, domain, signing
 from services.notifier import store as notifier_store
 from services.notifier.app import create_app
 from services.notifier.settings import NotifierSettings
@@ -145,21 +145,14 @@ async def _drain_backlog(bootstrap: str, sink: PrivateSink) -> None:
 
 
 def _deps(pool: asyncpg.Pool, ep: infra.Endpoints, sent: list[Envelope]) -> domain.NotifierDeps:
-    s = NotifierSettings(database_url=ep.database_url)
+    s = NotifierSettings(
+        database_url=ep.database_url, smtp_host=ep.smtp_host, smtp_port=ep.smtp_port
+    )
 
     async def emit(topic: str, env: Envelope) -> None:
         sent.append(env)
 
-    return domain.NotifierDeps(
-        pool=pool,
-        emit=emit,
-        smtp_host=ep.smtp_host,
-        smtp_port=ep.smtp_port,
-        mail_from=s.mail_from,
-        hash_key=s.subject_hash_key.get_secret_value().encode(),
-        requester_templates=frozenset(s.notify_requester_templates),
-        owner_templates=frozenset(s.notify_owner_templates),
-    )
+    return bootstrap.build_deps(s, pool=pool, emit=emit)
 
 
 def _command(org: Org, template: str, to: str | None, **kw: Any) -> Envelope:

@@ -1,0 +1,52 @@
+"""The notifier's wiring, once: the app and the tests build their `NotifierDeps` here, at
+start (not per message)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import asyncpg
+import httpx
+
+from services.notifier.domain import Emit, NotifierDeps
+from services.notifier.settings import NotifierSettings
+from shared.db import create_pool
+
+
+def build_deps(
+    settings: NotifierSettings,
+    *,
+    pool: asyncpg.Pool,
+    emit: Emit,
+    http: httpx.AsyncClient | None = None,
+) -> NotifierDeps:
+    """NotifierDeps from an open pool (and the webhook client, when it sends webhooks)."""
+    s = settings
+    return NotifierDeps(
+        pool=pool,
+        emit=emit,
+        smtp_host=s.smtp_host,
+        smtp_port=s.smtp_port,
+        mail_from=s.mail_from,
+        timeout=s.smtp_timeout_seconds,
+        hash_key=s.subject_hash_key.get_secret_value().encode(),
+        requester_templates=frozenset(s.notify_requester_templates),
+        owner_templates=frozenset(s.notify_owner_templates),
+        http=http,
+        webhook_timeout=s.webhook_timeout_seconds,
+    )
+
+
+@asynccontextmanager
+async def open_deps(settings: NotifierSettings, *, emit: Emit) -> AsyncIterator[NotifierDeps]:
+    """Open the pool and the webhook client; yield the deps, close both after."""
+    async with AsyncExitStack() as stack:
+        pool = await create_pool(settings.database_url)
+        http = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
+        stack.push_async_callback(pool.close)  # closed after the client, as before
+        stack.push_async_callback(http.aclose)
+        yield build_deps(settings, pool=pool, emit=emit, http=http)
+
+
+__all__ = ["build_deps", "open_deps"]
