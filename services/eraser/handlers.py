@@ -84,7 +84,7 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
     subscribe(
         broker,
         JOBS_ERASE,
-        group_id=GROUP,
+        group_id=rt.settings.group(GROUP),
         handler=on_job_command,
         retries=rt.settings.dlq_retries,
         on_give_up=on_give_up,
@@ -101,7 +101,7 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
     subscribe(
         broker,
         JOBS_ERASE,
-        group_id=CANCEL_GROUP,
+        group_id=rt.settings.group(CANCEL_GROUP),
         handler=on_cancel,
         retries=rt.settings.dlq_retries,
     )
@@ -113,7 +113,7 @@ def _subscribe_chunks(broker: KafkaBroker, rt: Runtime) -> None:
 
     @broker.subscriber(
         ERASE_TASKS,
-        group_id=TASK_GROUP,
+        group_id=rt.settings.group(TASK_GROUP),
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.ACK,
         max_workers=rt.settings.erase_concurrency,
