@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from email.message import EmailMessage
@@ -156,3 +157,45 @@ async def eraser_deps(
         master_key=parse_master_key(settings.master_key.get_secret_value()),
         batch_size=batch_size,
     )
+
+
+# --------------------------------------------------------------------------- consumer groups
+
+_GROUP_NAME = re.compile(r'(?:GROUP|group_id)(?::\s*str)?\s*=\s*"([^"]+)"|\.group\("([^"]+)"\)')
+
+
+def service_groups() -> set[str]:
+    """Every consumer group id the services register (before `LETHE_KAFKA_GROUP_PREFIX`)."""
+    found: set[str] = set()
+    for path in (Path(__file__).resolve().parents[1] / "services").rglob("*.py"):
+        found |= {a or b for a, b in _GROUP_NAME.findall(path.read_text())}
+    return found
+
+
+def group_prefix(module: str) -> str:
+    """A `LETHE_KAFKA_GROUP_PREFIX` of one test stack: its module and a random suffix."""
+    return f"test-{module.rsplit('.', 1)[-1]}-{uuid.uuid4().hex[:6]}-"
+
+
+async def start_groups_at_end(bootstrap: str, prefix: str) -> None:
+    """Commit the prefixed groups' offsets at the end of every topic, so a test stack takes
+    only the messages produced after it (not the session's history: its groups are new)."""
+    from shared.events.topics import TOPICS
+
+    for group in sorted(service_groups()):
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=prefix + group, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            await consumer.topics()  # the metadata of every topic
+            tps = [
+                TopicPartition(t.name, p)
+                for t in TOPICS
+                for p in consumer.partitions_for_topic(t.name) or ()
+            ]
+            consumer.assign(tps)
+            await consumer.seek_to_end(*tps)
+            await consumer.commit({tp: await consumer.position(tp) for tp in tps})
+        finally:
+            await consumer.stop()
