@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from shared.events.topics import TOPICS
+
 if TYPE_CHECKING:
     from tests.conftest import Org
 
@@ -178,22 +180,16 @@ def group_prefix(module: str) -> str:
 
 
 async def start_groups_at_end(bootstrap: str, prefix: str) -> None:
-    """Commit the prefixed groups' offsets at the end of every topic, so a test stack takes
-    only the messages produced after it (not the session's history: its groups are new)."""
-    from shared.events.topics import TOPICS
-
+    """Commit the prefixed groups' offsets at the end of every topic (as `lethe topics apply`
+    creates them), so a test stack takes only the messages produced after it, not the
+    session's history (its groups are new, and the services start new groups at the earliest)."""
     for group in sorted(service_groups()):
         consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=prefix + group, enable_auto_commit=False
         )
         await consumer.start()
         try:
-            await consumer.topics()  # the metadata of every topic
-            tps = [
-                TopicPartition(t.name, p)
-                for t in TOPICS
-                for p in consumer.partitions_for_topic(t.name) or ()
-            ]
+            tps = [TopicPartition(t.name, p) for t in TOPICS for p in range(t.partitions)]
             consumer.assign(tps)
             await consumer.seek_to_end(*tps)
             await consumer.commit({tp: await consumer.position(tp) for tp in tps})
