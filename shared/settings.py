@@ -100,12 +100,22 @@ class LetheSettings(BaseSettings):
         description="On SIGTERM: stop taking messages, let the current ones finish for most of "
         "this, abandon the rest (redelivered elsewhere), exit within it.",
     )
+    kafka_group_prefix: str = Field(
+        "",
+        description="Prepended to every consumer group id (`lethe-eraser` becomes "
+        "`<prefix>lethe-eraser`): two deployments on one cluster, or a test stack, keep apart "
+        "their offsets and partitions. Kafka ACLs can then grant groups by prefix.",
+    )
     topic_replication_factor: int = Field(
         1,
         ge=1,
         description="Replication factor `lethe topics apply` creates topics with (3 on a cluster,"
         " which makes min.insync.replicas 2).",
     )
+
+    def group(self, name: str) -> str:
+        """The consumer group id of `name` in this deployment (`kafka_group_prefix` + name)."""
+        return self.kafka_group_prefix + name
 
     @property
     def on_dev_keys(self) -> bool:

@@ -28,6 +28,8 @@ from services.intake import store as intake_store
 from shared.db import create_pool
 from shared.settings import LetheSettings
 from shared.storage import s3_client
+from tests.helpers import group_prefix as make_group_prefix
+from tests.helpers import start_groups_at_end
 from tests.infra_mode import docker_answers, select_infra
 from tests.schemas import databases, rental
 
@@ -86,9 +88,24 @@ async def prepared(endpoints: infra.Endpoints) -> infra.Endpoints:
     return endpoints
 
 
+@pytest.fixture(scope="module")
+async def group_prefix(request: pytest.FixtureRequest, prepared: infra.Endpoints) -> str:
+    """This module's `LETHE_KAFKA_GROUP_PREFIX`: the services it starts join consumer groups of
+    their own (never another module's), which start at the end of every topic."""
+    prefix = make_group_prefix(request.module.__name__)
+    await start_groups_at_end(prepared.kafka_bootstrap_servers, prefix)
+    return prefix
+
+
+@pytest.fixture(scope="module")
+def base_settings(infra_settings: dict[str, Any], group_prefix: str) -> dict[str, Any]:
+    """Keyword arguments for any service's Settings(...), in this module's consumer groups."""
+    return {**infra_settings, "kafka_group_prefix": group_prefix}
+
+
 @pytest.fixture(scope="session")
-def base_settings(prepared: infra.Endpoints) -> dict[str, Any]:
-    """Keyword arguments for any service's Settings(...)."""
+def infra_settings(prepared: infra.Endpoints) -> dict[str, Any]:
+    """The infrastructure part of `base_settings`, for session-wide clients."""
     return {
         "kafka_bootstrap_servers": prepared.kafka_bootstrap_servers,
         "database_url": prepared.database_url,
@@ -115,8 +132,8 @@ async def platform_db(prepared: infra.Endpoints) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture(scope="session")
-async def s3(base_settings: dict[str, Any]) -> AsyncIterator[Any]:
-    async with s3_client(LetheSettings(**base_settings)) as client:
+async def s3(infra_settings: dict[str, Any]) -> AsyncIterator[Any]:
+    async with s3_client(LetheSettings(**infra_settings)) as client:
         yield client
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from email.message import EmailMessage
@@ -13,6 +14,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from shared.events.topics import TOPICS
 
 if TYPE_CHECKING:
     from tests.conftest import Org
@@ -141,3 +144,39 @@ async def eraser_deps(
     return bootstrap.build_deps(
         settings, lethe=lethe_db, platform=platform_db, s3=s3, datamap=dm, live=live
     )
+
+
+# --------------------------------------------------------------------------- consumer groups
+
+_GROUP_NAME = re.compile(r'(?:GROUP|group_id)(?::\s*str)?\s*=\s*"([^"]+)"|\.group\("([^"]+)"\)')
+
+
+def service_groups() -> set[str]:
+    """Every consumer group id the services register (before `LETHE_KAFKA_GROUP_PREFIX`)."""
+    found: set[str] = set()
+    for path in (Path(__file__).resolve().parents[1] / "services").rglob("*.py"):
+        found |= {a or b for a, b in _GROUP_NAME.findall(path.read_text())}
+    return found
+
+
+def group_prefix(module: str) -> str:
+    """A `LETHE_KAFKA_GROUP_PREFIX` of one test stack: its module and a random suffix."""
+    return f"test-{module.rsplit('.', 1)[-1]}-{uuid.uuid4().hex[:6]}-"
+
+
+async def start_groups_at_end(bootstrap: str, prefix: str) -> None:
+    """Commit the prefixed groups' offsets at the end of every topic (as `lethe topics apply`
+    creates them), so a test stack takes only the messages produced after it, not the
+    session's history (its groups are new, and the services start new groups at the earliest)."""
+    for group in sorted(service_groups()):
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=prefix + group, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            tps = [TopicPartition(t.name, p) for t in TOPICS for p in range(t.partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_end(*tps)
+            await consumer.commit({tp: await consumer.position(tp) for tp in tps})
+        finally:
+            await consumer.stop()

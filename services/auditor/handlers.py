@@ -19,4 +19,10 @@ def register(broker: KafkaBroker, rt: Runtime, *, group_id: str = "lethe-auditor
     async def on_event(env: Envelope) -> None:
         await store.append(rt.pool, env, signer=rt.signer)
 
-    subscribe(broker, AUDIT, group_id=group_id, handler=on_event, retries=rt.settings.dlq_retries)
+    subscribe(
+        broker,
+        AUDIT,
+        group_id=rt.settings.group(group_id),
+        handler=on_event,
+        retries=rt.settings.dlq_retries,
+    )

@@ -84,7 +84,7 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
     subscribe(
         broker,
         JOBS_ERASE,
-        group_id=GROUP,
+        group_id=rt.settings.group(GROUP),
         handler=on_job_command,
         retries=rt.settings.dlq_retries,
         on_give_up=on_give_up,
@@ -101,7 +101,7 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
     subscribe(
         broker,
         JOBS_ERASE,
-        group_id=CANCEL_GROUP,
+        group_id=rt.settings.group(CANCEL_GROUP),
         handler=on_cancel,
         retries=rt.settings.dlq_retries,
     )
@@ -110,10 +110,11 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
 
 def _subscribe_chunks(broker: KafkaBroker, rt: Runtime) -> None:
     retries = rt.settings.dlq_retries
+    group = rt.settings.group(TASK_GROUP)
 
     @broker.subscriber(
         ERASE_TASKS,
-        group_id=TASK_GROUP,
+        group_id=group,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.ACK,
         max_workers=rt.settings.erase_concurrency,
@@ -125,7 +126,7 @@ def _subscribe_chunks(broker: KafkaBroker, rt: Runtime) -> None:
             env = Envelope.model_validate_json(raw)
             env.payload_as(EraseChunk)
         except (ValidationError, ValueError) as exc:
-            await dead_letter(broker, ERASE_TASKS, TASK_GROUP, raw, f"invalid chunk: {exc}")
+            await dead_letter(broker, ERASE_TASKS, group, raw, f"invalid chunk: {exc}")
             return
         for attempt in range(1, retries + 1):
             try:
@@ -142,7 +143,7 @@ def _subscribe_chunks(broker: KafkaBroker, rt: Runtime) -> None:
                 )
                 if attempt == retries:
                     error = "".join(traceback.format_exception_only(exc)).strip()
-                    await dead_letter(broker, ERASE_TASKS, TASK_GROUP, raw, error)
+                    await dead_letter(broker, ERASE_TASKS, group, raw, error)
                     await domain.chunk_failed(env, rt.deps, error)
                     return
                 await asyncio.sleep(0.5 * 2 ** (attempt - 1))

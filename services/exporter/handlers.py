@@ -38,7 +38,7 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
     subscribe(
         broker,
         JOBS_EXPORT,
-        group_id="lethe-exporter",
+        group_id=rt.settings.group("lethe-exporter"),
         handler=on_export_requested,
         retries=rt.settings.dlq_retries,
         on_give_up=on_give_up,
@@ -47,7 +47,7 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
     subscribe(
         broker,
         JOBS_EXPORT,
-        group_id=CONTROL_GROUP,
+        group_id=rt.settings.group(CONTROL_GROUP),
         handler=on_control,
         retries=rt.settings.dlq_retries,
     )

@@ -88,14 +88,14 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
     subscribe(
         broker,
         PROGRESS,
-        group_id="lethe-intake",
+        group_id=rt.settings.group("lethe-intake"),
         handler=on_progress,
         retries=rt.settings.dlq_retries,
     )
     subscribe_raw(
         broker,
         REQUESTS,
-        group_id="lethe-intake-requests",
+        group_id=rt.settings.group("lethe-intake-requests"),
         handler=on_request,
         retries=rt.settings.dlq_retries,
     )

@@ -42,7 +42,7 @@ def register(broker: KafkaBroker, rt: Runtime) -> opendsr.Dispatcher:
     subscribe(
         broker,
         NOTIFICATIONS,
-        group_id=EMAIL_GROUP,
+        group_id=rt.settings.group(EMAIL_GROUP),
         handler=on_send_email,
         retries=retries,
         backoff_seconds=backoff,
@@ -51,7 +51,7 @@ def register(broker: KafkaBroker, rt: Runtime) -> opendsr.Dispatcher:
     subscribe(
         broker,
         PROGRESS,
-        group_id=CALLBACK_GROUP,
+        group_id=rt.settings.group(CALLBACK_GROUP),
         handler=on_progress,
         retries=retries,
         backoff_seconds=backoff,

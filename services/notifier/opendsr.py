@@ -445,5 +445,5 @@ def register(
         if await enqueue(env, dispatcher.deps):
             dispatcher.wake()
 
-    subscribe(broker, PROGRESS, group_id=GROUP, handler=on_progress, retries=s.dlq_retries)
+    subscribe(broker, PROGRESS, group_id=s.group(GROUP), handler=on_progress, retries=s.dlq_retries)
     return dispatcher

@@ -5,9 +5,9 @@ A module lays environment variables over the services' with a module-level
 with `services.stop(name)` and starts its own with `services.start(...)`, which are stopped
 with the stack. `api_url` and `client` are intake's URL and an HTTP client on it.
 
-Not yet isolated: the services' consumer group ids are fixed in their handlers (no setting),
-so every module's stack joins the same groups and resumes at the offsets the previous stack
-committed. A group-id prefix setting in the services would be passed here, in one place.
+Each module's stack joins consumer groups of its own (`LETHE_KAFKA_GROUP_PREFIX`, the
+`group_prefix` fixture: the module name and a random suffix), which start at the end of every
+topic: a stack never takes another module's messages, nor resumes at its offsets.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class Services:
     ep: infra.Endpoints
     state_dir: Path
     url: str
+    group_prefix: str
     started: list[str] = field(default_factory=list)
 
     @property
@@ -40,7 +41,8 @@ class Services:
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """What a service of this stack gets (`service_env`), with `extra` laid over it."""
-        return {**service_env(self.ep, self.port), **(extra or {})}
+        groups = {"LETHE_KAFKA_GROUP_PREFIX": self.group_prefix}
+        return {**service_env(self.ep, self.port), **groups, **(extra or {})}
 
     def start(self, name: str, service: str, extra: Mapping[str, str] | None = None) -> int:
         """Start `python -m services.<service>` as process `name`; its pid."""
@@ -58,15 +60,20 @@ class Services:
 
 @pytest.fixture(scope="module")
 def services(
-    request: pytest.FixtureRequest, prepared: infra.Endpoints, state_dir: Path
+    request: pytest.FixtureRequest, prepared: infra.Endpoints, state_dir: Path, group_prefix: str
 ) -> Iterator[Services]:
-    """The five services, started once for the module and stopped after it."""
-    overlay: dict[str, str] = dict(getattr(request.module, "SERVICES_ENV", {}))
+    """The five services, started once for the module (in its own consumer groups) and
+    stopped after it."""
+    overlay: dict[str, str] = {
+        "LETHE_KAFKA_GROUP_PREFIX": group_prefix,
+        **getattr(request.module, "SERVICES_ENV", {}),
+    }
     saved = {k: os.environ.get(k) for k in overlay}
     os.environ.update(overlay)  # laid over the environment of the started services
     stack: Services | None = None
     try:
-        stack = Services(prepared, state_dir, start_services(prepared, state_dir))
+        url = start_services(prepared, state_dir)
+        stack = Services(prepared, state_dir, url, group_prefix)
         yield stack
     finally:
         for k, v in saved.items():

@@ -23,13 +23,14 @@ def _refusal(log: Path) -> str | None:
 
 
 def test_a_data_map_mistake_stops_each_service_that_uses_it_with_the_same_message(
-    prepared: infra.Endpoints, state_dir: Path, tmp_path: Path
+    prepared: infra.Endpoints, state_dir: Path, tmp_path: Path, group_prefix: str
 ) -> None:
     broken = tmp_path / "typo-map.yaml"
     text = SAMPLE_DATAMAP.read_text()
     assert "    phone: phone\n" in text
     broken.write_text(text.replace("    phone: phone\n", "    phone: phone_number\n", 1))
     env = service_env(prepared, _free_port(), environ={"LETHE_DATAMAP_PATH": str(broken)})
+    env["LETHE_KAFKA_GROUP_PREFIX"] = group_prefix  # never the production groups
     tag = uuid.uuid4().hex[:6]
     pids = {
         service: infra.start_process(

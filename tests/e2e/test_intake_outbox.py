@@ -22,9 +22,15 @@ from tests.helpers import eventually, find_record
 pytestmark = pytest.mark.e2e
 
 
-def _start_intake(name: str, ep: infra.Endpoints, state_dir: Path, relay: bool) -> tuple[int, str]:
+def _start_intake(
+    name: str, ep: infra.Endpoints, state_dir: Path, relay: bool, group_prefix: str
+) -> tuple[int, str]:
     port = _free_port()
-    env = {**service_env(ep, port), "LETHE_OUTBOX_RELAY_ENABLED": str(relay).lower()}
+    env = {
+        **service_env(ep, port),
+        "LETHE_OUTBOX_RELAY_ENABLED": str(relay).lower(),
+        "LETHE_KAFKA_GROUP_PREFIX": group_prefix,
+    }
     pid = infra.start_process(
         name, [sys.executable, "-m", "services.intake"], env, state_dir, cwd=REPO_ROOT
     )
@@ -50,10 +56,16 @@ async def _records_for(bootstrap: str, key: bytes) -> int:
 
 
 async def test_the_event_of_a_committed_job_survives_a_crash_and_is_published_once(
-    prepared: infra.Endpoints, state_dir: Path, org: Org, lethe_db: asyncpg.Pool
+    prepared: infra.Endpoints,
+    state_dir: Path,
+    org: Org,
+    lethe_db: asyncpg.Pool,
+    group_prefix: str,
 ) -> None:
     # An intake whose relay cannot run stands for one that dies right after the commit.
-    pid, url = _start_intake("intake-crash", prepared, state_dir, relay=False)
+    pid, url = _start_intake(
+        "intake-crash", prepared, state_dir, relay=False, group_prefix=group_prefix
+    )
     try:
         async with httpx.AsyncClient(base_url=url) as c:
             r = await c.post(
@@ -78,7 +90,9 @@ async def test_the_event_of_a_committed_job_survives_a_crash_and_is_published_on
     )
     assert await _records_for(prepared.kafka_bootstrap_servers, key) == 0
 
-    _, _ = _start_intake("intake-restarted", prepared, state_dir, relay=True)
+    _, _ = _start_intake(
+        "intake-restarted", prepared, state_dir, relay=True, group_prefix=group_prefix
+    )
     try:
 
         async def published() -> bool:

@@ -252,7 +252,10 @@ async def test_metrics_move_during_a_job(
     assert _sum(after, batches, topic="lethe.erase.tasks.v1") > _sum(
         before, batches, topic="lethe.erase.tasks.v1"
     )
-    # Lag is reported per assigned partition of every group the process consumes.
+    # Lag is reported per assigned partition of every group the process consumes: this
+    # module's groups (its LETHE_KAFKA_GROUP_PREFIX), never the production names.
+    prefix = stack.services.group_prefix
+    assert prefix.startswith("test-")
     lag = [
         ls
         for text in after[: len(eraser_urls)]
@@ -260,13 +263,11 @@ async def test_metrics_move_during_a_job(
         if n == "lethe_consumer_lag"
     ]
     assert {ls["group"] for ls in lag} == {
-        "lethe-eraser",
-        "lethe-eraser-tasks",
-        "lethe-eraser-cancels",
+        f"{prefix}lethe-eraser",
+        f"{prefix}lethe-eraser-tasks",
+        f"{prefix}lethe-eraser-cancels",
     }
-    assert (
-        _sum(after[: len(eraser_urls)], "lethe_consumer_partitions", group="lethe-eraser-tasks")
-        == 12
-    )
+    tasks_group = f"{prefix}lethe-eraser-tasks"
+    assert _sum(after[: len(eraser_urls)], "lethe_consumer_partitions", group=tasks_group) == 12
     job = await store.get_job(lethe_db, job_id)
     assert job is not None and job.done == expected

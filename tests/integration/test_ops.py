@@ -143,7 +143,7 @@ async def test_readyz_goes_unready_without_postgres_and_ready_when_it_returns(
         **{**base_settings, "database_url": dsn}, ops_port=ops_port, shutdown_grace_seconds=5
     )
     group = f"test-ops-auditor-{uuid.uuid4().hex[:8]}"
-    await _skip_backlog(prepared.kafka_bootstrap_servers, group)
+    await _skip_backlog(prepared.kafka_bootstrap_servers, settings.group(group))
     app = create_auditor(settings, group_id=group)
     url = f"http://127.0.0.1:{ops_port}"
 

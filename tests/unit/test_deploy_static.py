@@ -219,8 +219,12 @@ def test_acl_document_names_every_topic_and_group() -> None:
     groups = set()
     for path in (REPO / "services").rglob("*.py"):
         groups |= set(
-            re.findall(r'(?:GROUP|group_id)(?::\s*str)?\s*=\s*"([^"]+)"', path.read_text())
+            a or b
+            for a, b in re.findall(
+                r'(?:GROUP|group_id)(?::\s*str)?\s*=\s*"([^"]+)"|\.group\("([^"]+)"\)',
+                path.read_text(),
+            )
         )
-    assert {"lethe-eraser", "lethe-auditor", "lethe-intake"} <= groups
+    assert {"lethe-eraser", "lethe-auditor", "lethe-intake", "lethe-exporter"} <= groups
     for name in sorted(groups | {t.name for t in TOPICS}):
         assert f"`{name}`" in doc, f"docs/kafka-acls.md does not mention {name}"
