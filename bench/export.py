@@ -45,7 +45,8 @@ import asyncpg
 
 from deploy.local import infra
 from deploy.local.sample.seed import SeededOrg, apply_schema, seed_org
-from services.exporter.domain import ExporterDeps, export, key_context
+from services.exporter.bootstrap import build_deps
+from services.exporter.domain import export, key_context
 from services.exporter.settings import ExporterSettings
 from shared.crypto import parse_master_key, unwrap_key
 from shared.datamap import check_against_database, load_datamap
@@ -141,22 +142,15 @@ async def worker(job_id: uuid.UUID, org_id: str, email: str, profile: bool) -> d
             datamap = load_datamap(s.datamap_path)
             async with platform.acquire() as conn:
                 live = await check_against_database(datamap, conn)
-            deps = ExporterDeps(
+            # Built as the exporter builds them (one place: services/exporter/bootstrap.py).
+            deps = build_deps(
+                s,
                 lethe=lethe,
                 platform=platform,
                 s3=s3,
-                bucket=s.exports_bucket,
-                media_bucket=s.platform_bucket,
                 datamap=datamap,
                 live=live,
                 emit=emit,
-                master_key=parse_master_key(s.master_key.get_secret_value()),
-                token_key=s.download_token_key.get_secret_value().encode(),
-                hash_key=s.subject_hash_key.get_secret_value().encode(),
-                api_url=s.public_api_url.rstrip("/"),
-                part_bytes=s.export_part_bytes,
-                batch_rows=s.export_batch_rows,
-                rate_limit_rows=s.export_rate_limit_rows,
             )
             env = export_request(job_id, org_id, email, deps.hash_key)
             start_rss = _proc_status_mb("VmRSS")
