@@ -5,7 +5,9 @@ it becomes. Pure: no await, no SQL, no clock (callers pass the time).
 - `callers`: who asks, and the submit rules every entry point shares;
 - `upstream`: requests from upstream services on Kafka;
 - `jobs`: a request becomes a job (event, due date, fingerprint), and cancel commands;
-- `notices`: the mails those decisions send.
+- `notices`: the mails those decisions send;
+- `schedules`: retention policies, the cron schedule, scheduled jobs and reminders (read as
+  `domain.schedules.<name>`; `retention` re-exports them).
 
 The names are re-exported here: callers write `domain.plan_job(...)`.
 """
