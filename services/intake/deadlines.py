@@ -81,20 +81,10 @@ class Extension:
     reason: str | None = None
 
 
-def extended_due(
-    regulation: str,
-    due: datetime,
-    already_extended: datetime | None,
-    ask: Extension,
-    now: datetime,
-) -> datetime:
-    """The new due date, or DeadlineRuleBroken naming the rule."""
-    rule = source(regulation)
-    limit = max_extended_due(regulation, due)
-    if limit is None:
-        raise DeadlineRuleBroken(
-            409, "custom deadline", f"a {regulation} deadline cannot be extended"
-        )
+def _check_may_extend(
+    rule: str, due: datetime, already_extended: datetime | None, ask: Extension, now: datetime
+) -> None:
+    """Once, before the original due date, with a reason, as days or as months."""
     if already_extended is not None:
         raise DeadlineRuleBroken(
             409,
@@ -115,6 +105,23 @@ def extended_due(
         )
     if (ask.days is None) == (ask.months is None):
         raise DeadlineRuleBroken(422, rule, "give the extension as days or as months, not both")
+
+
+def extended_due(
+    regulation: str,
+    due: datetime,
+    already_extended: datetime | None,
+    ask: Extension,
+    now: datetime,
+) -> datetime:
+    """The new due date, or DeadlineRuleBroken naming the rule."""
+    rule = source(regulation)
+    limit = max_extended_due(regulation, due)
+    if limit is None:
+        raise DeadlineRuleBroken(
+            409, "custom deadline", f"a {regulation} deadline cannot be extended"
+        )
+    _check_may_extend(rule, due, already_extended, ask, now)
     if ask.months is not None:
         if regulation != "gdpr":
             raise DeadlineRuleBroken(

@@ -32,12 +32,11 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from services.intake import store
-from services.intake.retention import SCHEDULER, Cron, plan_run, record_jobs
+from services.intake import store, store_schedules
+from services.intake.domain.schedules import SCHEDULER, Cron, reminder_email
+from services.intake.retention import plan_run, record_jobs
 from shared import lifecycle
 from shared.datamap import DataMap
-from shared.events import make_event
-from shared.events.notifications import SendEmail
 from shared.events.topics import NOTIFICATIONS
 from shared.kafka import current_trace
 
@@ -83,20 +82,18 @@ class Scheduler:
         if self._conn is None:
             self._conn = await self.pool.acquire()
         try:
-            held = await self._conn.fetchval(
-                "SELECT pg_try_advisory_lock($1, hashtext($2))", LEADER_LOCK, self.name
-            )
+            held = await store_schedules.try_lead(self._conn, LEADER_LOCK, self.name)
         except (asyncpg.PostgresError, OSError):
             await self.resign()
             return False
         if not held:
             await self._release()
-        return bool(held)
+        return held
 
     async def resign(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(Exception):
-                await self._conn.execute("SELECT pg_advisory_unlock_all()")  # session locks only
+                await store_schedules.unlock_all(self._conn)
             await self._release()
 
     async def _release(self) -> None:
@@ -120,9 +117,7 @@ class Scheduler:
 
     async def _run_period(self, period: datetime) -> tuple[int, bool]:
         async with self.pool.acquire() as conn, conn.transaction():
-            first = not await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM lethe.scheduler_runs WHERE name = $1)", self.name
-            )
+            first = not await store_schedules.has_run(conn, self.name)
             planned = (
                 []
                 if first
@@ -134,13 +129,8 @@ class Scheduler:
                     orgs=self.orgs,
                 )
             )
-            won = await conn.fetchval(
-                "INSERT INTO lethe.scheduler_runs (name, period, ran_by, jobs) "
-                "VALUES ($1, $2, $3, $4) ON CONFLICT (name, period) DO NOTHING RETURNING true",
-                self.name,
-                period,
-                "baseline" if first else SCHEDULER.id,
-                len(planned),
+            won = await store_schedules.record_run(
+                conn, self.name, period, "baseline" if first else SCHEDULER.id, len(planned)
             )
             if not won:
                 return 0, False  # this period ran already
@@ -153,50 +143,10 @@ class Scheduler:
         done = list(lifecycle.DONE_FOR_DEADLINE)
         sent = 0
         async with self.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                "SELECT j.id, j.org_id, j.type, j.subject_hash, j.requester_email, "
-                "coalesce(j.extended_due_at, j.due_at) AS due, "
-                "CASE WHEN coalesce(j.extended_due_at, j.due_at) < $1 THEN 'deadline_passed' "
-                "ELSE 'deadline_approaching' END AS kind "
-                "FROM lethe.jobs j WHERE j.requester_email IS NOT NULL "
-                "AND j.type <> 'retention' AND j.status <> ALL($3::text[]) "
-                "AND coalesce(j.extended_due_at, j.due_at) < $2 "
-                "AND ($4::text[] IS NULL OR j.org_id = ANY($4)) "
-                "AND NOT EXISTS (SELECT 1 FROM lethe.deadline_reminders r WHERE r.job_id = j.id "
-                "AND r.kind = CASE WHEN coalesce(j.extended_due_at, j.due_at) < $1 "
-                "THEN 'deadline_passed' ELSE 'deadline_approaching' END) "
-                "ORDER BY due LIMIT 500 FOR UPDATE OF j SKIP LOCKED",
-                now,
-                soon,
-                done,
-                self.orgs,
-            )
+            rows = await store_schedules.due_reminders(conn, now, soon, done, self.orgs)
             for r in rows:
-                context = {"job_id": str(r["id"]), "job_type": r["type"], "due_at": r["due"]}
-                if r["kind"] == "deadline_approaching":
-                    context["days_left"] = max(0, (r["due"] - now).days)
-                env = make_event(
-                    SendEmail(
-                        template=r["kind"],
-                        to=r["requester_email"],
-                        audience="both",
-                        context={
-                            k: v.isoformat() if isinstance(v, datetime) else v
-                            for k, v in context.items()
-                        },
-                    ),
-                    actor=SCHEDULER,
-                    job_id=r["id"],
-                    org_id=r["org_id"],
-                    subject_hash=r["subject_hash"],
-                )
-                inserted = await conn.fetchval(
-                    "INSERT INTO lethe.deadline_reminders (job_id, kind) VALUES ($1, $2) "
-                    "ON CONFLICT DO NOTHING RETURNING true",
-                    r["id"],
-                    r["kind"],
-                )
-                if inserted:
+                env = reminder_email(r, now)
+                if await store_schedules.record_reminder(conn, r["id"], r["kind"]):
                     await store.add_outbox(conn, NOTIFICATIONS, env)
                     sent += 1
         return sent
