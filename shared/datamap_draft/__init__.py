@@ -25,11 +25,19 @@ from collections.abc import Sequence
 
 from shared.catalog import TableFacts
 from shared.datamap_draft.builder import build_draft
-from shared.datamap_draft.columns import DraftError, personal_columns, personal_kind
+from shared.datamap_draft.columns import (
+    ORG_COLUMNS,
+    TEXT_BASES,
+    DraftError,
+    personal_columns,
+    personal_kind,
+)
 from shared.datamap_draft.model import Draft, Relation, TableDraft
 from shared.datamap_draft.render import render_draft
 
 __all__ = [
+    "ORG_COLUMNS",
+    "TEXT_BASES",
     "Draft",
     "DraftError",
     "Relation",
