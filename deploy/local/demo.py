@@ -277,6 +277,7 @@ async def story(
     settings: LetheSettings,
     mail_dir: Path | None,
 ) -> list[dict[str, Any]]:
+    """The four steps (module docstring); one row per job for the closing table."""
     erased, exported = org.users[0], org.users[1]
     privacy = f"privacy@{org.org_id}.example"  # the org's privacy desk, told of the erasure
     subject_mail = f"subject@{org.org_id}.example"  # where the exported subject reads mail
@@ -285,7 +286,41 @@ async def story(
         org.org_id,
         erased.email,
     )
+    erase_id, export_id = await erase_step(demo, org, platform, privacy, subject_mail)
+    await restore_step(demo, platform, erase_id, signup_id)
+    exported_rows = await export_step(
+        demo, pool, settings, mail_dir, exported.email, subject_mail, export_id
+    )
+    job, purged, kept, verification = await purge_step(demo, pool, erase_id)
+    if mail_dir is not None:  # sent after the purge and its verification
+        await find_mail(mail_dir, privacy, erase_id, "complete")
+    return [
+        {
+            "id": erase_id,
+            "type": "erasure",
+            "subject": erased.email,
+            "status": job["status"],
+            "outcome": f"{purged:,} rows hidden at once, then purged; {kept} restored; verified "
+            + ("ok" if verification.get("ok") else "NOT ok"),
+            "ok": job["status"] == "completed" and bool(verification.get("ok")),
+        },
+        {
+            "id": export_id,
+            "type": "export",
+            "subject": exported.email,
+            "status": "ready",
+            "outcome": f"{exported_rows:,} rows, link emailed, downloaded once without a key",
+            "ok": True,
+        },
+    ]
 
+
+async def erase_step(
+    demo: Demo, org: SeededOrg, platform: asyncpg.Pool, privacy: str, subject_mail: str
+) -> tuple[str, str]:
+    """Step 1: the erasure, hidden and held; step 3's export is submitted with it (it runs
+    meanwhile, in the exporter). Returns both job ids."""
+    erased, exported = org.users[0], org.users[1]
     step(1, f"Erase {erased.email}, with a {WINDOW_DAYS}-day recovery window")
     console.print(
         f"Before: the platform shows {shown(await held_rows(platform, erased.id, erased.email))}."
@@ -300,7 +335,6 @@ async def story(
             "reason": "account closed (demo)",
         }
     )
-    # The export of step 3 runs meanwhile, in the exporter.
     export_id = await demo.submit(
         {
             "type": "export",
@@ -322,7 +356,11 @@ async def story(
         f"After: the platform shows {shown(await held_rows(platform, erased.id, erased.email))}."
     )
     console.print(f"Restorable until {job['purge_after'][:16]} UTC; then purged for good.")
+    return erase_id, export_id
 
+
+async def restore_step(demo: Demo, platform: asyncpg.Pool, erase_id: str, signup_id: Any) -> None:
+    """Step 2: one item of the erasure back, on request."""
     step(2, "Restore one item: the subject asked to stay on the newsletter")
     r = await demo.client.post(
         f"/v1/jobs/{erase_id}/restore",
@@ -343,7 +381,18 @@ async def story(
         f"{job['status']}, the rest is still held."
     )
 
-    step(3, f"Export {exported.email}; the emailed link alone downloads it")
+
+async def export_step(
+    demo: Demo,
+    pool: asyncpg.Pool,
+    settings: LetheSettings,
+    mail_dir: Path | None,
+    exported_email: str,
+    subject_mail: str,
+    export_id: str,
+) -> int:
+    """Step 3: the export, downloaded through the emailed link alone. Returns its rows."""
+    step(3, f"Export {exported_email}; the emailed link alone downloads it")
     job = await demo.watch(export_id, "exporting", ("ready",))
     if job["status"] != "ready":
         raise DemoFailed(f"export {export_id} ended {job['status']}: {job['error']}")
@@ -369,7 +418,14 @@ async def story(
     console.print(f"Download link ({allowed - used} of {allowed} downloads left, until {until}):")
     console.print(link, style="cyan", soft_wrap=True)
     console.print(f"The subject's status page offers it too: {status_page}", soft_wrap=True)
+    return int(sum(manifest["rows_per_table"].values()))
 
+
+async def purge_step(
+    demo: Demo, pool: asyncpg.Pool, erase_id: str
+) -> tuple[dict[str, Any], int, int, dict[str, Any]]:
+    """Step 4: the window ended early, the purge and its verification. Returns the job,
+    rows purged, rows restored and the verification."""
     step(4, "Purge and verify")
     console.print(
         f"[dim](demo only: the {WINDOW_DAYS}-day recovery window is ended now; in production the "
@@ -399,28 +455,7 @@ async def story(
         f"{scan.get('columns_scanned', '?')} columns: {hits}; "
         f"{'ok' if verification.get('ok') else 'NOT ok'}."
     )
-    if mail_dir is not None:  # sent after the purge and its verification
-        await find_mail(mail_dir, privacy, erase_id, "complete")
-    return [
-        {
-            "id": erase_id,
-            "type": "erasure",
-            "subject": erased.email,
-            "status": job["status"],
-            "outcome": f"{purged:,} rows hidden at once, then purged; {kept} restored; verified "
-            + ("ok" if verification.get("ok") else "NOT ok"),
-            "ok": job["status"] == "completed" and bool(verification.get("ok")),
-        },
-        {
-            "id": export_id,
-            "type": "export",
-            "subject": exported.email,
-            "status": "ready",
-            "outcome": f"{sum(manifest['rows_per_table'].values()):,} rows, link emailed, "
-            "downloaded once without a key",
-            "ok": True,
-        },
-    ]
+    return job, purged, kept, verification
 
 
 def finish(
