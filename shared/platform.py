@@ -1,6 +1,6 @@
 """Data-map-driven SQL that changes the platform database (eraser and retention).
 
-Which rows belong to a subject is the resolver's (`shared/resolver.py`); this module acts on
+Which rows belong to a subject is the resolver's (`shared/resolver/`); this module acts on
 given keys: delete or mask them (returning the originals for the restoration log), detach
 links, put rows back. Identifiers come from the validated data map and are quoted; values
 are always parameters. Everything is set-based (`= ANY($1)` over key chunks, `DELETE ...

@@ -1,6 +1,6 @@
 """What erasing or exporting a subject must touch, written by hand in SQL per schema.
 
-Independent of the resolver (`shared/resolver.py`) and of the data map parser: each rule is
+Independent of the resolver (`shared/resolver/`) and of the data map parser: each rule is
 the reading of docs/datamap.md for one table of one map, stated in the docstrings below, so
 that a property test can compare the resolver's plan and the exporter's rows to it.
 

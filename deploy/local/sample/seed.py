@@ -116,6 +116,27 @@ async def seed_org(
     """
     rng = random.Random(org_id)
     now = datetime.now(UTC)
+    seeded = await _seed_users(conn, org_id, users)
+    counts = [
+        conversations_per_user * (heavy_user_factor if i == 0 else 1) for i in range(len(seeded))
+    ]
+    conv_owner = await _seed_conversations(conn, org_id, seeded, counts, now)
+    await _seed_messages(
+        conn, org_id, seeded, conv_owner, messages_per_conversation, media_every, history, rng, now
+    )
+    if payments_per_user:
+        await _seed_payments(conn, org_id, seeded, payments_per_user)
+    if newsletter:
+        await _seed_signups(conn, org_id, seeded)
+    anonymous_keys = await _seed_history(conn, org_id, now) if history else []
+    await ensure_bucket(s3, bucket)
+    await _put_objects(s3, bucket, [k for u in seeded for k in u.object_keys])
+    await _put_objects(s3, bucket, anonymous_keys)
+    return SeededOrg(org_id, seeded)
+
+
+async def _seed_users(conn: asyncpg.Connection, org_id: str, users: int) -> list[SeededUser]:
+    """The organisation row and its users (email, name, external id by index)."""
     await conn.execute(
         "INSERT INTO organisations (id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         org_id,
@@ -128,10 +149,17 @@ async def seed_org(
         org_id,
         users,
     )
-    seeded = [SeededUser(r["id"], r["email"]) for r in user_rows]
-    counts = [
-        conversations_per_user * (heavy_user_factor if i == 0 else 1) for i in range(len(seeded))
-    ]
+    return [SeededUser(r["id"], r["email"]) for r in user_rows]
+
+
+async def _seed_conversations(
+    conn: asyncpg.Connection,
+    org_id: str,
+    seeded: list[SeededUser],
+    counts: list[int],
+    now: datetime,
+) -> list[tuple[int, int]]:
+    """`counts[i]` conversations of user i; returns (conversation id, user index) of each."""
     conv_ids = iter(await _reserve_ids(conn, "conversations_id_seq", sum(counts)))
     conv_records, conv_owner = [], []
     for u_index, (u, n) in enumerate(zip(seeded, counts, strict=True)):
@@ -145,12 +173,26 @@ async def seed_org(
         records=conv_records,
         columns=["id", "org_id", "user_id", "title", "created_at"],
     )
-    msg_ids = iter(
-        await _reserve_ids(conn, "messages_id_seq", len(conv_owner) * messages_per_conversation)
-    )
+    return conv_owner
+
+
+async def _seed_messages(
+    conn: asyncpg.Connection,
+    org_id: str,
+    seeded: list[SeededUser],
+    conv_owner: list[tuple[int, int]],
+    per_conversation: int,
+    media_every: int,
+    history: bool,
+    rng: random.Random,
+    now: datetime,
+) -> None:
+    """Messages of every conversation, by its owner; every `media_every`-th id has a media
+    object (its S3 key noted on the user, uploaded later)."""
+    msg_ids = iter(await _reserve_ids(conn, "messages_id_seq", len(conv_owner) * per_conversation))
     msg_records, media_records = [], []
     for conv_id, u_index in conv_owner:
-        for m in range(messages_per_conversation):
+        for m in range(per_conversation):
             msg_id = next(msg_ids)
             body = " ".join(rng.choice(_WORDS) for _ in range(12))
             msg_records.append((msg_id, conv_id, seeded[u_index].id, body, now - _age(m, history)))
@@ -169,39 +211,45 @@ async def seed_org(
         records=media_records,
         columns=["message_id", "s3_key", "content_type", "size_bytes"],
     )
-    if payments_per_user:
-        await conn.execute(
-            "INSERT INTO payments (org_id, user_id, billing_name, billing_email, card_last4, "
-            "amount_cents) SELECT $1, u.id, 'Billing ' || u.email, u.email, "
-            "lpad((u.id % 10000)::text, 4, '0'), 100 * p "
-            "FROM unnest($2::bigint[], $3::text[]) AS u(id, email), generate_series(1, $4) AS p",
-            org_id,
-            [u.id for u in seeded],
-            [u.email for u in seeded],
-            payments_per_user,
-        )
-        for u in seeded:
-            u.payments = payments_per_user
-    if newsletter:
-        await conn.execute(
-            "INSERT INTO newsletter_signups (org_id, email, topics) "
-            "SELECT $1, e, '{news,offers}' FROM unnest($2::text[]) AS e",
-            org_id,
-            [u.email for u in seeded],
-        )
-        for u in seeded:
-            u.signups = 1
-    anonymous_keys = await _seed_history(conn, org_id, now) if history else []
-    await ensure_bucket(s3, bucket)
+
+
+async def _seed_payments(
+    conn: asyncpg.Connection, org_id: str, seeded: list[SeededUser], per_user: int
+) -> None:
+    await conn.execute(
+        "INSERT INTO payments (org_id, user_id, billing_name, billing_email, card_last4, "
+        "amount_cents) SELECT $1, u.id, 'Billing ' || u.email, u.email, "
+        "lpad((u.id % 10000)::text, 4, '0'), 100 * p "
+        "FROM unnest($2::bigint[], $3::text[]) AS u(id, email), generate_series(1, $4) AS p",
+        org_id,
+        [u.id for u in seeded],
+        [u.email for u in seeded],
+        per_user,
+    )
+    for u in seeded:
+        u.payments = per_user
+
+
+async def _seed_signups(conn: asyncpg.Connection, org_id: str, seeded: list[SeededUser]) -> None:
+    await conn.execute(
+        "INSERT INTO newsletter_signups (org_id, email, topics) "
+        "SELECT $1, e, '{news,offers}' FROM unnest($2::text[]) AS e",
+        org_id,
+        [u.email for u in seeded],
+    )
+    for u in seeded:
+        u.signups = 1
+
+
+async def _put_objects(s3: Any, bucket: str, keys: list[str]) -> None:
+    """A small object per key, 16 uploads at a time."""
     sem = asyncio.Semaphore(16)
 
     async def put(key: str) -> None:
         async with sem:
             await s3.put_object(Bucket=bucket, Key=key, Body=b"sample media " + key.encode())
 
-    await asyncio.gather(*(put(k) for u in seeded for k in u.object_keys))
-    await asyncio.gather(*(put(k) for k in anonymous_keys))
-    return SeededOrg(org_id, seeded)
+    await asyncio.gather(*(put(k) for k in keys))
 
 
 async def _main() -> None:
