@@ -11,8 +11,8 @@ from typing import Any
 
 import asyncpg
 
-from services.eraser import bootstrap, domain, store
-from services.eraser.domain import EraserDeps
+from services.eraser import bootstrap, service, store
+from services.eraser.deps import EraserDeps
 from services.eraser.settings import EraserSettings
 from shared.datamap import DataMap, check_against_database
 from shared.events import Actor, Envelope, make_event
@@ -43,13 +43,13 @@ class InProcessEraser:
             for attempt in range(1, (retries or 1) + 1):
                 self.attempts += 1
                 try:
-                    await domain.process_chunk(env, self.deps)
+                    await service.process_chunk(env, self.deps)
                     break
                 except Exception as exc:
                     if retries is None:
                         raise
                     if attempt == retries:
-                        await domain.chunk_failed(env, self.deps, repr(exc))
+                        await service.chunk_failed(env, self.deps, repr(exc))
 
     def of(self, event_type: str) -> list[dict[str, Any]]:
         return [e.payload for e in self.events if e.type == event_type]

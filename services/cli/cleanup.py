@@ -1,7 +1,7 @@
 """`lethe cleanup [--org ID] [--category C] [--days N | --all-orgs] [--yes] [--dry-run]`.
 
 Retention by hand, through the same code as the nightly retention jobs
-(`services/eraser/retention.py`), run in this process against the platform database and S3.
+(`services/eraser/service/cleaning.py`), run in this process against the platform database and S3.
 
 - **By default each organisation's own policy applies** (`GET /v1/orgs/{org}/retention`, or
   the data map's default), per category: of every organisation, or of `--org`, and of every
@@ -32,7 +32,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from services.cli.common import console, settings
-from services.eraser import bootstrap, retention
+from services.eraser import bootstrap
+from services.eraser.service import retention
 from services.eraser.settings import EraserSettings
 from services.intake import retention as policies
 from shared.datamap import DataMap

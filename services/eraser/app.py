@@ -10,8 +10,8 @@ from contextlib import AsyncExitStack
 from faststream import FastStream
 from opentelemetry.trace import TracerProvider
 
-from services.eraser import bootstrap, lifecycle
-from services.eraser.domain import Emit, EraserDeps, PublishChunk
+from services.eraser import bootstrap, service
+from services.eraser.deps import Emit, EraserDeps, PublishChunk
 from services.eraser.handlers import register
 from services.eraser.settings import EraserSettings
 from shared.health import attach, bucket_checks, postgres_check
@@ -51,7 +51,7 @@ class Runtime:
     async def _sweep_forever(self) -> None:
         while True:
             try:
-                await lifecycle.sweep(self.deps)
+                await service.sweep(self.deps)
             except Exception:
                 log.exception("purge sweep failed; trying again next interval")
             await asyncio.sleep(self.settings.erase_purge_interval_seconds)

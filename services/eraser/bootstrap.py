@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from services.eraser import store
-from services.eraser.domain import Emit, EraserDeps, PublishChunk
+from services.eraser.deps import Emit, EraserDeps, PublishChunk
 from services.eraser.settings import EraserSettings
 from shared.crypto import parse_master_key
 from shared.datamap import DataMap, LiveSchema

@@ -1,149 +1,41 @@
-"""Erasure, soft-delete phase: plan into chunks, erase chunk by chunk, verify.
+"""The eraser's decisions, pure: no await, no SQL, no I/O.
 
-Plain async functions over explicit dependencies; no Kafka here (events go out via `emit`,
-chunks via `publish_chunk`).
+What an erasure is made of (the service modules in services/eraser/service/ do the I/O):
 
-- **Plan** (ErasureRequested): resolve the subject through the data map, record the chunks
-  (table + up to `batch_size` keys) as checkpoints, publish the first wave's chunks.
-- **Waves**: tables are grouped so that every table comes after all its children
-  (`DataMap.waves`). Only one wave's chunks are published at a time; whoever finishes the
-  wave's last chunk publishes the next wave (publishing is idempotent, a compare-and-set of
-  the job's wave decides who moves it on). Replicas share a wave's chunks through the
-  consumer group; children are always gone before their parents.
-- **Chunk**: objects to quarantine first (recorded before they move), then one platform
-  transaction that deletes or masks the rows and writes them, sealed with the job key, to
-  the restoration log. A chunk whose record exists already is done: running it twice
-  changes nothing. Then the checkpoint, a progress event, and maybe the next wave.
-- **Soft deleted**: after the last wave, verify (the subject resolves to nothing, objects
-  sit in quarantine) and report; with a recovery window of 0 the purge follows at once.
+- **Keys** (services/eraser/sealing.py): each job's own key seals its request and rows.
+- **Plan**: detaches first (wave 0), then each table's own action in its wave; keys are
+  cut into chunks of `batch_size` (fewer for tables holding object keys).
+- **Events and notices** about a job, built here and emitted by the service.
+- **Verdicts**: what a verification result means (rows left, objects where expected, traces
+  the scan found) and which review items it raises.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import socket
-import time
-import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from functools import cached_property
+from datetime import datetime
 from typing import Any
 
-import asyncpg
-from botocore.exceptions import BotoCoreError, ClientError
-
-from services.eraser import fence, store
-from services.eraser import objects as s3objects
-from shared.crypto import new_data_key, open_sealed, seal, unwrap_key, wrap_key
-from shared.datamap import DataMap, LiveSchema
+from services.eraser.models import ChunkRow, Held, Job
+from services.eraser.sealing import SealedRequest
+from shared.datamap import DataMap
 from shared.events import Actor, Envelope, Payload, make_event
-from shared.events.jobs import EraseChunk, ErasureRequested
 from shared.events.notifications import Audience
-from shared.events.progress import (
-    BatchErased,
-    DuplicateIgnored,
-    ErasurePlanned,
-    ErasureSoftDeleted,
-    JobFailed,
-    SubjectAmbiguous,
-    SubjectNotFound,
-)
-from shared.events.topics import AUDIT, NOTIFICATIONS, PROGRESS
+from shared.events.progress import BatchErased
 from shared.notices import job_notice, request_notice
-from shared.platform import (
-    ERASE,
-    KEY_CHUNK,
-    chunk_object_keys,
-    count_unmasked,
-    delete_returning,
-    detach_mask,
-    detach_op,
-    detach_relation,
-    mask_returning,
-)
-from shared.resolver import Ambiguous, Resolver, Scope, ScopeError, Subject, stream_keys
-from shared.scan import ScanHit, scan_identities
+from shared.platform import ERASE, detach_op
+from shared.resolver import Resolver, Subject
 
 ACTOR = Actor(kind="service", id="eraser")
 OBJECT_BATCH = 50  # rows per chunk of a table holding S3 object keys
-Emit = Callable[[str, Envelope], Awaitable[None]]
-PublishChunk = Callable[[Envelope], Awaitable[None]]
+PAGE_KEYS = 20_000  # keys per round trip (and COPY) while planning
+# Identity kinds worth looking for in free text: a bare user id ("42") would match anything.
+SCANNED_KINDS = ("email", "phone", "external_id")
 
 
-@dataclass
-class EraserDeps:
-    lethe: asyncpg.Pool
-    platform: asyncpg.Pool
-    s3: Any
-    bucket: str
-    datamap: DataMap
-    live: LiveSchema
-    emit: Emit
-    publish_chunk: PublishChunk
-    master_key: bytes
-    hmac_key: bytes = b"dev-only-mask-hmac-key"
-    batch_size: int = 1000
-    rate_limit_rows: float = 0.0
-    scan_schemas: tuple[str, ...] = ("public",)
-    scan_seconds: float = 30.0
-    clock: Callable[[], float] = field(default=time.monotonic)
-    worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
-    _keys: dict[uuid.UUID, bytes] = field(default_factory=dict)
-
-    # Derived once from the map and the live schema (both fixed for the process's life).
-    @cached_property
-    def pk_types(self) -> dict[str, str]:
-        return self.live.pk_types(self.datamap)
-
-    @cached_property
-    def resolver(self) -> Resolver:
-        return Resolver(self.datamap, self.live)
-
-    @cached_property
-    def _column_types(self) -> dict[str, dict[str, str]]:
-        return {
-            t: {c: col.type for c, col in cols.items()} for t, cols in self.live.columns.items()
-        }
-
-    def column_types(self, table: str) -> dict[str, str]:
-        return self._column_types.get(table, {})
-
-    def waves(self, tables: list[str] | None = None) -> list[list[str]]:
-        """Tables in deletion order, with the live database's foreign keys as well."""
-        tables = list(self.datamap.tables) if tables is None else tables
-        return self.datamap.waves(tables, self.live.link_edges(self.datamap))
-
-    def job_key(self, job: store.Job) -> bytes:
-        key = self._keys.get(job.job_id)
-        if key is None:
-            if job.wrapped_key is None:
-                raise KeyDestroyed(f"the key of job {job.job_id} is destroyed")
-            key = unwrap_key(self.master_key, job.wrapped_key, _context(job.job_id))
-            if len(self._keys) > 256:
-                self._keys.clear()
-            self._keys[job.job_id] = key
-        return key
-
-    def forget_key(self, job_id: uuid.UUID) -> None:
-        self._keys.pop(job_id, None)
+# ------------------------------------------------------------------ events and notices
 
 
-class KeyDestroyed(RuntimeError):
-    pass
-
-
-def _context(job_id: uuid.UUID) -> bytes:
-    return f"erase-job:{job_id}".encode()
-
-
-def chunk_aad(job_id: uuid.UUID, chunk_no: int) -> bytes:
-    return f"restoration:{job_id}:{chunk_no}".encode()
-
-
-def job_event(job: store.Job, payload: Payload, trace: dict[str, str] | None = None) -> Envelope:
+def job_event(job: Job, payload: Payload, trace: dict[str, str] | None = None) -> Envelope:
     return make_event(
         payload,
         actor=ACTOR,
@@ -154,295 +46,52 @@ def job_event(job: store.Job, payload: Payload, trace: dict[str, str] | None = N
     )
 
 
-def _event(src: Envelope, payload: Payload) -> Envelope:
+def request_event(src: Envelope, payload: Payload) -> Envelope:
+    """An event about the job a request (or command) names, before or without its record."""
     return make_event(
         payload, actor=ACTOR, job_id=src.job_id, org_id=src.org_id, subject_hash=src.subject_hash
     )
 
 
-# ------------------------------------------------------------------ the sealed request
-
-
-@dataclass(frozen=True)
-class SealedRequest:
-    """What later phases need from the request; kept sealed with the job key."""
-
-    scope: str
-    identities: dict[str, str] | None
-    requester_email: str | None
-    delete_media: bool = True
-    status_link: str | None = None  # the subject's status page, for the mails
-
-
-def open_request(deps: EraserDeps, job: store.Job) -> SealedRequest:
-    assert job.sealed_request is not None
-    raw = open_sealed(deps.job_key(job), job.sealed_request, b"request:" + _context(job.job_id))
-    return SealedRequest(**json.loads(raw))
-
-
-# ------------------------------------------------------------------ plan
-
-
-async def plan(env: Envelope, deps: EraserDeps) -> None:
-    req = env.payload_as(ErasureRequested)
-    assert env.job_id is not None and env.org_id is not None
-    job_id, org_id = env.job_id, env.org_id
-    job = await store.get_job(deps.lethe, job_id)
-    if job is not None and job.status == "erasing":
-        # Redelivered after a crash between planning and publishing: publish again, and move
-        # the job on (a plan with nothing left to do must still finish).
-        await publish_wave(deps, job, job.wave)
-        await advance(deps, job_id)
-        return
-    if job is not None and job.status != "planning":
-        await deps.emit(AUDIT, _event(env, DuplicateIgnored(original_type=env.type)))
-        return
-
-    identities = req.subject.identities() if req.scope == "subject" and req.subject else None
-    if req.scope == "subject" and not identities:
-        await fail(env, deps, "the request names no subject identity")
-        return
-    if job is None:
-        key = new_data_key()
-        request = SealedRequest(
-            req.scope, identities, req.requester_email, req.delete_media, req.status_link
-        )
-        await store.create_job(
-            deps.lethe,
-            job_id,
-            org_id,
-            env.subject_hash,
-            req.recovery_window_days,
-            wrap_key(deps.master_key, key, _context(job_id)),
-            seal(key, json.dumps(request.__dict__).encode(), b"request:" + _context(job_id)),
-        )
-    resolver = deps.resolver
-    async with deps.platform.acquire() as conn:
-        try:
-            subject = await resolver.resolve(conn, Scope(org_id, identities))
-        except ScopeError as exc:
-            ambiguous = isinstance(exc, Ambiguous)
-            await store.set_status(deps.lethe, job_id, "ambiguous" if ambiguous else "failed")
-            if ambiguous:
-                await _outcome(env, deps, SubjectAmbiguous(reason=str(exc)), "job_ambiguous")
-            else:
-                await fail(env, deps, str(exc))
-            return
-        planned = await _record_plan(deps, conn, job_id, subject)
-    if planned is None:
-        return  # another planner recorded it first
-    per_table = planned
-    if not sum(per_table.values()):
-        # Nothing held on this subject: a result, never a "0 rows erased" success.
-        await store.transition(deps.lethe, job_id, ["erasing"], "not_found")
-        await _outcome(env, deps, SubjectNotFound(scope=req.scope), "job_not_found")
-        return
-    await deps.emit(
-        PROGRESS,
-        _event(env, ErasurePlanned(total=sum(per_table.values()), per_table=per_table)),
+def notice(
+    job: Job,
+    request: SealedRequest | None,
+    template: str,
+    context: dict[str, Any],
+    *,
+    audience: Audience | None = None,
+    once: str | None = None,
+) -> Envelope:
+    """A notice about the job, once: to its requester, or to the owners when it has none."""
+    return job_notice(
+        template,
+        actor=ACTOR,
+        job_id=job.job_id,
+        org_id=job.org_id,
+        subject_hash=job.subject_hash,
+        to=request.requester_email if request else None,
+        context=context,
+        status_link=request.status_link if request else None,
+        audience=audience,
+        once=once or template,
     )
-    job = await store.get_job(deps.lethe, job_id)
-    assert job is not None
-    await publish_wave(deps, job, job.wave)
-    await advance(deps, job_id)
 
 
-async def _record_plan(
-    deps: EraserDeps, conn: asyncpg.Connection, job_id: uuid.UUID, subject: Subject
-) -> dict[str, int] | None:
-    """Stream the subject's keys into chunks (never every key in memory), in one transaction.
-
-    Detaches come first (wave 0): a link into a row that goes is nulled or moved to the
-    tombstone before that row is deleted. Then each table's own action, in its wave.
-    """
-    dm, resolver = deps.datamap, deps.resolver
-    tables = resolver.tables(subject.scope)
-    waves = deps.waves(tables)
-    per_table: dict[str, int] = {}
-    async with deps.lethe.acquire() as lconn, lconn.transaction(), conn.transaction():
-        if not await store.start_plan(lconn, job_id, len(waves)):
-            return None
-        # Each table's keys once, in temporary tables: the later tables' queries read them.
-        subject = await resolver.materialize(conn, subject)
-        work: list[tuple[int, str, str, tuple[str, list[object]]]] = []
-        for table, index, rel in dm.detaches(tables):
-            work.append((0, table, detach_op(index), resolver.detach_sql(table, rel, subject)))
-        for wave_no, wave_tables in enumerate(waves):
-            for table in wave_tables:
-                if dm.tables[table].action != "keep":
-                    work.append((wave_no, table, ERASE, resolver.key_text_sql(table, subject)))
-        chunk_no = 0
-        for wave_no, table, op, (sql, args) in work:
-            size = deps.batch_size
-            if op == ERASE and dm.tables[table].object_key_column is not None:
-                # Each row may move an object (one S3 copy each): smaller chunks keep a
-                # batch short, spread the copies over the replicas and hide rows sooner.
-                size = min(size, OBJECT_BATCH)
-            label = table if op == ERASE else f"{table} ({op.replace(':', ' ')})"
-            count = 0
-            # Large pages: one round trip and one COPY per 20,000 keys, chunked here.
-            async for page in stream_keys(conn, sql, list(args), size * max(1, 20_000 // size)):
-                rows = [
-                    (chunk_no + i, wave_no, table, page[j : j + size], op)
-                    for i, j in enumerate(range(0, len(page), size))
-                ]
-                await store.add_chunks(lconn, job_id, rows)
-                chunk_no += len(rows)
-                count += len(page)
-            if count or op == ERASE:
-                per_table[label] = per_table.get(label, 0) + count
-        await store.finish_plan(lconn, job_id, per_table)
-    return per_table
+def notice_of_request(env: Envelope, template: str, context: dict[str, Any]) -> Envelope:
+    """A notice before the job record holds the sealed request (from the request itself)."""
+    return request_notice(env, template, context, job_type="erasure", actor=ACTOR)
 
 
-async def publish_wave(deps: EraserDeps, job: store.Job, wave: int) -> None:
-    pending = await store.pending_chunks(deps.lethe, job.job_id, wave)
-    for i in range(0, len(pending), 500):
-        await asyncio.gather(
-            *(
-                deps.publish_chunk(job_event(job, EraseChunk(chunk_no=n, wave=wave, table=t)))
-                for n, t in pending[i : i + 500]
-            )
-        )
-
-
-async def advance(deps: EraserDeps, job_id: uuid.UUID) -> None:
-    """Move the job on when its current wave has no pending chunk left (any caller may try)."""
-    while True:
-        state = await store.wave_state(deps.lethe, job_id)
-        if state is None:
-            return
-        status, wave, waves, pending = state
-        if status != "erasing" or pending:
-            return
-        job = await store.get_job(deps.lethe, job_id)
-        assert job is not None
-        if wave + 1 >= waves:
-            await finish_soft_delete(deps, job)
-            return
-        # Publish first (idempotent), then move the wave: a crash in between is repaired by
-        # the redelivered chunk, which comes back here.
-        await publish_wave(deps, job, wave + 1)
-        await store.advance_wave(deps.lethe, job_id, wave)
-
-
-# ------------------------------------------------------------------ one chunk
-
-
-class _AlreadyDone(Exception):
-    pass
-
-
-async def process_chunk(env: Envelope, deps: EraserDeps) -> None:
-    cmd = env.payload_as(EraseChunk)
-    assert env.job_id is not None
-    job = await store.get_job(deps.lethe, env.job_id)
-    if job is None or job.status != "erasing":
-        if job is not None:  # an earlier run of this chunk may have moved objects: back
-            await fence.release_chunk_objects(deps, job.job_id, cmd.chunk_no)
-        return  # cancelled (or finished): a chunk of it has no effect any more
-    chunk = await store.get_chunk(deps.lethe, job.job_id, cmd.chunk_no)
-    if chunk is None or chunk.status != "pending":
-        await advance(deps, job.job_id)
-        return
-    await _throttle(deps, job)
-    key = deps.job_key(job)
-    table = chunk.table_name
-    t = deps.datamap.tables[table]
-    pk_type = deps.pk_types[table]
-
-    moved = 0
-    if t.object_key_column is not None and chunk.op == ERASE:
-        async with deps.platform.acquire() as conn:
-            keys = await chunk_object_keys(conn, table, t, pk_type, chunk.keys)
-        if keys and not open_request(deps, job).delete_media:
-            # The platform keeps its objects: the rows (the links) go, the objects stay,
-            # and the job records which ones it left on purpose.
-            await store.record_objects(
-                deps.lethe, job.job_id, table, chunk.chunk_no, keys, keys, state="kept"
-            )
-        elif keys:
-            pairs = [(k, s3objects.quarantine_key(job.job_id, k)) for k in keys]
-            # Recorded before the move: whatever happens next, no object is left untracked.
-            await store.record_objects(
-                deps.lethe, job.job_id, table, chunk.chunk_no, keys, [q for _, q in pairs]
-            )
-            gone = await s3objects.move(deps.s3, deps.bucket, pairs)
-            if gone:
-                await store.set_object_state(deps.lethe, job.job_id, gone, "purged")
-            moved = len(keys) - len(gone)
-
-    try:
-        rows = await _soft_delete_rows(deps, job.job_id, chunk, key)
-    except fence.Fenced:  # cancelled or restored meanwhile: nothing committed
-        await fence.release_chunk_objects(deps, job.job_id, chunk.chunk_no)
-        return
-    result = await store.finish_chunk(
-        deps.lethe, job.job_id, chunk.chunk_no, "done", rows, moved, worker=deps.worker
-    )
-    if result is not None:
-        done, total, since = result
-        await deps.emit(
-            PROGRESS, job_event(job, _batch_event(table, rows, moved, done, total, since))
-        )
-    await advance(deps, job.job_id)
-
-
-async def _soft_delete_rows(
-    deps: EraserDeps, job_id: uuid.UUID, chunk: store.Chunk, key: bytes
-) -> int:
-    """One transaction: rows out of the live table, sealed into the restoration log."""
-    table = chunk.table_name
-    t = deps.datamap.tables[table]
-    try:
-        async with deps.platform.acquire() as conn, conn.transaction():
-            await fence.enter_chunk(conn, deps.lethe, job_id)  # state re-read under it
-            # Run before? Deleted rows are simply not found again; masked rows are found and
-            # masked again, but the restoration record's key refuses a second copy below.
-            pk_type = deps.pk_types[table]
-            relation = detach_relation(t, chunk.op)
-            if relation is not None:
-                removed = await mask_returning(
-                    conn,
-                    table,
-                    t,
-                    pk_type,
-                    chunk.keys,
-                    deps.hmac_key,
-                    mask=detach_mask(relation),
-                    col_types=deps.column_types(table),
-                )
-            elif t.action == "mask":
-                removed = await mask_returning(
-                    conn,
-                    table,
-                    t,
-                    pk_type,
-                    chunk.keys,
-                    deps.hmac_key,
-                    col_types=deps.column_types(table),
-                )
-            else:
-                removed = await delete_returning(conn, table, t, pk_type, chunk.keys)
-            if not removed.keys:
-                # A concurrent run of this chunk may have committed meanwhile.
-                return await store.restoration_count(conn, job_id, chunk.chunk_no) or 0
-            body = json.dumps({"keys": removed.keys, "rows": removed.rows}).encode()
-            sealed = seal(key, body, chunk_aad(job_id, chunk.chunk_no))
-            if not await store.insert_restoration(
-                conn, job_id, chunk.chunk_no, table, removed.keys, sealed, chunk.op
-            ):
-                raise _AlreadyDone
-            return len(removed.keys)
-    except _AlreadyDone:
-        async with deps.platform.acquire() as conn:
-            return await store.restoration_count(conn, job_id, chunk.chunk_no) or 0
-
-
-def _batch_event(
-    table: str, rows: int, objects: int, done: int, total: int, since: datetime | None
+def batch_event(
+    table: str,
+    rows: int,
+    objects: int,
+    done: int,
+    total: int,
+    since: datetime | None,
+    now: datetime,
 ) -> BatchErased:
-    elapsed = max((datetime.now(UTC) - since).total_seconds(), 1e-3) if since else 1e-3
+    elapsed = max((now - since).total_seconds(), 1e-3) if since else 1e-3
     rate = done / elapsed
     return BatchErased(
         table=table,
@@ -455,163 +104,120 @@ def _batch_event(
     )
 
 
-async def _throttle(deps: EraserDeps, job: store.Job) -> None:
-    """Rows per second per job, over all replicas: the job's own counters are the clock."""
-    if deps.rate_limit_rows <= 0 or job.erasing_since is None:
-        return
-    elapsed = (datetime.now(UTC) - job.erasing_since).total_seconds()
-    wait = job.done / deps.rate_limit_rows - elapsed
-    if wait > 0:
-        await asyncio.sleep(min(wait, 60))
+def throttle_wait(done: int, rows_per_second: float, elapsed: float) -> float:
+    """Seconds to wait so that `done` rows took at least `done / rows_per_second` (at most 60)."""
+    if rows_per_second <= 0:
+        return 0.0
+    return max(0.0, min(done / rows_per_second - elapsed, 60.0))
 
 
-async def chunk_failed(env: Envelope, deps: EraserDeps, error: str) -> None:
-    """Retries exhausted: the chunk becomes a manual-review item, the job goes on."""
-    cmd = env.payload_as(EraseChunk)
-    assert env.job_id is not None
-    job = await store.get_job(deps.lethe, env.job_id)
-    if job is None:
-        return
-    async with deps.platform.acquire() as conn:
-        held = await store.restoration_count(conn, job.job_id, cmd.chunk_no)
-    if held is None:
-        # The rows stayed: their objects go back where they were, nothing is half-erased.
-        pairs = await store.objects(deps.lethe, job.job_id, "quarantined", chunk_no=cmd.chunk_no)
-        if pairs:
-            try:
-                await s3objects.move(deps.s3, deps.bucket, [(q, k) for k, q in pairs])
-            except Exception as exc:  # e.g. the bucket is gone: said in the review item
-                error += f"; its {len(pairs)} objects could not be put back: {exc!r}"
-            else:
-                keys = [k for k, _ in pairs]
-                await store.set_object_state(deps.lethe, job.job_id, keys, "restored")
-        await store.finish_chunk(deps.lethe, job.job_id, cmd.chunk_no, "failed", 0, 0, error)
-    else:
-        await store.finish_chunk(deps.lethe, job.job_id, cmd.chunk_no, "done", held, 0)
-    await advance(deps, job.job_id)
+# ------------------------------------------------------------------ the plan
+
+# (wave, table, op, (key SQL, args)): one table's part of the plan.
+PlanStep = tuple[int, str, str, tuple[str, list[object]]]
 
 
-# ------------------------------------------------------------------ verify and report
+def plan_steps(
+    dm: DataMap, resolver: Resolver, subject: Subject, tables: list[str], waves: list[list[str]]
+) -> list[PlanStep]:
+    """Detaches first (wave 0): a link into a row that goes is nulled or moved to the
+    tombstone before that row is deleted. Then each table's own action, in its wave."""
+    steps: list[PlanStep] = []
+    for table, index, rel in dm.detaches(tables):
+        steps.append((0, table, detach_op(index), resolver.detach_sql(table, rel, subject)))
+    for wave_no, wave_tables in enumerate(waves):
+        for table in wave_tables:
+            if dm.tables[table].action != "keep":
+                steps.append((wave_no, table, ERASE, resolver.key_text_sql(table, subject)))
+    return steps
 
 
-async def remaining(deps: EraserDeps, subject: Subject) -> dict[str, int]:
-    """The map's view: rows the resolver still finds for the subject (masked rows count
-    only while a column still holds its original value)."""
-    dm, resolver = deps.datamap, deps.resolver
-    left: dict[str, int] = {}
-    async with deps.platform.acquire() as conn, conn.transaction():
-        for table in resolver.tables(subject.scope):
-            t = dm.tables[table]
-            if t.action == "keep":
-                continue
-            n = 0
-            sql, args = resolver.key_text_sql(table, subject)
-            async for keys in stream_keys(conn, sql, args, KEY_CHUNK):
-                if t.action == "mask":
-                    n += await count_unmasked(
-                        conn, table, t, deps.pk_types[table], keys, deps.column_types(table)
-                    )
-                else:
-                    n += len(keys)
-            if n:
-                left[table] = n
-    return left
+def chunk_size(dm: DataMap, table: str, op: str, batch_size: int) -> int:
+    if op == ERASE and dm.tables[table].object_key_column is not None:
+        # Each row may move an object (one S3 copy each): smaller chunks keep a batch short,
+        # spread the copies over the replicas and hide rows sooner.
+        return min(batch_size, OBJECT_BATCH)
+    return batch_size
 
 
-async def verify(
-    deps: EraserDeps, job: store.Job, request: SealedRequest, phase: str
-) -> dict[str, Any]:
-    """Resolve the subject again: nothing may be left. Objects: where expected."""
-    identities = request.identities if request.scope == "subject" else None
-    scope = Scope(job.org_id, identities)
-    async with deps.platform.acquire() as conn:
-        try:
-            subject = await deps.resolver.resolve(conn, scope)
-        except Ambiguous:
-            # Restored rows (or new ones) can make identities disagree again: still a check.
-            subject = Subject(scope)
-        held = await store.restoration_rows(conn, job.job_id)
-    left = await remaining(deps, subject)
-    result: dict[str, Any] = {
-        "phase": phase,
-        "rows_remaining": left,
-        "restoration_rows": held,
-    }
-    objects_ok = True
-    if any(t.object_key_column for t in deps.datamap.tables.values()):
-        # Only a map with object columns has objects to look at (and a bucket to ask).
-        originals = [k for k, _ in await store.objects(deps.lethe, job.job_id, "quarantined")]
-        purged = [k for k, _ in await store.objects(deps.lethe, job.job_id, "purged")]
-        checked = originals + purged
-        try:
-            present = await s3objects.still_present(deps.s3, deps.bucket, checked)
-            quarantined = await s3objects.list_prefix(
-                deps.s3, deps.bucket, s3objects.quarantine_prefix(job.job_id)
-            )
-        except (BotoCoreError, ClientError) as exc:
-            # The bucket gone or out of reach: the objects cannot be accounted for. Said in
-            # the result (verification fails), and the job still finishes: never a hang.
-            result.update(objects_checked=0, objects_error=f"bucket {deps.bucket!r}: {exc}")
-            objects_ok = False
-        else:
-            expected_q = 0 if phase == "purge" else len(originals)
-            result.update(
-                objects_checked=len(checked),
-                objects_remaining=len(present),
-                quarantined_objects=len(quarantined or ()),
-            )
-            objects_ok = not present and len(quarantined or ()) == expected_q
-    # Rows put back on purpose (restore) are live again; only more than those is a failure.
-    rows_ok = sum(left.values()) <= job.restored_rows if job.restored_rows else not left
-    scan = await _scan(deps, job.org_id, identities)
-    result["scan"] = scan
-    scan_ok = scan.get("ok", True) or bool(job.restored_rows)
-    result["ok"] = rows_ok and objects_ok and scan_ok
-    if phase == "purge":
-        result["ok"] = result["ok"] and held == 0
-    return result
+def page_size(size: int) -> int:
+    """Large pages: one round trip and one COPY per PAGE_KEYS keys, chunked after."""
+    return size * max(1, PAGE_KEYS // size)
 
 
-# Identity kinds worth looking for in free text: a bare user id ("42") would match anything.
-_SCANNED_KINDS = ("email", "phone", "external_id")
+def step_label(table: str, op: str) -> str:
+    return table if op == ERASE else f"{table} ({op.replace(':', ' ')})"
 
 
-async def _hits_of_this_org(deps: EraserDeps, org_id: str, hits: list[ScanHit]) -> list[ScanHit]:
-    """The same email in another organisation is another person: where the map knows a
-    table's org column, a hit counts only in this org's rows. Elsewhere every hit counts."""
-    by_table: dict[str, list[ScanHit]] = {}
-    for h in hits:
-        by_table.setdefault(h.table, []).append(h)
-    out: list[ScanHit] = []
-    async with deps.platform.acquire() as conn:
-        for table, found in by_table.items():
-            t = deps.datamap.tables.get(table)
-            if t is None or t.org_column is None:
-                out.extend(found)
-                continue
-            mine = await store.keys_in_org(conn, table, t, org_id, [h.key for h in found])
-            out.extend(h for h in found if h.key in mine)
-    return out
+def chunk_rows(
+    first_no: int, wave: int, table: str, page: list[str], size: int, op: str
+) -> list[ChunkRow]:
+    return [
+        (first_no + i, wave, table, page[j : j + size], op)
+        for i, j in enumerate(range(0, len(page), size))
+    ]
 
 
-async def _scan(deps: EraserDeps, org_id: str, identities: dict[str, str] | None) -> dict[str, Any]:
-    """Verification that does not trust the map: every text and json column of the platform
-    (mapped or not) searched for the subject's identity values, within a time budget."""
-    values = {k: v for k, v in (identities or {}).items() if k in _SCANNED_KINDS}
-    if not values or deps.scan_seconds <= 0:
-        reason = "no identity value to look for" if not values else "turned off"
-        return {"ok": True, "skipped_reason": reason}
-    report = await scan_identities(
-        deps.platform, values, schemas=deps.scan_schemas, budget_s=deps.scan_seconds
+# ------------------------------------------------------------------ restore
+
+
+def wanted_items(items: list[Any] | None) -> dict[str, list[str]] | None:
+    """A restore's items (table, key) by table; None: the whole job."""
+    if items is None:
+        return None
+    by_table: dict[str, list[str]] = {}
+    for it in items:
+        by_table.setdefault(it.table, []).append(it.key)
+    return by_table
+
+
+def restore_order(records: list[Held], waves: list[list[str]]) -> list[Held]:
+    """Rows back with the rows they link to first; detached links last (their targets are
+    back by then)."""
+    wave_of = {t: i for i, tables in enumerate(waves) for t in tables}
+    return sorted(
+        records, key=lambda r: (r.op != "erase", -wave_of.get(r.table_name, 0), r.chunk_no)
     )
-    hits = await _hits_of_this_org(deps, org_id, report.hits)
-    return {
-        "ok": not hits and not report.skipped,
-        "hits": [{"table": h.table, "column": h.column, "key": h.key} for h in hits],
-        "columns_scanned": len(report.scanned),
-        "skipped": report.skipped,
-        "elapsed_s": round(report.elapsed_s, 3),
+
+
+def chosen_rows(
+    pairs: list[tuple[str, str]], table: str, items: dict[str, list[str]] | None
+) -> list[tuple[str, str]]:
+    wanted = {k for k, _ in pairs} if items is None else set(items.get(table, ()))
+    return [(k, r) for k, r in pairs if k in wanted]
+
+
+def not_held(
+    items: dict[str, list[str]] | None, found: set[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    """Review items for asked-for rows no record of this erasure holds."""
+    return [
+        {"kind": "row", "table": t, "key": k, "reason": "not held by this erasure"}
+        for t, ks in (items or {}).items()
+        for k in ks
+        if (t, k) not in found
+    ]
+
+
+# ------------------------------------------------------------------ verdicts
+
+
+def objects_verdict(
+    originals: list[str], checked: list[str], present: list[str], quarantined: int, phase: str
+) -> tuple[dict[str, Any], bool]:
+    """Objects where expected: none left in place; in quarantine all (none after the purge)."""
+    expected_q = 0 if phase == "purge" else len(originals)
+    result = {
+        "objects_checked": len(checked),
+        "objects_remaining": len(present),
+        "quarantined_objects": quarantined,
     }
+    return result, not present and quarantined == expected_q
+
+
+def rows_ok(left: dict[str, int], restored_rows: int) -> bool:
+    """Rows put back on purpose (restore) are live again; only more than those is a failure."""
+    return sum(left.values()) <= restored_rows if restored_rows else not left
 
 
 def trace_items(
@@ -638,123 +244,33 @@ def trace_items(
     return items
 
 
-async def finish_soft_delete(deps: EraserDeps, job: store.Job) -> None:
-    request = open_request(deps, job)
-    verification = await verify(deps, job, request, "soft_delete")
-    review = await store.failed_chunks(deps.lethe, job.job_id)
+def soft_delete_review(
+    failed: list[dict[str, Any]], verification: dict[str, Any], restored_rows: int
+) -> list[dict[str, Any]]:
+    """Failed chunks, rows left behind (when no chunk failed), then the scan's traces."""
+    review = list(failed)
     if verification["rows_remaining"] and not review:
         review.append({"kind": "rows_remaining", "tables": verification["rows_remaining"]})
-    review.extend(trace_items(verification, review, job.restored_rows))
-    purge_after = datetime.now(UTC) + timedelta(days=job.recovery_window_days)
-    if not await store.transition(
-        deps.lethe,
-        job.job_id,
-        ["erasing"],
-        "soft_deleted",
-        verification=verification,
-        purge_after=purge_after,
-        needs_review=review,
-        soft_deleted_at=datetime.now(UTC),
-    ):
-        return
-    await deps.emit(
-        PROGRESS,
-        job_event(
-            job,
-            ErasureSoftDeleted(
-                done=job.done,
-                total=job.total,
-                verification=verification,
-                purge_after=purge_after,
-                needs_review=review,
-            ),
-        ),
-    )
-    if job.recovery_window_days == 0:
-        from services.eraser.lifecycle import purge
-
-        await purge(deps, job.job_id)
-        return
-    # What is hidden, restorable until when, final on which date (the completion follows
-    # the purge); review items go to the owners at once.
-    await notify(
-        deps,
-        job,
-        request,
-        "erasure_hidden",
-        {
-            "job_type": "erasure",
-            "rows": job.done,
-            "tables": ", ".join(f"{t}: {n}" for t, n in sorted(job.per_table.items()) if n),
-            "restorable_until": purge_after.strftime("%Y-%m-%d %H:%M UTC"),
-            "final_on": purge_after.strftime("%Y-%m-%d"),
-        },
-    )
-    if review:
-        await notify(
-            deps,
-            job,
-            request,
-            "job_needs_review",
-            {"job_type": "erasure", "review_count": len(review)},
-            audience="owners",
-            once="job_needs_review:soft_delete",
-        )
+    review.extend(trace_items(verification, review, restored_rows))
+    return review
 
 
-async def notify(
-    deps: EraserDeps,
-    job: store.Job,
-    request: SealedRequest | None,
-    template: str,
-    context: dict[str, Any],
-    *,
-    audience: Audience | None = None,
-    once: str | None = None,
-) -> None:
-    """A notice about the job, once: to its requester, or to the owners when it has none."""
-    await deps.emit(
-        NOTIFICATIONS,
-        job_notice(
-            template,
-            actor=ACTOR,
-            job_id=job.job_id,
-            org_id=job.org_id,
-            subject_hash=job.subject_hash,
-            to=request.requester_email if request else None,
-            context=context,
-            status_link=request.status_link if request else None,
-            audience=audience,
-            once=once or template,
-        ),
-    )
+def hidden_context(job: Job, purge_after: datetime) -> dict[str, Any]:
+    """What is hidden, restorable until when, final on which date."""
+    return {
+        "job_type": "erasure",
+        "rows": job.done,
+        "tables": ", ".join(f"{t}: {n}" for t, n in sorted(job.per_table.items()) if n),
+        "restorable_until": purge_after.strftime("%Y-%m-%d %H:%M UTC"),
+        "final_on": purge_after.strftime("%Y-%m-%d"),
+    }
 
 
-async def _notify_request(
-    env: Envelope, deps: EraserDeps, template: str, context: dict[str, Any]
-) -> None:
-    """A notice before the job record holds the sealed request (from the request itself)."""
-    notice = request_notice(env, template, context, job_type="erasure", actor=ACTOR)
-    await deps.emit(NOTIFICATIONS, notice)
-
-
-async def _outcome(env: Envelope, deps: EraserDeps, payload: Payload, template: str) -> None:
-    """A result that is not an error (not found, ambiguous): stated, and the requester told
-    (the owners when the job has no requester address)."""
-    await deps.emit(PROGRESS, _event(env, payload))
-    await _notify_request(env, deps, template, {k: str(v) for k, v in payload.model_dump().items()})
-
-
-async def fail(env: Envelope, deps: EraserDeps, reason: str) -> None:
-    await deps.emit(PROGRESS, _event(env, JobFailed(reason=reason)))
-    await _notify_request(env, deps, "job_failed", {"reason": reason})
-
-
-async def give_up(env: Envelope, deps: EraserDeps, error: str) -> None:
-    """Called when retries are exhausted: the job is failed visibly, never left hanging."""
-    if env.type == ErasureRequested.event_type and env.job_id is not None:
-        await store.set_status(deps.lethe, env.job_id, "failed")
-        await fail(env, deps, f"erasure stopped after retries: {error}")
-
-
-__all__ = ["EraserDeps", "advance", "chunk_failed", "give_up", "plan", "process_chunk"]
+def completed_context(purged: int, restored: int, review: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "job_type": "erasure",
+        "rows": purged,
+        "rows_purged": purged,
+        "rows_restored": restored,
+        "review_count": len(review),
+    }

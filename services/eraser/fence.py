@@ -20,17 +20,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
 
 import asyncpg
 
-from services.eraser import objects as s3objects
 from services.eraser import store
-
-if TYPE_CHECKING:
-    from services.eraser.domain import EraserDeps
-
-FENCE_CLASS = 7_715_006  # with hashtext(job id): the per-job fence, platform database
+from services.eraser.models import Job
+from services.eraser.store.locks import FENCE_CLASS, fence_session, fence_xact
 
 # The eraser's job states (lethe.erase_tasks.status) and what each operation needs.
 STATES = (
@@ -68,12 +63,12 @@ def allowed(operation: str, status: str | None) -> bool:
 async def lock(conn: asyncpg.Connection, job_id: uuid.UUID) -> None:
     """Take the job's fence until the end of `conn`'s current transaction."""
     assert conn.is_in_transaction(), "the fence is taken inside the transaction it guards"
-    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", FENCE_CLASS, str(job_id))
+    await fence_xact(conn, job_id)
 
 
 async def enter(
     conn: asyncpg.Connection, lethe: asyncpg.Pool, job_id: uuid.UUID, operation: str
-) -> store.Job:
+) -> Job:
     """Fence, then re-read the job: returns it if `operation` is allowed, else raises Fenced."""
     await lock(conn, job_id)
     job = await store.get_job(lethe, job_id)
@@ -97,32 +92,19 @@ async def held(platform: asyncpg.Pool, job_id: uuid.UUID) -> AsyncIterator[async
     A session lock on the same key, so it excludes the transaction-level fences of chunks,
     cancel and purge; released at the end (and by the pool's reset if anything breaks).
     """
-    async with platform.acquire() as conn:
-        await conn.execute("SELECT pg_advisory_lock($1, hashtext($2))", FENCE_CLASS, str(job_id))
-        try:
-            yield conn
-        finally:
-            await conn.execute(
-                "SELECT pg_advisory_unlock($1, hashtext($2))", FENCE_CLASS, str(job_id)
-            )
+    async with fence_session(platform, job_id) as conn:
+        yield conn
 
 
-async def release_chunk_objects(deps: EraserDeps, job_id: uuid.UUID, chunk_no: int) -> int:
-    """A chunk that will never commit (its job stopped): its objects go back where they were.
-
-    Only for a chunk that never finished and holds no restoration record: its rows are live,
-    and since the job does not run any more nobody can commit it. Idempotent; returns how
-    many objects moved back.
-    """
-    chunk = await store.get_chunk(deps.lethe, job_id, chunk_no)
-    if chunk is None or chunk.status not in ("pending", "cancelled"):
-        return 0
-    async with deps.platform.acquire() as conn:
-        if await store.restoration_count(conn, job_id, chunk_no) is not None:
-            return 0
-    pairs = await store.objects(deps.lethe, job_id, "quarantined", chunk_no=chunk_no)
-    if not pairs:
-        return 0
-    await s3objects.move(deps.s3, deps.bucket, [(q, k) for k, q in pairs])
-    await store.set_object_state(deps.lethe, job_id, [k for k, _ in pairs], "restored")
-    return len(pairs)
+__all__ = [
+    "ALLOWED",
+    "FENCE_CLASS",
+    "STATES",
+    "TERMINAL",
+    "Fenced",
+    "allowed",
+    "enter",
+    "enter_chunk",
+    "held",
+    "lock",
+]

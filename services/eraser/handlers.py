@@ -21,7 +21,8 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
-from services.eraser import domain, lifecycle, retention
+from services.eraser import service
+from services.eraser.service import retention
 from shared.events import Envelope
 from shared.events.jobs import CancelErasure, EraseChunk, ErasureRequested, RestoreErasure
 from shared.events.retention import RetentionRequested
@@ -66,12 +67,12 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
 
     async def on_job_command(env: Envelope) -> None:
         if env.type == ErasureRequested.event_type:
-            await domain.plan(env, rt.deps)
+            await service.plan(env, rt.deps)
         elif env.type == CancelErasure.event_type:
             if not await retention.cancel_arrived(env, rt.deps):
-                await lifecycle.cancel(env, rt.deps)
+                await service.cancel(env, rt.deps)
         elif env.type == RestoreErasure.event_type:
-            await lifecycle.restore(env, rt.deps)
+            await service.restore(env, rt.deps)
         elif env.type == RetentionRequested.event_type:
             await retention.run_job(env, rt.deps, public_mode=rt.settings.public_mode)
 
@@ -79,7 +80,7 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
         if env.type == RetentionRequested.event_type:
             await retention.give_up(env, rt.deps, error)
             return
-        await domain.give_up(env, rt.deps, error)
+        await service.give_up(env, rt.deps, error)
 
     subscribe(
         broker,
@@ -130,7 +131,7 @@ def _subscribe_chunks(broker: KafkaBroker, rt: Runtime) -> None:
             return
         for attempt in range(1, retries + 1):
             try:
-                await domain.process_chunk(env, rt.deps)
+                await service.process_chunk(env, rt.deps)
                 return
             except Exception as exc:  # retried, then a manual-review item
                 log.warning(
@@ -144,7 +145,7 @@ def _subscribe_chunks(broker: KafkaBroker, rt: Runtime) -> None:
                 if attempt == retries:
                     error = "".join(traceback.format_exception_only(exc)).strip()
                     await dead_letter(broker, ERASE_TASKS, group, raw, error)
-                    await domain.chunk_failed(env, rt.deps, error)
+                    await service.chunk_failed(env, rt.deps, error)
                     return
                 await asyncio.sleep(0.5 * 2 ** (attempt - 1))
 

@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 
 from deploy.local.sample.seed import SeededOrg
-from services.eraser import domain, fence, lifecycle, store
+from services.eraser import fence, service, store
 from services.eraser.objects import quarantine_prefix
 from shared.events import Envelope
 from shared.events.jobs import CancelErasure, Item, RestoreErasure
@@ -63,7 +63,7 @@ def events_of(h: Harness, env: Envelope, event_type: str) -> list[dict[str, Any]
 
 async def soft_deleted(h: Harness, seeded: SeededOrg, subject_no: int = 0) -> Envelope:
     env = request(seeded.org_id, seeded.users[subject_no].email, window=7)
-    await domain.plan(env, h.deps)
+    await service.plan(env, h.deps)
     await h.run_chunks()
     assert (await job(h, env)).status == "soft_deleted"
     return env
@@ -103,7 +103,7 @@ async def test_cancel_during_a_throttled_chunk_then_restore_brings_every_row_bac
     before = await snapshot(platform_db, subject.id)
     objects_before = await contents(s3, subject.object_keys)
     env = request(seeded.org_id, subject.email, window=7)
-    await domain.plan(env, h.deps)
+    await service.plan(env, h.deps)
     media = next(e for e in h.queue if e.payload["table"] == "media_objects")
     h.queue.remove(media)
     await h.run_chunks(limit=1)  # one chunk first: the job now has a rate to keep
@@ -112,16 +112,16 @@ async def test_cancel_during_a_throttled_chunk_then_restore_brings_every_row_bac
     elapsed = (datetime.now(UTC) - j.erasing_since).total_seconds()
     h.deps.rate_limit_rows = j.done / (elapsed + 4)  # the media chunk sleeps about 4 s
     try:
-        chunk = asyncio.create_task(domain.process_chunk(media, h.deps))
+        chunk = asyncio.create_task(service.process_chunk(media, h.deps))
         await asyncio.sleep(0.5)
         assert not chunk.done(), "the chunk should be sleeping for its rate limit"
-        await lifecycle.cancel(command(env, CancelErasure(reason="wrong person")), h.deps)
+        await service.cancel(command(env, CancelErasure(reason="wrong person")), h.deps)
         if restore_while_asleep:
-            await lifecycle.restore(command(env, RestoreErasure()), h.deps)
+            await service.restore(command(env, RestoreErasure()), h.deps)
             assert not chunk.done(), "the restore should have come while the chunk slept"
         await chunk  # wakes, moves its objects, finds the job stopped: commits nothing
         if not restore_while_asleep:
-            await lifecycle.restore(command(env, RestoreErasure()), h.deps)
+            await service.restore(command(env, RestoreErasure()), h.deps)
     finally:
         h.deps.rate_limit_rows = 0.0
     await h.run_chunks()  # the rest of the queue has no effect any more
@@ -158,11 +158,11 @@ async def test_restore_and_purge_race_restore_wins_purge_refused(
         await tx.start()
         # The restore takes the fence, then waits on this lock for its first insert.
         await blocker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
-        restoring = asyncio.create_task(lifecycle.restore(command(env, RestoreErasure()), h.deps))
+        restoring = asyncio.create_task(service.restore(command(env, RestoreErasure()), h.deps))
         await eventually(
             lambda: _holds(platform_db, env.job_id), timeout=20, what="restore in its fence"
         )
-        sweeping = asyncio.create_task(lifecycle.sweep(h.deps))
+        sweeping = asyncio.create_task(service.sweep(h.deps))
         await eventually(
             lambda: _waits(platform_db, env.job_id), timeout=20, what="purge at the fence"
         )
@@ -195,11 +195,11 @@ async def test_restore_and_purge_race_purge_wins_restore_refused(
         await blocker.execute(
             "SELECT 1 FROM lethe.erase_tasks WHERE job_id = $1 FOR UPDATE", env.job_id
         )
-        sweeping = asyncio.create_task(lifecycle.sweep(h.deps))
+        sweeping = asyncio.create_task(service.sweep(h.deps))
         await eventually(
             lambda: _holds(platform_db, env.job_id), timeout=20, what="purge in its fence"
         )
-        restoring = asyncio.create_task(lifecycle.restore(command(env, RestoreErasure()), h.deps))
+        restoring = asyncio.create_task(service.restore(command(env, RestoreErasure()), h.deps))
         await eventually(
             lambda: _waits(platform_db, env.job_id), timeout=20, what="restore at the fence"
         )
@@ -242,20 +242,20 @@ async def test_a_restored_job_past_its_purge_date_stays_restored(
     subject = seeded.users[0]
     before = await snapshot(platform_db, subject.id)
     env = await soft_deleted(h, seeded)
-    await lifecycle.restore(command(env, RestoreErasure()), h.deps)
+    await service.restore(command(env, RestoreErasure()), h.deps)
     assert (await job(h, env)).status == "restored"
     await window_over(h, env)
 
-    await lifecycle.sweep(h.deps)
+    await service.sweep(h.deps)
     j = await job(h, env)
-    assert await lifecycle.purge(h.deps, j.job_id) is False  # asked directly: refused too
+    assert await service.purge(h.deps, j.job_id) is False  # asked directly: refused too
 
     j = await job(h, env)
     assert j.status == "restored" and j.purged_at is None
     assert await snapshot(platform_db, subject.id) == before
     assert_never_completed(h, env)
     # A second restore is refused: restored is terminal.
-    await lifecycle.restore(command(env, RestoreErasure()), h.deps)
+    await service.restore(command(env, RestoreErasure()), h.deps)
     assert "restored" in events_of(h, env, "CommandRefused")[0]["reason"]
 
 
@@ -269,12 +269,12 @@ async def test_items_restored_then_the_rest_purged_and_both_counts_reported(
     conv = sorted(before["conversations"])[0]
     conv_id = str(json.loads(conv)["id"])
     items = [Item(table="users", key=str(subject.id)), Item(table="conversations", key=conv_id)]
-    await lifecycle.restore(command(env, RestoreErasure(items=items)), h.deps)
+    await service.restore(command(env, RestoreErasure(items=items)), h.deps)
     assert events_of(h, env, "JobRestored")[0]["fully_restored"] is False
     assert (await job(h, env)).status == "soft_deleted"  # the rest stays erased
 
     await window_over(h, env)
-    await lifecycle.sweep(h.deps)
+    await service.sweep(h.deps)
     j = await job(h, env)
     assert j.status == "purged"
     completed = events_of(h, env, "JobCompleted")
@@ -304,7 +304,7 @@ async def test_a_whole_restore_that_cannot_bring_back_everything_keeps_the_job_i
     await platform_db.execute(
         "INSERT INTO users (org_id, email) VALUES ($1, $2)", seeded.org_id, subject.email
     )
-    await lifecycle.restore(command(env, RestoreErasure()), h.deps)
+    await service.restore(command(env, RestoreErasure()), h.deps)
     restored = events_of(h, env, "JobRestored")[0]
     assert restored["whole_job"] is True and restored["fully_restored"] is False
     assert restored["needs_review"] and restored["rows"] < done
@@ -316,7 +316,7 @@ async def test_a_whole_restore_that_cannot_bring_back_everything_keeps_the_job_i
 
     # The window ends: what is still held is purged, and the completion says both.
     await window_over(h, env)
-    await lifecycle.sweep(h.deps)
+    await service.sweep(h.deps)
     completed = events_of(h, env, "JobCompleted")
     assert (await job(h, env)).status == "purged"
     assert completed[0]["purged_rows"] == held
@@ -328,15 +328,15 @@ async def test_a_cancelled_erasure_is_purged_at_its_window_end_and_never_reporte
 ) -> None:
     subject = seeded.users[0]
     env = request(seeded.org_id, subject.email, window=7)
-    await domain.plan(env, h.deps)
+    await service.plan(env, h.deps)
     await h.run_chunks(limit=1)  # one chunk done, then stopped
-    await lifecycle.cancel(command(env, CancelErasure(reason="stop")), h.deps)
+    await service.cancel(command(env, CancelErasure(reason="stop")), h.deps)
     await h.run_chunks()  # the rest of the queue has no effect any more
     j = await job(h, env)
     assert j.status == "cancelled" and j.done > 0
     await window_over(h, env)
 
-    await lifecycle.sweep(h.deps)
+    await service.sweep(h.deps)
     j = await job(h, env)
     # What the cancelled job had hidden is gone for good (key destroyed), but nothing says
     # the erasure was carried out: no completion event, mail or callback.

@@ -19,8 +19,8 @@ import asyncpg
 import pytest
 
 from deploy.local.sample.seed import SeededOrg, seed_org
-from services.eraser import domain, lifecycle, store
-from services.eraser.domain import EraserDeps
+from services.eraser import service, store
+from services.eraser.deps import EraserDeps
 from services.eraser.objects import quarantine_prefix
 from shared.events import Actor, Envelope, make_event
 from shared.events.jobs import CancelErasure, ErasureRequested, Item, RestoreErasure, Subject
@@ -63,11 +63,11 @@ class Harness:
             env = self.queue.pop(0)
             for attempt in range(retries):
                 try:
-                    await domain.process_chunk(env, self.deps)
+                    await service.process_chunk(env, self.deps)
                     break
                 except Exception as exc:
                     if attempt == retries - 1:
-                        await domain.chunk_failed(env, self.deps, repr(exc))
+                        await service.chunk_failed(env, self.deps, repr(exc))
             ran += 1
         return ran
 
@@ -168,7 +168,7 @@ async def test_multi_hop_soft_delete_then_purge(
     subject, others = seeded.users[0], seeded.users[1:]
     before_others = [await snapshot(platform_db, o.id) for o in others]
     env = request(seeded.org_id, subject.email, window=7)
-    await domain.plan(env, h.deps)
+    await service.plan(env, h.deps)
     planned = h.of("ErasurePlanned")[0]
     assert planned["total"] == seeded.rows_of(subject)
     assert len(h.queue) >= 2  # wave 0 only: leaves (media, payments, sign-ups) go first
@@ -220,7 +220,7 @@ async def test_multi_hop_soft_delete_then_purge(
     await h.deps.lethe.execute(
         "UPDATE lethe.erase_tasks SET purge_after = now() WHERE job_id = $1", j.job_id
     )
-    assert await lifecycle.sweep(h.deps) >= 1
+    assert await service.sweep(h.deps) >= 1
     j = await job(h, env)
     assert j.status == "purged" and j.wrapped_key is None and j.sealed_request is None
     assert await _list(s3, quarantine_prefix(j.job_id)) == set()
@@ -235,7 +235,7 @@ async def test_multi_hop_soft_delete_then_purge(
     assert mails[1]["context"]["rows_purged"] == j.total
     assert mails[1]["context"]["rows_restored"] == 0
     # Restoring after the purge is refused: nothing is readable any more.
-    await lifecycle.restore(command(env, RestoreErasure()), h.deps)
+    await service.restore(command(env, RestoreErasure()), h.deps)
     assert h.of("CommandRefused")[0]["command"] == "RestoreErasure"
 
 
@@ -243,7 +243,7 @@ async def test_org_erasure_and_a_chunk_run_twice(
     h: Harness, seeded: SeededOrg, platform_db: asyncpg.Pool, s3: Any
 ) -> None:
     env = request(seeded.org_id, None, window=0, scope="organisation")
-    await domain.plan(env, h.deps)
+    await service.plan(env, h.deps)
     # Every user's rows, and the organisation row itself (its name masked: issue 12).
     total = sum(seeded.rows_of(u) for u in seeded.users) + 1
     assert h.of("ErasurePlanned")[0]["total"] == total
@@ -269,11 +269,11 @@ async def test_restore_whole_job_is_byte_identical(
     bodies = {k: (await s3.get_object(Bucket=BUCKET, Key=k))["Body"] for k in subject.object_keys}
     contents = {k: await b.read() for k, b in bodies.items()}
     env = request(seeded.org_id, subject.email, window=7)
-    await domain.plan(env, h.deps)
+    await service.plan(env, h.deps)
     await h.run_chunks()
     assert (await job(h, env)).status == "soft_deleted"
 
-    await lifecycle.restore(command(env, RestoreErasure()), h.deps)
+    await service.restore(command(env, RestoreErasure()), h.deps)
     restored = h.of("JobRestored")[0]
     assert restored["whole_job"] is True and restored["needs_review"] == []
     assert restored["rows"] == seeded.rows_of(subject)
@@ -294,10 +294,10 @@ async def test_restore_items_parents_first_and_a_taken_key_is_reviewed(
     subject, other = seeded.users[0], seeded.users[1]
     before = await snapshot(platform_db, subject.id)
     env = request(seeded.org_id, subject.email, window=7)
-    await domain.plan(env, h.deps)
+    await service.plan(env, h.deps)
     await h.run_chunks()
     env2 = request(seeded.org_id, other.email, window=7)
-    await domain.plan(env2, h.deps)
+    await service.plan(env2, h.deps)
     await h.run_chunks()
 
     # One conversation of the subject, listed before its parent: the user comes back first.
@@ -306,7 +306,7 @@ async def test_restore_items_parents_first_and_a_taken_key_is_reviewed(
         Item(table="conversations", key=str(conv["id"])),
         Item(table="users", key=str(subject.id)),
     ]
-    await lifecycle.restore(command(env, RestoreErasure(items=items)), h.deps)
+    await service.restore(command(env, RestoreErasure(items=items)), h.deps)
     restored = h.of("JobRestored")[0]
     assert (
         restored["whole_job"] is False and restored["rows"] == 2 and restored["needs_review"] == []
@@ -324,7 +324,7 @@ async def test_restore_items_parents_first_and_a_taken_key_is_reviewed(
     await platform_db.execute(
         "INSERT INTO users (org_id, email) VALUES ($1, $2)", seeded.org_id, other.email
     )
-    await lifecycle.restore(
+    await service.restore(
         command(env2, RestoreErasure(items=[Item(table="users", key=str(other.id))])), h.deps
     )
     review = h.of("JobRestored")[1]["needs_review"]
@@ -342,9 +342,9 @@ async def test_cancel_between_batches_keeps_what_is_done_restorable(
 ) -> None:
     subject = seeded.users[0]
     env = request(seeded.org_id, subject.email, window=7)
-    await domain.plan(env, h.deps)
+    await service.plan(env, h.deps)
     await h.run_chunks(limit=2)
-    await lifecycle.cancel(command(env, CancelErasure(reason="wrong person")), h.deps)
+    await service.cancel(command(env, CancelErasure(reason="wrong person")), h.deps)
     await h.run_chunks()  # what was queued has no effect any more
     j = await job(h, env)
     assert j.status == "cancelled" and 0 < j.done < j.total
@@ -355,13 +355,13 @@ async def test_cancel_between_batches_keeps_what_is_done_restorable(
     live = await live_counts(platform_db, subject.id, subject.email)
     assert live["users"] == 1 and live["conversations"] == subject.conversations
     # What was done comes back.
-    await lifecycle.restore(command(env, RestoreErasure()), h.deps)
+    await service.restore(command(env, RestoreErasure()), h.deps)
     assert h.of("JobRestored")[0]["rows"] == j.done
     assert (await live_counts(platform_db, subject.id, subject.email))[
         "payments"
     ] == subject.payments
     # A second cancel is refused, naming the state.
-    await lifecycle.cancel(command(env, CancelErasure()), h.deps)
+    await service.cancel(command(env, CancelErasure()), h.deps)
     assert "restored" in h.of("CommandRefused")[0]["reason"]
 
 
@@ -381,7 +381,7 @@ async def test_a_failing_chunk_becomes_a_review_item_and_the_rest_finishes(
     )
     try:
         env = request(seeded.org_id, subject.email, window=0)
-        await domain.plan(env, h.deps)
+        await service.plan(env, h.deps)
         await h.run_chunks()
     finally:
         await platform_db.execute(f"DROP TRIGGER {fn} ON messages; DROP FUNCTION {fn}()")

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.eraser import domain, lifecycle, store
+from services.eraser import service, store
 from shared.datamap import load_datamap
 from shared.events import Envelope, make_event
 from shared.events.jobs import ErasureRequested, RestoreErasure
@@ -68,7 +68,7 @@ async def _erase_and_restore(
     async with platform.acquire() as conn:
         before = await fingerprint(conn)
         others_before = await fingerprint(conn, exclude=expected.all_touched())
-    await domain.plan(env, run.deps)
+    await service.plan(env, run.deps)
     plan, detach = await planned(run.deps.lethe, env.job_id)
     assert plan == expected.erase, "the eraser's plan is not the oracle's"
     assert detach == expected.detach, "the links detached are not the oracle's"
@@ -91,7 +91,7 @@ async def _erase_and_restore(
                 assert value is None, f"{table} {key}: {column} still links the subject"
         if while_erased is not None:
             await while_erased(conn)
-    await lifecycle.restore(
+    await service.restore(
         make_event(RestoreErasure(), actor=ACTOR, job_id=env.job_id, org_id=env.org_id), run.deps
     )
     restored = run.of("JobRestored")[-1]
@@ -181,7 +181,7 @@ async def test_delete_media_false_keeps_the_objects_and_says_which(
     settings = LetheSettings(**base_settings)
     run = await eraser_for_sample(base_settings, lethe_db, platform_db, s3)
     env = erasure_request(org.id, {"email": seed.email}, window=0, delete_media=False)
-    await domain.plan(env, run.deps)
+    await service.plan(env, run.deps)
     await run.drain()
     assert env.job_id is not None
     job = await store.get_job(lethe_db, env.job_id)

@@ -1,7 +1,7 @@
 """No silent hang, ever (issue 12, item 8): every erasure ends in a terminal state, or shows
 a review item with the error. The eraser's domain runs in-process on the sample schema with
 media objects (as tests/integration/test_exact_data.py drives it), chunks retried as the
-consumer does and handed to `domain.chunk_failed` when the retries are spent.
+consumer does and handed to `service.chunk_failed` when the retries are spent.
 
 - The platform bucket disappears after planning: the chunks that move objects fail, the job
   still ends `soft_deleted` (or `purged` with a window of 0) with review items naming the
@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.eraser import domain, lifecycle, store
+from services.eraser import service, store
 from shared.events import Envelope
 from shared.settings import LetheSettings
 from tests.conftest import Org
@@ -82,7 +82,7 @@ async def test_a_bucket_gone_mid_job_ends_terminal_with_the_error_for_review(
     run = await _run(base_settings, lethe_db, platform_db, s3, bucket)
     env = _request(org.id, seed.email, window)
     assert env.job_id is not None
-    await domain.plan(env, run.deps)
+    await service.plan(env, run.deps)
     job = await store.get_job(lethe_db, env.job_id)
     assert job is not None and job.status == "erasing" and job.total > 0
     await _drop_bucket(s3, bucket)
@@ -130,14 +130,14 @@ async def test_an_unknown_subject_ends_not_found_and_a_redelivery_leaves_it_ther
     run = await _run(base_settings, lethe_db, platform_db, s3, bucket)
     env = _request(org.id, f"nobody-{uuid.uuid4().hex[:6]}@example.com", window=7)
     assert env.job_id is not None
-    await domain.plan(env, run.deps)
+    await service.plan(env, run.deps)
     job = await store.get_job(lethe_db, env.job_id)
     assert job is not None and job.status == "not_found", job
     assert run.queue == [] and run.of("ErasurePlanned") == []
     assert run.of("SubjectNotFound") == [{"scope": "subject"}]
     mails = [p for p in run.of("SendEmail") if p["template"] == "job_not_found"]
     assert len(mails) == 1 and mails[0]["to"] == "dpo@example.test"
-    await domain.plan(env, run.deps)  # the request redelivered
+    await service.plan(env, run.deps)  # the request redelivered
     job = await store.get_job(lethe_db, env.job_id)
     assert job is not None and job.status == "not_found"
     assert len(run.of("SubjectNotFound")) == 1 and run.queue == []
@@ -156,10 +156,10 @@ async def test_a_request_redelivered_after_planning_moves_the_job_on(
     run = await _run(base_settings, lethe_db, platform_db, s3, bucket)
     env = _request(org.id, seed.email, window=7)
     assert env.job_id is not None
-    await domain.plan(env, run.deps)
+    await service.plan(env, run.deps)
     first = len(run.queue)
     run.queue.clear()  # lost: the planner crashed before the chunks reached the broker
-    await domain.plan(env, run.deps)  # the request comes back
+    await service.plan(env, run.deps)  # the request comes back
     assert len(run.queue) == first  # the pending wave published again
     await run.drain(retries=3)
     job = await store.get_job(lethe_db, env.job_id)
@@ -180,16 +180,16 @@ async def test_a_bucket_gone_before_the_purge_shows_why_and_the_purge_retries(
     run = await _run(base_settings, lethe_db, platform_db, s3, bucket)
     env = _request(org.id, seed.email, window=7)
     assert env.job_id is not None
-    await domain.plan(env, run.deps)
+    await service.plan(env, run.deps)
     await run.drain(retries=3)
     job = await store.get_job(lethe_db, env.job_id)
     assert job is not None and job.status == "soft_deleted" and job.needs_review == []
     await _drop_bucket(s3, bucket)
 
-    with pytest.raises(lifecycle.PurgeIncomplete, match="NoSuchBucket"):
-        await lifecycle.purge(run.deps, env.job_id)
-    with pytest.raises(lifecycle.PurgeIncomplete):
-        await lifecycle.purge(run.deps, env.job_id)  # the next sweep: said once
+    with pytest.raises(service.PurgeIncomplete, match="NoSuchBucket"):
+        await service.purge(run.deps, env.job_id)
+    with pytest.raises(service.PurgeIncomplete):
+        await service.purge(run.deps, env.job_id)  # the next sweep: said once
     job = await store.get_job(lethe_db, env.job_id)
     assert job is not None and job.status == "purging"
     [item] = job.needs_review
@@ -197,7 +197,7 @@ async def test_a_bucket_gone_before_the_purge_shows_why_and_the_purge_retries(
     assert f"bucket {bucket!r}" in item["error"] and "NoSuchBucket" in item["error"]
 
     await s3.create_bucket(Bucket=bucket)  # back (empty: its objects went with it)
-    assert await lifecycle.purge(run.deps, env.job_id)
+    assert await service.purge(run.deps, env.job_id)
     job = await store.get_job(lethe_db, env.job_id)
     assert job is not None and job.status == "purged", job
     assert not [r for r in job.needs_review if r["kind"] == "purge_incomplete"]

@@ -23,7 +23,7 @@ import pytest
 
 from services.auditor.app import create_app as create_auditor
 from services.auditor.settings import AuditorSettings
-from services.eraser import domain, lifecycle, store
+from services.eraser import service, store
 from services.eraser.objects import list_prefix, quarantine_key, quarantine_prefix
 from services.exporter.app import create_app as create_exporter
 from services.exporter.archive import json_value
@@ -106,7 +106,7 @@ async def test_an_org_erasure_takes_every_org_row_and_nothing_of_the_other_org(
     assert env.job_id is not None
     job_id = env.job_id
 
-    await domain.plan(env, deps)
+    await service.plan(env, deps)
     plan, detach = await planned(lethe_db, job_id)
     assert plan == expected.erase, "the eraser's plan is not the oracle's"
     assert detach == {}, "no row of another org is linked: nothing to detach"
@@ -146,7 +146,7 @@ async def test_an_org_erasure_takes_every_org_row_and_nothing_of_the_other_org(
     await lethe_db.execute(
         "UPDATE lethe.erase_tasks SET purge_after = now() WHERE job_id = $1", job_id
     )
-    assert await lifecycle.purge(deps, job_id) is True
+    assert await service.purge(deps, job_id) is True
     job = await store.get_job(lethe_db, job_id)
     assert job is not None and job.status == "purged", job
     done = run.of("JobCompleted")[-1]

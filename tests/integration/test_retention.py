@@ -22,8 +22,8 @@ import pytest
 from deploy.local import infra
 from deploy.local.sample.seed import seed_org
 from deploy.local.stack import service_env
-from services.eraser import retention
-from services.eraser.domain import EraserDeps
+from services.eraser.deps import EraserDeps
+from services.eraser.service import retention
 from services.intake import retention as policies
 from services.intake import store as intake_store
 from shared.datamap import load_datamap

@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from deploy.local.sample.seed import seed_org
-from services.eraser import retention
 from services.eraser.app import create_app as create_eraser
-from services.eraser.domain import EraserDeps
+from services.eraser.deps import EraserDeps
+from services.eraser.service import retention
 from services.eraser.settings import EraserSettings
 from services.intake import store as intake_store
 from services.intake.app import create_http

@@ -22,8 +22,8 @@ import asyncpg
 import pytest
 import yaml
 
-from services.eraser import retention
-from services.eraser.domain import EraserDeps
+from services.eraser.deps import EraserDeps
+from services.eraser.service import retention
 from shared.db import create_pool
 from shared.events import Actor, Envelope, make_event
 from shared.events.retention import RetentionRequested

@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 
 from deploy.local import infra
-from services.eraser import domain, store
+from services.eraser import service, store
 from services.exporter import domain as exporter
 from services.exporter import store as export_store
 from shared.datamap import DataMap, check_against_database, load_datamap
@@ -247,7 +247,7 @@ def _request(org_id: str, identities: dict[str, str] | None) -> Envelope:
 
 async def _failed(run: InProcessEraser, env: Envelope) -> str:
     """The job ended `failed`; the reason its progress event and its email give."""
-    await domain.plan(env, run.deps)
+    await service.plan(env, run.deps)
     assert env.job_id is not None
     job = await store.get_job(run.deps.lethe, env.job_id)
     assert job is not None and job.status == "failed", job
@@ -279,7 +279,7 @@ async def test_an_erasure_with_an_integer_org_id_erases_that_store_s_person_only
     async with tenancy_db.pool.acquire() as conn:
         st = await _stores(conn)
     env = _request(str(st.a), {"email": st.email})
-    await domain.plan(env, run.deps)
+    await service.plan(env, run.deps)
     await run.drain()
     assert env.job_id is not None
     job = await store.get_job(lethe_db, env.job_id)

@@ -1,0 +1,154 @@
+"""Plan (ErasureRequested): resolve the subject through the data map, record the chunks
+(table + up to `batch_size` keys) as checkpoints in one transaction, publish the first
+wave's chunks. Outcomes that are not an erasure (not found, ambiguous, failed) are stated
+and the requester told."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from services.eraser import domain, store
+from services.eraser.deps import EraserDeps
+from services.eraser.sealing import SealedRequest, new_job_key
+from services.eraser.service.waves import advance, publish_wave
+from shared.events import Envelope, Payload
+from shared.events.jobs import ErasureRequested
+from shared.events.progress import (
+    DuplicateIgnored,
+    ErasurePlanned,
+    JobFailed,
+    SubjectAmbiguous,
+    SubjectNotFound,
+)
+from shared.events.topics import AUDIT, NOTIFICATIONS, PROGRESS
+from shared.platform import ERASE
+from shared.resolver import Ambiguous, Scope, ScopeError, Subject, stream_keys
+
+
+async def plan(env: Envelope, deps: EraserDeps) -> None:
+    req = env.payload_as(ErasureRequested)
+    assert env.job_id is not None and env.org_id is not None
+    job_id = env.job_id
+    job = await store.get_job(deps.lethe, job_id)
+    if job is not None and job.status == "erasing":
+        # Redelivered after a crash between planning and publishing: publish again, and move
+        # the job on (a plan with nothing left to do must still finish).
+        await publish_wave(deps, job, job.wave)
+        await advance(deps, job_id)
+        return
+    if job is not None and job.status != "planning":
+        await deps.emit(AUDIT, domain.request_event(env, DuplicateIgnored(original_type=env.type)))
+        return
+
+    identities = req.subject.identities() if req.scope == "subject" and req.subject else None
+    if req.scope == "subject" and not identities:
+        await fail(env, deps, "the request names no subject identity")
+        return
+    if job is None:
+        request = SealedRequest(
+            req.scope, identities, req.requester_email, req.delete_media, req.status_link
+        )
+        wrapped, sealed = new_job_key(deps.master_key, job_id, request)
+        await store.create_job(
+            deps.lethe,
+            job_id,
+            env.org_id,
+            env.subject_hash,
+            req.recovery_window_days,
+            wrapped,
+            sealed,
+        )
+    per_table = await _resolve_and_record(env, deps, identities)
+    if per_table is None:
+        return  # not resolved (said so), or another planner recorded it first
+    if not sum(per_table.values()):
+        # Nothing held on this subject: a result, never a "0 rows erased" success.
+        await store.transition(deps.lethe, job_id, ["erasing"], "not_found")
+        await _outcome(env, deps, SubjectNotFound(scope=req.scope), "job_not_found")
+        return
+    planned = ErasurePlanned(total=sum(per_table.values()), per_table=per_table)
+    await deps.emit(PROGRESS, domain.request_event(env, planned))
+    job = await store.get_job(deps.lethe, job_id)
+    assert job is not None
+    await publish_wave(deps, job, job.wave)
+    await advance(deps, job_id)
+
+
+async def _resolve_and_record(
+    env: Envelope, deps: EraserDeps, identities: dict[str, str] | None
+) -> dict[str, int] | None:
+    """Rows per table of the recorded plan; None when the subject is not resolved (the job
+    ends ambiguous or failed, said so) or another planner recorded the plan first."""
+    assert env.job_id is not None and env.org_id is not None
+    async with deps.platform.acquire() as conn:
+        try:
+            subject = await deps.resolver.resolve(conn, Scope(env.org_id, identities))
+        except ScopeError as exc:
+            ambiguous = isinstance(exc, Ambiguous)
+            status = "ambiguous" if ambiguous else "failed"
+            await store.set_status(deps.lethe, env.job_id, status)
+            if ambiguous:
+                await _outcome(env, deps, SubjectAmbiguous(reason=str(exc)), "job_ambiguous")
+            else:
+                await fail(env, deps, str(exc))
+            return None
+        return await _record_plan(deps, conn, env.job_id, subject)
+
+
+async def _record_plan(
+    deps: EraserDeps, conn: asyncpg.Connection, job_id: uuid.UUID, subject: Subject
+) -> dict[str, int] | None:
+    """Stream the subject's keys into chunks (never every key in memory), in one transaction."""
+    dm, resolver = deps.datamap, deps.resolver
+    tables = resolver.tables(subject.scope)
+    waves = deps.waves(tables)
+    per_table: dict[str, int] = {}
+    async with deps.lethe.acquire() as lconn, lconn.transaction(), conn.transaction():
+        if not await store.start_plan(lconn, job_id, len(waves)):
+            return None
+        # Each table's keys once, in temporary tables: the later tables' queries read them.
+        subject = await resolver.materialize(conn, subject)
+        chunk_no = 0
+        for wave_no, table, op, (sql, args) in domain.plan_steps(
+            dm, resolver, subject, tables, waves
+        ):
+            size = domain.chunk_size(dm, table, op, deps.batch_size)
+            count = 0
+            async for page in stream_keys(conn, sql, list(args), domain.page_size(size)):
+                rows = domain.chunk_rows(chunk_no, wave_no, table, page, size, op)
+                await store.add_chunks(lconn, job_id, rows)
+                chunk_no += len(rows)
+                count += len(page)
+            if count or op == ERASE:
+                label = domain.step_label(table, op)
+                per_table[label] = per_table.get(label, 0) + count
+        await store.finish_plan(lconn, job_id, per_table)
+    return per_table
+
+
+async def _notify_request(
+    env: Envelope, deps: EraserDeps, template: str, context: dict[str, Any]
+) -> None:
+    await deps.emit(NOTIFICATIONS, domain.notice_of_request(env, template, context))
+
+
+async def _outcome(env: Envelope, deps: EraserDeps, payload: Payload, template: str) -> None:
+    """A result that is not an error (not found, ambiguous): stated, and the requester told
+    (the owners when the job has no requester address)."""
+    await deps.emit(PROGRESS, domain.request_event(env, payload))
+    await _notify_request(env, deps, template, {k: str(v) for k, v in payload.model_dump().items()})
+
+
+async def fail(env: Envelope, deps: EraserDeps, reason: str) -> None:
+    await deps.emit(PROGRESS, domain.request_event(env, JobFailed(reason=reason)))
+    await _notify_request(env, deps, "job_failed", {"reason": reason})
+
+
+async def give_up(env: Envelope, deps: EraserDeps, error: str) -> None:
+    """Called when retries are exhausted: the job is failed visibly, never left hanging."""
+    if env.type == ErasureRequested.event_type and env.job_id is not None:
+        await store.set_status(deps.lethe, env.job_id, "failed")
+        await fail(env, deps, f"erasure stopped after retries: {error}")

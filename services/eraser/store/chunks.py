@@ -1,0 +1,133 @@
+"""A job's chunks (lethe.erase_chunks, Lethe's database): pending, done, failed or
+cancelled, a wave at a time."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from services.eraser.models import Chunk, Job
+from services.eraser.store.jobs import get_job
+
+
+async def get_chunk(pool: asyncpg.Pool, job_id: uuid.UUID, chunk_no: int) -> Chunk | None:
+    r = await pool.fetchrow(
+        "SELECT job_id, chunk_no, wave, table_name, keys, status, op FROM lethe.erase_chunks "
+        "WHERE job_id = $1 AND chunk_no = $2",
+        job_id,
+        chunk_no,
+    )
+    return Chunk(**dict(r)) if r else None
+
+
+async def job_and_chunk(
+    pool: asyncpg.Pool, job_id: uuid.UUID, chunk_no: int
+) -> tuple[Job | None, Chunk | None]:
+    job = await get_job(pool, job_id)
+    if job is None or job.status != "erasing":
+        return job, None
+    return job, await get_chunk(pool, job_id, chunk_no)
+
+
+async def pending_chunks(pool: asyncpg.Pool, job_id: uuid.UUID, wave: int) -> list[tuple[int, str]]:
+    rows = await pool.fetch(
+        "SELECT chunk_no, table_name FROM lethe.erase_chunks "
+        "WHERE job_id = $1 AND wave = $2 AND status = 'pending' ORDER BY chunk_no",
+        job_id,
+        wave,
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+async def finish_chunk(
+    pool: asyncpg.Pool,
+    job_id: uuid.UUID,
+    chunk_no: int,
+    status: str,
+    rows: int,
+    objects: int,
+    error: str | None = None,
+    worker: str | None = None,
+) -> tuple[int, int, datetime | None] | None:
+    """Checkpoint a chunk once; returns (done, total, erasing_since) or None if already done.
+
+    One statement: the chunk's status and the job's counter change together or not at all.
+    """
+    r = await pool.fetchrow(
+        "WITH c AS (UPDATE lethe.erase_chunks SET status = $3, rows_done = $4, objects = $5, "
+        "error = $6, done_at = now(), done_by = $7 WHERE job_id = $1 AND chunk_no = $2 "
+        # A chunk in flight when the job was cancelled still counts once it committed.
+        "AND (status = 'pending' OR (status = 'cancelled' AND $3 = 'done')) RETURNING 1) "
+        "UPDATE lethe.erase_tasks SET done = done + $4 WHERE job_id = $1 AND EXISTS "
+        "(SELECT 1 FROM c) RETURNING done, total, erasing_since",
+        job_id,
+        chunk_no,
+        status,
+        rows,
+        objects,
+        error,
+        worker,
+    )
+    return (r["done"], r["total"], r["erasing_since"]) if r else None
+
+
+async def wave_state(pool: asyncpg.Pool, job_id: uuid.UUID) -> tuple[str, int, int, bool] | None:
+    """(status, wave, waves, whether the current wave still has pending chunks)."""
+    r = await pool.fetchrow(
+        "SELECT status, wave, waves, EXISTS (SELECT 1 FROM lethe.erase_chunks c "
+        "WHERE c.job_id = t.job_id AND c.wave = t.wave AND c.status = 'pending') AS pending "
+        "FROM lethe.erase_tasks t WHERE job_id = $1",
+        job_id,
+    )
+    return (r[0], r[1], r[2], r[3]) if r else None
+
+
+async def advance_wave(pool: asyncpg.Pool, job_id: uuid.UUID, from_wave: int) -> bool:
+    won = await pool.fetchval(
+        "UPDATE lethe.erase_tasks SET wave = wave + 1 WHERE job_id = $1 AND wave = $2 "
+        "AND status = 'erasing' AND NOT EXISTS (SELECT 1 FROM lethe.erase_chunks "
+        "WHERE job_id = $1 AND wave = $2 AND status = 'pending') RETURNING true",
+        job_id,
+        from_wave,
+    )
+    return bool(won)
+
+
+async def cancel_pending(pool: asyncpg.Pool, job_id: uuid.UUID) -> int:
+    status = await pool.execute(
+        "UPDATE lethe.erase_chunks SET status = 'cancelled', done_at = now() "
+        "WHERE job_id = $1 AND status = 'pending'",
+        job_id,
+    )
+    return int(status.split()[-1])
+
+
+async def failed_chunks(pool: asyncpg.Pool, job_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        "SELECT table_name, chunk_no, cardinality(keys) AS rows, error FROM lethe.erase_chunks "
+        "WHERE job_id = $1 AND status = 'failed' ORDER BY chunk_no",
+        job_id,
+    )
+    return [
+        {
+            "kind": "chunk",
+            "table": r["table_name"],
+            "chunk": r["chunk_no"],
+            "rows": r["rows"],
+            "error": r["error"],
+        }
+        for r in rows
+    ]
+
+
+async def was_cancelled(pool: asyncpg.Pool, job_id: uuid.UUID) -> bool:
+    """The erasure was cancelled (its chunks not yet run were stopped)."""
+    found = await pool.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM lethe.erase_chunks WHERE job_id = $1 "
+        "AND status = 'cancelled')",
+        job_id,
+    )
+    return bool(found)
