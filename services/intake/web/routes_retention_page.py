@@ -4,9 +4,8 @@ as `PUT /v1/orgs/{org}/retention`), the schedule's last and next run, what each 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-import asyncpg
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -14,6 +13,7 @@ from services.intake import retention
 from services.intake.http.deps import runtime, uow
 from services.intake.service import retention as policies
 from services.intake.service.errors import Invalid
+from services.intake.web import store as web_store
 from services.intake.web.common import PREFIX, Session, checked_form, render, require, session
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -28,16 +28,6 @@ def next_run(expr: str, now: datetime) -> datetime | None:
         return None
 
 
-async def recent_runs(pool: asyncpg.Pool, org_id: str, limit: int = 10) -> list[dict[str, Any]]:
-    rows = await pool.fetch(
-        "SELECT job_id, category, cutoff, status, stats, started_at, finished_at "
-        "FROM lethe.retention_runs WHERE org_id = $1 ORDER BY started_at DESC LIMIT $2",
-        org_id,
-        limit,
-    )
-    return [dict(r) for r in rows]
-
-
 async def _page(
     request: Request,
     s: Session,
@@ -49,7 +39,7 @@ async def _page(
     rt = runtime(request)
     dm = rt.datamap
     policy = await retention.get_policy(rt.pool, dm, s.who.org_id)
-    runs = await recent_runs(rt.pool, s.who.org_id)
+    runs = await web_store.recent_runs(rt.pool, s.who.org_id)
     schedule = rt.settings.retention_schedule
     return render(
         request,
