@@ -5,18 +5,17 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
 from services.intake.domain import Caller, NewJob
+from services.intake.opendsr import OpenDSRRequest
 from shared import lifecycle
-from shared.events import Actor, Envelope, make_event
+from shared.events import Envelope
 from shared.events.envelope import safe_details
-from shared.events.requests import OrgDelegationChanged
-from shared.events.topics import AUDIT, JOBS_EXPORT, NOTIFICATIONS, PROGRESS
+from shared.events.topics import JOBS_EXPORT
 
 
 def hash_key(key: str) -> str:
@@ -78,60 +77,49 @@ _JOB_COLUMNS = (
 )
 
 
-async def insert_job(
-    pool: asyncpg.Pool,
-    job: NewJob,
-    with_job: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
-) -> tuple[dict[str, Any], bool]:
-    """Job and outbox row in one transaction. Returns (job, created); an idempotency-key
-    repeat returns the existing job and writes nothing. `with_job` writes what belongs with
-    a new job (in the transaction, before the job's event is in the outbox)."""
-    async with pool.acquire() as conn, conn.transaction():
-        inserted = await conn.fetchval(
-            "INSERT INTO lethe.jobs (id, org_id, type, scope, status, subject_hash, request_id, "
-            "channel, actor, regulation, received_at, due_at, recovery_window_days, "
-            "requester_email, request_fingerprint, reason, receipt_due_at, receipt_confirmed_at) "
-            "VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
-            "$16, $17) "
-            "ON CONFLICT (org_id, request_id) DO NOTHING RETURNING id",
-            job.job_id,
-            job.org_id,
-            job.type,
-            job.scope,
-            job.subject_hash,
-            job.request_id,
-            job.channel,
-            job.actor,
-            job.regulation,
-            job.received_at,
-            job.due_at,
-            job.recovery_window_days,
-            job.requester_email,
-            job.fingerprint,
-            job.reason,
-            job.receipt_due_at,
-            job.received_at if job.notices else None,
-        )
-        if inserted is None:
-            existing = await conn.fetchrow(
-                f"SELECT {_JOB_COLUMNS} FROM lethe.jobs WHERE org_id = $1 AND request_id = $2",
-                job.org_id,
-                job.request_id,
-            )
-            assert existing is not None
-            return dict(existing), False
-        if with_job is not None:
-            await with_job(conn)
-        await add_outbox(conn, job.topic, job.event)
-        await record_event(conn, job.event)
-        for notice in job.notices:  # e.g. the CCPA receipt confirmation, issued on receipt
-            await add_outbox(conn, NOTIFICATIONS, notice)
-            await record_event(conn, notice)
-        row = await conn.fetchrow(
-            f"SELECT {_JOB_COLUMNS} FROM lethe.jobs WHERE id = $1", job.job_id
-        )
-        assert row is not None
-        return dict(row), True
+Db: TypeAlias = asyncpg.Pool | asyncpg.Connection  # reads work on either; writes take a conn
+
+
+async def insert_job(conn: asyncpg.Connection, job: NewJob) -> bool:
+    """The job row, unless its idempotency key (org, request_id) was used: then False and
+    nothing written. Its events go to the outbox through the unit of work."""
+    inserted = await conn.fetchval(
+        "INSERT INTO lethe.jobs (id, org_id, type, scope, status, subject_hash, request_id, "
+        "channel, actor, regulation, received_at, due_at, recovery_window_days, "
+        "requester_email, request_fingerprint, reason, receipt_due_at, receipt_confirmed_at) "
+        "VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
+        "$16, $17) "
+        "ON CONFLICT (org_id, request_id) DO NOTHING RETURNING id",
+        job.job_id,
+        job.org_id,
+        job.type,
+        job.scope,
+        job.subject_hash,
+        job.request_id,
+        job.channel,
+        job.actor,
+        job.regulation,
+        job.received_at,
+        job.due_at,
+        job.recovery_window_days,
+        job.requester_email,
+        job.fingerprint,
+        job.reason,
+        job.receipt_due_at,
+        job.received_at if job.notices else None,
+    )
+    return inserted is not None
+
+
+async def job_by_request(db: Db, org_id: str, request_id: str | None) -> dict[str, Any]:
+    """The job an idempotency key already names."""
+    row = await db.fetchrow(
+        f"SELECT {_JOB_COLUMNS} FROM lethe.jobs WHERE org_id = $1 AND request_id = $2",
+        org_id,
+        request_id,
+    )
+    assert row is not None
+    return dict(row)
 
 
 async def add_outbox(conn: asyncpg.Connection, topic: str, env: Envelope) -> None:
@@ -142,86 +130,45 @@ async def add_outbox(conn: asyncpg.Connection, topic: str, env: Envelope) -> Non
     )
 
 
-async def record_command(
-    pool: asyncpg.Pool, job_id: uuid.UUID, topic: str, env: Envelope, allowed: tuple[str, ...]
-) -> str | None:
-    """Publish a command for a job (outbox + timeline) if the job is still in an allowed
-    state, checked under a row lock. Returns the job's status when it was not allowed."""
-    async with pool.acquire() as conn, conn.transaction():
-        status = await conn.fetchval(
-            "SELECT status FROM lethe.jobs WHERE id = $1 FOR UPDATE", job_id
-        )
-        if status not in allowed:
-            return str(status)
-        await add_outbox(conn, topic, env)
-        await record_event(conn, env)
-        return None
+async def take_back_export(conn: asyncpg.Connection, job_id: uuid.UUID) -> bool:
+    """Delete a pending export's request from the outbox (the exporter never sees it). False
+    when it is no longer there: the exporter has it."""
+    taken = await conn.fetch(
+        "DELETE FROM lethe.outbox WHERE topic = $1 AND event->>'job_id' = $2 RETURNING id",
+        JOBS_EXPORT,
+        str(job_id),
+    )
+    return bool(taken)
 
 
-async def cancel_unsent_export(
-    pool: asyncpg.Pool, job_id: uuid.UUID, cancelled: Envelope
-) -> str | None:
-    """Cancel a pending export whose request is still in the outbox: the request is taken
-    back (the exporter never sees it), the job is `cancelled` at once and `cancelled` (a
-    JobCancelled on the progress topic) tells the controller and the audit trail. Returns
-    why not: the job's status, or "handed" once the exporter has the request."""
-    async with pool.acquire() as conn, conn.transaction():
-        status = await conn.fetchval(
-            "SELECT status FROM lethe.jobs WHERE id = $1 FOR UPDATE", job_id
-        )
-        if status != "pending":
-            return str(status)
-        taken = await conn.fetch(
-            "DELETE FROM lethe.outbox WHERE topic = $1 AND event->>'job_id' = $2 RETURNING id",
-            JOBS_EXPORT,
-            str(job_id),
-        )
-        if not taken:
-            return "handed"
-        await conn.execute(
-            "UPDATE lethe.jobs SET status = 'cancelled', phase = 'cancelled', "
-            "last_event_at = $2, updated_at = now() WHERE id = $1",
-            job_id,
-            cancelled.occurred_at,
-        )
-        await add_outbox(conn, PROGRESS, cancelled)
-        await record_event(conn, cancelled)
-        return None
+async def mark_cancelled(conn: asyncpg.Connection, job_id: uuid.UUID, at: datetime) -> None:
+    """A job cancelled by intake itself (no worker had it)."""
+    await conn.execute(
+        "UPDATE lethe.jobs SET status = 'cancelled', phase = 'cancelled', "
+        "last_event_at = $2, updated_at = now() WHERE id = $1",
+        job_id,
+        at,
+    )
 
 
-async def requester_email(pool: asyncpg.Pool, job_id: uuid.UUID) -> str | None:
-    email: str | None = await pool.fetchval(
+async def requester_email(db: Db, job_id: uuid.UUID) -> str | None:
+    email: str | None = await db.fetchval(
         "SELECT requester_email FROM lethe.jobs WHERE id = $1", job_id
     )
     return email
 
 
 async def extend_job(
-    pool: asyncpg.Pool,
-    job_id: uuid.UUID,
-    extended_due_at: datetime,
-    reason: str,
-    env: Envelope,
-    notice: Envelope,
-) -> bool:
-    """Record the one extension, its audit event and its notice to the requester (outbox),
-    in one transaction. False when the job was extended meanwhile."""
-    async with pool.acquire() as conn, conn.transaction():
-        done = await conn.fetchval(
-            "UPDATE lethe.jobs SET extended_due_at = $2, extension_reason = $3, "
-            "extension_notified_at = now(), updated_at = now() "
-            "WHERE id = $1 AND extended_due_at IS NULL RETURNING id",
-            job_id,
-            extended_due_at,
-            reason,
-        )
-        if done is None:
-            return False
-        await add_outbox(conn, AUDIT, env)
-        await record_event(conn, env)
-        await add_outbox(conn, NOTIFICATIONS, notice)
-        await record_event(conn, notice)
-        return True
+    conn: asyncpg.Connection, job_id: uuid.UUID, extended_due_at: datetime, reason: str
+) -> None:
+    """Record the one extension (checked by the caller under the job's row lock)."""
+    await conn.execute(
+        "UPDATE lethe.jobs SET extended_due_at = $2, extension_reason = $3, "
+        "extension_notified_at = now(), updated_at = now() WHERE id = $1",
+        job_id,
+        extended_due_at,
+        reason,
+    )
 
 
 async def list_jobs(
@@ -291,9 +238,15 @@ async def revoke_api_key(pool: asyncpg.Pool, org_id: str, key_id: uuid.UUID) -> 
     return done is not None
 
 
-async def get_job(pool: asyncpg.Pool, org_id: str, job_id: uuid.UUID) -> dict[str, Any] | None:
-    r = await pool.fetchrow(
-        f"SELECT {_JOB_COLUMNS} FROM lethe.jobs WHERE id = $1 AND org_id = $2", job_id, org_id
+async def get_job(
+    db: Db, org_id: str, job_id: uuid.UUID, *, lock: bool = False
+) -> dict[str, Any] | None:
+    """`lock`: FOR UPDATE, for a command checked and written in one transaction."""
+    r = await db.fetchrow(
+        f"SELECT {_JOB_COLUMNS} FROM lethe.jobs WHERE id = $1 AND org_id = $2"
+        + (" FOR UPDATE" if lock else ""),
+        job_id,
+        org_id,
     )
     return dict(r) if r else None
 
@@ -400,21 +353,62 @@ async def get_org(pool: asyncpg.Pool, org_id: str) -> dict[str, Any] | None:
     return dict(r) if r else None
 
 
-async def set_delegation(pool: asyncpg.Pool, org_id: str, on: bool, actor: Actor) -> bool:
-    """Set whether admins may submit subject-level requests; a change is audited (outbox,
-    OrgDelegationChanged with old and new) in the same transaction. Returns the old value."""
-    async with pool.acquire() as conn, conn.transaction():
-        old: bool = await conn.fetchval(
-            "SELECT admins_submit_subject_requests FROM lethe.organisations "
-            "WHERE id = $1 FOR UPDATE",
+async def set_delegation(conn: asyncpg.Connection, org_id: str, on: bool) -> bool:
+    """Set whether admins may submit subject-level requests; returns the old value."""
+    old: bool = await conn.fetchval(
+        "SELECT admins_submit_subject_requests FROM lethe.organisations WHERE id = $1 FOR UPDATE",
+        org_id,
+    )
+    if old != on:
+        await conn.execute(
+            "UPDATE lethe.organisations SET admins_submit_subject_requests = $2 WHERE id = $1",
             org_id,
+            on,
         )
-        if old != on:
-            await conn.execute(
-                "UPDATE lethe.organisations SET admins_submit_subject_requests = $2 WHERE id = $1",
-                org_id,
-                on,
-            )
-            env = make_event(OrgDelegationChanged(old=old, new=on), actor=actor, org_id=org_id)
-            await add_outbox(conn, AUDIT, env)
-        return old
+    return old
+
+
+# ------------------------------------------------------------------ OpenDSR requests
+# (OpenDSR's own table; the job is intake's)
+
+_OPENDSR_FACTS = (
+    "SELECT j.id, j.type, j.status, j.due_at, j.extended_due_at, j.received_at, j.done, "
+    "j.result, j.request_fingerprint, o.api_version, o.request_fingerprint AS dsr_fingerprint, "
+    "o.subject_request_id FROM lethe.jobs j JOIN lethe.opendsr_requests o ON o.job_id = j.id "
+)
+
+
+async def opendsr_request(
+    db: Db, org_id: str, subject_request_id: uuid.UUID, *, lock: bool = False
+) -> dict[str, Any] | None:
+    """The OpenDSR request and the facts of its job (`lock`: the job row, FOR UPDATE)."""
+    row = await db.fetchrow(
+        _OPENDSR_FACTS
+        + "WHERE o.org_id = $1 AND o.subject_request_id = $2"
+        + (" FOR UPDATE OF j" if lock else ""),
+        org_id,
+        subject_request_id,
+    )
+    return dict(row) if row else None
+
+
+async def record_opendsr(
+    db: Db, job_id: uuid.UUID, org_id: str, req: OpenDSRRequest, fingerprint: str
+) -> None:
+    """Idempotent: written with the job, and again (a no-op) after it."""
+    await db.execute(
+        "INSERT INTO lethe.opendsr_requests (job_id, org_id, subject_request_id, "
+        "subject_request_type, regulation, api_version, property_id, submitted_time, "
+        "status_callback_urls, request_fingerprint) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+        job_id,
+        org_id,
+        uuid.UUID(req.subject_request_id),
+        req.subject_request_type,
+        req.regulation,
+        req.api_version,
+        None if req.property_id is None else str(req.property_id),
+        req.submitted_time,
+        req.status_callback_urls,
+        fingerprint,
+    )

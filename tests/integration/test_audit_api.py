@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from services.auditor import store
 from services.intake import store as intake_store
-from services.intake.routes_audit import router
+from services.intake.http.audit import router
 from shared.events import Actor, make_event
 from shared.events.progress import JobCompleted, JobFailed
 from tests.conftest import Org

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from services.intake import opendsr
-from services.intake.app import opendsr_identity
+from services.intake.runtime import opendsr_identity
 from services.intake.settings import IntakeSettings
 from shared.startup import StartupError
 

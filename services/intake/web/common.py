@@ -15,8 +15,9 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from services.intake.auth import RANK, audit_refusal, runtime
+from services.intake.auth import RANK
 from services.intake.domain import Caller, submit_refusal
+from services.intake.http.deps import audit_refusal, runtime
 from services.intake.links import status_mac as status_mac  # the web UI checks it
 from services.intake.web import store as web_store
 
@@ -143,6 +144,11 @@ def render(
             "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
         },
     )
+
+
+def sentence(message: str) -> str:
+    """A service's message as a sentence on a page."""
+    return message[:1].upper() + message[1:] + "."
 
 
 def status_path(request: Request, job_id: uuid.UUID) -> str:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from services.intake import store
-from services.intake.auth import runtime
+from services.intake.http.deps import runtime
 from services.intake.web import store as web_store
 from services.intake.web.common import (
     PREFIX,
@@ -28,7 +28,7 @@ from services.intake.web.common import (
     session,
     status_mac,
 )
-from services.intake.web.routes import progress_events, progress_view, sse
+from services.intake.web.progress import progress_events, progress_view, sse
 from services.intake.web.routes_job import link_token
 from shared.auditchain.keys import trusted_public_keys
 from shared.auditchain.verify import verify_chain

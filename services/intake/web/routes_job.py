@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.intake import deadlines, domain, extension, store
-from services.intake.api import job_view
-from services.intake.auth import runtime
-from services.intake.routes_exports import serve as serve_download
+from services.intake import deadlines, store
+from services.intake.http.deps import runtime, uow
+from services.intake.http.exports import serve as serve_download
+from services.intake.http.views import job_view
+from services.intake.service import jobs
+from services.intake.service.errors import DeadlineBroken, NotFound, ServiceError
 from services.intake.web.common import (
     PREFIX,
     Session,
@@ -20,12 +23,12 @@ from services.intake.web.common import (
     all_values,
     checked_form,
     render,
+    sentence,
     session,
     status_path,
 )
 from shared import lifecycle
-from shared.events import make_event
-from shared.events.jobs import Item, RestoreErasure
+from shared.events.jobs import Item
 from shared.readmodels import exports
 from shared.tokens import DownloadToken, sign
 
@@ -43,10 +46,7 @@ DONE_MESSAGES = {
 
 
 async def _job(request: Request, s: Session, job_id: uuid.UUID) -> dict[str, Any]:
-    row = await store.get_job(runtime(request).pool, s.who.org_id, job_id)
-    if row is None:
-        raise WebError(404, f"There is no job {job_id} in {s.who.org_name}.")
-    return row
+    return await _run(s, job_id, jobs.get(uow(request), s.who, job_id))
 
 
 def per_table(events: list[dict[str, Any]], view: dict[str, Any]) -> list[dict[str, Any]]:
@@ -114,29 +114,18 @@ async def job_page(
     )
 
 
-async def _command(
-    request: Request, s: Session, job_id: uuid.UUID, command: str, payload: Any
-) -> None:
-    """As `POST /v1/jobs/{id}/<command>`: lifecycle check, then outbox and timeline."""
-    row = await _job(request, s, job_id)
+async def _run(
+    s: Session, job_id: uuid.UUID, use_case: Awaitable[dict[str, Any]]
+) -> dict[str, Any]:
+    """A job use case (the same as the API's), its refusal shown as a page."""
     try:
-        lifecycle.check_command(command, row["status"], row["type"])
-    except lifecycle.IllegalTransition as exc:
-        raise WebError(409, str(exc)[:1].upper() + str(exc)[1:] + ".") from exc
-    env = make_event(
-        payload,
-        actor=s.who.actor,
-        job_id=job_id,
-        org_id=s.who.org_id,
-        subject_hash=row["subject_hash"],
-    )
-    rt = runtime(request)
-    refused = await store.record_command(
-        rt.pool, job_id, domain.command_topic(row["type"]), env, lifecycle.COMMANDS[command]
-    )
-    if refused is not None:
-        raise WebError(409, f"The job moved on meanwhile: it is {refused} now.")
-    rt.relay.wake()
+        return await use_case
+    except NotFound as exc:
+        raise WebError(404, f"There is no job {job_id} in {s.who.org_name}.") from exc
+    except DeadlineBroken as exc:
+        raise WebError(exc.status, exc.message + ".") from exc
+    except ServiceError as exc:
+        raise WebError(exc.status, sentence(exc.message)) from exc
 
 
 def _back(job_id: uuid.UUID, done: str) -> Response:
@@ -147,17 +136,15 @@ def _back(job_id: uuid.UUID, done: str) -> Response:
 async def cancel(request: Request, job_id: uuid.UUID, s: WebSession) -> Response:
     data = await checked_form(request, s, "admin")
     reason = data.get("reason", "").strip()[:2000] or None
-    job_type = (await _job(request, s, job_id))["type"]
-    payload, _ = domain.cancel_command(job_type, reason)
-    await _command(request, s, job_id, "cancel", payload)
-    return _back(job_id, "cancel_export" if job_type == "export" else "cancel")
+    row = await _run(s, job_id, jobs.cancel(uow(request), s.who, job_id, reason))
+    return _back(job_id, "cancel_export" if row["type"] == "export" else "cancel")
 
 
 @router.post("/{job_id}/restore")
 async def restore(request: Request, job_id: uuid.UUID, s: WebSession) -> Response:
     data = await checked_form(request, s, "owner")
     reason = data.get("reason", "").strip()[:2000] or None
-    await _command(request, s, job_id, "restore", RestoreErasure(reason=reason))
+    await _run(s, job_id, jobs.restore(uow(request), s.who, job_id, None, reason))
     return _back(job_id, "restore")
 
 
@@ -183,39 +170,32 @@ def parse_items(text: str, picked: list[str]) -> list[Item]:
 async def restore_items(request: Request, job_id: uuid.UUID, s: WebSession) -> Response:
     data = await checked_form(request, s, "owner")
     items = parse_items(data.get("items", ""), all_values(await request.body(), "pick"))
-    await _command(
-        request, s, job_id, "restore", RestoreErasure(items=items, reason="selected items")
-    )
+    await _run(s, job_id, jobs.restore(uow(request), s.who, job_id, items, "selected items"))
     return _back(job_id, "restore_items")
+
+
+def _number(data: dict[str, str], name: str) -> int | None:
+    raw = data.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise WebError(422, f"Give the extension's {name} as a whole number.") from exc
 
 
 @router.post("/{job_id}/extend")
 async def extend(request: Request, job_id: uuid.UUID, s: WebSession) -> Response:
     data = await checked_form(request, s, "admin")
-    row = await _job(request, s, job_id)
-
-    def number(name: str) -> int | None:
-        raw = data.get(name, "").strip()
-        if not raw:
-            return None
-        try:
-            return int(raw)
-        except ValueError as exc:
-            raise WebError(422, f"Give the extension's {name} as a whole number.") from exc
-
+    await _run(s, job_id, jobs.get(uow(request), s.who, job_id))
     ask = deadlines.Extension(
-        days=number("days"), months=number("months"), reason=data.get("reason", "").strip()
+        days=_number(data, "days"),
+        months=_number(data, "months"),
+        reason=data.get("reason", "").strip(),
     )
-    rt = runtime(request)
-    try:
-        await extension.extend(
-            rt.pool, s.who, row, ask, datetime.now(UTC), rt.settings.status_links()
-        )
-    except lifecycle.IllegalTransition as exc:
-        raise WebError(409, str(exc)[:1].upper() + str(exc)[1:] + ".") from exc
-    except deadlines.DeadlineRuleBroken as exc:
-        raise WebError(exc.status, str(exc) + ".") from exc
-    rt.relay.wake()
+    links = runtime(request).settings.status_links()
+    now = datetime.now(UTC)
+    await _run(s, job_id, jobs.extend(uow(request), s.who, job_id, ask, now, links))
     return _back(job_id, "extend")
 
 

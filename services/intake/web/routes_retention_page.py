@@ -4,15 +4,16 @@ as `PUT /v1/orgs/{org}/retention`), the schedule's last and next run, what each 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-import asyncpg
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.intake import retention
-from services.intake.auth import runtime
-from services.intake.routes_retention import datamap, validate
+from services.intake.http.deps import runtime, uow
+from services.intake.service import retention as policies
+from services.intake.service.errors import Invalid
+from services.intake.web import store as web_store
 from services.intake.web.common import PREFIX, Session, checked_form, render, require, session
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -27,16 +28,6 @@ def next_run(expr: str, now: datetime) -> datetime | None:
         return None
 
 
-async def recent_runs(pool: asyncpg.Pool, org_id: str, limit: int = 10) -> list[dict[str, Any]]:
-    rows = await pool.fetch(
-        "SELECT job_id, category, cutoff, status, stats, started_at, finished_at "
-        "FROM lethe.retention_runs WHERE org_id = $1 ORDER BY started_at DESC LIMIT $2",
-        org_id,
-        limit,
-    )
-    return [dict(r) for r in rows]
-
-
 async def _page(
     request: Request,
     s: Session,
@@ -46,9 +37,9 @@ async def _page(
     status: int = 200,
 ) -> Response:
     rt = runtime(request)
-    dm = datamap(request)
+    dm = rt.datamap
     policy = await retention.get_policy(rt.pool, dm, s.who.org_id)
-    runs = await recent_runs(rt.pool, s.who.org_id)
+    runs = await web_store.recent_runs(rt.pool, s.who.org_id)
     schedule = rt.settings.retention_schedule
     return render(
         request,
@@ -78,12 +69,12 @@ async def retention_page(request: Request, s: WebSession, saved: bool = False) -
 @router.post("/retention", response_class=HTMLResponse)
 async def save_retention(request: Request, s: WebSession) -> Response:
     data = await checked_form(request, s, "owner")
-    dm = datamap(request)
+    dm = runtime(request).datamap
     known = retention.categories(dm)
     values = {c: data.get(f"days_{c}", "").strip() for c in known}
-    errors: dict[str, str] = {}
-    changes: dict[str, Any] = {}
     lo, hi = retention.MIN_DAYS, retention.MAX_DAYS
+    errors: dict[str, str] = {}
+    changes: dict[str, int] = {}
     for cat, text in values.items():
         try:
             changes[cat] = int(text)
@@ -91,16 +82,13 @@ async def save_retention(request: Request, s: WebSession) -> Response:
             errors[cat] = f"Give a whole number of days from {lo} to {hi}."
     if not errors:
         try:
-            validate(changes, known)
-        except HTTPException as exc:
-            for part in str(exc.detail).split("; "):
+            await policies.set_policy(uow(request), dm, s.who, s.who.org_id, changes)
+        except Invalid as exc:
+            for part in exc.errors:
                 cat, _, why = part.partition(": ")
                 errors[cat if cat in known else "_"] = (
                     f"Keep {cat} from {lo} to {hi} days." if cat in known else why
                 )
     if errors:
         return await _page(request, s, values, errors, status=422)
-    rt = runtime(request)
-    await retention.set_policy(rt.pool, dm, s.who.org_id, changes, s.who.actor)
-    rt.relay.wake()
     return RedirectResponse(f"{PREFIX}/retention?saved=true", 303)

@@ -1,4 +1,4 @@
-"""The web UI's SQL: sessions and progress snapshots."""
+"""The web UI's SQL: sessions, progress snapshots and the retention runs shown."""
 
 from __future__ import annotations
 
@@ -81,3 +81,13 @@ async def job_any_org(pool: asyncpg.Pool, job_id: uuid.UUID) -> dict[str, Any] |
         job_id,
     )
     return dict(r) if r else None
+
+
+async def recent_runs(pool: asyncpg.Pool, org_id: str, limit: int = 10) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        "SELECT job_id, category, cutoff, status, stats, started_at, finished_at "
+        "FROM lethe.retention_runs WHERE org_id = $1 ORDER BY started_at DESC LIMIT $2",
+        org_id,
+        limit,
+    )
+    return [dict(r) for r in rows]

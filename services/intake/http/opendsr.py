@@ -19,28 +19,26 @@ a bad request (section 7.5). Status callbacks are sent by the notifier
 from __future__ import annotations
 
 import base64
-import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import asyncpg
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
-from services.intake import domain, opendsr, store
-from services.intake.auth import caller, role, runtime
+from services.intake import opendsr
 from services.intake.domain import Caller
-from shared import lifecycle
-from shared.events import make_event
-from shared.events.jobs import CancelErasure
-from shared.events.opendsr import OpenDSRRequestReceived
-from shared.events.progress import JobCancelled
-from shared.events.topics import JOBS_ERASE, PROGRESS
-from shared.kafka import current_trace
-
-if TYPE_CHECKING:
-    from services.intake.app import Runtime
+from services.intake.http.deps import caller, role, runtime, uow
+from services.intake.service import opendsr as requests
+from services.intake.service.errors import (
+    Conflict,
+    DuplicateRequest,
+    Invalid,
+    NotFound,
+    RateLimited,
+    ServiceError,
+)
+from services.intake.service.requests import take_turn
 
 router = APIRouter(prefix="/opendsr", tags=["opendsr"])
 VERSIONS = ("", "/v1", "/v2")
@@ -115,56 +113,6 @@ def _request_id(value: str) -> str:
     return value
 
 
-# --- SQL (OpenDSR's own table; the job is intake's) ---------------------------------------
-
-_FACTS = (
-    "SELECT j.id, j.type, j.status, j.due_at, j.extended_due_at, j.received_at, j.done, "
-    "j.result, j.request_fingerprint, o.api_version, o.request_fingerprint AS dsr_fingerprint, "
-    "o.subject_request_id FROM lethe.jobs j JOIN lethe.opendsr_requests o ON o.job_id = j.id "
-)
-
-
-async def _find(pool: asyncpg.Pool, org_id: str, subject_request_id: str) -> dict[str, Any]:
-    row = await pool.fetchrow(
-        _FACTS + "WHERE o.org_id = $1 AND o.subject_request_id = $2",
-        org_id,
-        uuid.UUID(subject_request_id),
-    )
-    if row is None:
-        raise OpenDSRError(
-            404,
-            f"no request {subject_request_id} for controller {org_id}",
-            reason="NotFound",
-        )
-    return dict(row)
-
-
-async def _record(
-    db: asyncpg.Pool | asyncpg.Connection,
-    job_id: uuid.UUID,
-    org_id: str,
-    req: opendsr.OpenDSRRequest,
-    fp: str,
-) -> None:
-    """Idempotent: written with the job, and again (a no-op) after it."""
-    await db.execute(
-        "INSERT INTO lethe.opendsr_requests (job_id, org_id, subject_request_id, "
-        "subject_request_type, regulation, api_version, property_id, submitted_time, "
-        "status_callback_urls, request_fingerprint) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-        job_id,
-        org_id,
-        uuid.UUID(req.subject_request_id),
-        req.subject_request_type,
-        req.regulation,
-        req.api_version,
-        None if req.property_id is None else str(req.property_id),
-        req.submitted_time,
-        req.status_callback_urls,
-        fp,
-    )
-
-
 def facts(org_id: str, row: dict[str, Any]) -> opendsr.JobFacts:
     result = row["result"] if isinstance(row["result"], dict) else {}
     # The controller's export link, while the export can be downloaded (not once expired).
@@ -181,6 +129,24 @@ def facts(org_id: str, row: dict[str, Any]) -> opendsr.JobFacts:
 
 
 # --- endpoints --------------------------------------------------------------------------
+
+
+def _refusal(exc: ServiceError) -> OpenDSRError:
+    """A service's refusal in OpenDSR's words: a bad or refused request is a 400 (section
+    7.5), a request not pending an IllegalStateException."""
+    if isinstance(exc, NotFound):
+        return OpenDSRError(404, exc.message, reason="NotFound")
+    if isinstance(exc, DuplicateRequest):
+        message = f"subject_request_id {exc.request_id} was already used for a different request"
+        return OpenDSRError(409, message, reason="Conflict")
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after)}
+        return OpenDSRError(429, exc.message, reason="RateLimited", headers=headers)
+    if isinstance(exc, Invalid):
+        return OpenDSRError(400, exc.message, exc.errors)
+    if isinstance(exc, Conflict):
+        return OpenDSRError(400, exc.message, reason="IllegalStateException")
+    return OpenDSRError(exc.status, exc.message)
 
 
 async def discovery(request: Request) -> Response:
@@ -208,6 +174,8 @@ async def create(request: Request) -> Response:
     another body under it 409."""
     try:
         return await _create(request)
+    except ServiceError as exc:
+        return _error(request, _refusal(exc))
     except OpenDSRError as exc:
         return _error(request, exc)
 
@@ -216,14 +184,7 @@ async def _create(request: Request) -> Response:
     rt = runtime(request)
     who = await _who(request, "admin")
     _key(request)  # refuse before writing anything when no key is configured
-    wait = rt.limiter.take(str(who.key_id))
-    if wait:
-        raise OpenDSRError(
-            429,
-            "too many submissions for this API key; retry later",
-            reason="RateLimited",
-            headers={"Retry-After": str(max(1, round(wait)))},
-        )
+    take_turn(rt.limiter, who)
     raw = await request.body()
     try:
         req = opendsr.parse_request(
@@ -231,55 +192,11 @@ async def _create(request: Request) -> Response:
             rt.settings.opendsr_processor_domain,
             allow_insecure_callbacks=rt.settings.opendsr_allow_insecure_callbacks,
         )
-        lethe_req = opendsr.to_request_in(req)
     except opendsr.Invalid as exc:
         raise OpenDSRError(400, exc.message, exc.errors) from exc
-    hash_key = rt.settings.subject_hash_key.get_secret_value().encode()
     with rt.tracer.start_as_current_span("intake opendsr request"):
-        try:
-            job = domain.plan_job(
-                lethe_req,
-                who,
-                received_at=datetime.now(UTC),
-                hash_key=hash_key,
-                holidays=tuple(rt.settings.business_holidays),
-                links=rt.settings.status_links(),
-                channel="http",
-                trace=current_trace(),
-                # Access and portability complete with a results_url (section 8.3).
-                results_link=req.subject_request_type != "erasure",
-            )
-        except domain.Refused as exc:
-            raise OpenDSRError(400 if exc.status == 422 else exc.status, exc.reason) from exc
-        fp = opendsr.fingerprint(req, hash_key)
-
-        async def with_job(conn: asyncpg.Connection) -> None:
-            # The record and the receipt's `pending` callback, before the job's own event:
-            # the controller hears `pending` first, and the sender finds the record.
-            await _record(conn, job.job_id, who.org_id, req, fp)
-            received = make_event(
-                OpenDSRRequestReceived(subject_request_id=req.subject_request_id),
-                actor=who.actor,
-                job_id=job.job_id,
-                org_id=who.org_id,
-                subject_hash=job.subject_hash,
-            )
-            await store.add_outbox(conn, PROGRESS, received)
-
-        row, created = await store.insert_job(rt.pool, job, with_job)
-    conflict = OpenDSRError(
-        409,
-        f"subject_request_id {req.subject_request_id} was already used for a different request",
-        reason="Conflict",
-    )
-    if not created and row["request_fingerprint"] != job.fingerprint:
-        raise conflict
-    await _record(rt.pool, row["id"], who.org_id, req, fp)
-    found = await _find(rt.pool, who.org_id, req.subject_request_id)
-    if found["id"] != row["id"] or found["dsr_fingerprint"] != fp:
-        raise conflict
-    if created:
-        rt.relay.wake()
+        done = await requests.submit(uow(request), req, who, rt.submit_policy())
+    row = done.job
     body = {
         "controller_id": who.org_id,
         "expected_completion_time": opendsr.rfc3339(row["extended_due_at"] or row["due_at"]),
@@ -287,63 +204,34 @@ async def _create(request: Request) -> Response:
         "encoded_request": base64.b64encode(raw).decode(),
         "subject_request_id": req.subject_request_id,
     }
-    return _signed(
-        request, opendsr.with_processor_signature(body, _key(request)), 201 if created else 200
-    )
+    status = 201 if done.created else 200
+    return _signed(request, opendsr.with_processor_signature(body, _key(request)), status)
 
 
 async def status(subject_request_id: str, request: Request) -> Response:
     """Section 8: the request's status (read-only: a viewer key is enough)."""
     try:
         who = await _who(request, "viewer")
-        row = await _find(runtime(request).pool, who.org_id, _request_id(subject_request_id))
+        row = await requests.find(uow(request), who, _request_id(subject_request_id))
         return _signed(request, opendsr.status_body(facts(who.org_id, row)))
+    except ServiceError as exc:
+        return _error(request, _refusal(exc))
     except OpenDSRError as exc:
         return _error(request, exc)
 
 
 async def cancel(subject_request_id: str, request: Request) -> Response:
     """Section 9: allowed only while the request is `pending` (202); otherwise 400 naming
-    its status. The job becomes `cancelled` when its worker confirms (a callback follows)."""
+    its status. An erasure becomes `cancelled` when its worker confirms (a callback
+    follows); an export not yet handed to the exporter is cancelled at once."""
     try:
-        return await _cancel(subject_request_id, request)
+        who = await _who(request, "admin")
+        row = await requests.cancel(uow(request), who, _request_id(subject_request_id))
+        return _cancelled(request, who, row, subject_request_id)
+    except ServiceError as exc:
+        return _error(request, _refusal(exc))
     except OpenDSRError as exc:
         return _error(request, exc)
-
-
-async def _cancel(subject_request_id: str, request: Request) -> Response:
-    rt = runtime(request)
-    who = await _who(request, "admin")
-    row = await _find(rt.pool, who.org_id, _request_id(subject_request_id))
-
-    def not_pending(job_status: str) -> OpenDSRError:
-        return OpenDSRError(
-            400,
-            f"request {subject_request_id} is {opendsr.request_status(job_status)}; "
-            "it can be cancelled only while pending",
-            reason="IllegalStateException",
-        )
-
-    if opendsr.request_status(row["status"]) != "pending":
-        raise not_pending(row["status"])
-    if row["type"] == "export":
-        await _cancel_export(rt, who, row, subject_request_id)
-        return _cancelled(request, who, row, subject_request_id)
-    env = make_event(
-        CancelErasure(reason="cancelled by the controller (OpenDSR DELETE)"),
-        actor=who.actor,
-        job_id=row["id"],
-        org_id=who.org_id,
-    )
-    topic = JOBS_ERASE
-    allowed = tuple(
-        s for s in lifecycle.COMMANDS["cancel"] if opendsr.REQUEST_STATUS[s] == "pending"
-    )
-    refused = await store.record_command(rt.pool, row["id"], topic, env, allowed)
-    if refused is not None:  # moved on meanwhile
-        raise not_pending(refused)
-    rt.relay.wake()
-    return _cancelled(request, who, row, subject_request_id)
 
 
 def _cancelled(
@@ -357,36 +245,6 @@ def _cancelled(
         "api_version": row["api_version"] or opendsr.API_VERSION,
     }
     return _signed(request, opendsr.with_processor_signature(body, _key(request)), 202)
-
-
-async def _cancel_export(
-    rt: Runtime, who: Caller, row: dict[str, Any], subject_request_id: str
-) -> None:
-    """An access or portability request still pending: taken back before the exporter has
-    it, the job cancelled at once. Once the exporter has it, it runs to the end (an export is
-    not stopped midway): refused, saying so."""
-    cancelled = make_event(
-        JobCancelled(done=0, total=0),
-        actor=who.actor,
-        job_id=row["id"],
-        org_id=who.org_id,
-    )
-    refused = await store.cancel_unsent_export(rt.pool, row["id"], cancelled)
-    if refused == "handed":
-        raise OpenDSRError(
-            400,
-            f"request {subject_request_id} has been handed to the exporter and can no longer "
-            "be cancelled; its result follows shortly",
-            reason="IllegalStateException",
-        )
-    if refused is not None:
-        raise OpenDSRError(
-            400,
-            f"request {subject_request_id} is {opendsr.request_status(refused)}; "
-            "it can be cancelled only while pending",
-            reason="IllegalStateException",
-        )
-    rt.relay.wake()
 
 
 router.add_api_route("/cert.pem", certificate, methods=["GET"], name="opendsr_certificate")

@@ -10,10 +10,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 
-from services.intake.auth import audit_refusal, role, runtime
-from services.intake.domain import Caller
+from services.intake.http.deps import Owner, fail, runtime
+from services.intake.service.errors import ServiceError
+from services.intake.service.orgs import own_org
 from shared.readmodels import audit as audit_store
 
 router = APIRouter()
@@ -39,7 +40,7 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
 @router.get("/v1/audit")
 async def list_audit(
     request: Request,
-    who: Annotated[Caller, Depends(role("owner"))],
+    who: Owner,
     org: str | None = None,
     job: uuid.UUID | None = None,
     action: str | None = None,
@@ -48,9 +49,10 @@ async def list_audit(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
-    if org is not None and org != who.org_id:
-        await audit_refusal(request, "audit trail of another organisation", who)
-        raise HTTPException(403, f"your key belongs to organisation {who.org_id}, not {org}")
+    try:
+        own_org(who, org if org is not None else who.org_id, "audit trail")
+    except ServiceError as exc:
+        await fail(request, exc, who)
     for value in (since, until):
         if value is not None and value.tzinfo is None:
             raise HTTPException(400, "give `from`/`to` with a time zone, e.g. 2026-01-01T00:00Z")

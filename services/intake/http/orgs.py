@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 
-from services.intake import store
-from services.intake.auth import audit_refusal, runtime
-from services.intake.domain import Caller
-from services.intake.routes_common import Owner
+from services.intake.http.deps import Owner, Uow, fail
+from services.intake.service import orgs
+from services.intake.service.errors import ServiceError
 
 router = APIRouter()
 
@@ -25,12 +24,6 @@ router = APIRouter()
 class DelegationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     admins_submit_subject_requests: bool
-
-
-async def _own_org(request: Request, who: Caller, org: str) -> None:
-    if org != who.org_id:
-        await audit_refusal(request, "delegation of another organisation", who)
-        raise HTTPException(403, f"your key belongs to organisation {who.org_id}, not {org}")
 
 
 def _view(org: str, on: bool) -> dict[str, Any]:
@@ -43,19 +36,20 @@ def _view(org: str, on: bool) -> dict[str, Any]:
 
 
 @router.get("/v1/orgs/{org}/delegation")
-async def get_delegation(org: str, request: Request, who: Owner) -> dict[str, Any]:
-    await _own_org(request, who, org)
-    found = await store.get_org(runtime(request).pool, org)
-    assert found is not None
-    return _view(org, found["admins_submit_subject_requests"])
+async def get_delegation(org: str, request: Request, who: Owner, uow: Uow) -> dict[str, Any]:
+    try:
+        return _view(org, await orgs.delegation(uow, who, org))
+    except ServiceError as exc:
+        await fail(request, exc, who)
 
 
 @router.put("/v1/orgs/{org}/delegation")
 async def put_delegation(
-    org: str, body: DelegationIn, request: Request, who: Owner
+    org: str, body: DelegationIn, request: Request, who: Owner, uow: Uow
 ) -> dict[str, Any]:
-    await _own_org(request, who, org)
-    rt = runtime(request)
-    await store.set_delegation(rt.pool, org, body.admins_submit_subject_requests, who.actor)
-    rt.relay.wake()
-    return _view(org, body.admins_submit_subject_requests)
+    on = body.admins_submit_subject_requests
+    try:
+        await orgs.set_delegation(uow, who, org, on)
+    except ServiceError as exc:
+        await fail(request, exc, who)
+    return _view(org, on)

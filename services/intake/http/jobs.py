@@ -1,0 +1,167 @@
+"""`POST /v1/requests` and `/v1/jobs`: submit a request, list and read jobs, send commands."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.intake import deadlines, store
+from services.intake.domain import RequestIn
+from services.intake.http.deps import Admin, Owner, Rt, Uow, Viewer, fail
+from services.intake.http.views import decode_cursor, encode_cursor, job_view
+from services.intake.service import jobs, requests
+from services.intake.service.errors import ServiceError
+from shared import lifecycle
+from shared.events.jobs import Item
+
+router = APIRouter()
+
+
+class CancelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(None, max_length=2000)
+
+
+class ItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    table: str = Field(min_length=1, max_length=63)
+    key: str = Field(min_length=1, max_length=200)
+
+
+class RestoreIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[ItemIn] | None = Field(None, min_length=1, max_length=10_000)
+    reason: str | None = Field(None, max_length=2000)
+
+
+class ExtendIn(BaseModel):
+    """Days, or (GDPR) calendar months; the legal limits are checked by `deadlines`, which
+    names the rule. The reason is sent to the requester."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    days: int | None = Field(None, ge=1, le=400)
+    months: int | None = Field(None, ge=1, le=12)
+    reason: str | None = Field(None, max_length=2000)
+
+
+@router.post("/v1/requests", status_code=202)
+async def submit(body: RequestIn, request: Request, who: Admin, rt: Rt, uow: Uow) -> JSONResponse:
+    try:
+        requests.take_turn(rt.limiter, who)
+        with rt.tracer.start_as_current_span("intake submit request"):
+            done = await requests.submit(uow, body, who, rt.submit_policy(), channel="http")
+    except ServiceError as exc:
+        await fail(request, exc, who)
+    view = job_view(done.job, datetime.now(UTC))
+    return JSONResponse(view, status_code=202 if done.created else 200)
+
+
+@router.get("/v1/jobs")
+async def list_jobs(
+    who: Viewer,
+    rt: Rt,
+    status: Annotated[str | None, Query(pattern="^[a-z_]+$")] = None,
+    type: Annotated[Literal["erasure", "export", "retention"] | None, Query()] = None,
+    org: str | None = None,
+    overdue: bool = False,
+    due_before: datetime | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    if status is not None and status not in lifecycle.STATES:
+        raise HTTPException(422, f"status: one of {', '.join(lifecycle.STATES)}")
+    if org is not None and org != who.org_id:
+        raise HTTPException(404, f"no organisation {org} for this key")
+    now = datetime.now(UTC)
+    rows = await store.list_jobs(
+        rt.pool,
+        who.org_id,
+        status=status,
+        job_type=type,
+        overdue_at=now if overdue else None,
+        due_before=due_before,
+        after=decode_cursor(cursor) if cursor else None,
+        limit=limit,
+    )
+    return {
+        "jobs": [job_view(r, now) for r in rows],
+        "next_cursor": encode_cursor(rows[-1]) if len(rows) == limit else None,
+    }
+
+
+@router.get("/v1/jobs/{job_id}")
+async def get_job(job_id: uuid.UUID, request: Request, who: Viewer, uow: Uow) -> dict[str, Any]:
+    try:
+        row = await jobs.get(uow, who, job_id)
+    except ServiceError as exc:
+        await fail(request, exc, who)
+    return job_view(row, datetime.now(UTC))
+
+
+@router.get("/v1/jobs/{job_id}/events")
+async def events(job_id: uuid.UUID, request: Request, who: Viewer, uow: Uow) -> dict[str, Any]:
+    try:
+        await jobs.get(uow, who, job_id)
+    except ServiceError as exc:
+        await fail(request, exc, who)
+    rows = await store.job_events(uow.pool, job_id)
+    return {
+        "events": [
+            {
+                "event_id": str(r["event_id"]),
+                "type": r["type"],
+                "occurred_at": r["occurred_at"].isoformat(),
+                "actor": r["actor"],
+                "details": r["details"],
+            }
+            for r in rows
+        ]
+    }
+
+
+def _accepted(job_id: uuid.UUID, command: str, row: dict[str, Any]) -> JSONResponse:
+    return JSONResponse({"job_id": str(job_id), "accepted": command, "status": row["status"]}, 202)
+
+
+@router.post("/v1/jobs/{job_id}/cancel", status_code=202)
+async def cancel(
+    job_id: uuid.UUID, request: Request, who: Admin, uow: Uow, body: CancelIn | None = None
+) -> JSONResponse:
+    """Stop a running job between batches. An export stops with its partial file deleted;
+    one already ready or expired is refused (409) with the reason."""
+    try:
+        row = await jobs.cancel(uow, who, job_id, body.reason if body else None)
+    except ServiceError as exc:
+        await fail(request, exc, who)
+    return _accepted(job_id, "cancel", row)
+
+
+@router.post("/v1/jobs/{job_id}/restore", status_code=202)
+async def restore(
+    job_id: uuid.UUID, request: Request, who: Owner, uow: Uow, body: RestoreIn | None = None
+) -> JSONResponse:
+    items = [Item(table=i.table, key=i.key) for i in body.items] if body and body.items else None
+    try:
+        row = await jobs.restore(uow, who, job_id, items, body.reason if body else None)
+    except ServiceError as exc:
+        await fail(request, exc, who)
+    return _accepted(job_id, "restore", row)
+
+
+@router.post("/v1/jobs/{job_id}/extend")
+async def extend(
+    job_id: uuid.UUID, body: ExtendIn, request: Request, who: Admin, rt: Rt, uow: Uow
+) -> dict[str, Any]:
+    ask = deadlines.Extension(days=body.days, months=body.months, reason=body.reason)
+    try:
+        row = await jobs.extend(
+            uow, who, job_id, ask, datetime.now(UTC), rt.settings.status_links()
+        )
+    except ServiceError as exc:
+        await fail(request, exc, who)
+    return job_view(row, datetime.now(UTC))
