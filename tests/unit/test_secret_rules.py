@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -209,3 +211,21 @@ def test_each_service_requires_every_key_its_code_reads(service: str) -> None:
         read |= {"s3_access_key_id", "s3_secret_access_key"}
     optional = {"opendsr_signing_key", "audit_signing_key"}  # optional, or checked at start
     assert read - optional <= set(cls.required_secrets), read - set(cls.required_secrets)
+
+
+@pytest.mark.parametrize("service", ["eraser", "intake"])
+def test_a_service_process_refuses_to_start_naming_the_variable(service: str) -> None:
+    """What an operator sees: exit 2 and one line, before any connection is tried."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LETHE_", "AWS_"))}
+    env |= {"LETHE_ENV": "production", "LETHE_MASTER_KEY": "CHANGE-ME-base64-of-32-bytes"}
+    done = subprocess.run(
+        [sys.executable, "-m", f"services.{service}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "cannot start: LETHE_MASTER_KEY is a placeholder" in done.stderr
+    assert "Traceback" not in done.stderr and "CHANGE-ME" not in done.stderr
