@@ -5,12 +5,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help install up down status restart-services demo test lint unit integration e2e bench clean docs browser
+.PHONY: help install up down status restart-services demo test lint unit integration e2e bench clean docs browser kustomize
 
 help:
 	@echo "make demo    - install, start Kafka/Postgres/S3/SMTP and the five services, run an erasure"
 	@echo "make test    - install, lint (ruff, mypy), and run unit, integration and e2e tests"
 	@echo "make up | down | status | restart-services | lint | bench"
+	@echo "make kustomize - build kustomize into .local/bin (make test does; it renders deploy/k8s)"
 	@echo "make up PLATFORM_DATABASE_URL=postgresql://... LETHE_DATAMAP_PATH=my-map.yaml"
 	@echo "              - the services on your platform database and data map (README)"
 
@@ -53,7 +54,24 @@ browser:
 			>/dev/null) || echo "warning: chromium could not be installed: browser tests skip"; \
 	else echo "warning: no /usr/bin/chromium and no root apt-get: browser tests skip"; fi
 
-test: lint browser
+# kustomize renders deploy/k8s in the tests (tests/unit/test_k8s_render.py): built once from its
+# Go module (about 30 s) into .local/bin; the stamp names the version, so a new one rebuilds.
+KUSTOMIZE_VERSION := v5.8.1
+KUSTOMIZE_STAMP := .local/bin/.kustomize-$(KUSTOMIZE_VERSION)
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+
+$(KUSTOMIZE_STAMP):
+	@command -v $(GO) >/dev/null || { echo "error: go not found (it builds kustomize)"; exit 1; }
+	mkdir -p .local/bin
+	GOBIN=$(CURDIR)/.local/bin GOTOOLCHAIN=local $(GO) install \
+		sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	touch $@
+
+kustomize: $(KUSTOMIZE_STAMP)
+
+# Under `make test` a missing kustomize fails the render test instead of skipping it.
+test: export LETHE_REQUIRE_KUSTOMIZE := 1
+test: lint browser kustomize
 	$(PY) -m pytest
 
 unit: install

@@ -489,6 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--org", help=argparse.SUPPRESS)
     ap.add_argument("--email", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    os.environ.setdefault("LETHE_ENV", "dev")  # local infrastructure and dev keys (workers too)
     if args.worker:
         out = asyncio.run(worker(args.job, args.org, args.email, args.profile))
         print(json.dumps(out))

@@ -9,10 +9,11 @@ from collections.abc import Callable
 from typing import NoReturn, TypeVar
 
 from faststream import FastStream
+from pydantic import ValidationError
 
 from shared.datamap import DataMap
 from shared.health import arm_watchdog
-from shared.settings import LetheSettings
+from shared.settings import LetheSettings, UnsafeSecrets
 from shared.startup import STARTUP_ERRORS, load_checked_datamap, refusal
 
 S = TypeVar("S", bound=LetheSettings)
@@ -25,9 +26,17 @@ def configure_logging() -> None:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
 
+def load_settings(settings_cls: type[S]) -> S:
+    """The service's settings, or its refusal: an unsafe secret (named) or an invalid value."""
+    try:
+        return settings_cls()
+    except (UnsafeSecrets, ValidationError) as exc:
+        refuse(exc)
+
+
 def run(settings_cls: type[S], create_app: Callable[[S], FastStream]) -> None:
     configure_logging()
-    settings = settings_cls()
+    settings = load_settings(settings_cls)
     app = create_app(settings)
     # SIGTERM: the app drains (shared.health); the process is gone within the grace period.
     arm_watchdog(app, settings.shutdown_grace_seconds)
@@ -38,7 +47,8 @@ def run(settings_cls: type[S], create_app: Callable[[S], FastStream]) -> None:
 
 
 def refuse(exc: BaseException) -> NoReturn:
-    """A configuration mistake (data map, bucket): its message alone, no traceback, exit 2."""
+    """A configuration mistake (secrets, data map, bucket): its message alone, no traceback,
+    exit 2."""
     logging.getLogger(__name__).error("%s", refusal(exc))
     logging.shutdown()
     sys.exit(2)

@@ -2,15 +2,22 @@
 
 The infrastructure endpoints also accept the conventional unprefixed names
 (`KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`, ...) written by `make up` into `.local/env`.
+
+Outside `LETHE_ENV=dev` the settings refuse public default, placeholder and short secrets
+(shared/secret_checks.py): each service class lists in `required_secrets` the ones it uses,
+which must then be set; any other secret that is set must pass the same rules.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal, Self
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared import secret_checks as rules
 
 
 def _env(name: str) -> AliasChoices:
@@ -19,9 +26,40 @@ def _env(name: str) -> AliasChoices:
 
 DEV_SUBJECT_HASH_KEY = "dev-only-subject-hash-key"
 
+# Every secret setting (of any service class) and the rule its value must pass.
+SECRET_RULES: dict[str, Callable[[str, str | None], str | None]] = {
+    "master_key": rules.master_key_problem,
+    "subject_hash_key": rules.key_problem,
+    "download_token_key": rules.key_problem,
+    "mask_hmac_key": rules.key_problem,
+    "audit_signing_key": rules.seed_problem,
+    "opendsr_signing_key": rules.credential_problem,
+    "s3_access_key_id": rules.credential_problem,
+    "s3_secret_access_key": rules.credential_problem,
+}
+DSN_SETTINGS = ("database_url", "platform_database_url")
+
+
+class UnsafeSecrets(RuntimeError):
+    """A production settings object with a default, placeholder or short secret. Not a
+    ValueError, so pydantic does not wrap it (its error would print the input: the secrets)."""
+
 
 class LetheSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LETHE_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="LETHE_", extra="ignore", populate_by_name=True, hide_input_in_errors=True
+    )
+
+    # The secrets this service uses (field names): outside dev each must be set, to a value
+    # that passes its rule. The base (the CLI, the migration Job) uses none of them.
+    required_secrets: ClassVar[tuple[str, ...]] = ()
+
+    env: Literal["dev", "production"] = Field(
+        "production",
+        description="`dev` accepts the public development secrets (`make up`, the tests, "
+        "compose); otherwise a default, placeholder or short secret stops the service, "
+        "naming the variable.",
+    )
 
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092",
@@ -45,12 +83,15 @@ class LetheSettings(BaseSettings):
     )
     s3_region: str = Field("us-east-1", description="S3 region.")
     s3_access_key_id: str = Field(
-        "test", validation_alias=_env("AWS_ACCESS_KEY_ID"), description="S3 access key id."
+        "test",
+        validation_alias=_env("AWS_ACCESS_KEY_ID"),
+        description="S3 access key id (intake, eraser, exporter: each its own, README "
+        '"Running it safely").',
     )
     s3_secret_access_key: SecretStr = Field(
         SecretStr("test"),
         validation_alias=_env("AWS_SECRET_ACCESS_KEY"),
-        description="S3 secret access key.",
+        description="S3 secret access key (intake, eraser, exporter).",
     )
     s3_request_checksum_calculation: Literal["when_supported", "when_required"] = Field(
         "when_required",
@@ -60,7 +101,7 @@ class LetheSettings(BaseSettings):
     platform_bucket: str = Field(
         "lethe-platform",
         description="Bucket of the platform's media; eraser and exporter refuse to start "
-        "without it (they create it only while `LETHE_SUBJECT_HASH_KEY` is the dev default).",
+        "without it (they create it only with `LETHE_ENV=dev`).",
     )
     smtp_host: str = Field(
         "127.0.0.1", validation_alias=_env("SMTP_HOST"), description="SMTP host."
@@ -68,15 +109,18 @@ class LetheSettings(BaseSettings):
     smtp_port: int = Field(25, validation_alias=_env("SMTP_PORT"), description="SMTP port.")
     subject_hash_key: SecretStr = Field(
         SecretStr(DEV_SUBJECT_HASH_KEY),
-        description="HMAC key for subject hashes (audit rows never hold raw identities).",
+        description="HMAC key for subject hashes (audit rows never hold raw identities); "
+        "intake, exporter, notifier; at least 32 bytes of key material.",
     )
     master_key: SecretStr = Field(
         SecretStr("ZGV2LW9ubHktbWFzdGVyLWtleS0zMi1ieXRlcyEhISE="),
-        description="Base64 of 32 bytes; wraps the per-job AES-256-GCM keys.",
+        description="Base64 of 32 bytes; wraps the per-job AES-256-GCM keys (intake, eraser, "
+        "exporter).",
     )
     download_token_key: SecretStr = Field(
         SecretStr("dev-only-download-token-key"),
-        description="HMAC key of export download links (shared by exporter and intake).",
+        description="HMAC key of export download links and status links (exporter and "
+        "intake); at least 32 bytes of key material.",
     )
     datamap_path: Path = Field(
         Path("deploy/local/sample/datamap.yaml"), description="Data map YAML of the platform."
@@ -113,13 +157,74 @@ class LetheSettings(BaseSettings):
         " which makes min.insync.replicas 2).",
     )
 
+    @model_validator(mode="after")
+    def _refuse_unsafe_secrets(self) -> Self:
+        if self.env != "dev":
+            problems = secret_problems(self)
+            if problems:
+                raise UnsafeSecrets(
+                    "; ".join(problems) + " (LETHE_ENV=dev accepts the public development "
+                    "secrets: never in production)"
+                )
+        return self
+
     def group(self, name: str) -> str:
         """The consumer group id of `name` in this deployment (`kafka_group_prefix` + name)."""
         return self.kafka_group_prefix + name
 
     @property
     def on_dev_keys(self) -> bool:
-        """Still on the public development subject hash key: a development or test deployment
-        (`make up`, the tests). Development conveniences hang off this one rule: the auditor's
-        public dev signing key, a missing platform bucket created at start."""
-        return self.subject_hash_key.get_secret_value() == DEV_SUBJECT_HASH_KEY
+        """A development or test deployment (`LETHE_ENV=dev`: `make up`, the tests), where the
+        public development secrets are accepted. Development conveniences hang off this one
+        rule: the auditor's public dev signing key, a missing platform bucket created at
+        start, a self-signed OpenDSR certificate."""
+        return self.env == "dev"
+
+
+def env_name(cls: type[LetheSettings], field: str) -> str:
+    """The variable a field is read from (the conventional unprefixed one where there is)."""
+    alias = cls.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[-1])
+    return f"LETHE_{field.upper()}"
+
+
+def _plain(value: Any) -> str | None:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return None if value is None else str(value)
+
+
+def secret_problems(settings: LetheSettings, extra: tuple[str, ...] = ()) -> list[str]:
+    """`VARIABLE reason` for each secret of `settings` that production must refuse; `extra`
+    names secrets required on top of the class's `required_secrets`."""
+    cls = type(settings)
+    problems = []
+    for name, rule in SECRET_RULES.items():
+        if name not in cls.model_fields:
+            continue
+        value = _plain(getattr(settings, name))
+        default = _plain(cls.model_fields[name].default)
+        required = name in cls.required_secrets or name in extra
+        if value is None:
+            problem = "is not set" if required else None
+        elif not required and value == default:
+            problem = None  # a secret this service does not use, left alone
+        else:
+            problem = rule(value, default)
+        if problem:
+            problems.append(f"{env_name(cls, name)} {problem}")
+    for name in DSN_SETTINGS:
+        problem = rules.dsn_password_problem(getattr(settings, name))
+        if problem:
+            problems.append(f"{env_name(cls, name)} {problem}")
+    return problems
+
+
+def require_secrets(settings: LetheSettings, *names: str) -> None:
+    """For a command that uses a secret its settings class does not require (the CLI on the
+    base settings): refuse it outside dev as a service would."""
+    if not settings.on_dev_keys:
+        problems = secret_problems(settings, names)
+        if problems:
+            raise UnsafeSecrets("; ".join(problems))

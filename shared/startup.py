@@ -71,7 +71,7 @@ async def load_checked_datamap(settings: LetheSettings) -> tuple[DataMap, LiveSc
 
 async def open_platform_bucket(s3: Any, settings: LetheSettings) -> None:
     """Make sure the platform's media bucket is there: created when missing on a development
-    deployment (`LETHE_SUBJECT_HASH_KEY` still the dev default, as `make up` and the tests
+    deployment (`LETHE_ENV=dev`, as `make up` and the tests
     run), a StartupError naming the bucket otherwise."""
     bucket = settings.platform_bucket
     try:
@@ -83,7 +83,7 @@ async def open_platform_bucket(s3: Any, settings: LetheSettings) -> None:
                 f"platform bucket {bucket!r} (LETHE_PLATFORM_BUCKET) does not exist at "
                 f"{s3.meta.endpoint_url}: create it, or set LETHE_PLATFORM_BUCKET to the bucket "
                 "of the platform's media (Lethe creates it only in development, while "
-                "LETHE_SUBJECT_HASH_KEY is the dev default)"
+                "with LETHE_ENV=dev)"
             ) from exc
     except BucketError as exc:
         raise StartupError(f"platform bucket (LETHE_PLATFORM_BUCKET): {exc}") from exc

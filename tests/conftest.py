@@ -34,6 +34,9 @@ from tests.infra_mode import docker_answers, select_infra
 from tests.schemas import databases, rental
 
 REPO = Path(__file__).resolve().parents[1]
+# A test deployment: the public development secrets are accepted (in every settings object the
+# tests build and every process they start); a test of production rules sets env="production".
+os.environ["LETHE_ENV"] = "dev"
 
 
 @pytest.fixture(scope="session")

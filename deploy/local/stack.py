@@ -88,6 +88,8 @@ def service_env(
         }
     platform_url, datamap = platform_target(ep, environ)
     return local | {
+        # A development stack: the public development secrets are accepted.
+        "LETHE_ENV": "dev",
         "KAFKA_BOOTSTRAP_SERVERS": ep.kafka_bootstrap_servers,
         "DATABASE_URL": ep.database_url,
         # Both names: the prefixed one wins in the services, so one left in the

@@ -2,10 +2,10 @@
 
 Production sets `LETHE_AUDIT_SIGNING_KEY` (or `..._FILE`): base64 of a 32-byte Ed25519 seed,
 made with `lethe audit keygen`. Without one the auditor refuses to start, except in a dev
-deployment, recognised by `LETHE_SUBJECT_HASH_KEY` still being its public dev default: there
-a dev key derived from that public default is used and every start and every verification
-says so. A dev key proves nothing against a database superuser, and neither does a dev
-subject hash key protect anyone's identity, so the two go together.
+deployment (`LETHE_ENV=dev`): there a dev key derived from the public dev subject hash key
+is used and every start and every verification says so. A dev key proves nothing against a
+database superuser, and neither does a dev subject hash key protect anyone's identity, so
+the two go together.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def signing_key(settings: AuditorSettings) -> tuple[Ed25519PrivateKey, bool]:
     seed, dev = found
     if dev:
         log.warning(
-            "audit checkpoints are signed with the PUBLIC DEV KEY (LETHE_SUBJECT_HASH_KEY is "
-            "the dev default): not evidence against a database superuser; set "
+            "audit checkpoints are signed with the PUBLIC DEV KEY (LETHE_ENV=dev): "
+            "not evidence against a database superuser; set "
             "LETHE_AUDIT_SIGNING_KEY in production"
         )
     return Ed25519PrivateKey.from_private_bytes(seed), dev

@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from shared.auditchain.keys import AuditKeySettings
 
 
 class AuditorSettings(AuditKeySettings):
+    # Only the audit signing key, which may come from a file: its absence outside dev stops
+    # the auditor at start (services/auditor/keys.signing_key); a value set here is checked.
+    required_secrets: ClassVar[tuple[str, ...]] = ()
+
     audit_checkpoint_every_rows: int = Field(
         1000, description="Sign a checkpoint of the chain head after this many new rows."
     )

@@ -20,6 +20,7 @@ from shared.events import Actor, Payload, make_event
 from shared.events.notifications import OwnerContactChanged, WebhookRegistered, WebhookRemoved
 from shared.events.topics import AUDIT
 from shared.kafka import create_broker, publish_event
+from shared.settings import require_secrets
 
 app = typer.Typer(help="Signed webhooks (status callbacks) per organisation.")
 contacts_app = typer.Typer(help="Owner contacts mailed per organisation.")
@@ -122,4 +123,6 @@ def contacts_remove(
 
 
 def _contact(email: str) -> str:
-    return recipient_key(settings().subject_hash_key.get_secret_value().encode(), email)
+    s = settings()
+    require_secrets(s, "subject_hash_key")  # the notifier's key, or the contact never matches
+    return recipient_key(s.subject_hash_key.get_secret_value().encode(), email)

@@ -1,11 +1,21 @@
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, SecretStr
 
 from shared.settings import LetheSettings
 
 
 class EraserSettings(LetheSettings):
+    # Restoration logs (master key), the `hmac` mask, the platform's media (S3).
+    required_secrets: ClassVar[tuple[str, ...]] = (
+        "master_key",
+        "mask_hmac_key",
+        "s3_access_key_id",
+        "s3_secret_access_key",
+    )
+
     erase_batch_size: int = Field(
         1000, ge=1, le=50_000, description="Rows per erase batch (one chunk, one transaction)."
     )
@@ -35,5 +45,6 @@ class EraserSettings(LetheSettings):
         7, ge=1, le=3650, description="Public mode: age in days at which anonymous data goes."
     )
     mask_hmac_key: SecretStr = Field(
-        SecretStr("dev-only-mask-hmac-key"), description="Key of the `hmac` mask strategy."
+        SecretStr("dev-only-mask-hmac-key"),
+        description="Key of the `hmac` mask strategy; at least 32 bytes of key material.",
     )

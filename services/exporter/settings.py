@@ -1,11 +1,22 @@
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from shared.settings import LetheSettings
 
 
 class ExporterSettings(LetheSettings):
+    # Sealed exports (master key, S3), download links, subject hashes.
+    required_secrets: ClassVar[tuple[str, ...]] = (
+        "master_key",
+        "download_token_key",
+        "subject_hash_key",
+        "s3_access_key_id",
+        "s3_secret_access_key",
+    )
+
     export_part_bytes: int = Field(
         8 * 1024 * 1024, ge=5 * 1024 * 1024, description="Multipart upload part size."
     )

@@ -2,11 +2,11 @@ import uvicorn
 
 from services.intake.app import create_http
 from services.intake.settings import IntakeSettings
-from shared.runner import configure_logging, preflight
+from shared.runner import configure_logging, load_settings, preflight
 
 if __name__ == "__main__":
     configure_logging()
-    settings = IntakeSettings()
+    settings = load_settings(IntakeSettings)
     # A data map that does not fit the database stops intake here, with the message alone.
     datamap = preflight(settings)
     uvicorn.run(

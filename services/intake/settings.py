@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, SecretStr
 
@@ -10,6 +11,16 @@ from shared.auditchain.keys import AuditKeySettings
 
 
 class IntakeSettings(AuditKeySettings):  # the web UI verifies the audit chain
+    # Export downloads (S3, master key), download and status links, subject hashes. Not the
+    # audit signing key: intake verifies with LETHE_AUDIT_PUBLIC_KEYS.
+    required_secrets: ClassVar[tuple[str, ...]] = (
+        "master_key",
+        "download_token_key",
+        "subject_hash_key",
+        "s3_access_key_id",
+        "s3_secret_access_key",
+    )
+
     http_host: str = Field("127.0.0.1", description="Address intake's HTTP API listens on.")
     http_port: int = Field(8080, description="Port of intake's HTTP API.")
     public_api_url: str = Field(

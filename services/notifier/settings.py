@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, SecretStr
 
@@ -8,6 +9,9 @@ from shared.settings import LetheSettings
 
 
 class NotifierSettings(LetheSettings):
+    # Recipient keys of webhooks are subject hashes (the OpenDSR key is optional).
+    required_secrets: ClassVar[tuple[str, ...]] = ("subject_hash_key",)
+
     mail_from: str = Field("Lethe <lethe@localhost>", description="From address of emails.")
     smtp_timeout_seconds: float = Field(15, description="SMTP connect/send timeout.")
     notify_requester_templates: list[str] = Field(

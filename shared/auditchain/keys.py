@@ -1,8 +1,8 @@
 """Which checkpoint keys are trusted, and the signing seed they come from.
 
 Production sets `LETHE_AUDIT_SIGNING_KEY` (or `..._FILE`): base64 of a 32-byte Ed25519 seed,
-made with `lethe audit keygen`. In a dev deployment, recognised by `LETHE_SUBJECT_HASH_KEY`
-still being its public dev default, a dev key derived from that public default is used
+made with `lethe audit keygen`. In a dev deployment (`LETHE_ENV=dev`), a dev key derived
+from the public dev subject hash key is used
 (services/auditor/keys.py says more). Whoever verifies the chain (the auditor, intake's web
 UI, the CLI) reads the same three settings: `AuditKeySettings`.
 """
@@ -27,8 +27,8 @@ class AuditKeySettings(LetheSettings):
         None,
         description=(
             "Ed25519 private key (base64 of the 32-byte seed) signing audit checkpoints. "
-            "Required unless `LETHE_SUBJECT_HASH_KEY` is the dev default (then a public dev "
-            "key is used)."
+            "Required by the auditor unless `LETHE_ENV=dev` (then a public dev key is used); "
+            "intake verifies with `LETHE_AUDIT_PUBLIC_KEYS` instead."
         ),
     )
     audit_signing_key_file: Path | None = Field(

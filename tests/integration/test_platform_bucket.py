@@ -20,6 +20,7 @@ from services.exporter.app import create_app as create_exporter
 from services.exporter.settings import ExporterSettings
 from shared.startup import StartupError
 from tests.helpers import eventually
+from tests.production import PRODUCTION_SECRETS
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +68,7 @@ async def test_outside_development_a_missing_bucket_stops_the_eraser_naming_it(
     base_settings: dict[str, Any], s3: Any
 ) -> None:
     bucket = f"test-platform-{uuid.uuid4().hex[:10]}"
-    app = _eraser(**base_settings, platform_bucket=bucket, subject_hash_key="a-production-key")
+    app = _eraser(**base_settings, platform_bucket=bucket, env="production", **PRODUCTION_SECRETS)
     with pytest.raises(StartupError) as err:
         async with app:
             pass

@@ -18,43 +18,47 @@ from services.auditor.keys import (
 )
 from services.auditor.settings import AuditorSettings
 from shared.auditchain import checkpoints
+from shared.settings import UnsafeSecrets
 
 pytestmark = pytest.mark.unit
 
 
 def test_production_refuses_to_start_without_a_signing_key() -> None:
-    s = AuditorSettings(subject_hash_key="a-real-secret")
+    s = AuditorSettings(env="production")
     with pytest.raises(SigningKeyMissing, match="LETHE_AUDIT_SIGNING_KEY"):
         signing_key(s)
     assert trusted_public_keys(s) == {}
 
 
-def test_the_dev_key_only_goes_with_the_dev_subject_hash_key() -> None:
-    key, dev = signing_key(AuditorSettings())
+def test_the_dev_key_only_goes_with_lethe_env_dev() -> None:
+    key, dev = signing_key(AuditorSettings(env="dev"))
     assert dev
-    assert trusted_public_keys(AuditorSettings()) == {
+    assert trusted_public_keys(AuditorSettings(env="dev")) == {
         key_id(public_raw(key.public_key())): public_raw(key.public_key())
     }
 
 
 def test_a_configured_key_from_env_or_file(tmp_path: Path) -> None:
     seed = generate_seed()
-    s = AuditorSettings(subject_hash_key="x", audit_signing_key=seed)
+    s = AuditorSettings(env="production", audit_signing_key=seed)
     key, dev = signing_key(s)
     assert not dev
     (tmp_path / "k").write_text(seed + "\n")
     from_file, _ = signing_key(
-        AuditorSettings(subject_hash_key="x", audit_signing_key_file=tmp_path / "k")
+        AuditorSettings(env="production", audit_signing_key_file=tmp_path / "k")
     )
     assert public_raw(from_file.public_key()) == public_raw(key.public_key())
+    with pytest.raises(UnsafeSecrets, match="LETHE_AUDIT_SIGNING_KEY must be base64 of 32 bytes"):
+        AuditorSettings(env="production", audit_signing_key="c2hvcnQ=")
+    (tmp_path / "short").write_text("c2hvcnQ=\n")  # a file is read, and checked, at start
     with pytest.raises(SigningKeyMissing, match="32 bytes"):
-        signing_key(AuditorSettings(subject_hash_key="x", audit_signing_key="c2hvcnQ="))
+        signing_key(AuditorSettings(env="production", audit_signing_key_file=tmp_path / "short"))
 
 
 def test_retired_public_keys_stay_trusted() -> None:
     old = public_raw(Ed25519PrivateKey.generate().public_key())
     s = AuditorSettings(
-        subject_hash_key="x",
+        env="production",
         audit_signing_key=generate_seed(),
         audit_public_keys=base64.b64encode(old).decode(),
     )

@@ -17,6 +17,7 @@ from services.intake import opendsr
 from services.intake.runtime import opendsr_identity
 from services.intake.settings import IntakeSettings
 from shared.startup import StartupError
+from tests.production import PRODUCTION_SECRETS
 
 pytestmark = pytest.mark.unit
 DOMAIN = "example-processor.com"  # the specification's processor
@@ -128,7 +129,7 @@ def test_intake_refuses_to_start_on_a_certificate_that_does_not_match(
     cert_file.write_bytes(_ca_style(key, ["elsewhere.example"]))
     with pytest.raises(StartupError, match="not for the processor domain"):
         opendsr_identity(settings(opendsr_certificate_file=cert_file))
-    production = {"subject_hash_key": "a-real-secret-key-for-production-use-0123456789"}
+    production = {"env": "production", **PRODUCTION_SECRETS}
     with pytest.raises(StartupError, match="set LETHE_OPENDSR_CERTIFICATE_FILE"):
         opendsr_identity(settings(**production))
     cert_file.write_bytes(_ca_style(key, [DOMAIN]))

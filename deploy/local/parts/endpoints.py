@@ -37,6 +37,8 @@ def save_ports(state_dir: Path, ports: dict[str, int]) -> None:
 def write_env_file(ep: Endpoints, path: Path, extra: dict[str, str] | None = None) -> None:
     """Write a shell file to `source`: one `export NAME=value` per line."""
     values = {
+        # A development stack: the CLI and the demo accept the public development secrets.
+        "LETHE_ENV": "dev",
         "KAFKA_BOOTSTRAP_SERVERS": ep.kafka_bootstrap_servers,
         "DATABASE_URL": ep.database_url,
         "PLATFORM_DATABASE_URL": ep.platform_database_url,
