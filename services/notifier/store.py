@@ -15,9 +15,6 @@ import asyncpg
 from services.notifier import lease
 from services.notifier.lease import Claim
 
-__all__ = ["Claim"]  # re-exported: callers read claim outcomes from here
-
-
 _FAILED = "d.status = 'failed'"  # a delivery whose last attempt failed: tried again
 
 
