@@ -4,7 +4,7 @@
 
 For each size N one organisation is seeded whose heavy user (the subject) owns about N rows
 (conversations of 50 messages, no media). The subject is exported by
-`services.exporter.domain.export` in a **child process** (`--worker`), so its peak RSS
+`services.exporter.service.export` in a **child process** (`--worker`), so its peak RSS
 (VmHWM) is the exporter's own: server-side cursors -> JSON and CSV -> zip -> sealed chunks ->
 S3 multipart upload. Events go to a list, not Kafka, so publishing cost is not measured.
 
@@ -46,7 +46,8 @@ import asyncpg
 from deploy.local import infra
 from deploy.local.sample.seed import SeededOrg, apply_schema, seed_org
 from services.exporter.bootstrap import build_deps
-from services.exporter.domain import export, key_context
+from services.exporter.domain import key_context
+from services.exporter.service import export
 from services.exporter.settings import ExporterSettings
 from shared.crypto import parse_master_key, unwrap_key
 from shared.datamap import check_against_database, load_datamap

@@ -129,16 +129,7 @@ async def export(
     if span is None:
         return None
     lo, hi = span
-    start = await db.fetchval(
-        "SELECT max(seq) FROM lethe.audit_checkpoints WHERE seq < $1 "
-        "AND seq >= (SELECT min(seq) - 1 FROM lethe.audit_log)",
-        lo,
-    )
-    first = (
-        int(start) + 1
-        if start is not None
-        else int(await db.fetchval("SELECT min(seq) FROM lethe.audit_log"))
-    )
+    first = await store.export_start(db, lo)
     end_cp = await store.checkpoint_at_or_after(db, hi)
     last = end_cp.seq if end_cp is not None else hi
     rows = links = n_cps = 0

@@ -39,7 +39,7 @@ async def record_key(pool: asyncpg.Pool, signer: Signer, *, dev: bool) -> None:
 async def prune(pool: asyncpg.Pool, signer: Signer | None, retention_days: int) -> int:
     deleted = await store.prune(pool, retention_days)
     if deleted:
-        first = await pool.fetchval("SELECT min(seq) FROM lethe.audit_log")
+        first = await store.first_seq(pool)
         await store.append(
             pool,
             make_event(

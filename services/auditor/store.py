@@ -136,6 +136,25 @@ async def seq_span(
     return int(r["lo"]), int(r["hi"])
 
 
+async def first_seq(db: Db) -> int | None:
+    """The oldest row kept (older ones pruned); None when the log is empty."""
+    n = await db.fetchval("SELECT min(seq) FROM lethe.audit_log")
+    return int(n) if n is not None else None
+
+
+async def export_start(db: Db, lo: int) -> int:
+    """Where an export of rows from `lo` starts: just after the last checkpoint before `lo`
+    (still in the log), so the chain can be checked from a signed head; else the first row."""
+    start = await db.fetchval(
+        "SELECT max(seq) FROM lethe.audit_checkpoints WHERE seq < $1 "
+        "AND seq >= (SELECT min(seq) - 1 FROM lethe.audit_log)",
+        lo,
+    )
+    if start is not None:
+        return int(start) + 1
+    return int(await db.fetchval("SELECT min(seq) FROM lethe.audit_log"))
+
+
 async def checkpoint_at_or_after(db: Db, seq: int) -> Checkpoint | None:
     r = await db.fetchrow(
         f"SELECT {CHECKPOINT_COLUMNS} FROM lethe.audit_checkpoints "

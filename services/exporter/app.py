@@ -12,9 +12,9 @@ from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from opentelemetry.trace import TracerProvider
 
-from services.exporter import bootstrap, domain
-from services.exporter.domain import ExporterDeps
+from services.exporter import bootstrap, service
 from services.exporter.handlers import register
+from services.exporter.service import ExporterDeps
 from services.exporter.settings import ExporterSettings
 from shared.events import Envelope
 from shared.health import attach, bucket_checks, postgres_check
@@ -54,7 +54,7 @@ class Runtime:
     async def _sweep_forever(self) -> None:
         while True:
             try:
-                await domain.sweep_expired(self.deps, datetime.now(UTC))
+                await service.sweep_expired(self.deps, datetime.now(UTC))
             except Exception:
                 log.exception("export sweep failed; retrying at the next interval")
             await asyncio.sleep(self.settings.export_sweep_seconds)

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from services.exporter.domain import Emit, ExporterDeps
+from services.exporter.service import Emit, ExporterDeps
 from services.exporter.settings import ExporterSettings
 from shared.crypto import parse_master_key
 from shared.datamap import DataMap, LiveSchema

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from faststream.kafka import KafkaBroker
 
-from services.exporter import domain
+from services.exporter import service
 from shared.events import Envelope
 from shared.events.jobs import CancelExport, ExportRequested
 from shared.events.topics import JOBS_EXPORT
@@ -26,14 +26,14 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
 
     async def on_export_requested(env: Envelope) -> None:
         if env.type == ExportRequested.event_type:
-            await domain.export(env, rt.deps)
+            await service.export(env, rt.deps)
 
     async def on_control(env: Envelope) -> None:
         if env.type == CancelExport.event_type:
-            await domain.cancel(env, rt.deps)
+            await service.cancel(env, rt.deps)
 
     async def on_give_up(env: Envelope, error: str) -> None:
-        await domain.fail(env, rt.deps, error)
+        await service.fail(env, rt.deps, error)
 
     subscribe(
         broker,

@@ -1,12 +1,19 @@
-"""The exporter's tables: `exports` (one per export job) and `download_tokens`."""
+"""The exporter's SQL: its tables, `exports` (one per export job) and `download_tokens`;
+and its reads of the platform database (the resolver composes those queries, they run
+here), all in the export's one read transaction."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+
+from shared.resolver import Resolver, Subject, q
 
 
 async def get_export(pool: asyncpg.Pool, job_id: uuid.UUID) -> dict[str, Any] | None:
@@ -140,3 +147,62 @@ async def mark_expired(pool: asyncpg.Pool, job_id: uuid.UUID) -> None:
         "UPDATE lethe.exports SET status = 'expired', wrapped_key = NULL WHERE job_id = $1",
         job_id,
     )
+
+
+# --- the platform database: the subject's rows, read in the export's transaction ---------
+
+
+async def count_rows(
+    conn: asyncpg.Connection, resolver: Resolver, tables: list[str], subject: Subject
+) -> dict[str, int]:
+    """The subject's rows per table (one query per table, never per row)."""
+    counts = {}
+    for t in tables:
+        sql, args = resolver.count_sql(t, subject)
+        counts[t] = int(await conn.fetchval(sql, *args))
+    return counts
+
+
+@dataclass
+class Rows:
+    """A table's rows from a server-side cursor: its columns (name, type), then batches."""
+
+    columns: list[tuple[str, str]]
+    cursor: Any
+
+    async def fetch(self, n: int) -> list[asyncpg.Record]:
+        return list(await self.cursor.fetch(n))
+
+
+@asynccontextmanager
+async def table_rows(
+    conn: asyncpg.Connection, resolver: Resolver, table: str, subject: Subject
+) -> AsyncIterator[Rows]:
+    """The subject's rows of `table`, read in batches (memory stays flat)."""
+    sql, args = resolver.rows_sql(table, subject)
+    async with conn.transaction():
+        stmt = await conn.prepare(sql)
+        columns = [(a.name, a.type.name) for a in stmt.get_attributes()]
+        yield Rows(columns, await stmt.cursor(*args))
+
+
+@asynccontextmanager
+async def object_keys(
+    conn: asyncpg.Connection, resolver: Resolver, table: str, subject: Subject
+) -> AsyncIterator[AsyncIterator[str]]:
+    """The S3 keys the subject's rows of `table` point at (its object key column)."""
+    column = resolver.dm.tables[table].object_key_column
+    assert column is not None
+    keys, args = resolver.keys_sql(table, subject)
+    pk = ", ".join(f"x.{q(c)}" for c in resolver.dm.tables[table].pk_columns)
+    sql = (
+        f"SELECT x.{q(column)} FROM {q(table)} x WHERE ({pk}) IN "
+        f"({keys}) AND x.{q(column)} IS NOT NULL"
+    )
+
+    async def each() -> AsyncIterator[str]:
+        async for rec in conn.cursor(sql, *args, prefetch=500):
+            yield rec[0]
+
+    async with conn.transaction():
+        yield each()

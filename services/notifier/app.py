@@ -11,8 +11,8 @@ from faststream.kafka import KafkaBroker
 from opentelemetry.trace import TracerProvider
 
 from services.notifier import bootstrap
-from services.notifier.domain import NotifierDeps
 from services.notifier.handlers import register
+from services.notifier.service import NotifierDeps
 from services.notifier.settings import NotifierSettings
 from shared.events import Envelope
 from shared.health import attach, postgres_check

@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import asyncpg
 import httpx
 
-from services.notifier.domain import Emit, NotifierDeps
+from services.notifier.service import Emit, NotifierDeps
 from services.notifier.settings import NotifierSettings
 from shared.db import create_pool
 

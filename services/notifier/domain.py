@@ -1,11 +1,6 @@
-"""Deliver notifications once per (event, recipient) and record each outcome in the audit
-trail: emails for SendEmail commands, signed webhook callbacks for job state changes.
-
-A failure of one recipient does not hold the others back: every pending recipient is tried,
-then the handler raises so the consumer retries (with exponential backoff) only the ones not
-yet sent. After the last attempt the message is dead-lettered and `give_up` records
-NotificationFailed. Errors and audit rows name recipients by kind or keyed hash, never by
-address.
+"""The notifier's decisions, without I/O: who a notice goes to, the email and webhook bodies,
+how a failure is described (never with an address), and the audit events. Sending them, with
+their claims and records, is `service.py`.
 """
 
 from __future__ import annotations
@@ -13,24 +8,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+import uuid
 from email.message import EmailMessage
 from typing import Any
 
-import aiosmtplib
-import asyncpg
 import httpx
 
-from services.notifier import signing, store
+from services.notifier import signing
 from services.notifier.templates import render
 from shared.events import Actor, Envelope, make_event
 from shared.events.envelope import safe_details
 from shared.events.notifications import NotificationFailed, NotificationSent, SendEmail
-from shared.events.topics import AUDIT
 
 ACTOR = Actor(kind="service", id="notifier")
-Emit = Callable[[str, Envelope], Awaitable[None]]
 
 # Progress events that change a job's state, and the state they mean (OpenDSR-like names).
 CALLBACK_STATUS: dict[str, str] = {
@@ -52,48 +42,40 @@ class DeliveryFailed(RuntimeError):
     """Some recipients could not be reached; the message says how, without addresses."""
 
 
-@dataclass
-class NotifierDeps:
-    pool: asyncpg.Pool
-    emit: Emit
-    smtp_host: str
-    smtp_port: int
-    mail_from: str
-    timeout: float = 15.0
-    hash_key: bytes = b""
-    requester_templates: frozenset[str] = frozenset()
-    owner_templates: frozenset[str] = frozenset()
-    http: httpx.AsyncClient | None = None
-    webhook_timeout: float = 10.0
-
-
 def recipient_key(hash_key: bytes, address: str) -> str:
     digest = hmac.new(hash_key, address.strip().lower().encode(), hashlib.sha256).hexdigest()
     return f"owner:{digest[:24]}"
 
 
-async def recipients(env: Envelope, cmd: SendEmail, deps: NotifierDeps) -> list[tuple[str, str]]:
-    """(recipient key, address) for this command: the requester and/or the owners.
-
-    A mail meant for the requester of a job that has none (usual for Kafka requests) goes to
-    the organisation's owner contacts instead: nobody is left untold.
-    """
+def audiences(
+    cmd: SendEmail, requester_templates: frozenset[str], owner_templates: frozenset[str]
+) -> tuple[bool, bool]:
+    """(to the requester, to the owners). A mail meant for the requester of a job that has
+    none (usual for Kafka requests) goes to the owner contacts instead: nobody is left
+    untold."""
     audience = cmd.audience
     to_requester = audience in ("requester", "both") or (
-        audience is None and cmd.template in deps.requester_templates
+        audience is None and cmd.template in requester_templates
     )
     to_owners = audience in ("owners", "both") or (
-        audience is None and cmd.template in deps.owner_templates
+        audience is None and cmd.template in owner_templates
     )
     if to_requester and not cmd.to:
         to_owners = True
+    return to_requester, to_owners
+
+
+def recipients(
+    cmd: SendEmail, to_requester: bool, owners: list[str], hash_key: bytes
+) -> list[tuple[str, str]]:
+    """(recipient key, address): the requester, then the owners (`owners`: their addresses
+    when the owners are told); an owner who is the requester is mailed once."""
     found: list[tuple[str, str]] = []
     if to_requester and cmd.to:
         found.append(("requester", cmd.to))
-    if to_owners and env.org_id:
-        for address in await store.owner_emails(deps.pool, env.org_id):
-            if not (cmd.to and address.lower() == cmd.to.lower() and to_requester):
-                found.append((recipient_key(deps.hash_key, address), address))
+    for address in owners:
+        if not (cmd.to and address.lower() == cmd.to.lower() and to_requester):
+            found.append((recipient_key(hash_key, address), address))
     return found
 
 
@@ -114,7 +96,7 @@ def build_message(
     return msg
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     """An SMTP/HTTP failure without the addresses some exception texts carry."""
     code = getattr(exc, "code", None) or getattr(exc, "status_code", None)
     if isinstance(exc, httpx.HTTPStatusError):
@@ -122,87 +104,48 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}{f' {code}' if code else ''}"
 
 
-def _event(env: Envelope, payload: NotificationSent | NotificationFailed) -> Envelope:
+def event(env: Envelope, payload: NotificationSent | NotificationFailed) -> Envelope:
     return make_event(
         payload, actor=ACTOR, job_id=env.job_id, org_id=env.org_id, subject_hash=env.subject_hash
     )
 
 
-async def _deliver(
-    env: Envelope,
-    deps: NotifierDeps,
-    key: str,
-    *,
-    channel: str,
-    template: str,
-    label: str,
-    lease_seconds: float,
-    send: Callable[[], Awaitable[None]],
-) -> str | None:
-    """One delivery, once: claim it, send it, record it and audit it. The error, if any."""
-    claim = await store.claim(
-        deps.pool,
-        env.event_id,
-        key,
-        job_id=env.job_id,
-        channel=channel,
-        template=template,
-        lease_seconds=lease_seconds,
+def sent_event(env: Envelope, template: str, channel: str, recipient: str) -> Envelope:
+    return event(
+        env,
+        NotificationSent(
+            template=template,
+            channel=channel,
+            command_event_id=str(env.event_id),
+            recipient=recipient,
+        ),
     )
-    if claim is store.Claim.DONE:
-        return None  # already delivered to this recipient: a redelivery
-    if claim is store.Claim.BUSY:
-        return f"{label}: being sent by another consumer"
-    try:
-        await send()
-    except (aiosmtplib.SMTPException, OSError, httpx.HTTPError) as exc:
-        error = f"{label}: {_describe(exc)}"
-        await store.mark(deps.pool, env.event_id, key, "failed", error)
-        return error
-    await store.mark(deps.pool, env.event_id, key, "sent")
-    await deps.emit(
-        AUDIT,
-        _event(
+
+
+def given_up_events(
+    env: Envelope, recipients: list[str], error: str, *, channel: str
+) -> list[Envelope]:
+    """After the last attempt: one NotificationFailed per unsent recipient (`-`: none was
+    recorded, the message failed before any)."""
+    template = str(env.payload.get("template", env.type)) if channel == "email" else env.type
+    return [
+        event(
             env,
-            NotificationSent(
+            NotificationFailed(
                 template=template,
                 channel=channel,
                 command_event_id=str(env.event_id),
-                recipient=key,
+                error=error[:500],
+                recipient=recipient,
             ),
-        ),
-    )
-    return None
-
-
-async def send_email(env: Envelope, deps: NotifierDeps) -> None:
-    if env.type != SendEmail.event_type:
-        return  # the topic carries only commands to us; anything else is not ours
-    cmd = env.payload_as(SendEmail)
-    render(cmd.template, cmd.context)  # an unknown template fails before anything is sent
-    failures: list[str] = []
-    for key, address in await recipients(env, cmd, deps):
-        message = build_message(env, cmd, deps.mail_from, address, key)
-
-        async def send(message: EmailMessage = message) -> None:
-            await aiosmtplib.send(
-                message, hostname=deps.smtp_host, port=deps.smtp_port, timeout=deps.timeout
-            )
-
-        error = await _deliver(
-            env,
-            deps,
-            key,
-            channel="email",
-            template=cmd.template,
-            label=f"email to {key}",
-            lease_seconds=deps.timeout + 5,
-            send=send,
         )
-        if error:
-            failures.append(error)
-    if failures:
-        raise DeliveryFailed("; ".join(failures))
+        for recipient in recipients or ["-"]
+    ]
+
+
+def needs_callback(env: Envelope) -> bool:
+    """A job state change of an organisation: its webhooks are called."""
+    return env.type in CALLBACK_STATUS and bool(env.org_id)
 
 
 def callback_body(env: Envelope) -> bytes:
@@ -219,59 +162,13 @@ def callback_body(env: Envelope) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
-async def send_callbacks(env: Envelope, deps: NotifierDeps) -> None:
-    """POST a signed status callback to each of the org's webhooks, once per state change."""
-    if env.type not in CALLBACK_STATUS or not env.org_id:
-        return
-    hooks = await store.webhooks(deps.pool, env.org_id)
-    if not hooks:
-        return
-    http = deps.http
-    assert http is not None
-    body = callback_body(env)
-    failures: list[str] = []
-    for hook in hooks:
-        headers = {
-            "content-type": "application/json",
-            signing.HEADER: signing.sign(hook.secret, body),
-            signing.EVENT_HEADER: str(env.event_id),
-            "Lethe-Webhook-Id": str(hook.id),
-        }
-
-        async def post(url: str = hook.url, headers: dict[str, str] = headers) -> None:
-            (await http.post(url, content=body, headers=headers)).raise_for_status()
-
-        error = await _deliver(
-            env,
-            deps,
-            f"webhook:{hook.id}",
-            channel="webhook",
-            template=env.type,
-            label=f"webhook {hook.id}",
-            lease_seconds=deps.webhook_timeout + 5,
-            send=post,
-        )
-        if error:
-            failures.append(error)
-    if failures:
-        raise DeliveryFailed("; ".join(failures))
-
-
-async def give_up(env: Envelope, deps: NotifierDeps, error: str, *, channel: str) -> None:
-    """After the last attempt: every unsent delivery is failed, each with an audit event."""
-    template = str(env.payload.get("template", env.type)) if channel == "email" else env.type
-    failed = await store.give_up(deps.pool, env.event_id, error[:500])
-    for recipient in failed or ["-"]:
-        await deps.emit(
-            AUDIT,
-            _event(
-                env,
-                NotificationFailed(
-                    template=template,
-                    channel=channel,
-                    command_event_id=str(env.event_id),
-                    error=error[:500],
-                    recipient=recipient,
-                ),
-            ),
-        )
+def webhook_headers(
+    secret: str, hook_id: uuid.UUID, event_id: uuid.UUID, body: bytes
+) -> dict[str, str]:
+    """Signed (Stripe-style, services/notifier/signing.py), with ids stable across retries."""
+    return {
+        "content-type": "application/json",
+        signing.HEADER: signing.sign(secret, body),
+        signing.EVENT_HEADER: str(event_id),
+        "Lethe-Webhook-Id": str(hook_id),
+    }

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from faststream.kafka import KafkaBroker
 
-from services.notifier import domain, opendsr
+from services.notifier import opendsr, service
 from shared.events import Envelope
 from shared.events.topics import NOTIFICATIONS, PROGRESS
 from shared.kafka import subscribe
@@ -27,16 +27,16 @@ def register(broker: KafkaBroker, rt: Runtime) -> opendsr.Dispatcher:
     """The handlers; the OpenDSR callback dispatcher, for the app to start and stop."""
 
     async def on_send_email(env: Envelope) -> None:
-        await domain.send_email(env, rt.deps)
+        await service.send_email(env, rt.deps)
 
     async def on_email_give_up(env: Envelope, error: str) -> None:
-        await domain.give_up(env, rt.deps, error, channel="email")
+        await service.give_up(env, rt.deps, error, channel="email")
 
     async def on_progress(env: Envelope) -> None:
-        await domain.send_callbacks(env, rt.deps)
+        await service.send_callbacks(env, rt.deps)
 
     async def on_callback_give_up(env: Envelope, error: str) -> None:
-        await domain.give_up(env, rt.deps, error, channel="webhook")
+        await service.give_up(env, rt.deps, error, channel="webhook")
 
     retries, backoff = rt.settings.notify_retries, rt.settings.notify_backoff_seconds
     subscribe(

@@ -1,7 +1,7 @@
 """An OpenDSR request as the notifier reads it: where its callbacks go and the job's due date.
 
 Intake writes `opendsr_requests` and `jobs` (services/intake); the notifier sends the
-callbacks (services/notifier/opendsr.py).
+callbacks (services/notifier/opendsr/).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from services.auditor.settings import AuditorSettings
 from services.exporter import bootstrap
 from services.exporter.app import create_app as create_exporter
 from services.exporter.archive import csv_value, json_value
-from services.exporter.domain import sweep_expired
+from services.exporter.service import sweep_expired
 from services.exporter.settings import ExporterSettings
 from services.intake import store as intake_store
 from services.intake.app import create_http

@@ -26,7 +26,7 @@ from aiosmtpd.controller import Controller
 
 from deploy.local import infra
 from deploy.local.smtp_sink import SinkHandler
-from services.notifier import bootstrap, domain, signing
+from services.notifier import bootstrap, domain, service, signing
 from services.notifier import store as notifier_store
 from services.notifier.app import create_app
 from services.notifier.settings import NotifierSettings
@@ -144,7 +144,7 @@ async def _drain_backlog(bootstrap: str, sink: PrivateSink) -> None:
     )
 
 
-def _deps(pool: asyncpg.Pool, ep: infra.Endpoints, sent: list[Envelope]) -> domain.NotifierDeps:
+def _deps(pool: asyncpg.Pool, ep: infra.Endpoints, sent: list[Envelope]) -> service.NotifierDeps:
     s = NotifierSettings(
         database_url=ep.database_url, smtp_host=ep.smtp_host, smtp_port=ep.smtp_port
     )
@@ -194,7 +194,7 @@ async def test_every_template_reaches_the_right_people(
     deps = _deps(lethe_db, prepared, sent)
     commands = {t: _command(org, t, requester) for t in TEMPLATES}
     for env in commands.values():
-        await domain.send_email(env, deps)
+        await service.send_email(env, deps)
 
     async def all_arrived() -> bool:
         expected = sum(t in defaults.notify_requester_templates for t in TEMPLATES)
@@ -243,7 +243,7 @@ async def test_audience_overrides_the_configuration(
     await notifier_store.add_contact(lethe_db, org.id, owner)
     requester = f"dpo-{uuid.uuid4().hex[:8]}@{org.id}.test"
     env = _command(org, "job_completed", requester, audience="owners")
-    await domain.send_email(env, _deps(lethe_db, prepared, []))
+    await service.send_email(env, _deps(lethe_db, prepared, []))
     got = await eventually(
         lambda: _async(mails_to(prepared.mail_dir, owner)), what="owner mail", timeout=10
     )
@@ -259,13 +259,13 @@ async def test_a_redelivered_command_sends_one_email(
     deps = _deps(lethe_db, prepared, [])
     # Two consumers at once (a rebalance): one sends, the other is told to retry later.
     outcomes = await asyncio.gather(
-        domain.send_email(env, deps), domain.send_email(env, deps), return_exceptions=True
+        service.send_email(env, deps), service.send_email(env, deps), return_exceptions=True
     )
     assert sorted(type(o).__name__ for o in outcomes) in (
         ["DeliveryFailed", "NoneType"],
         ["NoneType", "NoneType"],
     )
-    await domain.send_email(env, deps)  # the retry: already sent, nothing happens
+    await service.send_email(env, deps)  # the retry: already sent, nothing happens
     await eventually(
         lambda: _async(mails_to(prepared.mail_dir, requester)), what="the email", timeout=10
     )
@@ -331,9 +331,9 @@ async def test_the_last_failure_is_audited(
     deps = _deps(lethe_db, prepared, sent)
     deps.smtp_port = _free_port()  # nobody listens
     with pytest.raises(domain.DeliveryFailed) as info:
-        await domain.send_email(env, deps)
+        await service.send_email(env, deps)
     assert requester not in str(info.value)
-    await domain.give_up(env, deps, str(info.value), channel="email")
+    await service.give_up(env, deps, str(info.value), channel="email")
     [failed] = sent
     assert failed.type == "NotificationFailed" and failed.payload["recipient"] == "requester"
     assert requester not in failed.model_dump_json()
@@ -476,7 +476,7 @@ async def test_state_changes_reach_a_webhook_signed_once(
     deps = _deps(lethe_db, prepared, [])
     async with httpx.AsyncClient() as http:
         deps.http = http
-        await domain.send_callbacks(done, deps)
+        await service.send_callbacks(done, deps)
     assert len(receiver.accepted) == 1
     rows = await lethe_db.fetch(
         "SELECT status, attempts FROM lethe.deliveries WHERE command_event_id = $1", done.event_id

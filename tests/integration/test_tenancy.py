@@ -19,7 +19,7 @@ import pytest
 
 from deploy.local import infra
 from services.eraser import service, store
-from services.exporter import domain as exporter
+from services.exporter import service as exporter
 from services.exporter import store as export_store
 from shared.datamap import DataMap, check_against_database, load_datamap
 from shared.events import Actor, Envelope, make_event

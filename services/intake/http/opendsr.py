@@ -13,7 +13,7 @@ Authentication is the processor's to choose (section 4.3): Lethe's API keys, as 
 key's organisation is the `controller_id`). Every answer is JSON signed with the processor's
 RSA key in `X-OpenDSR-Signature`; every error is `{"error": {code, message, errors}}`, 400 for
 a bad request (section 7.5). Status callbacks are sent by the notifier
-(services/notifier/opendsr.py).
+(services/notifier/opendsr/).
 """
 
 from __future__ import annotations

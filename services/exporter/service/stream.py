@@ -1,0 +1,123 @@
+"""The archive of one export, streamed: the subject's rows from server-side cursors into a
+zip, sealed in authenticated chunks, uploaded by multipart as parts fill. Memory stays flat:
+one cursor batch, the zip's pending bytes, one upload part."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+import zipfile
+from datetime import UTC, datetime
+
+import asyncpg
+
+from services.exporter import domain, store
+from services.exporter.archive import CsvTable, Entry, JsonTable, Sink, manifest
+from services.exporter.service.deps import ExporterDeps
+from services.exporter.service.outcomes import check_cancel
+from services.exporter.upload import MultipartUpload
+from shared.events import Envelope
+from shared.events.topics import PROGRESS
+from shared.resolver import Subject
+from shared.sealed_stream import SealWriter
+
+
+class Progress:
+    """Rows done of the total, announced after every batch; the rate limit and the check
+    for a cancel happen here, between batches."""
+
+    def __init__(self, env: Envelope, deps: ExporterDeps, total: int) -> None:
+        self.env, self.deps, self.total = env, deps, total
+        self.done = 0
+        self.started = deps.clock()
+
+    async def add(self, table: str, rows: int, bytes_written: int) -> None:
+        self.done += rows
+        elapsed = self.deps.clock() - self.started
+        batch = domain.batch_exported(table, rows, self.done, self.total, bytes_written, elapsed)
+        await self.deps.emit(PROGRESS, domain.event_for(self.env, batch))
+        wait = domain.rate_limit_wait(self.done, elapsed, self.deps.rate_limit_rows)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        await check_cancel(self.deps, self.env.job_id)  # between batches
+
+
+class ArchiveWriter:
+    """Writes one export's zip to its sealed upload."""
+
+    def __init__(
+        self,
+        conn: asyncpg.Connection,
+        deps: ExporterDeps,
+        subject: Subject,
+        job_id: uuid.UUID,
+        data_key: bytes,
+        upload: MultipartUpload,
+        progress: Progress,
+    ) -> None:
+        self.conn, self.deps, self.subject, self.job_id = conn, deps, subject, job_id
+        self.resolver = deps.resolver
+        self.upload, self.progress = upload, progress
+        self.sink, self.sealer = Sink(), SealWriter(data_key, job_id.bytes)
+
+    async def drain(self) -> None:
+        data = self.sink.take()
+        if data:
+            await self.upload.write(self.sealer.feed(data))
+
+    async def write(
+        self,
+        tables: list[str],
+        formats: tuple[str, ...],
+        counts: dict[str, int],
+        *,
+        media: bool,
+        subject_hash: str | None,
+    ) -> None:
+        """Every table in every format, the media when asked for, then the manifest; the
+        sealed stream closed. The upload is left to complete (or abort) to the caller."""
+        entries: list[Entry] = []
+        with zipfile.ZipFile(self.sink, "w", zipfile.ZIP_DEFLATED) as zf:
+            for table in tables:
+                for fmt in formats:
+                    entries.append(await self._table(zf, table, fmt))
+            if media:
+                await self._media(zf, tables)
+            generated = datetime.now(UTC)
+            with zf.open("manifest.json", "w") as fh:
+                fh.write(manifest(str(self.job_id), subject_hash, generated, entries, counts))
+        await self.drain()
+        await self.upload.write(self.sealer.close())
+
+    async def _table(self, zf: zipfile.ZipFile, table: str, fmt: str) -> Entry:
+        """One table in one format, from a server-side cursor, drained after every batch."""
+        async with store.table_rows(self.conn, self.resolver, table, self.subject) as rows:
+            entry: JsonTable | CsvTable = (
+                JsonTable(zf, table, rows.columns)
+                if fmt == "json"
+                else CsvTable(zf, table, rows.columns)
+            )
+            try:
+                while batch := await rows.fetch(self.deps.batch_rows):
+                    entry.add(batch)
+                    await self.drain()
+                    await self.progress.add(table, len(batch), self.upload.size)
+            finally:
+                entry.close()  # on a cancel too: the zip cannot be closed with an entry open
+            await self.drain()
+        return entry
+
+    async def _media(self, zf: zipfile.ZipFile, tables: list[str]) -> None:
+        """The S3 objects the subject's rows point at, under media/, streamed in pieces."""
+        d = self.deps
+        for table in tables:
+            if d.datamap.tables[table].object_key_column is None:
+                continue
+            async with store.object_keys(self.conn, self.resolver, table, self.subject) as keys:
+                async for key in keys:
+                    await check_cancel(d, self.job_id)
+                    obj = await d.s3.get_object(Bucket=d.media_bucket, Key=key)
+                    with zf.open(domain.media_member(key), "w", force_zip64=True) as fh:
+                        async for piece in obj["Body"].iter_chunks(1 << 20):
+                            fh.write(piece)
+                            await self.drain()

@@ -1,0 +1,159 @@
+"""Deliver notifications once per (event, recipient) and record each outcome in the audit
+trail: emails for SendEmail commands, signed webhook callbacks for job state changes.
+
+A failure of one recipient does not hold the others back: every pending recipient is tried,
+then the handler raises so the consumer retries (with exponential backoff) only the ones not
+yet sent. After the last attempt the message is dead-lettered and `give_up` records
+NotificationFailed. Errors and audit rows name recipients by kind or keyed hash, never by
+address. Each delivery is claimed with a lease (services/notifier/lease.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+import aiosmtplib
+import asyncpg
+import httpx
+
+from services.notifier import domain, lease, store
+from services.notifier.domain import DeliveryFailed
+from services.notifier.templates import render
+from shared.events import Envelope
+from shared.events.notifications import SendEmail
+from shared.events.topics import AUDIT
+
+Emit = Callable[[str, Envelope], Awaitable[None]]
+
+
+@dataclass
+class NotifierDeps:
+    pool: asyncpg.Pool
+    emit: Emit
+    smtp_host: str
+    smtp_port: int
+    mail_from: str
+    timeout: float = 15.0
+    hash_key: bytes = b""
+    requester_templates: frozenset[str] = frozenset()
+    owner_templates: frozenset[str] = frozenset()
+    http: httpx.AsyncClient | None = None
+    webhook_timeout: float = 10.0
+
+
+async def recipients(env: Envelope, cmd: SendEmail, deps: NotifierDeps) -> list[tuple[str, str]]:
+    """(recipient key, address) for this command: the requester and/or the owners."""
+    to_requester, to_owners = domain.audiences(cmd, deps.requester_templates, deps.owner_templates)
+    owners = []
+    if to_owners and env.org_id:
+        owners = await store.owner_emails(deps.pool, env.org_id)
+    return domain.recipients(cmd, to_requester, owners, deps.hash_key)
+
+
+async def _deliver(
+    env: Envelope,
+    deps: NotifierDeps,
+    key: str,
+    *,
+    channel: str,
+    template: str,
+    label: str,
+    lease_seconds: float,
+    send: Callable[[], Awaitable[None]],
+) -> str | None:
+    """One delivery, once: claim it, send it, record it and audit it. The error, if any."""
+    claim = await store.claim(
+        deps.pool,
+        env.event_id,
+        key,
+        job_id=env.job_id,
+        channel=channel,
+        template=template,
+        lease_seconds=lease_seconds,
+    )
+    if claim is lease.Claim.DONE:
+        return None  # already delivered to this recipient: a redelivery
+    if claim is lease.Claim.BUSY:
+        return f"{label}: being sent by another consumer"
+    try:
+        await send()
+    except (aiosmtplib.SMTPException, OSError, httpx.HTTPError) as exc:
+        error = f"{label}: {domain.describe(exc)}"
+        await store.mark(deps.pool, env.event_id, key, "failed", error)
+        return error
+    await store.mark(deps.pool, env.event_id, key, "sent")
+    await deps.emit(AUDIT, domain.sent_event(env, template, channel, key))
+    return None
+
+
+async def send_email(env: Envelope, deps: NotifierDeps) -> None:
+    if env.type != SendEmail.event_type:
+        return  # the topic carries only commands to us; anything else is not ours
+    cmd = env.payload_as(SendEmail)
+    render(cmd.template, cmd.context)  # an unknown template fails before anything is sent
+    failures: list[str] = []
+    for key, address in await recipients(env, cmd, deps):
+        message = domain.build_message(env, cmd, deps.mail_from, address, key)
+
+        async def send(message: EmailMessage = message) -> None:
+            await aiosmtplib.send(
+                message, hostname=deps.smtp_host, port=deps.smtp_port, timeout=deps.timeout
+            )
+
+        error = await _deliver(
+            env,
+            deps,
+            key,
+            channel="email",
+            template=cmd.template,
+            label=f"email to {key}",
+            lease_seconds=lease.seconds(deps.timeout, 5),
+            send=send,
+        )
+        if error:
+            failures.append(error)
+    if failures:
+        raise DeliveryFailed("; ".join(failures))
+
+
+async def send_callbacks(env: Envelope, deps: NotifierDeps) -> None:
+    """POST a signed status callback to each of the org's webhooks, once per state change."""
+    if not domain.needs_callback(env):
+        return
+    assert env.org_id is not None
+    hooks = await store.webhooks(deps.pool, env.org_id)
+    if not hooks:
+        return
+    http = deps.http
+    assert http is not None
+    body = domain.callback_body(env)
+    failures: list[str] = []
+    for hook in hooks:
+        headers = domain.webhook_headers(hook.secret, hook.id, env.event_id, body)
+
+        async def post(url: str = hook.url, headers: dict[str, str] = headers) -> None:
+            (await http.post(url, content=body, headers=headers)).raise_for_status()
+
+        error = await _deliver(
+            env,
+            deps,
+            f"webhook:{hook.id}",
+            channel="webhook",
+            template=env.type,
+            label=f"webhook {hook.id}",
+            lease_seconds=lease.seconds(deps.webhook_timeout, 5),
+            send=post,
+        )
+        if error:
+            failures.append(error)
+    if failures:
+        raise DeliveryFailed("; ".join(failures))
+
+
+async def give_up(env: Envelope, deps: NotifierDeps, error: str, *, channel: str) -> None:
+    """After the last attempt: every unsent delivery is failed, each with an audit event."""
+    failed = await store.give_up(deps.pool, env.event_id, error[:500])
+    for audit in domain.given_up_events(env, failed, error, channel=channel):
+        await deps.emit(AUDIT, audit)
