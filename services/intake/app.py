@@ -20,7 +20,7 @@ from services.intake.handlers import register
 from services.intake.runtime import Runtime
 from services.intake.settings import IntakeSettings
 from shared.datamap import DataMap
-from shared.health import attach, postgres_check, s3_check
+from shared.health import attach, bucket_checks, postgres_check
 from shared.metrics import CONTENT_TYPE
 from shared.telemetry import tracer_provider as make_tracer_provider
 
@@ -39,7 +39,11 @@ def build(
         after_startup=[rt.start_relay],
         after_shutdown=[rt.close],
     )
-    checks = {"postgres": lambda: postgres_check(rt.pool), "s3": lambda: s3_check(rt.s3)}
+    # The exports bucket (downloads are read from it), by name, as the other services do.
+    checks = {
+        "postgres": lambda: postgres_check(rt.pool),
+        **bucket_checks(lambda: rt.s3, settings.exports_bucket),
+    }
     # Intake serves /readyz and /metrics on its HTTP port; uvicorn takes a third of the
     # grace period for HTTP requests in flight, the drain the rest.
     grace = settings.shutdown_grace_seconds * 2 / 3

@@ -302,7 +302,12 @@ async def apply_progress(pool: asyncpg.Pool, env: Envelope) -> bool:
         if name == "done":
             sets.append(f"done = GREATEST(done, ${len(args)})")
         elif name == "needs_review":
-            sets.append(f"needs_review = needs_review || ${len(args)}")
+            # JobCompleted repeats the items ErasureSoftDeleted reported: each is kept once.
+            sets.append(
+                f"needs_review = needs_review || (SELECT coalesce(jsonb_agg(i), '[]'::jsonb) "
+                f"FROM jsonb_array_elements(${len(args)}::jsonb) AS i "
+                "WHERE NOT jobs.needs_review @> jsonb_build_array(i))"
+            )
         else:
             sets.append(f"{name} = ${len(args)}")
     extra = "".join(f", {x}" for x in sets)

@@ -28,7 +28,7 @@ from shared.events.topics import REQUESTS
 from shared.resolver import Resolver, Scope
 from tests.conftest import REPO, Org
 from tests.helpers import eventually, job_in, mails_to, submit
-from tests.seeding import OverlapSeed, fingerprint, seed_overlap
+from tests.seeding import OverlapSeed, fingerprint, seed_overlap, seed_sample
 
 pytestmark = pytest.mark.e2e
 NOT_FOUND_WORDS = "No data held on this subject"
@@ -342,3 +342,46 @@ async def test_opendsr_states_not_found_and_ambiguous_as_final(
     assert r.status_code == 201, r.text
     body = await _opendsr_final(client, org, two)
     assert (body["request_status"], body["processor_status"]) == ("cancelled", "ambiguous")
+
+
+async def test_an_erasure_that_leaves_a_trace_ends_completed_with_errors_and_says_so(
+    client: httpx.AsyncClient,
+    org: Org,
+    platform_db: asyncpg.Pool,
+    s3: Any,
+    prepared: infra.Endpoints,
+) -> None:
+    seeded = await seed_sample(platform_db, s3, org.id, users=2, conversations_per_user=1)
+    subject = seeded.users[0]
+    # The subject's email in a row the data map does not tie to them (a log entry holding
+    # the address): the erasure cannot take it, the map-independent scan finds it.
+    log_id = await platform_db.fetchval(
+        "INSERT INTO activity_logs (org_id, event) VALUES ($1, $2) RETURNING id",
+        org.id,
+        subject.email,
+    )
+    requester = f"dpo-{uuid.uuid4().hex[:8]}@{org.id}.test"
+    job_id = await submit(
+        client,
+        org,
+        {
+            "type": "erasure",
+            "subject": {"email": subject.email},
+            "notify_email": requester,
+            "recovery_window_days": 0,
+        },
+    )
+    job = await _final(client, org, job_id)
+    assert job["status"] == "completed_with_errors", job
+    assert job["done"] == seeded.rows_of(subject)  # the mapped rows went all the same
+    traces = [i for i in job["needs_review"] if i["kind"] == "trace"]
+    assert [(i["table"].rsplit(".", 1)[-1], i["column"], i["key"]) for i in traces] == [
+        ("activity_logs", "event", str(log_id))
+    ], job["needs_review"]
+    assert subject.email not in json.dumps(job)  # where, never the value
+    mail = await _mail(prepared.mail_dir, requester, job_id, "need review")
+    assert f"{len(job['needs_review'])} items could not be processed automatically" in mail, mail
+    page = _words(await _web_page(client, org, job_id))
+    assert "activity_logs" in page and subject.email not in page
+    # The trace is still there: the job said so instead of claiming a clean erasure.
+    assert await platform_db.fetchval("SELECT 1 FROM activity_logs WHERE id = $1", log_id)

@@ -1,8 +1,9 @@
 """The eraser's domain on real Postgres and S3: plan, chunks, restore, cancel, purge, verify.
 
 Chunks go to an in-memory queue instead of Kafka so each test decides when they run (a cancel
-lands exactly between two batches, a chunk can be run twice). The Kafka path, replicas and a
-SIGKILL are covered by tests/e2e/test_erase_replicas.py.
+lands exactly between two batches, a chunk can be run twice). A chunk that keeps failing runs
+through the real eraser on Kafka (its retries, the dead-letter topic, the review item). The
+Kafka path, replicas and a SIGKILL are covered by tests/e2e/test_erase_replicas.py.
 """
 
 from __future__ import annotations
@@ -17,15 +18,19 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from deploy.local.sample.seed import SeededOrg, seed_org
 from services.eraser import service, store
+from services.eraser.app import create_app as create_eraser
 from services.eraser.deps import EraserDeps
 from services.eraser.objects import quarantine_prefix
+from services.eraser.settings import EraserSettings
 from shared.events import Actor, Envelope, make_event
 from shared.events.jobs import CancelErasure, ErasureRequested, Item, RestoreErasure, Subject
+from shared.events.topics import JOBS_ERASE, PROGRESS
 from tests.conftest import Org
-from tests.helpers import eraser_deps, s3_exists
+from tests.helpers import eraser_deps, eventually, find_record, s3_exists
 
 pytestmark = pytest.mark.integration
 BUCKET = "lethe-platform"
@@ -56,18 +61,11 @@ class Harness:
     async def emit(self, topic: str, env: Envelope) -> None:
         self.events.append((topic, env))
 
-    async def run_chunks(self, limit: int | None = None, retries: int = 2) -> int:
-        """Work the queue like a consumer would: retries, then a manual-review item."""
+    async def run_chunks(self, limit: int | None = None) -> int:
+        """Work the queue in order, as one consumer would (a failure fails the test)."""
         ran = 0
         while self.queue and (limit is None or ran < limit):
-            env = self.queue.pop(0)
-            for attempt in range(retries):
-                try:
-                    await service.process_chunk(env, self.deps)
-                    break
-                except Exception as exc:
-                    if attempt == retries - 1:
-                        await service.chunk_failed(env, self.deps, repr(exc))
+            await service.process_chunk(self.queue.pop(0), self.deps)
             ran += 1
         return ran
 
@@ -366,7 +364,11 @@ async def test_cancel_between_batches_keeps_what_is_done_restorable(
 
 
 async def test_a_failing_chunk_becomes_a_review_item_and_the_rest_finishes(
-    h: Harness, seeded: SeededOrg, platform_db: asyncpg.Pool, s3: Any
+    base_settings: dict[str, Any],
+    seeded: SeededOrg,
+    platform_db: asyncpg.Pool,
+    lethe_db: asyncpg.Pool,
+    s3: Any,
 ) -> None:
     subject = seeded.users[0]
     poison = await platform_db.fetchval(
@@ -379,15 +381,29 @@ async def test_a_failing_chunk_becomes_a_review_item_and_the_rest_finishes(
         "RETURN OLD; END $$;"
         f"CREATE TRIGGER {fn} BEFORE DELETE ON messages FOR EACH ROW EXECUTE FUNCTION {fn}()"
     )
+    env = request(seeded.org_id, subject.email, window=0)
+    job_id = env.job_id
+    assert job_id is not None
+    # The real eraser on Kafka: the chunk is tried `dlq_retries` times, dead-lettered, and
+    # becomes a review item; the other chunks go on.
+    settings = EraserSettings(**base_settings, erase_batch_size=25, dlq_retries=2)
     try:
-        env = request(seeded.org_id, subject.email, window=0)
-        await service.plan(env, h.deps)
-        await h.run_chunks()
+        async with create_eraser(settings):
+            await _publish(settings.kafka_bootstrap_servers, JOBS_ERASE, env)
+            j = await eventually(
+                lambda: _status(lethe_db, job_id, "purged"), timeout=120, what="the purge"
+            )
     finally:
         await platform_db.execute(f"DROP TRIGGER {fn} ON messages; DROP FUNCTION {fn}()")
-    j = await job(h, env)
-    assert j.status == "purged"
-    done = h.of("JobCompleted")[0]
+    raw = await find_record(
+        settings.kafka_bootstrap_servers,
+        PROGRESS,
+        lambda r: (
+            json.loads(r.value).get("job_id") == str(env.job_id)
+            and json.loads(r.value)["type"] == "JobCompleted"
+        ),
+    )
+    done = json.loads(raw)["payload"]
     review = done["needs_review"]
     assert review[0]["table"] == "messages" and "legal hold" in review[0]["error"]
     # Its parents cannot go either (the message still points at them): reviewed, not hidden.
@@ -403,6 +419,20 @@ async def test_a_failing_chunk_becomes_a_review_item_and_the_rest_finishes(
     failed_chunk_rows = review[0]["rows"]
     assert done["done"] == j.total - sum(r["rows"] for r in review)
     assert failed_chunk_rows >= 1 and left == len(await present(s3, subject.object_keys))
+
+
+async def _publish(bootstrap: str, topic: str, env: Envelope) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, env.model_dump_json().encode(), key=env.key())
+    finally:
+        await producer.stop()
+
+
+async def _status(db: asyncpg.Pool, job_id: uuid.UUID, status: str) -> store.Job | None:
+    j = await store.get_job(db, job_id)
+    return j if j is not None and j.status == status else None
 
 
 async def _list(s3: Any, prefix: str) -> set[str]:

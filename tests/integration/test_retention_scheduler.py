@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from services.intake import store
-from services.intake.scheduler import Scheduler
+from services.intake.scheduler import LEADER_LOCK, Scheduler
 from shared.datamap import load_datamap
 from shared.events.notifications import TEMPLATES
 from tests.helpers import eventually
@@ -206,3 +206,53 @@ async def _mails(db: asyncpg.Pool, org: str) -> list[dict[str, Any]]:
         org,
     )
     return [r[0] for r in rows]
+
+
+async def test_the_leader_dies_the_other_replica_takes_over_and_runs_the_period_once(
+    lethe_db: asyncpg.Pool, orgs: list[str]
+) -> None:
+    name = f"retention-{uuid.uuid4().hex[:8]}"
+    clock = Clock(DAY1)
+    a, b = replica(lethe_db, name, orgs, clock), replica(lethe_db, name, orgs, clock)
+    await a.start()
+    await b.start()
+    try:
+        await eventually(lambda: runs(lethe_db, name), timeout=20, what="the baseline")
+        leader = await eventually(lambda: _leader(lethe_db, name, a, b), what="a leader")
+        other = b if leader is a else a
+
+        # The leader's process dies: its loop stops without resigning and Postgres drops its
+        # session (as when the process is killed), and with it the advisory lock.
+        assert leader._task is not None and leader._conn is not None
+        leader._task.cancel()
+        pid = leader._conn.get_server_pid()
+        assert await lethe_db.fetchval("SELECT pg_terminate_backend($1)", pid)
+        taken = await eventually(lambda: _leader(lethe_db, name, other), what="a takeover")
+        assert taken is other
+
+        clock.now = DAY1 + timedelta(days=1)  # the 03:00 run of 11 March is due
+        await eventually(lambda: _n(runs(lethe_db, name), 2), timeout=20, what="the period")
+        await asyncio.sleep(0.5)  # polls keep coming for the same period: it must not rerun
+    finally:
+        await a.stop()
+        await b.stop()
+    assert await runs(lethe_db, name) == [
+        datetime(2031, 3, 10, 3, 0, tzinfo=UTC),
+        datetime(2031, 3, 11, 3, 0, tzinfo=UTC),
+    ]
+    assert len(await retention_jobs(lethe_db, orgs)) == len(orgs) * len(CATEGORIES)
+
+
+async def _leader(db: asyncpg.Pool, name: str, *replicas: Scheduler) -> Scheduler | None:
+    """The replica whose Postgres session holds the leader lock of this schedule."""
+    holder = await db.fetchval(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND classid = $1::bigint::oid AND objid = (hashtext($2)::bigint & 4294967295)::oid",
+        LEADER_LOCK,
+        name,
+    )
+    for s in replicas:
+        conn = s._conn
+        if holder is not None and conn is not None and conn.get_server_pid() == holder:
+            return s
+    return None
