@@ -31,7 +31,7 @@ from fastapi.responses import Response
 from services.intake import domain, opendsr, store
 from services.intake.auth import caller, role, runtime
 from services.intake.domain import Caller
-from shared import lifecycle
+from shared import lifecycle, netguard
 from shared.events import make_event
 from shared.events.jobs import CancelErasure
 from shared.events.opendsr import OpenDSRRequestReceived
@@ -234,6 +234,10 @@ async def _create(request: Request) -> Response:
         lethe_req = opendsr.to_request_in(req)
     except opendsr.Invalid as exc:
         raise OpenDSRError(400, exc.message, exc.errors) from exc
+    if not rt.settings.opendsr_allow_insecure_callbacks:
+        policy = netguard.Policy.from_list(rt.settings.callback_allowed_networks)
+        if errors := await opendsr.check_callback_hosts(req.status_callback_urls, policy):
+            raise OpenDSRError(400, errors[0], errors)
     hash_key = rt.settings.subject_hash_key.get_secret_value().encode()
     with rt.tracer.start_as_current_span("intake opendsr request"):
         try:

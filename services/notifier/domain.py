@@ -24,6 +24,7 @@ import httpx
 
 from services.notifier import signing, store
 from services.notifier.templates import render
+from shared import netguard
 from shared.events import Actor, Envelope, make_event
 from shared.events.envelope import safe_details
 from shared.events.notifications import NotificationFailed, NotificationSent, SendEmail
@@ -119,7 +120,8 @@ def _describe(exc: BaseException) -> str:
     code = getattr(exc, "code", None) or getattr(exc, "status_code", None)
     if isinstance(exc, httpx.HTTPStatusError):
         code = exc.response.status_code
-    return f"{type(exc).__name__}{f' {code}' if code else ''}"
+    rule = f" ({exc.rule})" if isinstance(exc, netguard.CallbackRefused) else ""
+    return f"{type(exc).__name__}{f' {code}' if code else ''}{rule}"
 
 
 def _event(env: Envelope, payload: NotificationSent | NotificationFailed) -> Envelope:
@@ -239,7 +241,11 @@ async def send_callbacks(env: Envelope, deps: NotifierDeps) -> None:
         }
 
         async def post(url: str = hook.url, headers: dict[str, str] = headers) -> None:
-            (await http.post(url, content=body, headers=headers)).raise_for_status()
+            # The whole POST within the timeout: a trickling endpoint holds it no longer.
+            r = await netguard.post_within(
+                http, url, deps.webhook_timeout, content=body, headers=headers
+            )
+            r.raise_for_status()
 
         error = await _deliver(
             env,

@@ -28,7 +28,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
@@ -38,7 +38,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 from faststream.kafka import KafkaBroker
 
-from shared import opendsr
+from shared import netguard, opendsr
 from shared.events import Actor, Envelope, make_event
 from shared.events.opendsr import OpenDSRCallbackFailed, OpenDSRCallbackSent
 from shared.events.topics import AUDIT, PROGRESS
@@ -68,7 +68,8 @@ class CallbackDeps:
     per_endpoint: int = 4
     max_in_flight: int = 64
     poll: float = 1.0
-    transport: httpx.AsyncBaseTransport | None = None  # tests
+    policy: netguard.Policy = field(default_factory=netguard.Policy)  # what callbacks reach
+    transport: httpx.AsyncBaseTransport | None = None  # tests; else the guarded transport
 
     @property
     def lease(self) -> float:
@@ -262,11 +263,7 @@ class Dispatcher:
         if self._http is None:
             # Our own limits bound the connections (per endpoint and in flight): a dead
             # endpoint never waits in the client's pool in front of a live one.
-            self._http = httpx.AsyncClient(
-                follow_redirects=False,
-                transport=self.deps.transport,
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
-            )
+            self._http = netguard.guarded_client(self.deps.policy, transport=self.deps.transport)
         return self._http
 
     async def start(self) -> None:
@@ -345,8 +342,9 @@ class Dispatcher:
             body = bytes(row["body"])
             headers = opendsr.signed_headers(d.key(), d.domain, body)
             headers["Lethe-Event-Id"] = str(event_id)  # stable across retries
-            r = await self.http.post(
-                url, content=body, headers=headers, timeout=min(d.timeout, left)
+            limit = min(d.timeout, left)
+            r = await netguard.post_within(  # the whole attempt, body included, within it
+                self.http, url, limit, content=body, headers=headers, timeout=limit
             )
             code = r.status_code
             r.raise_for_status()
@@ -355,6 +353,7 @@ class Dispatcher:
         except Exception as exc:  # every failure is recorded, then retried or given up
             error = f"callback to {host} ({digest}): {type(exc).__name__}"
             error += f" {code}" if code else ""
+            error += f" ({exc.rule})" if isinstance(exc, netguard.CallbackRefused) else ""
             await self._failed(row, code, error)
             return
         await mark_sent(d.pool, event_id, url, code)
@@ -436,6 +435,7 @@ def register(
             backoff=s.opendsr_callback_backoff_seconds,
             max_backoff=s.opendsr_callback_max_backoff_seconds,
             per_endpoint=s.opendsr_callback_per_endpoint,
+            policy=netguard.Policy.from_list(s.callback_allowed_networks),
             transport=transport,
         )
 

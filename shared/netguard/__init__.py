@@ -2,7 +2,14 @@
 resolve, check every address, connect to the checked one, within a total deadline."""
 
 from shared.netguard.addresses import Refused, parse_host, refusal
-from shared.netguard.guard import Policy, Resolver, check_url, resolve_checked, split_url
+from shared.netguard.guard import (
+    Policy,
+    Resolver,
+    check_literal,
+    check_url,
+    resolve_checked,
+    split_url,
+)
 from shared.netguard.transport import (
     CallbackRefused,
     GuardedTransport,
@@ -18,6 +25,7 @@ __all__ = [
     "Policy",
     "Refused",
     "Resolver",
+    "check_literal",
     "check_url",
     "guarded_client",
     "parse_host",
