@@ -10,6 +10,7 @@ address.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -222,45 +223,49 @@ def callback_body(env: Envelope) -> bytes:
 
 
 async def send_callbacks(env: Envelope, deps: NotifierDeps) -> None:
-    """POST a signed status callback to each of the org's webhooks, once per state change."""
+    """POST a signed status callback to each of the org's webhooks, once per state change.
+    The org's webhooks are called at once: the message waits for the slowest one, bounded
+    by its deadline, not for the sum of them."""
     if env.type not in CALLBACK_STATUS or not env.org_id:
         return
     hooks = await store.webhooks(deps.pool, env.org_id)
     if not hooks:
         return
+    body = callback_body(env)
+    errors = await asyncio.gather(*(_send_webhook(env, deps, hook, body) for hook in hooks))
+    if failures := [e for e in errors if e]:
+        raise DeliveryFailed("; ".join(failures))
+
+
+async def _send_webhook(
+    env: Envelope, deps: NotifierDeps, hook: store.Webhook, body: bytes
+) -> str | None:
     http = deps.http
     assert http is not None
-    body = callback_body(env)
-    failures: list[str] = []
-    for hook in hooks:
-        headers = {
-            "content-type": "application/json",
-            signing.HEADER: signing.sign(hook.secret, body),
-            signing.EVENT_HEADER: str(env.event_id),
-            "Lethe-Webhook-Id": str(hook.id),
-        }
+    headers = {
+        "content-type": "application/json",
+        signing.HEADER: signing.sign(hook.secret, body),
+        signing.EVENT_HEADER: str(env.event_id),
+        "Lethe-Webhook-Id": str(hook.id),
+    }
 
-        async def post(url: str = hook.url, headers: dict[str, str] = headers) -> None:
-            # The whole POST within the timeout: a trickling endpoint holds it no longer.
-            r = await netguard.post_within(
-                http, url, deps.webhook_timeout, content=body, headers=headers
-            )
-            r.raise_for_status()
-
-        error = await _deliver(
-            env,
-            deps,
-            f"webhook:{hook.id}",
-            channel="webhook",
-            template=env.type,
-            label=f"webhook {hook.id}",
-            lease_seconds=deps.webhook_timeout + 5,
-            send=post,
+    async def post() -> None:
+        # The whole POST within the timeout: a trickling endpoint holds it no longer.
+        r = await netguard.post_within(
+            http, hook.url, deps.webhook_timeout, content=body, headers=headers
         )
-        if error:
-            failures.append(error)
-    if failures:
-        raise DeliveryFailed("; ".join(failures))
+        r.raise_for_status()
+
+    return await _deliver(
+        env,
+        deps,
+        f"webhook:{hook.id}",
+        channel="webhook",
+        template=env.type,
+        label=f"webhook {hook.id}",
+        lease_seconds=deps.webhook_timeout + 5,
+        send=post,
+    )
 
 
 async def give_up(env: Envelope, deps: NotifierDeps, error: str, *, channel: str) -> None:

@@ -547,3 +547,45 @@ async def test_a_webhook_that_points_inside_at_send_time_is_not_called(
     assert row["status"] == "failed" and "loopback address" in row["last_error"]
     [hook] = await notifier_store.webhooks(lethe_db, org.id)
     await notifier_store.remove_webhook(lethe_db, hook.id)
+
+
+async def test_a_hung_webhook_holds_its_message_only_for_the_deadline(
+    org: Org, lethe_db: asyncpg.Pool, prepared: infra.Endpoints, receiver: Receiver
+) -> None:
+    """Two of the org's endpoints accept and never answer: the third is called at once,
+    the message is done within one deadline (not one per webhook), the hung ones are
+    recorded as timed out."""
+    hold = asyncio.Event()
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await hold.wait()
+        writer.close()
+
+    hung = await asyncio.start_server(hang, "127.0.0.1", 0)
+    hung_url = f"http://127.0.0.1:{hung.sockets[0].getsockname()[1]}/hook"
+    try:
+        for path in ("a", "b"):
+            await asyncio.to_thread(_webhooks_add, prepared, org.id, f"{hung_url}/{path}")
+        receiver.secret = await asyncio.to_thread(_webhooks_add, prepared, org.id, receiver.url)
+        done = make_event(
+            JobCompleted(done=1, total=1, verification={"ok": True}),
+            actor=ACTOR,
+            org_id=org.id,
+            job_id=uuid.uuid4(),
+        )
+        deps = _deps(lethe_db, prepared, [])
+        deps.webhook_timeout = 1.0
+        allowed = netguard.Policy.from_list(["127.0.0.0/8"])
+        async with netguard.guarded_client(allowed, timeout=30) as http:
+            deps.http = http
+            started = time.monotonic()
+            with pytest.raises(domain.DeliveryFailed, match="TimeoutError"):
+                await domain.send_callbacks(done, deps)
+            assert time.monotonic() - started < 1.9  # in turn, it would take over 2 s
+        [(_, body)] = receiver.accepted
+        assert json.loads(body)["event_id"] == str(done.event_id)
+    finally:
+        hold.set()
+        hung.close()
+        for hook in await notifier_store.webhooks(lethe_db, org.id):
+            await notifier_store.remove_webhook(lethe_db, hook.id)
