@@ -40,6 +40,7 @@ class Policy:
 
     allowed: tuple[IPNetwork, ...] = ()
     resolver: Resolver = system_resolver
+    resolve_timeout: float = 5.0  # a slow resolver never holds a submission longer
 
     @classmethod
     def from_list(cls, networks: list[str]) -> Policy:
@@ -81,8 +82,9 @@ async def resolve_checked(host: str, port: int, policy: Policy) -> list[IPAddres
     if literal is not None:
         return [literal]
     try:
-        answers = await policy.resolver(host.rstrip("."), port)
-    except OSError as exc:
+        async with asyncio.timeout(policy.resolve_timeout):
+            answers = await policy.resolver(host.rstrip("."), port)
+    except OSError as exc:  # TimeoutError too
         raise Refused("host does not resolve", type(exc).__name__) from None
     found: list[IPAddress] = []
     for text in answers:

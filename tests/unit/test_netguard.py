@@ -3,6 +3,7 @@ the address checked is the address dialled (a second DNS answer never matters)."
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from ipaddress import IPv4Address, ip_address
 from typing import Any
@@ -206,6 +207,13 @@ async def test_a_public_name_passes_and_an_unresolvable_one_is_refused() -> None
 
     with pytest.raises(Refused, match="host does not resolve"):
         await check_url("https://nowhere.example/cb", Policy(resolver=nxdomain))
+
+    async def silent(host: str, port: int) -> list[str]:
+        await asyncio.sleep(10)
+        return ["93.184.216.34"]
+
+    with pytest.raises(Refused, match=r"host does not resolve \(TimeoutError\)"):
+        await check_url("https://slow.example/cb", Policy(resolver=silent, resolve_timeout=0.05))
 
 
 async def test_the_dev_allow_list_admits_its_networks_only() -> None:
