@@ -157,6 +157,14 @@ class LetheSettings(BaseSettings):
         " which makes min.insync.replicas 2).",
     )
 
+    callback_allowed_networks: list[str] = Field(
+        [],
+        description="Internal networks (JSON list of CIDRs) that OpenDSR status callbacks and "
+        "webhooks may reach anyway: development and tests only (`make up` allows loopback). "
+        "Empty in production: a callback URL whose host is or resolves to a private, loopback, "
+        "link-local, CGNAT, metadata or other non-public address is refused.",
+    )
+
     @model_validator(mode="after")
     def _refuse_unsafe_secrets(self) -> Self:
         if self.env != "dev":

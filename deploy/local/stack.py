@@ -80,6 +80,7 @@ def service_env(
             "LETHE_OPENDSR_SIGNING_KEY_FILE": str(dev_signing_key(state_dir)),
             # Local callbacks go to http://127.0.0.1 receivers: allowed here only.
             "LETHE_OPENDSR_ALLOW_INSECURE_CALLBACKS": "true",
+            "LETHE_CALLBACK_ALLOWED_NETWORKS": '["127.0.0.0/8", "::1/128"]',
             "LETHE_OPENDSR_PROCESSOR_DOMAIN": "127.0.0.1",
             # A window that ends is purged within seconds (the demo ends one early).
             "LETHE_ERASE_PURGE_INTERVAL_SECONDS": (environ or {}).get(

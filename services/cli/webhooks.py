@@ -15,6 +15,7 @@ from rich.table import Table
 from services.cli.common import console, settings
 from services.notifier import store
 from services.notifier.domain import recipient_key
+from shared import netguard
 from shared.db import create_pool
 from shared.events import Actor, Payload, make_event
 from shared.events.notifications import OwnerContactChanged, WebhookRegistered, WebhookRemoved
@@ -62,13 +63,24 @@ def webhooks_add(
     parsed = urlparse(url)
     if parsed.scheme not in ("https", "http") or not parsed.netloc:
         raise typer.BadParameter("--url must be an absolute http(s) URL")
-    if parsed.scheme == "http" and parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
-        raise typer.BadParameter("use https (plain http only for localhost)")
+    _check_target(url, parsed.scheme == "http")
     hook = _run(store.add_webhook, org, url)
     _audit(WebhookRegistered(webhook_id=str(hook.id), host=parsed.hostname or ""), org)
     console.print(f"webhook {hook.id} for {org}: every job state change is POSTed to {url}")
     console.print("signing secret (shown once; verify t=...,v1=... in Lethe-Signature):")
     print(hook.secret)
+
+
+def _check_target(url: str, plain_http: bool) -> None:
+    """The notifier would refuse this URL at send time: refuse it now, naming the rule.
+    Plain http only to a network in LETHE_CALLBACK_ALLOWED_NETWORKS (development)."""
+    policy = netguard.Policy.from_list(settings().callback_allowed_networks)
+    try:
+        found = asyncio.run(netguard.check_url(url, policy))
+    except netguard.Refused as exc:
+        raise typer.BadParameter(f"--url refused: {exc}") from None
+    if plain_http and not all(any(ip in net for net in policy.allowed) for ip in found):
+        raise typer.BadParameter("use https (plain http only to an allowed development network)")
 
 
 @app.command("list")

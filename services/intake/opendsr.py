@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import re
 from typing import Any, Literal
@@ -44,6 +43,7 @@ from services.intake.opendsr_identities import (  # noqa: F401
     hash_email,
     map_identities,
 )
+from shared import netguard
 
 # The protocol, re-exported: intake's routes read `opendsr.<name>` for either side.
 from shared.opendsr import (  # noqa: F401
@@ -205,22 +205,36 @@ def _required(info: Any) -> bool:
 
 
 def check_callback_urls(urls: list[str]) -> list[str]:
-    """Problems with callback URLs a production processor should not call: plain http, or a
-    host that is a loopback, private or link-local address (the notifier would otherwise
-    POST wherever an API key asks, inside our own network too)."""
+    """Problems with callback URLs a production processor should not call, seen without
+    DNS: plain http, or a host that is (in any numeric form the OS accepts: `127.1`,
+    `0x7f000001`, ...) or names an internal address (`shared.netguard` rules)."""
     errors = []
     for i, url in enumerate(urls):
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
+        where = f"status_callback_urls[{i}]"
+        if urlsplit(url).scheme != "https":
+            errors.append(f"{where}: must be an https URL (section 3.3)")
+            continue
         try:
-            ip = ipaddress.ip_address(host)
-            internal = ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved
-        except ValueError:
-            internal = host == "localhost" or host.endswith((".localhost", ".internal", ".local"))
-        if parts.scheme != "https":
-            errors.append(f"status_callback_urls[{i}]: must be an https URL (section 3.3)")
-        elif internal:
-            errors.append(f"status_callback_urls[{i}]: must not point at an internal address")
+            _, host, _ = netguard.split_url(url)
+            netguard.check_literal(host, netguard.Policy())
+        except netguard.Refused as exc:
+            errors.append(f"{where}: must not point at an internal address ({exc.rule})")
+    return errors
+
+
+async def check_callback_hosts(urls: list[str], policy: netguard.Policy) -> list[str]:
+    """The same URLs resolved: refused if any address a name resolves to is internal. A
+    name that does not resolve now passes (a DNS hiccup must not lose the request); the
+    notifier checks again at send time and connects only to what it checked."""
+    errors = []
+    for i, url in enumerate(urls):
+        try:
+            await netguard.check_url(url, policy)
+        except netguard.Refused as exc:
+            if exc.rule != "host does not resolve":
+                errors.append(
+                    f"status_callback_urls[{i}]: must not point at an internal address ({exc.rule})"
+                )
     return errors
 
 

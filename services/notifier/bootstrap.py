@@ -11,6 +11,7 @@ import httpx
 
 from services.notifier.service import Emit, NotifierDeps
 from services.notifier.settings import NotifierSettings
+from shared import netguard
 from shared.db import create_pool
 
 
@@ -43,7 +44,8 @@ async def open_deps(settings: NotifierSettings, *, emit: Emit) -> AsyncIterator[
     """Open the pool and the webhook client; yield the deps, close both after."""
     async with AsyncExitStack() as stack:
         pool = await create_pool(settings.database_url)
-        http = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
+        policy = netguard.Policy.from_list(settings.callback_allowed_networks)
+        http = netguard.guarded_client(policy, timeout=settings.webhook_timeout_seconds)
         stack.push_async_callback(pool.close)  # closed after the client, as before
         stack.push_async_callback(http.aclose)
         yield build_deps(settings, pool=pool, emit=emit, http=http)

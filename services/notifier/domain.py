@@ -16,6 +16,7 @@ import httpx
 
 from services.notifier import signing
 from services.notifier.templates import render
+from shared import netguard
 from shared.events import Actor, Envelope, make_event
 from shared.events.envelope import safe_details
 from shared.events.notifications import NotificationFailed, NotificationSent, SendEmail
@@ -101,7 +102,8 @@ def describe(exc: BaseException) -> str:
     code = getattr(exc, "code", None) or getattr(exc, "status_code", None)
     if isinstance(exc, httpx.HTTPStatusError):
         code = exc.response.status_code
-    return f"{type(exc).__name__}{f' {code}' if code else ''}"
+    rule = f" ({exc.rule})" if isinstance(exc, netguard.CallbackRefused) else ""
+    return f"{type(exc).__name__}{f' {code}' if code else ''}{rule}"
 
 
 def event(env: Envelope, payload: NotificationSent | NotificationFailed) -> Envelope:

@@ -10,6 +10,7 @@ address. Each delivery is claimed with a lease (services/notifier/lease.py).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -21,6 +22,7 @@ import httpx
 from services.notifier import domain, lease, store
 from services.notifier.domain import DeliveryFailed
 from services.notifier.templates import render
+from shared import netguard
 from shared.events import Envelope
 from shared.events.notifications import SendEmail
 from shared.events.topics import AUDIT
@@ -119,37 +121,45 @@ async def send_email(env: Envelope, deps: NotifierDeps) -> None:
 
 
 async def send_callbacks(env: Envelope, deps: NotifierDeps) -> None:
-    """POST a signed status callback to each of the org's webhooks, once per state change."""
+    """POST a signed status callback to each of the org's webhooks, once per state change.
+    The org's webhooks are called at once: the message waits for the slowest one, bounded
+    by its deadline, not for the sum of them."""
     if not domain.needs_callback(env):
         return
     assert env.org_id is not None
     hooks = await store.webhooks(deps.pool, env.org_id)
     if not hooks:
         return
+    body = domain.callback_body(env)
+    errors = await asyncio.gather(*(_send_webhook(env, deps, hook, body) for hook in hooks))
+    if failures := [e for e in errors if e]:
+        raise DeliveryFailed("; ".join(failures))
+
+
+async def _send_webhook(
+    env: Envelope, deps: NotifierDeps, hook: store.Webhook, body: bytes
+) -> str | None:
     http = deps.http
     assert http is not None
-    body = domain.callback_body(env)
-    failures: list[str] = []
-    for hook in hooks:
-        headers = domain.webhook_headers(hook.secret, hook.id, env.event_id, body)
+    headers = domain.webhook_headers(hook.secret, hook.id, env.event_id, body)
 
-        async def post(url: str = hook.url, headers: dict[str, str] = headers) -> None:
-            (await http.post(url, content=body, headers=headers)).raise_for_status()
-
-        error = await _deliver(
-            env,
-            deps,
-            f"webhook:{hook.id}",
-            channel="webhook",
-            template=env.type,
-            label=f"webhook {hook.id}",
-            lease_seconds=lease.seconds(deps.webhook_timeout, 5),
-            send=post,
+    async def post() -> None:
+        # The whole POST within the timeout: a trickling endpoint holds it no longer.
+        r = await netguard.post_within(
+            http, hook.url, deps.webhook_timeout, content=body, headers=headers
         )
-        if error:
-            failures.append(error)
-    if failures:
-        raise DeliveryFailed("; ".join(failures))
+        r.raise_for_status()
+
+    return await _deliver(
+        env,
+        deps,
+        f"webhook:{hook.id}",
+        channel="webhook",
+        template=env.type,
+        label=f"webhook {hook.id}",
+        lease_seconds=lease.seconds(deps.webhook_timeout, 5),
+        send=post,
+    )
 
 
 async def give_up(env: Envelope, deps: NotifierDeps, error: str, *, channel: str) -> None:

@@ -30,6 +30,7 @@ from services.notifier import bootstrap, domain, service, signing
 from services.notifier import store as notifier_store
 from services.notifier.app import create_app
 from services.notifier.settings import NotifierSettings
+from shared import netguard
 from shared.events import Actor, Envelope, make_event
 from shared.events.notifications import TEMPLATES, SendEmail
 from shared.events.progress import BatchErased, JobCompleted
@@ -101,6 +102,7 @@ async def notifier(
         notify_retries=8,
         notify_backoff_seconds=0.5,
         smtp_timeout_seconds=2,
+        callback_allowed_networks=["127.0.0.0/8"],  # the webhook receivers are on 127.0.0.1
     )
     sink.start()  # up while the notifier works through what earlier modules left
     try:
@@ -404,12 +406,16 @@ def _webhooks_add(ep: infra.Endpoints, org: str, url: str) -> str:
     return r.stdout.strip().splitlines()[-1]
 
 
-def _cli(ep: infra.Endpoints, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(
+    ep: infra.Endpoints, *args: str, extra_env: dict[str, str] | None = None, ok: bool = True
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "DATABASE_URL": ep.database_url,
         "KAFKA_BOOTSTRAP_SERVERS": ep.kafka_bootstrap_servers,
         "LETHE_ENV_FILE": "/nonexistent",
+        "LETHE_CALLBACK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',  # the receivers' network
+        **(extra_env or {}),
     }
     env.pop("LETHE_DATABASE_URL", None)
     r = subprocess.run(
@@ -420,7 +426,7 @@ def _cli(ep: infra.Endpoints, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
     )
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert (r.returncode == 0) is ok, r.stdout + r.stderr
     return r
 
 
@@ -490,3 +496,96 @@ async def test_state_changes_reach_a_webhook_signed_once(
 
 async def _async(value: Any) -> Any:
     return value
+
+
+PRODUCTION = {"LETHE_CALLBACK_ALLOWED_NETWORKS": "[]"}
+
+
+@pytest.mark.parametrize(
+    "url, rule",
+    [
+        ("https://localhost./hook", "internal host name"),
+        ("https://127.1/hook", "loopback address"),
+        ("https://2130706433/hook", "loopback address"),
+        ("https://0x7f000001/hook", "loopback address"),
+        ("https://100.64.0.1/hook", "carrier-grade NAT address"),
+        ("https://169.254.169.254/latest", "cloud metadata address"),
+        ("https://[::ffff:10.0.0.1]/hook", "IPv4-mapped IPv6 address embedding a private"),
+        ("https://[64:ff9b::7f00:1]/hook", "NAT64 IPv6 address embedding a loopback"),
+    ],
+)
+async def test_registration_refuses_internal_targets_naming_the_rule(
+    org: Org, prepared: infra.Endpoints, url: str, rule: str
+) -> None:
+    args = ("webhooks", "add", "--org", org.id, "--url", url)
+    r = await asyncio.to_thread(_cli, prepared, *args, extra_env=PRODUCTION, ok=False)
+    assert "refused" in r.stderr and rule in " ".join(r.stderr.split()), r.stderr
+
+
+async def test_a_webhook_that_points_inside_at_send_time_is_not_called(
+    org: Org, lethe_db: asyncpg.Pool, prepared: infra.Endpoints, receiver: Receiver
+) -> None:
+    """Registered while allowed (or its name re-pointed since): the production notifier
+    checks at send time, posts nothing and records the rule."""
+    receiver.secret = await asyncio.to_thread(_webhooks_add, prepared, org.id, receiver.url)
+    done = make_event(
+        JobCompleted(done=1, total=1, verification={"ok": True}),
+        actor=ACTOR,
+        org_id=org.id,
+        job_id=uuid.uuid4(),
+    )
+    deps = _deps(lethe_db, prepared, [])
+    async with netguard.guarded_client(netguard.Policy()) as http:  # production: none inside
+        deps.http = http
+        with pytest.raises(domain.DeliveryFailed, match=r"CallbackRefused \(loopback address\)"):
+            await service.send_callbacks(done, deps)
+    assert receiver.accepted == [] and receiver.rejected == []
+    [row] = await lethe_db.fetch(
+        "SELECT status, last_error FROM lethe.deliveries WHERE command_event_id = $1",
+        done.event_id,
+    )
+    assert row["status"] == "failed" and "loopback address" in row["last_error"]
+    [hook] = await notifier_store.webhooks(lethe_db, org.id)
+    await notifier_store.remove_webhook(lethe_db, hook.id)
+
+
+async def test_a_hung_webhook_holds_its_message_only_for_the_deadline(
+    org: Org, lethe_db: asyncpg.Pool, prepared: infra.Endpoints, receiver: Receiver
+) -> None:
+    """Two of the org's endpoints accept and never answer: the third is called at once,
+    the message is done within one deadline (not one per webhook), the hung ones are
+    recorded as timed out."""
+    hold = asyncio.Event()
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await hold.wait()
+        writer.close()
+
+    hung = await asyncio.start_server(hang, "127.0.0.1", 0)
+    hung_url = f"http://127.0.0.1:{hung.sockets[0].getsockname()[1]}/hook"
+    try:
+        for path in ("a", "b"):
+            await asyncio.to_thread(_webhooks_add, prepared, org.id, f"{hung_url}/{path}")
+        receiver.secret = await asyncio.to_thread(_webhooks_add, prepared, org.id, receiver.url)
+        done = make_event(
+            JobCompleted(done=1, total=1, verification={"ok": True}),
+            actor=ACTOR,
+            org_id=org.id,
+            job_id=uuid.uuid4(),
+        )
+        deps = _deps(lethe_db, prepared, [])
+        deps.webhook_timeout = 1.0
+        allowed = netguard.Policy.from_list(["127.0.0.0/8"])
+        async with netguard.guarded_client(allowed, timeout=30) as http:
+            deps.http = http
+            started = time.monotonic()
+            with pytest.raises(domain.DeliveryFailed, match="TimeoutError"):
+                await service.send_callbacks(done, deps)
+            assert time.monotonic() - started < 1.9  # in turn, it would take over 2 s
+        [(_, body)] = receiver.accepted
+        assert json.loads(body)["event_id"] == str(done.event_id)
+    finally:
+        hold.set()
+        hung.close()
+        for hook in await notifier_store.webhooks(lethe_db, org.id):
+            await notifier_store.remove_webhook(lethe_db, hook.id)

@@ -38,6 +38,7 @@ from services.intake.app import create_http
 from services.intake.settings import IntakeSettings
 from services.notifier import opendsr as callbacks
 from services.notifier.settings import NotifierSettings
+from shared import netguard
 from shared.db import create_pool
 from shared.events import Actor, Envelope, Payload, make_event
 from shared.events.progress import (
@@ -224,6 +225,7 @@ async def sender(
         opendsr_callback_retries=3,
         opendsr_callback_backoff_seconds=0.1,
         opendsr_callback_timeout_seconds=3,  # a hung endpoint holds an attempt this long
+        callback_allowed_networks=["127.0.0.0/8"],  # the receivers are on 127.0.0.1
     )
     rt = SenderRuntime(settings)
     broker = create_broker(settings.kafka_bootstrap_servers, service="notifier-opendsr-test")
@@ -966,6 +968,15 @@ async def test_a_dead_controller_delays_only_its_own_callbacks(
         ("https://[::1]/cb", False),
         ("https://localhost:8080/cb", False),
         ("https://db.internal/cb", False),
+        ("https://localhost./cb", False),
+        ("https://127.1/cb", False),
+        ("https://2130706433/cb", False),
+        ("https://0x7f000001/cb", False),
+        ("https://0177.0.0.1/cb", False),
+        ("https://100.64.0.1/cb", False),
+        ("https://[::ffff:127.0.0.1]/cb", False),
+        ("https://[64:ff9b::a9fe:a9fe]/cb", False),
+        ("https://[fd00::1]/cb", False),
     ],
 )
 def test_production_refuses_plain_http_and_internal_callbacks(url: str, allowed: bool) -> None:
@@ -976,6 +987,87 @@ def test_production_refuses_plain_http_and_internal_callbacks(url: str, allowed:
     with pytest.raises(opendsr.Invalid, match=r"status_callback_urls\[0\]"):
         opendsr.parse_request(body, DOMAIN)
     assert opendsr.parse_request(body, DOMAIN, allow_insecure_callbacks=True)
+
+
+async def test_production_refuses_names_that_resolve_inside() -> None:
+    """At submission the names are resolved: one internal answer refuses the request; a
+    name that does not resolve now passes (the notifier checks again when it sends)."""
+    answers = {
+        "public.example": ["93.184.216.34"],
+        "inside.example": ["93.184.216.34", "10.0.0.5"],
+        "meta.example": ["::ffff:169.254.169.254"],
+    }
+
+    async def resolve(host: str, port: int) -> list[str]:
+        if host not in answers:
+            raise OSError("Name or service not known")
+        return answers[host]
+
+    urls = [f"https://{name}/cb" for name in [*answers, "gone.example"]]
+    errors = await opendsr.check_callback_hosts(urls, netguard.Policy(resolver=resolve))
+    assert errors == [
+        "status_callback_urls[1]: must not point at an internal address "
+        "(resolves to an internal address: private address (RFC 1918))",
+        "status_callback_urls[2]: must not point at an internal address (resolves to an "
+        "internal address: IPv4-mapped IPv6 address embedding a cloud metadata address)",
+    ]
+
+
+async def test_the_sender_refuses_a_name_that_resolves_inside_at_send_time(
+    api: httpx.AsyncClient,
+    sender: callbacks.Dispatcher,
+    receiver: Receiver,
+    key_file: Path,
+    org: Org,
+    lethe_db: asyncpg.Pool,
+) -> None:
+    """Accepted at submission (development intake), the name points at loopback when the
+    production sender resolves it: nothing is sent, the rule is recorded."""
+    rid = str(uuid.uuid4())
+    url = receiver.url.replace("127.0.0.1", "rebound.example")
+    r = await api.post("/opendsr/requests", content=example(url, rid), headers=json_headers(org))
+    assert r.status_code == 201, r.text
+    job_id = await eventually(lambda: job_of(lethe_db, org, rid), what="the job to leave")
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    async def emit(env: Envelope) -> None:
+        pass
+
+    key = opendsr.load_signing_key(None, key_file)
+    deps = callbacks.CallbackDeps(
+        pool=lethe_db,
+        key=lambda: key,
+        domain=DOMAIN,
+        emit=emit,
+        max_attempts=1,
+        policy=netguard.Policy(resolver=resolve),  # production: nothing allowed inside
+    )
+    dispatcher = callbacks.Dispatcher(lambda: deps)
+    env = make_event(
+        ErasurePlanned(total=1, per_table={"users": 1}), actor=WORKER, job_id=job_id, org_id=org.id
+    )
+    await sender.stop()
+    try:
+        assert await callbacks.enqueue(env, deps) == 1
+        for _ in range(50):  # the job's receipt callback goes first, then this one
+            await asyncio.sleep(0.01)
+            await asyncio.gather(*await dispatcher.dispatch())
+            row = await lethe_db.fetchrow(
+                "SELECT status, last_error FROM lethe.opendsr_callbacks WHERE event_id = $1",
+                env.event_id,
+            )
+            if row["status"] == "failed":
+                break
+    finally:
+        await dispatcher.stop()
+        await sender.start()
+    assert row["status"] == "failed"
+    assert (
+        "CallbackRefused (resolves to an internal address: loopback address)" in (row["last_error"])
+    )
+    assert receiver.received == []
 
 
 def test_the_example_maps_onto_a_lethe_request() -> None:

@@ -39,6 +39,7 @@ from services.intake.service.errors import (
     ServiceError,
 )
 from services.intake.service.requests import take_turn
+from shared import netguard
 
 router = APIRouter(prefix="/opendsr", tags=["opendsr"])
 VERSIONS = ("", "/v1", "/v2")
@@ -194,6 +195,10 @@ async def _create(request: Request) -> Response:
         )
     except opendsr.Invalid as exc:
         raise OpenDSRError(400, exc.message, exc.errors) from exc
+    if not rt.settings.opendsr_allow_insecure_callbacks:
+        policy = netguard.Policy.from_list(rt.settings.callback_allowed_networks)
+        if errors := await opendsr.check_callback_hosts(req.status_callback_urls, policy):
+            raise OpenDSRError(400, errors[0], errors)
     with rt.tracer.start_as_current_span("intake opendsr request"):
         done = await requests.submit(uow(request), req, who, rt.submit_policy())
     row = done.job

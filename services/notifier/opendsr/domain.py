@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from services.notifier.domain import ACTOR
-from shared import opendsr
+from shared import netguard, opendsr
 from shared.events import Envelope, make_event
 from shared.events.opendsr import OpenDSRCallbackFailed, OpenDSRCallbackSent
 
@@ -78,7 +78,8 @@ def new_rows(env: Envelope, found: Target, status: str, deadline: datetime) -> l
 def failure(host: str, digest: str, exc: BaseException, code: int | None) -> str:
     """A failed attempt, named by host and hash (never the URL) and the error's kind."""
     error = f"callback to {host} ({digest}): {type(exc).__name__}"
-    return error + (f" {code}" if code else "")
+    error += f" {code}" if code else ""
+    return error + (f" ({exc.rule})" if isinstance(exc, netguard.CallbackRefused) else "")
 
 
 def give_up_reason(

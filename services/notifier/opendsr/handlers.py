@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from faststream.kafka import KafkaBroker
 
 from services.notifier.opendsr.service import CallbackDeps, Dispatcher, enqueue
-from shared import opendsr
+from shared import netguard, opendsr
 from shared.events import Envelope
 from shared.events.topics import AUDIT, PROGRESS
 from shared.kafka import publish_event, subscribe
@@ -59,6 +59,7 @@ def register(
             backoff=s.opendsr_callback_backoff_seconds,
             max_backoff=s.opendsr_callback_max_backoff_seconds,
             per_endpoint=s.opendsr_callback_per_endpoint,
+            policy=netguard.Policy.from_list(s.callback_allowed_networks),
             transport=transport,
         )
 

@@ -22,7 +22,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from services.notifier import lease, store
 from services.notifier.opendsr import domain
 from services.notifier.store import Callback
-from shared import opendsr
+from shared import netguard, opendsr
 from shared.events import Envelope
 from shared.readmodels.opendsr import target
 
@@ -54,7 +54,8 @@ class CallbackDeps:
     per_endpoint: int = 4
     max_in_flight: int = 64
     poll: float = 1.0
-    transport: httpx.AsyncBaseTransport | None = None  # tests
+    policy: netguard.Policy = field(default_factory=netguard.Policy)  # what callbacks reach
+    transport: httpx.AsyncBaseTransport | None = None  # tests; else the guarded transport
 
     @property
     def lease(self) -> float:
@@ -101,11 +102,7 @@ class Dispatcher:
         if self._http is None:
             # Our own limits bound the connections (per endpoint and in flight): a dead
             # endpoint never waits in the client's pool in front of a live one.
-            self._http = httpx.AsyncClient(
-                follow_redirects=False,
-                transport=self.deps.transport,
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
-            )
+            self._http = netguard.guarded_client(self.deps.policy, transport=self.deps.transport)
         return self._http
 
     async def start(self) -> None:
@@ -181,8 +178,9 @@ class Dispatcher:
                 raise TimeoutError("past the delivery deadline")
             headers = opendsr.signed_headers(d.key(), d.domain, cb.body)
             headers["Lethe-Event-Id"] = str(cb.event_id)  # stable across retries
-            r = await self.http.post(
-                cb.url, content=cb.body, headers=headers, timeout=min(d.timeout, left)
+            limit = min(d.timeout, left)
+            r = await netguard.post_within(  # the whole attempt, body included, within it
+                self.http, cb.url, limit, content=cb.body, headers=headers, timeout=limit
             )
             code = r.status_code
             r.raise_for_status()
