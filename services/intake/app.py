@@ -20,7 +20,7 @@ from opentelemetry.trace import TracerProvider
 from services.intake import opendsr
 from services.intake.api import add_routes
 from services.intake.auth import RateLimiter
-from services.intake.handlers import register
+from services.intake.handlers import build_router
 from services.intake.relay import OutboxRelay
 from services.intake.scheduler import Scheduler
 from services.intake.settings import IntakeSettings
@@ -130,7 +130,7 @@ def build(
 ) -> tuple[FastStream, Runtime]:
     tp = tracer_provider or make_tracer_provider("intake", exporter=settings.otel_exporter)
     rt = Runtime(settings, tp, datamap)
-    register(rt.broker, rt)
+    rt.broker.include_router(build_router(rt))
     app = FastStream(
         rt.broker,
         on_startup=[rt.open],

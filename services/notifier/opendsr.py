@@ -36,13 +36,14 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
-from faststream.kafka import KafkaBroker
+from faststream.kafka import KafkaBroker, KafkaRouter
 
 from shared import opendsr
 from shared.events import Actor, Envelope, make_event
 from shared.events.opendsr import OpenDSRCallbackFailed, OpenDSRCallbackSent
 from shared.events.topics import AUDIT, PROGRESS
-from shared.kafka import publish_event, subscribe
+from shared.messaging import Delivery
+from shared.messaging.outputs import Outputs
 from shared.readmodels.opendsr import target
 
 if TYPE_CHECKING:
@@ -406,10 +407,13 @@ class _Runtime(Protocol):
 
 
 def register(
-    broker: KafkaBroker, rt: _Runtime, *, transport: httpx.AsyncBaseTransport | None = None
+    parent: KafkaBroker | KafkaRouter,
+    rt: _Runtime,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> Dispatcher:
-    """Subscribe the callback recorder (group `lethe-notifier-opendsr`) on `broker`; the
-    dispatcher returned is started and stopped with the app (`start`, `stop`)."""
+    """Add the callback recorder (group `lethe-notifier-opendsr`) to `parent` (the notifier's
+    router, or a broker); the dispatcher returned is started and stopped with the app."""
     s = rt.settings
     cache: list[rsa.RSAPrivateKey] = []
 
@@ -421,8 +425,14 @@ def register(
             cache.append(opendsr.load_signing_key(pem, s.opendsr_signing_key_file))
         return cache[0]
 
+    delivery = Delivery()
+    router = KafkaRouter(middlewares=[delivery])
+    outputs = Outputs(
+        router, "notifier-opendsr", {AUDIT: (OpenDSRCallbackSent, OpenDSRCallbackFailed)}
+    )
+
     async def emit(env: Envelope) -> None:
-        await publish_event(broker, AUDIT, env)
+        await outputs.emit(AUDIT, env)
 
     def deps() -> CallbackDeps:
         return CallbackDeps(
@@ -441,9 +451,10 @@ def register(
 
     dispatcher = Dispatcher(deps)
 
-    async def on_progress(env: Envelope) -> None:
+    @router.subscriber(PROGRESS, **delivery.consumer(s.group(GROUP), retries=s.dlq_retries))
+    async def on_opendsr_progress(env: Envelope) -> None:
         if await enqueue(env, dispatcher.deps):
             dispatcher.wake()
 
-    subscribe(broker, PROGRESS, group_id=s.group(GROUP), handler=on_progress, retries=s.dlq_retries)
+    parent.include_router(router)
     return dispatcher

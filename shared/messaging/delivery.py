@@ -1,0 +1,154 @@
+"""Reliable consuming, written once: retries with backoff, the dead-letter topic, give-up hooks.
+
+A router's subscribers are declared with `Delivery.consumer(...)`, which records the policy of
+that consumer group and returns the subscriber settings every Lethe consumer uses (earliest
+offset, offset committed after the handler). `Delivery` is also the router's middleware: it
+runs the handler (FastStream's validation of the typed payload included) and
+
+- dead-letters a message that does not validate at once (retrying cannot help);
+- retries any other failure with exponential backoff, then dead-letters it with the error
+  (headers lethe-source-topic, lethe-consumer-group, lethe-error; the original bytes) and runs
+  the group's give-up hook (e.g. mark the job failed) with the envelope, when it reads as one;
+- when the dead-letter publish itself fails, does not commit: the message is redelivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from faststream import AckPolicy, BaseMiddleware
+from faststream.exceptions import NackMessage
+from pydantic import ValidationError
+
+from shared.events import Envelope
+from shared.events.topics import DLQ
+
+if TYPE_CHECKING:
+    from faststream._internal.context.repository import ContextRepo
+    from faststream.kafka import KafkaBroker
+    from faststream.message import StreamMessage
+
+log = logging.getLogger(__name__)
+
+GiveUp = Callable[[Envelope, str], Awaitable[None]]
+DEFAULT_POLL_MS = 5 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class Policy:
+    retries: int = 3  # attempts before dead-lettering
+    backoff_seconds: float = 0.5  # before the second attempt; doubles each time
+    on_give_up: GiveUp | None = None
+
+
+async def dead_letter(
+    broker: KafkaBroker, topic: str, group_id: str, raw: bytes, error: str
+) -> None:
+    log.error("dead-lettering a message from %s (group %s): %s", topic, group_id, error)
+    await broker.publish(
+        raw,
+        DLQ,
+        headers={
+            "lethe-source-topic": topic,
+            "lethe-consumer-group": group_id,
+            "lethe-error": error[:2000],
+        },
+    )
+
+
+def describe(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(exc)).strip()
+
+
+class Delivery:
+    """The delivery policies of one router's consumer groups, and the middleware applying them."""
+
+    def __init__(self) -> None:
+        self._policies: dict[str, Policy] = {}
+
+    def consumer(
+        self,
+        group_id: str,
+        *,
+        retries: int = 3,
+        backoff_seconds: float = 0.5,
+        on_give_up: GiveUp | None = None,
+        max_poll_interval_ms: int = DEFAULT_POLL_MS,
+        max_workers: int | None = None,
+    ) -> dict[str, Any]:
+        """Keyword arguments for `router.subscriber(topic, **...)`; records the group's policy."""
+        self._policies[group_id] = Policy(retries, backoff_seconds, on_give_up)
+        options: dict[str, Any] = {
+            "group_id": group_id,
+            "auto_offset_reset": "earliest",
+            "ack_policy": AckPolicy.ACK,
+            "max_poll_interval_ms": max_poll_interval_ms,
+        }
+        if max_workers is not None and max_workers > 1:
+            options["max_workers"] = max_workers
+        return options
+
+    def policy(self, group_id: str) -> Policy:
+        return self._policies.get(group_id, Policy())
+
+    def __call__(self, msg: Any, /, *, context: ContextRepo) -> BaseMiddleware:
+        return _Scope(msg, context=context, delivery=self)
+
+
+class _Scope(BaseMiddleware):
+    def __init__(self, msg: Any, /, *, context: ContextRepo, delivery: Delivery) -> None:
+        super().__init__(msg, context=context)
+        self.delivery = delivery
+
+    async def consume_scope(
+        self, call_next: Callable[[Any], Awaitable[Any]], msg: StreamMessage[Any]
+    ) -> Any:
+        subscriber = self.context.get("handler_")
+        group = str(getattr(subscriber, "group_id", "") or "")
+        topic = str(getattr(msg.raw_message, "topic", ""))
+        policy = self.delivery.policy(group)
+        for attempt in range(1, policy.retries + 1):
+            try:
+                return await call_next(msg)
+            except ValidationError as exc:
+                # Poison: a message that does not fit its schema never will.
+                return await self._give_up(msg, topic, group, policy, f"invalid message: {exc}")
+            except Exception as exc:  # every other failure is retried, then dead-lettered
+                log.warning(
+                    "handler for %s (group %s) failed (attempt %d/%d): %r",
+                    topic,
+                    group,
+                    attempt,
+                    policy.retries,
+                    exc,
+                )
+                if attempt == policy.retries:
+                    return await self._give_up(msg, topic, group, policy, describe(exc))
+                await asyncio.sleep(policy.backoff_seconds * 2 ** (attempt - 1))
+        return None
+
+    async def _give_up(
+        self, msg: StreamMessage[Any], topic: str, group: str, policy: Policy, error: str
+    ) -> None:
+        raw: bytes = msg.body
+        broker: KafkaBroker = self.context.get("broker")
+        try:
+            await dead_letter(broker, topic, group, raw, error)
+        except Exception as exc:
+            # Not dead-lettered: do not commit past it, so that it is delivered again.
+            log.error(
+                "dead-lettering from %s failed (%r); the message will be redelivered", topic, exc
+            )
+            raise NackMessage() from exc
+        if policy.on_give_up is None:
+            return
+        try:
+            env = Envelope.model_validate_json(raw)
+        except ValidationError:
+            return  # not an envelope: nothing to mark failed
+        await policy.on_give_up(env, error)
