@@ -65,7 +65,7 @@ def build_router(rt: Runtime) -> tuple[KafkaRouter, opendsr.Dispatcher]:
             on_give_up=on_callback_give_up,
         ),
     )
-    async def on_progress(env: Envelope) -> None:
+    async def on_job_state_change(env: Envelope) -> None:
         await domain.send_callbacks(env, rt.deps)
 
     dispatcher = opendsr.register(router, rt)  # OpenDSR callbacks: group lethe-notifier-opendsr
