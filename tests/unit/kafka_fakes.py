@@ -4,6 +4,7 @@ with recorders on the dead-letter and audit topics."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker, KafkaRouter, TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from pydantic import ValidationError
 
 from shared.events import Envelope
 from shared.events.topics import AUDIT, DLQ
@@ -30,14 +32,22 @@ def fake_settings(**overrides: Any) -> SimpleNamespace:
     return SimpleNamespace(group=lambda name: f"test-{name}", **values)
 
 
+def fake_runtime(settings: SimpleNamespace | None = None, **attrs: Any) -> Any:
+    """What a service's `build_router` reads from its runtime (the deps are the tests')."""
+    return SimpleNamespace(settings=settings or fake_settings(), **attrs)
+
+
 @dataclass
 class Recorded:
     dlq: list[tuple[bytes, dict[str, Any]]] = field(default_factory=list)
     audit: list[Envelope] = field(default_factory=list)
+    topics: dict[str, list[Envelope]] = field(default_factory=dict)  # `running(..., also=)`
 
 
 @asynccontextmanager
-async def running(router: KafkaRouter) -> AsyncIterator[tuple[KafkaBroker, Recorded]]:
+async def running(
+    router: KafkaRouter, *, also: tuple[str, ...] = ()
+) -> AsyncIterator[tuple[KafkaBroker, Recorded]]:
     broker = create_broker("localhost:9092", service="test")
     broker.include_router(router)
     seen = Recorded()
@@ -48,10 +58,23 @@ async def running(router: KafkaRouter) -> AsyncIterator[tuple[KafkaBroker, Recor
 
     @broker.subscriber(AUDIT, group_id="test-audit-reader")
     async def _audit(message: KafkaMessage) -> None:
-        seen.audit.append(Envelope.model_validate_json(message.body))
+        with contextlib.suppress(ValidationError):  # a test's poison message, not an event
+            seen.audit.append(Envelope.model_validate_json(message.body))
+
+    for topic in also:
+        broker.subscriber(topic, group_id=f"test-reader-{topic}")(_collect(seen, topic))
 
     async with TestKafkaBroker(broker) as br:
         yield br, seen
+
+
+def _collect(seen: Recorded, topic: str) -> Callable[[Envelope], Awaitable[None]]:
+    found = seen.topics[topic] = []
+
+    async def collect(env: Envelope) -> None:
+        found.append(env)
+
+    return collect
 
 
 async def send(broker: KafkaBroker, topic: str, env: Envelope) -> None:

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from services.eraser import domain, handlers, lifecycle, retention
 from shared.events import Actor, Envelope, make_event
 from shared.events.jobs import CancelErasure, EraseChunk, ErasureRequested, RestoreErasure
-from shared.events.retention import RetentionRequested
 from shared.events.progress import JobCompleted
+from shared.events.retention import RetentionRequested
 from shared.events.topics import ERASE_TASKS, JOBS_ERASE, PROGRESS
-from tests.unit.kafka_fakes import failing, fake_settings, recorder, running, send
+from tests.unit.kafka_fakes import failing, fake_runtime, fake_settings, recorder, running, send
 
 pytestmark = pytest.mark.unit
 ACTOR = Actor(kind="service", id="test")
@@ -41,8 +41,8 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
     return seen
 
 
-def _runtime() -> SimpleNamespace:
-    return SimpleNamespace(settings=fake_settings(), deps=object())
+def _runtime() -> Any:
+    return fake_runtime(settings=fake_settings(), deps=object())
 
 
 def _job(payload: object) -> Envelope:
