@@ -61,7 +61,7 @@ unit: install
 
 docs: install
 	mkdir -p docs
-	$(PY) -m services.cli.asyncapi > docs/asyncapi.json
+	$(PY) -m services.cli asyncapi > docs/asyncapi.json
 
 bench: install
 	$(PY) -m bench.erase

@@ -24,6 +24,7 @@ from shared.messaging.audit_copy import AuditCopy
 
 log = logging.getLogger(__name__)
 
+
 def create_broker(
     bootstrap_servers: str, *, service: str, tracer_provider: TracerProvider | None = None
 ) -> KafkaBroker:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 def build_router(rt: Runtime, *, group_id: str = "lethe-auditor") -> KafkaRouter:
-    delivery = Delivery()
+    delivery = Delivery(horizon_seconds=rt.settings.dlq_retry_horizon_seconds)
     router = KafkaRouter(middlewares=[delivery])
 
     @router.subscriber(

@@ -80,7 +80,7 @@ OUTPUTS = {
 
 
 def build_router(rt: Runtime) -> KafkaRouter:
-    delivery = Delivery()
+    delivery = Delivery(horizon_seconds=rt.settings.dlq_retry_horizon_seconds)
     router = KafkaRouter(middlewares=[delivery])
     out = Outputs(router, "eraser", OUTPUTS)
 

@@ -54,7 +54,7 @@ OUTPUTS = {
 
 
 def build_router(rt: Runtime) -> KafkaRouter:
-    delivery = Delivery()
+    delivery = Delivery(horizon_seconds=rt.settings.dlq_retry_horizon_seconds)
     router = KafkaRouter(middlewares=[delivery])
     rt.outputs = Outputs(router, "exporter", OUTPUTS)
     retries = rt.settings.dlq_retries

@@ -82,7 +82,7 @@ async def raw_body(msg: StreamMessage[Any]) -> bytes:
 
 
 def build_router(rt: Runtime) -> KafkaRouter:
-    delivery = Delivery()
+    delivery = Delivery(horizon_seconds=rt.settings.dlq_retry_horizon_seconds)
     router = KafkaRouter(middlewares=[delivery])
     out = Outputs(router, "intake", OUTPUTS)
     retries = rt.settings.dlq_retries

@@ -31,7 +31,7 @@ OUTPUTS = {AUDIT: (NotificationSent, NotificationFailed)}
 
 def build_router(rt: Runtime) -> tuple[KafkaRouter, opendsr.Dispatcher]:
     """The router; the OpenDSR callback dispatcher, for the app to start and stop."""
-    delivery = Delivery()
+    delivery = Delivery(horizon_seconds=rt.settings.dlq_retry_horizon_seconds)
     router = KafkaRouter(middlewares=[delivery])
     rt.outputs = Outputs(router, "notifier", OUTPUTS)
 

@@ -425,7 +425,7 @@ def register(
             cache.append(opendsr.load_signing_key(pem, s.opendsr_signing_key_file))
         return cache[0]
 
-    delivery = Delivery()
+    delivery = Delivery(horizon_seconds=s.dlq_retry_horizon_seconds)
     router = KafkaRouter(middlewares=[delivery])
     outputs = Outputs(
         router, "notifier-opendsr", {AUDIT: (OpenDSRCallbackSent, OpenDSRCallbackFailed)}

@@ -6,7 +6,8 @@ offset, offset committed after the handler). `Delivery` is also the router's mid
 runs the handler (FastStream's validation of the typed payload included) and
 
 - dead-letters a message that does not validate at once (retrying cannot help);
-- retries any other failure with exponential backoff, then dead-letters it with the error
+- retries any other failure with exponential backoff and jitter, within the retry horizon
+  (no wait ends past it: a consumer is never held longer), then dead-letters it with the error
   (headers lethe-source-topic, lethe-consumer-group, lethe-error; the original bytes) and runs
   the group's give-up hook (e.g. mark the job failed) with the envelope, when it reads as one;
 - when the dead-letter publish itself fails, does not commit: the message is redelivered.
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -39,11 +42,26 @@ GiveUp = Callable[[Envelope, str], Awaitable[None]]
 DEFAULT_POLL_MS = 5 * 60 * 1000
 
 
+DEFAULT_HORIZON_SECONDS = 120.0
+
+
 @dataclass(frozen=True)
 class Policy:
     retries: int = 3  # attempts before dead-lettering
     backoff_seconds: float = 0.5  # before the second attempt; doubles each time
     on_give_up: GiveUp | None = None
+    horizon_seconds: float = DEFAULT_HORIZON_SECONDS  # retrying never goes past this
+
+    def wait(self, attempt: int, elapsed: float) -> float | None:
+        """Seconds to wait after failed `attempt` (1-based), `elapsed` seconds after the first
+        began; None: give up now. Jitter (75-125 %) keeps replicas that failed together
+        (a database restart) from retrying in lockstep."""
+        if attempt >= self.retries:
+            return None
+        delay = self.backoff_seconds * 2 ** (attempt - 1) * random.uniform(0.75, 1.25)
+        if elapsed + delay > self.horizon_seconds:
+            return None
+        return delay
 
 
 async def dead_letter(
@@ -68,8 +86,9 @@ def describe(exc: BaseException) -> str:
 class Delivery:
     """The delivery policies of one router's consumer groups, and the middleware applying them."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, horizon_seconds: float = DEFAULT_HORIZON_SECONDS) -> None:
         self._policies: dict[str, Policy] = {}
+        self._horizon = horizon_seconds  # the default of this router's consumers
 
     def consumer(
         self,
@@ -78,11 +97,13 @@ class Delivery:
         retries: int = 3,
         backoff_seconds: float = 0.5,
         on_give_up: GiveUp | None = None,
+        horizon_seconds: float | None = None,
         max_poll_interval_ms: int = DEFAULT_POLL_MS,
         max_workers: int | None = None,
     ) -> dict[str, Any]:
         """Keyword arguments for `router.subscriber(topic, **...)`; records the group's policy."""
-        self._policies[group_id] = Policy(retries, backoff_seconds, on_give_up)
+        horizon = self._horizon if horizon_seconds is None else horizon_seconds
+        self._policies[group_id] = Policy(retries, backoff_seconds, on_give_up, horizon)
         options: dict[str, Any] = {
             "group_id": group_id,
             "auto_offset_reset": "earliest",
@@ -112,7 +133,10 @@ class _Scope(BaseMiddleware):
         group = str(getattr(subscriber, "group_id", "") or "")
         topic = str(getattr(msg.raw_message, "topic", ""))
         policy = self.delivery.policy(group)
-        for attempt in range(1, policy.retries + 1):
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 return await call_next(msg)
             except ValidationError as exc:
@@ -127,10 +151,10 @@ class _Scope(BaseMiddleware):
                     policy.retries,
                     exc,
                 )
-                if attempt == policy.retries:
+                delay = policy.wait(attempt, time.monotonic() - started)
+                if delay is None:
                     return await self._give_up(msg, topic, group, policy, describe(exc))
-                await asyncio.sleep(policy.backoff_seconds * 2 ** (attempt - 1))
-        return None
+                await asyncio.sleep(delay)
 
     async def _give_up(
         self, msg: StreamMessage[Any], topic: str, group: str, policy: Policy, error: str

@@ -23,6 +23,7 @@ from shared.kafka import create_broker, event_headers
 def fake_settings(**overrides: Any) -> SimpleNamespace:
     values: dict[str, Any] = {
         "dlq_retries": 3,
+        "dlq_retry_horizon_seconds": 120.0,
         "erase_concurrency": 1,
         "public_mode": False,
         "notify_retries": 3,
