@@ -65,12 +65,21 @@ class Policy:
 
 
 async def dead_letter(
-    broker: KafkaBroker, topic: str, group_id: str, raw: bytes, error: str
+    broker: KafkaBroker,
+    topic: str,
+    group_id: str,
+    raw: bytes,
+    error: str,
+    *,
+    key: bytes | None = None,
 ) -> None:
+    """The original bytes, under their original key (so `lethe dlq replay` keeps the order per
+    job), with where they came from and why they stopped."""
     log.error("dead-lettering a message from %s (group %s): %s", topic, group_id, error)
     await broker.publish(
         raw,
         DLQ,
+        key=key or None,
         headers={
             "lethe-source-topic": topic,
             "lethe-consumer-group": group_id,
@@ -160,9 +169,10 @@ class _Scope(BaseMiddleware):
         self, msg: StreamMessage[Any], topic: str, group: str, policy: Policy, error: str
     ) -> None:
         raw: bytes = msg.body
+        key = getattr(msg.raw_message, "key", None)
         broker: KafkaBroker = self.context.get("broker")
         try:
-            await dead_letter(broker, topic, group, raw, error)
+            await dead_letter(broker, topic, group, raw, error, key=key)
         except Exception as exc:
             # Not dead-lettered: do not commit past it, so that it is delivered again.
             log.error(
