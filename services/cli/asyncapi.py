@@ -12,6 +12,7 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
+from faststream import FastStream
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.specification import AsyncAPI
 
@@ -62,15 +63,21 @@ def cli_router() -> KafkaRouter:
     return router
 
 
-def document() -> dict[str, Any]:
-    broker = KafkaBroker("localhost:9092")  # never connected: only described
+def docs_app() -> FastStream:
+    """Every service's router on one broker that is never connected, only described; also
+    `faststream docs gen --factory services.cli.asyncapi:docs_app` (unsorted keys)."""
+    broker = KafkaBroker("localhost:9092")
     rt = _docs_runtime()
     for build in (intake_router, eraser_router, exporter_router, auditor_router):
         broker.include_router(build(rt))
     broker.include_router(notifier_router(rt)[0])
     broker.include_router(cli_router())
     spec = AsyncAPI(broker, title="Lethe events", version="1", description=DESCRIPTION)
-    doc: dict[str, Any] = spec.to_specification().to_jsonable()
+    return FastStream(broker, specification=spec)
+
+
+def document() -> dict[str, Any]:
+    doc: dict[str, Any] = docs_app().schema.to_specification().to_jsonable()
     return doc
 
 
