@@ -92,6 +92,15 @@ def describe(exc: BaseException) -> str:
     return "".join(traceback.format_exception_only(exc)).strip()
 
 
+def invalid(exc: ValidationError) -> str:
+    """What did not fit, without the values (they may be personal data)."""
+    problems = [
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+        for e in exc.errors(include_url=False, include_input=False)
+    ]
+    return f"invalid message: {'; '.join(problems)}"
+
+
 class Delivery:
     """The delivery policies of one router's consumer groups, and the middleware applying them."""
 
@@ -150,7 +159,7 @@ class _Scope(BaseMiddleware):
                 return await call_next(msg)
             except ValidationError as exc:
                 # Poison: a message that does not fit its schema never will.
-                return await self._give_up(msg, topic, group, policy, f"invalid message: {exc}")
+                return await self._give_up(msg, topic, group, policy, invalid(exc))
             except Exception as exc:  # every other failure is retried, then dead-lettered
                 log.warning(
                     "handler for %s (group %s) failed (attempt %d/%d): %r",

@@ -59,7 +59,7 @@ def test_no_wait_goes_past_the_horizon() -> None:
     policy = Policy(retries=100, backoff_seconds=1.0, horizon_seconds=10.0)
     assert 0.75 <= (policy.wait(1, elapsed=0.0) or 0) <= 1.25
     assert policy.wait(3, elapsed=4.0) is not None  # 4 s waited, about 4 more: within 10
-    assert policy.wait(3, elapsed=6.5) is None  # the next wait would end past the horizon
+    assert policy.wait(3, elapsed=7.5) is None  # the next wait (3-5 s) would end past it
     assert Policy(retries=3).wait(3, elapsed=0.0) is None  # out of attempts
 
 

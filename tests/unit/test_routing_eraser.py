@@ -3,6 +3,7 @@ are retried then dead-lettered (and the job told), poison goes to the DLQ at onc
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -112,16 +113,23 @@ async def test_a_failing_retention_run_is_given_up_as_retention(
 
 
 async def test_poison_goes_to_the_dlq_at_once(calls: Calls) -> None:
+    incomplete = _job(_requested()).model_dump(mode="json")
+    incomplete["payload"] = {"subject": {"email": "secret@example.com"}}
     async with running(handlers.build_router(_runtime())) as (broker, seen):
         await broker.publish(b"not json", JOBS_ERASE, key=b"k")
         # A well-formed envelope of a type the topic does not carry is poison too.
         await send(broker, JOBS_ERASE, _job(EraseChunk(chunk_no=1, wave=0, table="t")))
-    # Both consumer groups of the job topic dead-letter each.
+        await broker.publish(json.dumps(incomplete).encode(), JOBS_ERASE)
+    # Both consumer groups of the job topic dead-letter each, at the first attempt.
     groups = sorted(h["lethe-consumer-group"] for _, h in seen.dlq)
-    assert groups == ["test-lethe-eraser", "test-lethe-eraser"] + ["test-lethe-eraser-cancels"] * 2
+    assert groups == ["test-lethe-eraser"] * 3 + ["test-lethe-eraser-cancels"] * 3
     assert all(h["lethe-error"].startswith("invalid message") for _, h in seen.dlq)
     assert b"not json" in [b for b, _ in seen.dlq]
     assert not [n for n, _ in calls if n in {"plan", "cancel", "restore", "run_job"}]
+    # The error names what is missing, never the values (personal data).
+    errors = [h["lethe-error"] for _, h in seen.dlq]
+    assert any("payload.regulation: Field required" in e for e in errors)
+    assert not any("secret@example.com" in e for e in errors)
 
 
 async def test_a_chunk_is_processed_and_a_failing_one_becomes_a_review_item(
