@@ -79,7 +79,7 @@ unit: install
 
 docs: install
 	mkdir -p docs
-	$(PY) -m shared.asyncapi > docs/asyncapi.json
+	$(PY) -m services.cli asyncapi > docs/asyncapi.json
 
 bench: install
 	$(PY) -m bench.erase

@@ -1,48 +1,41 @@
-"""Kafka plumbing shared by every service: the broker, publishing, reliable consuming, topics.
+"""Kafka plumbing shared by every service: the broker, publishing envelopes, topics.
 
-Handlers never see Kafka: `subscribe` decodes the envelope, retries the domain function, and
-dead-letters what still fails (with the error and the original bytes) so the consumer goes on.
-Offsets are committed only after the handler (or the dead-lettering) has finished.
+Consuming goes through each service's typed `KafkaRouter`; retries, dead-lettering and the
+audit copy of published events are middleware in `shared.messaging`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import traceback
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from opentelemetry import propagate
 from opentelemetry.trace import TracerProvider
-from pydantic import ValidationError
 
 from shared.events import Envelope
-from shared.events.topics import AUDIT, DLQ, TOPICS, TopicSpec, min_insync_replicas
+from shared.events.topics import TOPICS, TopicSpec, min_insync_replicas
+from shared.messaging.audit_copy import AuditCopy
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[Envelope], Awaitable[None]]
-GiveUp = Callable[[Envelope, str], Awaitable[None]]
-RawHandler = Callable[[bytes, bytes | None], Awaitable[None]]
 
 
 def create_broker(
     bootstrap_servers: str, *, service: str, tracer_provider: TracerProvider | None = None
 ) -> KafkaBroker:
-    """Producers use acks=all and idempotence; tracing is broker middleware."""
+    """Producers use acks=all and idempotence; the audit copy and tracing are broker
+    middleware (the copy first, so that each of the two publishes is traced)."""
     return KafkaBroker(
         bootstrap_servers,
         client_id=f"lethe-{service}",
         acks="all",
         enable_idempotence=True,
-        middlewares=[KafkaTelemetryMiddleware(tracer_provider=tracer_provider)],
+        middlewares=[AuditCopy, KafkaTelemetryMiddleware(tracer_provider=tracer_provider)],
     )
 
 
@@ -61,118 +54,16 @@ def with_trace(env: Envelope) -> Envelope:
     return env.model_copy(update={"trace": carrier}) if carrier else env
 
 
-async def publish_event(
-    broker: KafkaBroker, topic: str, env: Envelope, *, audit: bool = True
-) -> None:
-    """Publish to `topic` and, unless it is the audit topic itself, a copy to the audit trail."""
+def event_headers(env: Envelope) -> dict[str, str]:
+    return {"content-type": "application/json", "lethe-event-type": env.type}
+
+
+async def publish_event(broker: KafkaBroker, topic: str, env: Envelope) -> None:
+    """Publish to `topic`; a broker from `create_broker` also copies it to the audit trail
+    (`shared.messaging.AuditCopy`)."""
     env = with_trace(env)
-    body = env.model_dump_json().encode()
-    headers = {"content-type": "application/json", "lethe-event-type": env.type}
-    await broker.publish(body, topic, key=env.key(), headers=headers)
-    if audit and topic != AUDIT:
-        await broker.publish(body, AUDIT, key=env.key(), headers=headers)
-
-
-def subscribe(
-    broker: KafkaBroker,
-    topic: str,
-    *,
-    group_id: str,
-    handler: Handler,
-    retries: int = 3,
-    backoff_seconds: float = 0.5,
-    max_poll_interval_ms: int = 5 * 60 * 1000,
-    on_give_up: GiveUp | None = None,
-) -> None:
-    """Register `handler` for `topic` in consumer group `group_id`, with retries and a DLQ.
-
-    `on_give_up` runs after dead-lettering, e.g. to mark the job failed.
-    """
-
-    async def process(raw: bytes, key: bytes | None) -> None:
-        try:
-            env = Envelope.model_validate_json(raw)
-        except ValidationError as exc:
-            # Poison message: retrying cannot help.
-            await dead_letter(broker, topic, group_id, raw, f"invalid envelope: {exc}")
-            return
-        error = await _with_retries(lambda: handler(env), topic, retries, backoff_seconds)
-        if error is not None:
-            await dead_letter(broker, topic, group_id, raw, error)
-            if on_give_up is not None:
-                await on_give_up(env, error)
-
-    _register(broker, topic, group_id, max_poll_interval_ms, process)
-
-
-def subscribe_raw(
-    broker: KafkaBroker,
-    topic: str,
-    *,
-    group_id: str,
-    handler: RawHandler,
-    retries: int = 3,
-    backoff_seconds: float = 0.5,
-) -> None:
-    """Like `subscribe`, for topics whose producers are not Lethe (the handler gets the bytes
-    and the key, and answers bad input itself); failures are retried, then dead-lettered."""
-
-    async def process(raw: bytes, key: bytes | None) -> None:
-        error = await _with_retries(lambda: handler(raw, key), topic, retries, backoff_seconds)
-        if error is not None:
-            await dead_letter(broker, topic, group_id, raw, error)
-
-    _register(broker, topic, group_id, 5 * 60 * 1000, process)
-
-
-def _register(
-    broker: KafkaBroker,
-    topic: str,
-    group_id: str,
-    max_poll_interval_ms: int,
-    process: RawHandler,
-) -> None:
-    @broker.subscriber(
-        topic,
-        group_id=group_id,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.ACK,
-        max_poll_interval_ms=max_poll_interval_ms,
-    )
-    async def _consume(message: KafkaMessage) -> None:
-        await process(message.body, message.raw_message.key)  # type: ignore[union-attr]
-
-    _ = _consume
-
-
-async def _with_retries(
-    call: Callable[[], Awaitable[None]], topic: str, retries: int, backoff_seconds: float
-) -> str | None:
-    """None on success; the last error after `retries` attempts."""
-    for attempt in range(1, retries + 1):
-        try:
-            await call()
-            return None
-        except Exception as exc:  # every failure is retried, then dead-lettered
-            log.warning("handler for %s failed (attempt %d/%d): %r", topic, attempt, retries, exc)
-            if attempt == retries:
-                return "".join(traceback.format_exception_only(exc)).strip()
-            await asyncio.sleep(backoff_seconds * 2 ** (attempt - 1))
-    return None
-
-
-async def dead_letter(
-    broker: KafkaBroker, topic: str, group_id: str, raw: bytes, error: str
-) -> None:
-    log.error("dead-lettering a message from %s (group %s): %s", topic, group_id, error)
     await broker.publish(
-        raw,
-        DLQ,
-        headers={
-            "lethe-source-topic": topic,
-            "lethe-consumer-group": group_id,
-            "lethe-error": error[:2000],
-        },
+        env.model_dump_json().encode(), topic, key=env.key(), headers=event_headers(env)
     )
 
 

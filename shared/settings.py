@@ -130,6 +130,12 @@ class LetheSettings(BaseSettings):
         description="Span exporter: `none`, `console` or `otlp` (to OTEL_EXPORTER_OTLP_ENDPOINT).",
     )
     dlq_retries: int = Field(3, description="Handler attempts before a message is dead-lettered.")
+    dlq_retry_horizon_seconds: float = Field(
+        120,
+        gt=0,
+        description="Retries of a failing message (backoff doubling, with jitter) never wait "
+        "past this many seconds after its first attempt; then it is dead-lettered.",
+    )
     ops_host: str = Field(
         "127.0.0.1",
         description="Address of the ops endpoint (/healthz, /readyz, /metrics) of the Kafka-only "

@@ -13,7 +13,7 @@ from faststream import FastStream
 from opentelemetry.trace import TracerProvider
 
 from services.auditor import bootstrap, maintenance
-from services.auditor.handlers import register
+from services.auditor.handlers import build_router
 from services.auditor.settings import AuditorSettings
 from shared.health import attach, postgres_check
 from shared.kafka import create_broker
@@ -59,7 +59,7 @@ def create_app(
     tp = tracer_provider or make_tracer_provider("auditor", exporter=settings.otel_exporter)
     broker = create_broker(settings.kafka_bootstrap_servers, service="auditor", tracer_provider=tp)
     rt = Runtime(settings)
-    register(broker, rt, group_id=group_id)
+    broker.include_router(build_router(rt, group_id=group_id))
     app = FastStream(
         broker,
         on_startup=[rt.open],

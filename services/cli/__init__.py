@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import audit, cleanup, datamap, jobs, keys, ops, webhooks
+from services.cli import asyncapi, audit, cleanup, datamap, dlq, jobs, keys, ops, webhooks
 
 app = typer.Typer(
     help="Lethe: data-subject requests carried out on Kafka, Postgres and S3.",
@@ -20,7 +20,9 @@ app.add_typer(ops.db_app, name="db")
 app.add_typer(ops.topics_app, name="topics")
 app.add_typer(ops.orgs_app, name="orgs")
 app.add_typer(datamap.app, name="datamap")
+app.add_typer(dlq.app, name="dlq")
 app.command("cleanup")(cleanup.cleanup)
+app.command("asyncapi")(asyncapi.print_document)
 app.command("config-table", help="Print the configuration table the README embeds.")(
     ops.config_table_cmd
 )

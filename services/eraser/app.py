@@ -12,7 +12,7 @@ from opentelemetry.trace import TracerProvider
 
 from services.eraser import bootstrap, service
 from services.eraser.deps import Emit, EraserDeps, PublishChunk
-from services.eraser.handlers import register
+from services.eraser.handlers import build_router
 from services.eraser.settings import EraserSettings
 from shared.health import attach, bucket_checks, postgres_check
 from shared.kafka import create_broker
@@ -70,7 +70,7 @@ def create_app(
     tp = tracer_provider or make_tracer_provider("eraser", exporter=settings.otel_exporter)
     broker = create_broker(settings.kafka_bootstrap_servers, service="eraser", tracer_provider=tp)
     runtime = Runtime(settings)
-    register(broker, runtime)
+    broker.include_router(build_router(runtime))
     app = FastStream(
         broker,
         on_startup=[runtime.open],

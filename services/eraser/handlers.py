@@ -1,80 +1,95 @@
-"""Thin handlers: decode, call the domain, publish what it emits.
+"""Thin handlers: typed commands in, the domain called, what it emits published.
 
-Three subscriptions: `lethe.jobs.erase.v1` (ErasureRequested, CancelErasure, RestoreErasure;
-keyed by job, so ordered per job) and `lethe.erase.tasks.v1` (one EraseChunk per chunk, keyed
-by job and chunk so the chunks spread over all partitions and every replica takes a share;
-`erase_concurrency` consumers per process), and the job topic once more in group
+Three subscribers: `lethe.jobs.erase.v1` (ErasureRequested, CancelErasure, RestoreErasure,
+RetentionRequested; keyed by job, so ordered per job) and `lethe.erase.tasks.v1` (one EraseChunk
+per chunk, keyed by job and chunk so the chunks spread over all partitions and every replica
+takes a share; `erase_concurrency` consumers per process), and the job topic once more in group
 `lethe-eraser-cancels` for cancels of retention runs (a run holds its partition while it
 works, so the cancel is recorded at once and read between batches). Offsets are committed
-after the handler.
+after the handler; retries and dead-lettering are `shared.messaging.Delivery`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import traceback
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
-from pydantic import ValidationError
+from faststream.kafka import KafkaRouter
+from pydantic import Field
 
 from services.eraser import service
 from services.eraser.service import retention
 from shared.events import Envelope
-from shared.events.jobs import CancelErasure, EraseChunk, ErasureRequested, RestoreErasure
+from shared.events.jobs import EraseChunk
+from shared.events.notifications import SendEmail
+from shared.events.progress import (
+    BatchErased,
+    CancelledErasurePurged,
+    CommandRefused,
+    DuplicateIgnored,
+    ErasurePlanned,
+    ErasureSoftDeleted,
+    JobCancelled,
+    JobCompleted,
+    JobFailed,
+    JobRestored,
+    PurgeStarted,
+    SubjectAmbiguous,
+    SubjectNotFound,
+)
 from shared.events.retention import RetentionRequested
-from shared.events.topics import AUDIT, ERASE_TASKS, JOBS_ERASE
-from shared.kafka import dead_letter, publish_event, subscribe, with_trace
+from shared.events.topics import AUDIT, ERASE_TASKS, JOBS_ERASE, NOTIFICATIONS, PROGRESS
+from shared.events.typed import (
+    CancelErasureEvent,
+    EraseChunkEvent,
+    ErasureRequestedEvent,
+    RestoreErasureEvent,
+    RetentionRequestedEvent,
+)
+from shared.messaging import Delivery
+from shared.messaging.outputs import Outputs
 
 if TYPE_CHECKING:
     from services.eraser.app import Runtime
 
-log = logging.getLogger(__name__)
 GROUP = "lethe-eraser"
 TASK_GROUP = "lethe-eraser-tasks"
 CANCEL_GROUP = "lethe-eraser-cancels"
 
+JobCommand = Annotated[
+    ErasureRequestedEvent | CancelErasureEvent | RestoreErasureEvent | RetentionRequestedEvent,
+    Field(discriminator="type"),
+]
+OUTPUTS = {
+    PROGRESS: (
+        ErasurePlanned,
+        BatchErased,
+        ErasureSoftDeleted,
+        PurgeStarted,
+        JobCompleted,
+        JobFailed,
+        SubjectNotFound,
+        SubjectAmbiguous,
+        JobCancelled,
+        JobRestored,
+        CommandRefused,
+    ),
+    NOTIFICATIONS: (SendEmail,),
+    AUDIT: (DuplicateIgnored, CancelledErasurePurged),
+    # Internal work items: not audited (the audit trail gets every BatchErased instead).
+    ERASE_TASKS: (EraseChunk,),
+}
 
-def register(broker: KafkaBroker, rt: Runtime) -> None:
-    async def emit(topic: str, env: Envelope) -> None:
-        if topic == AUDIT:
-            await publish_event(broker, topic, env)
-            return
-        # The event and its audit copy (as publish_event does), both awaited, side by side.
-        env = with_trace(env)
-        body = env.model_dump_json().encode()
-        headers = {"content-type": "application/json", "lethe-event-type": env.type}
-        await asyncio.gather(
-            broker.publish(body, topic, key=env.key(), headers=headers),
-            broker.publish(body, AUDIT, key=env.key(), headers=headers),
-        )
+
+def build_router(rt: Runtime) -> KafkaRouter:
+    delivery = Delivery(horizon_seconds=rt.settings.dlq_retry_horizon_seconds)
+    router = KafkaRouter(middlewares=[delivery])
+    out = Outputs(router, "eraser", OUTPUTS)
 
     async def publish_chunk(env: Envelope) -> None:
-        # Internal work items: not audited (the audit trail gets every BatchErased instead).
-        env = with_trace(env)
-        chunk = env.payload["chunk_no"]
-        await broker.publish(
-            env.model_dump_json().encode(),
-            ERASE_TASKS,
-            key=f"{env.job_id}:{chunk}".encode(),
-            headers={"content-type": "application/json", "lethe-event-type": env.type},
-        )
+        await out.emit(ERASE_TASKS, env, key=f"{env.job_id}:{env.payload['chunk_no']}".encode())
 
-    rt.emit, rt.publish_chunk = emit, publish_chunk
-
-    async def on_job_command(env: Envelope) -> None:
-        if env.type == ErasureRequested.event_type:
-            await service.plan(env, rt.deps)
-        elif env.type == CancelErasure.event_type:
-            if not await retention.cancel_arrived(env, rt.deps):
-                await service.cancel(env, rt.deps)
-        elif env.type == RestoreErasure.event_type:
-            await service.restore(env, rt.deps)
-        elif env.type == RetentionRequested.event_type:
-            await retention.run_job(env, rt.deps, public_mode=rt.settings.public_mode)
+    rt.emit, rt.publish_chunk = out.emit, publish_chunk
+    retries = rt.settings.dlq_retries
 
     async def on_give_up(env: Envelope, error: str) -> None:
         if env.type == RetentionRequested.event_type:
@@ -82,71 +97,56 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
             return
         await service.give_up(env, rt.deps, error)
 
-    subscribe(
-        broker,
+    @router.subscriber(
         JOBS_ERASE,
-        group_id=rt.settings.group(GROUP),
-        handler=on_job_command,
-        retries=rt.settings.dlq_retries,
-        on_give_up=on_give_up,
-        # Planning a large erasure resolves every key once; allow it time between polls.
-        max_poll_interval_ms=30 * 60 * 1000,
+        **delivery.consumer(
+            rt.settings.group(GROUP),
+            retries=retries,
+            on_give_up=on_give_up,
+            # Planning a large erasure resolves every key once; allow it time between polls.
+            max_poll_interval_ms=30 * 60 * 1000,
+        ),
     )
+    async def on_job_command(event: JobCommand) -> None:
+        env = event.envelope()
+        match event:
+            case ErasureRequestedEvent():
+                await service.plan(env, rt.deps)
+            case CancelErasureEvent():
+                if not await retention.cancel_arrived(env, rt.deps):
+                    await service.cancel(env, rt.deps)
+            case RestoreErasureEvent():
+                await service.restore(env, rt.deps)
+            case RetentionRequestedEvent():
+                await retention.run_job(env, rt.deps, public_mode=rt.settings.public_mode)
 
     # Cancels of retention jobs, read at once by a group of their own: a run holds its
     # partition of the job topic until it ends (retention.request_cancel).
-    async def on_cancel(env: Envelope) -> None:
-        if env.type == CancelErasure.event_type:
-            await retention.request_cancel(env, rt.deps)
-
-    subscribe(
-        broker,
-        JOBS_ERASE,
-        group_id=rt.settings.group(CANCEL_GROUP),
-        handler=on_cancel,
-        retries=rt.settings.dlq_retries,
+    @router.subscriber(
+        JOBS_ERASE, **delivery.consumer(rt.settings.group(CANCEL_GROUP), retries=retries)
     )
-    _subscribe_chunks(broker, rt)
+    async def on_cancel(event: JobCommand) -> None:
+        if isinstance(event, CancelErasureEvent):
+            await retention.request_cancel(event.envelope(), rt.deps)
 
-
-def _subscribe_chunks(broker: KafkaBroker, rt: Runtime) -> None:
-    retries = rt.settings.dlq_retries
-    group = rt.settings.group(TASK_GROUP)
-
-    @broker.subscriber(
-        ERASE_TASKS,
-        group_id=group,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.ACK,
-        max_workers=rt.settings.erase_concurrency,
-        max_poll_interval_ms=10 * 60 * 1000,
-    )
-    async def _consume(message: KafkaMessage) -> None:
-        raw = message.body
+    async def on_chunk_give_up(env: Envelope, error: str) -> None:
         try:
-            env = Envelope.model_validate_json(raw)
             env.payload_as(EraseChunk)
-        except (ValidationError, ValueError) as exc:
-            await dead_letter(broker, ERASE_TASKS, group, raw, f"invalid chunk: {exc}")
-            return
-        for attempt in range(1, retries + 1):
-            try:
-                await service.process_chunk(env, rt.deps)
-                return
-            except Exception as exc:  # retried, then a manual-review item
-                log.warning(
-                    "chunk %s of job %s failed (attempt %d/%d): %r",
-                    env.payload.get("chunk_no"),
-                    env.job_id,
-                    attempt,
-                    retries,
-                    exc,
-                )
-                if attempt == retries:
-                    error = "".join(traceback.format_exception_only(exc)).strip()
-                    await dead_letter(broker, ERASE_TASKS, group, raw, error)
-                    await service.chunk_failed(env, rt.deps, error)
-                    return
-                await asyncio.sleep(0.5 * 2 ** (attempt - 1))
+        except ValueError:
+            return  # not a chunk (dead-lettered as invalid): no job to tell
+        await service.chunk_failed(env, rt.deps, error)  # a manual-review item
 
-    _ = _consume
+    @router.subscriber(
+        ERASE_TASKS,
+        **delivery.consumer(
+            rt.settings.group(TASK_GROUP),
+            retries=retries,
+            on_give_up=on_chunk_give_up,
+            max_workers=rt.settings.erase_concurrency,
+            max_poll_interval_ms=10 * 60 * 1000,
+        ),
+    )
+    async def on_chunk(event: EraseChunkEvent) -> None:
+        await service.process_chunk(event.envelope(), rt.deps)
+
+    return router

@@ -13,12 +13,13 @@ from faststream.kafka import KafkaBroker
 from opentelemetry.trace import TracerProvider
 
 from services.exporter import bootstrap, service
-from services.exporter.handlers import register
+from services.exporter.handlers import build_router
 from services.exporter.service import ExporterDeps
 from services.exporter.settings import ExporterSettings
 from shared.events import Envelope
 from shared.health import attach, bucket_checks, postgres_check
-from shared.kafka import create_broker, publish_event
+from shared.kafka import create_broker
+from shared.messaging.outputs import Outputs
 from shared.telemetry import tracer_provider as make_tracer_provider
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 class Runtime:
     deps: ExporterDeps
+    outputs: Outputs  # the router's typed publishers (handlers.build_router)
 
     def __init__(self, settings: ExporterSettings, broker: KafkaBroker) -> None:
         self.settings = settings
@@ -41,7 +43,7 @@ class Runtime:
             raise
 
     async def emit(self, topic: str, env: Envelope) -> None:
-        await publish_event(self.broker, topic, env)
+        await self.outputs.emit(topic, env)
 
     async def _open(self) -> None:
         self.deps = await self._stack.enter_async_context(
@@ -71,7 +73,7 @@ def create_app(
     tp = tracer_provider or make_tracer_provider("exporter", exporter=settings.otel_exporter)
     broker = create_broker(settings.kafka_bootstrap_servers, service="exporter", tracer_provider=tp)
     rt = Runtime(settings, broker)
-    register(broker, rt)
+    broker.include_router(build_router(rt))
     app = FastStream(
         broker,
         on_startup=[rt.open],

@@ -1,53 +1,85 @@
-"""Thin handlers for the exporter."""
+"""Thin handlers for the exporter: typed commands in, the domain called.
+
+Two groups on `lethe.jobs.export.v1`: `lethe-exporter` builds exports (one at a time per
+partition); `lethe-exporter-control` takes cancels, which must not wait behind the export they
+stop (it records them; the export checks between batches). Retries and dead-lettering are
+`shared.messaging.Delivery`.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from faststream.kafka import KafkaBroker
+from faststream.kafka import KafkaRouter
+from pydantic import Field
 
 from services.exporter import service
 from shared.events import Envelope
-from shared.events.jobs import CancelExport, ExportRequested
-from shared.events.topics import JOBS_EXPORT
-from shared.kafka import subscribe
+from shared.events.exports import BatchExported, ExportExpired, ExportReady
+from shared.events.notifications import SendEmail
+from shared.events.progress import (
+    CommandRefused,
+    DuplicateIgnored,
+    JobCancelled,
+    JobFailed,
+    SubjectAmbiguous,
+    SubjectNotFound,
+)
+from shared.events.topics import AUDIT, JOBS_EXPORT, NOTIFICATIONS, PROGRESS
+from shared.events.typed import CancelExportEvent, ExportRequestedEvent
+from shared.messaging import Delivery
+from shared.messaging.outputs import Outputs
 
 if TYPE_CHECKING:
     from services.exporter.app import Runtime
 
-
+GROUP = "lethe-exporter"
 CONTROL_GROUP = "lethe-exporter-control"
 
+ExportCommand = Annotated[ExportRequestedEvent | CancelExportEvent, Field(discriminator="type")]
+OUTPUTS = {
+    PROGRESS: (
+        BatchExported,
+        ExportReady,
+        ExportExpired,
+        JobFailed,
+        SubjectNotFound,
+        SubjectAmbiguous,
+        JobCancelled,
+        CommandRefused,
+    ),
+    NOTIFICATIONS: (SendEmail,),
+    AUDIT: (DuplicateIgnored,),
+}
 
-def register(broker: KafkaBroker, rt: Runtime) -> None:
-    """Two groups on `lethe.jobs.export.v1`: `lethe-exporter` builds exports (one at a time per
-    partition); `lethe-exporter-control` takes cancels, which must not wait behind the export
-    they stop (it records them; the export checks between batches)."""
 
-    async def on_export_requested(env: Envelope) -> None:
-        if env.type == ExportRequested.event_type:
-            await service.export(env, rt.deps)
-
-    async def on_control(env: Envelope) -> None:
-        if env.type == CancelExport.event_type:
-            await service.cancel(env, rt.deps)
+def build_router(rt: Runtime) -> KafkaRouter:
+    delivery = Delivery(horizon_seconds=rt.settings.dlq_retry_horizon_seconds)
+    router = KafkaRouter(middlewares=[delivery])
+    rt.outputs = Outputs(router, "exporter", OUTPUTS)
+    retries = rt.settings.dlq_retries
 
     async def on_give_up(env: Envelope, error: str) -> None:
         await service.fail(env, rt.deps, error)
 
-    subscribe(
-        broker,
+    @router.subscriber(
         JOBS_EXPORT,
-        group_id=rt.settings.group("lethe-exporter"),
-        handler=on_export_requested,
-        retries=rt.settings.dlq_retries,
-        on_give_up=on_give_up,
-        max_poll_interval_ms=60 * 60 * 1000,
+        **delivery.consumer(
+            rt.settings.group(GROUP),
+            retries=retries,
+            on_give_up=on_give_up,
+            max_poll_interval_ms=60 * 60 * 1000,
+        ),
     )
-    subscribe(
-        broker,
-        JOBS_EXPORT,
-        group_id=rt.settings.group(CONTROL_GROUP),
-        handler=on_control,
-        retries=rt.settings.dlq_retries,
+    async def on_export_requested(event: ExportCommand) -> None:
+        if isinstance(event, ExportRequestedEvent):
+            await service.export(event.envelope(), rt.deps)
+
+    @router.subscriber(
+        JOBS_EXPORT, **delivery.consumer(rt.settings.group(CONTROL_GROUP), retries=retries)
     )
+    async def on_control(event: ExportCommand) -> None:
+        if isinstance(event, CancelExportEvent):
+            await service.cancel(event.envelope(), rt.deps)
+
+    return router

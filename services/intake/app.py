@@ -16,7 +16,7 @@ from faststream import FastStream
 from opentelemetry.trace import TracerProvider
 
 from services.intake.api import add_routes
-from services.intake.handlers import register
+from services.intake.handlers import build_router
 from services.intake.runtime import Runtime
 from services.intake.settings import IntakeSettings
 from shared.datamap import DataMap
@@ -32,7 +32,7 @@ def build(
 ) -> tuple[FastStream, Runtime]:
     tp = tracer_provider or make_tracer_provider("intake", exporter=settings.otel_exporter)
     rt = Runtime(settings, tp, datamap)
-    register(rt.broker, rt)
+    rt.broker.include_router(build_router(rt))
     app = FastStream(
         rt.broker,
         on_startup=[rt.open],

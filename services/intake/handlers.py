@@ -1,20 +1,92 @@
 """Intake's Kafka handlers: job state follows the progress topic; upstream requests come in
-on the request topic (bad ones answered with RequestRejected, carrying the original key)."""
+on the request topic (bad ones answered with RequestRejected, carrying the original key).
+
+The router also declares what intake publishes (its outbox relay's topics and the rejections),
+so the AsyncAPI document shows it. Retries and dead-lettering are `shared.messaging.Delivery`.
+"""
 
 from __future__ import annotations
 
-from faststream.kafka import KafkaBroker
+from typing import Annotated, Any
+
+from faststream.kafka import KafkaRouter
+from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
+from pydantic import WithJsonSchema
 
 from services.intake import domain, store
 from services.intake.runtime import Runtime
 from services.intake.service import requests
 from shared.events import Actor, Envelope, make_event
-from shared.events.requests import RequestRejected
-from shared.events.topics import PROGRESS, REQUESTS, REQUESTS_REJECTED
-from shared.kafka import publish_event, subscribe, subscribe_raw
+from shared.events.exports import DownloadAttempted, LinkRevoked
+from shared.events.jobs import (
+    CancelErasure,
+    CancelExport,
+    ErasureRequested,
+    ExportRequested,
+    RestoreErasure,
+)
+from shared.events.notifications import SendEmail
+from shared.events.opendsr import OpenDSRRequestReceived
+from shared.events.progress import JobCancelled
+from shared.events.requests import (
+    AuthFailed,
+    CancelRequested,
+    DeadlineExtended,
+    OrgDelegationChanged,
+    RequestRejected,
+    RestoreRequested,
+    SubmitRequest,
+)
+from shared.events.retention import RetentionPolicyChanged, RetentionRequested
+from shared.events.topics import (
+    AUDIT,
+    JOBS_ERASE,
+    JOBS_EXPORT,
+    NOTIFICATIONS,
+    PROGRESS,
+    REQUESTS,
+    REQUESTS_REJECTED,
+)
+from shared.messaging import Delivery
+from shared.messaging.outputs import Outputs
+
+OUTPUTS = {
+    JOBS_ERASE: (ErasureRequested, CancelErasure, RestoreErasure, RetentionRequested),
+    JOBS_EXPORT: (ExportRequested, CancelExport),
+    PROGRESS: (OpenDSRRequestReceived, JobCancelled),
+    NOTIFICATIONS: (SendEmail,),
+    REQUESTS_REJECTED: (RequestRejected,),
+    AUDIT: (
+        CancelRequested,
+        RestoreRequested,
+        DeadlineExtended,
+        OrgDelegationChanged,
+        AuthFailed,
+        DownloadAttempted,
+        LinkRevoked,
+        RetentionPolicyChanged,
+    ),
+}
+# Upstream requests are read as bytes: a message that does not fit SubmitRequest is answered
+# with RequestRejected (not dead-lettered), so it is validated by the handler, not FastStream.
+UpstreamRequest = Annotated[bytes, WithJsonSchema(SubmitRequest.model_json_schema())]
 
 
-def register(broker: KafkaBroker, rt: Runtime) -> None:
+async def raw_body(msg: StreamMessage[Any]) -> bytes:
+    return bytes(msg.body)
+
+
+def build_router(rt: Runtime) -> KafkaRouter:
+    delivery = Delivery(horizon_seconds=rt.settings.dlq_retry_horizon_seconds)
+    router = KafkaRouter(middlewares=[delivery])
+    out = Outputs(router, "intake", OUTPUTS)
+    retries = rt.settings.dlq_retries
+
+    # Any job state change, from any service: the topic carries many types, all enveloped.
+    @router.subscriber(
+        PROGRESS, **delivery.consumer(rt.settings.group("lethe-intake"), retries=retries)
+    )
     async def on_progress(env: Envelope) -> None:
         await store.apply_progress(rt.pool, env)
 
@@ -29,7 +101,7 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
             actor=Actor(kind="service", id="intake"),
             org_id=org_id,
         )
-        await publish_event(broker, REQUESTS_REJECTED, env)
+        await out.emit(REQUESTS_REJECTED, env)
 
     async def on_request(raw: bytes, key: bytes | None) -> None:
         try:
@@ -37,17 +109,12 @@ def register(broker: KafkaBroker, rt: Runtime) -> None:
         except requests.Rejected as exc:
             await reject(key, exc.rejection, exc.org_id)
 
-    subscribe(
-        broker,
-        PROGRESS,
-        group_id=rt.settings.group("lethe-intake"),
-        handler=on_progress,
-        retries=rt.settings.dlq_retries,
-    )
-    subscribe_raw(
-        broker,
+    @router.subscriber(
         REQUESTS,
-        group_id=rt.settings.group("lethe-intake-requests"),
-        handler=on_request,
-        retries=rt.settings.dlq_retries,
+        decoder=raw_body,
+        **delivery.consumer(rt.settings.group("lethe-intake-requests"), retries=retries),
     )
+    async def on_submit_request(request: UpstreamRequest, message: KafkaMessage) -> None:
+        await on_request(request, message.raw_message.key)  # type: ignore[union-attr]
+
+    return router

@@ -1,7 +1,7 @@
 """What a running intake holds: settings, pool, S3, relay, scheduler, limiter, OpenDSR key.
 
 Opened in the app's lifespan (never at import). The HTTP routes reach it through
-`services.intake.http.deps`, the Kafka handlers through `handlers.register`; both hand the
+`services.intake.http.deps`, the Kafka handlers through `handlers.build_router`; both hand the
 service layer a unit of work from `uow()`, which wakes the relay when it commits.
 """
 

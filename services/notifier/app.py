@@ -11,12 +11,13 @@ from faststream.kafka import KafkaBroker
 from opentelemetry.trace import TracerProvider
 
 from services.notifier import bootstrap
-from services.notifier.handlers import register
+from services.notifier.handlers import build_router
 from services.notifier.service import NotifierDeps
 from services.notifier.settings import NotifierSettings
 from shared.events import Envelope
 from shared.health import attach, postgres_check
-from shared.kafka import create_broker, publish_event
+from shared.kafka import create_broker
+from shared.messaging.outputs import Outputs
 from shared.telemetry import tracer_provider as make_tracer_provider
 
 
@@ -24,6 +25,7 @@ class Runtime:
     """The deps, opened at start-up and closed at shutdown (none exist at import time)."""
 
     deps: NotifierDeps
+    outputs: Outputs  # the router's typed publishers (handlers.build_router)
     pool: asyncpg.Pool  # the deps' pool, for the OpenDSR dispatcher
 
     def __init__(self, settings: NotifierSettings, broker: KafkaBroker) -> None:
@@ -32,7 +34,7 @@ class Runtime:
         self._stack = AsyncExitStack()
 
     async def emit(self, topic: str, env: Envelope) -> None:
-        await publish_event(self.broker, topic, env)
+        await self.outputs.emit(topic, env)
 
     async def open(self) -> None:
         self.deps = await self._stack.enter_async_context(
@@ -50,7 +52,8 @@ def create_app(
     tp = tracer_provider or make_tracer_provider("notifier", exporter=settings.otel_exporter)
     broker = create_broker(settings.kafka_bootstrap_servers, service="notifier", tracer_provider=tp)
     rt = Runtime(settings, broker)
-    callbacks = register(broker, rt)
+    router, callbacks = build_router(rt)
+    broker.include_router(router)
     app = FastStream(
         broker,
         on_startup=[rt.open],

@@ -7,13 +7,15 @@ from typing import TYPE_CHECKING, Protocol
 import asyncpg
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
-from faststream.kafka import KafkaBroker
+from faststream.kafka import KafkaBroker, KafkaRouter
 
 from services.notifier.opendsr.service import CallbackDeps, Dispatcher, enqueue
 from shared import netguard, opendsr
 from shared.events import Envelope
+from shared.events.opendsr import OpenDSRCallbackFailed, OpenDSRCallbackSent
 from shared.events.topics import AUDIT, PROGRESS
-from shared.kafka import publish_event, subscribe
+from shared.messaging import Delivery
+from shared.messaging.outputs import Outputs
 
 if TYPE_CHECKING:
     from services.notifier.settings import NotifierSettings
@@ -29,10 +31,13 @@ class _Runtime(Protocol):
 
 
 def register(
-    broker: KafkaBroker, rt: _Runtime, *, transport: httpx.AsyncBaseTransport | None = None
+    parent: KafkaBroker | KafkaRouter,
+    rt: _Runtime,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> Dispatcher:
-    """Subscribe the callback recorder (group `lethe-notifier-opendsr`) on `broker`; the
-    dispatcher returned is started and stopped with the app (`start`, `stop`)."""
+    """Add the callback recorder (group `lethe-notifier-opendsr`) to `parent` (the notifier's
+    router, or a broker); the dispatcher returned is started and stopped with the app."""
     s = rt.settings
     cache: list[rsa.RSAPrivateKey] = []
 
@@ -44,8 +49,14 @@ def register(
             cache.append(opendsr.load_signing_key(pem, s.opendsr_signing_key_file))
         return cache[0]
 
+    delivery = Delivery(horizon_seconds=s.dlq_retry_horizon_seconds)
+    router = KafkaRouter(middlewares=[delivery])
+    outputs = Outputs(
+        router, "notifier-opendsr", {AUDIT: (OpenDSRCallbackSent, OpenDSRCallbackFailed)}
+    )
+
     async def emit(env: Envelope) -> None:
-        await publish_event(broker, AUDIT, env)
+        await outputs.emit(AUDIT, env)
 
     def deps() -> CallbackDeps:
         return CallbackDeps(
@@ -65,9 +76,10 @@ def register(
 
     dispatcher = Dispatcher(deps)
 
-    async def on_progress(env: Envelope) -> None:
+    @router.subscriber(PROGRESS, **delivery.consumer(s.group(GROUP), retries=s.dlq_retries))
+    async def on_opendsr_progress(env: Envelope) -> None:
         if await enqueue(env, dispatcher.deps):
             dispatcher.wake()
 
-    subscribe(broker, PROGRESS, group_id=s.group(GROUP), handler=on_progress, retries=s.dlq_retries)
+    parent.include_router(router)
     return dispatcher
