@@ -38,7 +38,9 @@ def create_broker(
 ) -> KafkaBroker:
     """Producers use acks=all and idempotence; tracing is broker middleware."""
     return KafkaBroker(
-        bootstrap_servers,
+        # A list: FastStream takes one string as a single host, so "a:9092,b:9092" (a
+        # cluster) would never connect.
+        [s.strip() for s in bootstrap_servers.split(",") if s.strip()],
         client_id=f"lethe-{service}",
         acks="all",
         enable_idempotence=True,
