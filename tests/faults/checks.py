@@ -70,7 +70,8 @@ async def wait_mid_job(lethe: asyncpg.Pool, job_id: uuid.UUID) -> tuple[int, int
 
     async def mid() -> tuple[int, int] | None:
         p = await progress(lethe, job_id)
-        if p is not None and p[0] == "erasing" and 0 < p[1] < p[2]:
+        # A tenth done: chunks of the later waves are flowing (not just the first).
+        if p is not None and p[0] == "erasing" and p[2] // 10 <= p[1] < p[2] and p[1]:
             return p[1], p[2]
         assert p is None or p[0] in ("planning", "erasing"), f"job ended before the fault: {p}"
         return None
