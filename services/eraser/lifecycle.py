@@ -265,12 +265,14 @@ async def _purge(deps: EraserDeps, job_id: uuid.UUID) -> bool:
     if error:
         # The next sweep retries; meanwhile the job says why it is not purged (never silent).
         item = [{"kind": "purge_incomplete", "error": error}]
-        await deps.lethe.execute(
+        added = await deps.lethe.execute(
             "UPDATE lethe.erase_tasks SET needs_review = needs_review || $2 "
             "WHERE job_id = $1 AND NOT needs_review @> $2",
             job_id,
             item,
         )
+        if added == "UPDATE 1":  # once per distinct reason, not on every sweep
+            await deps.emit(PROGRESS, job_event(job, PurgeStarted(needs_review=item)))
         raise PurgeIncomplete(f"{error}; retried later")
     await store.set_object_state(deps.lethe, job_id, [k for k, _ in pairs], "purged")
     async with deps.platform.acquire() as conn:
