@@ -34,7 +34,6 @@ from deploy.local.parts.kafka_cluster import (
     KafkaNode,
     cluster_nodes,
     start_kafka_cluster,
-    start_kafka_node,
 )
 from deploy.local.parts.postgres import ensure_databases, start_postgres
 from deploy.local.parts.processes import read_pid, stop
@@ -89,9 +88,6 @@ class FaultStack:
         """SIGKILL one node of the cluster (no shutdown of any kind)."""
         os.killpg(self._pid(f"kafka-{node_id}"), signal.SIGKILL)
         stop(f"kafka-{node_id}", self.state_dir, 5, signal.SIGKILL, group=True)  # reap
-
-    def start_node(self, node_id: int) -> None:
-        start_kafka_node(self.state_dir, REPO, self.nodes, node_id)
 
     # Postgres: the postmaster leads a process group with every backend in it.
     def pause_postgres(self) -> None:

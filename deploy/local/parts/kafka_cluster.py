@@ -1,6 +1,7 @@
 """A local KRaft cluster of N nodes (each a broker and a controller) from the jars and the
 properties of `kafka.py`: process `kafka-<id>`, data in `<state>/kafka-<id>/`, one cluster id
-for all in `<state>/kafka-cluster.id`. The fault tests start one to kill a broker under load."""
+for all in `<state>/kafka-cluster.id`. `infra.down(state)` stops them with every other recorded
+process. The fault tests start one to kill a broker under load."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from deploy.local.parts.kafka import (
     new_cluster_id,
     wait_node_started,
 )
-from deploy.local.parts.processes import stop_process
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def _cluster_id_file(state_dir: Path) -> Path:
     return state_dir / "kafka-cluster.id"
 
 
-def _node_properties(state_dir: Path, node: KafkaNode, nodes: Sequence[KafkaNode]) -> str:
+def node_properties(state_dir: Path, node: KafkaNode, nodes: Sequence[KafkaNode]) -> str:
     voters = ",".join(f"{n.node_id}@{HOST}:{n.controller_port}" for n in nodes)
     data = state_dir / node.name / "data"
     return kafka_properties(
@@ -76,26 +76,9 @@ def start_kafka_cluster(state_dir: Path, repo_root: Path, nodes: Sequence[KafkaN
     cluster_id = id_file.read_text().strip()
     offsets = {}
     for node in nodes:
-        props = _node_properties(state_dir, node, nodes)
+        props = node_properties(state_dir, node, nodes)
         kdir = state_dir / node.name
         offsets[node.name] = launch_node(state_dir, repo_root, node.name, kdir, props, cluster_id)
     for node in nodes:
         wait_node_started(state_dir, node.name, node.port, offsets[node.name])
     return bootstrap_servers(nodes)
-
-
-def start_kafka_node(
-    state_dir: Path, repo_root: Path, nodes: Sequence[KafkaNode], node_id: int
-) -> None:
-    """(Re)start one node of a running cluster on its ports, with the data it had."""
-    state_dir = Path(state_dir).resolve()
-    node = next(n for n in nodes if n.node_id == node_id)
-    props = _node_properties(state_dir, node, nodes)
-    cluster_id = _cluster_id_file(state_dir).read_text().strip()
-    offset = launch_node(state_dir, repo_root, node.name, state_dir / node.name, props, cluster_id)
-    wait_node_started(state_dir, node.name, node.port, offset)
-
-
-def stop_kafka_cluster(state_dir: Path, nodes: Sequence[KafkaNode]) -> None:
-    for node in nodes:
-        stop_process(node.name, Path(state_dir), timeout=30)
