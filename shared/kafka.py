@@ -31,7 +31,9 @@ def create_broker(
     """Producers use acks=all and idempotence; the audit copy and tracing are broker
     middleware (the copy first, so that each of the two publishes is traced)."""
     return KafkaBroker(
-        bootstrap_servers,
+        # A list: FastStream takes one string as a single host, so "a:9092,b:9092" (a
+        # cluster) would never connect.
+        [s.strip() for s in bootstrap_servers.split(",") if s.strip()],
         client_id=f"lethe-{service}",
         acks="all",
         enable_idempotence=True,

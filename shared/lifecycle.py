@@ -52,7 +52,7 @@ PROGRESS: dict[str, Move] = {
     "ErasurePlanned": Move(("pending",), "running", "planned"),
     "BatchErased": Move(ACTIVE, "running", "erasing"),
     "ErasureSoftDeleted": Move(ACTIVE, "soft_deleted", "recovery_window"),
-    "PurgeStarted": Move((*ACTIVE, "soft_deleted"), "purging", "purging"),
+    "PurgeStarted": Move((*ACTIVE, "soft_deleted", "purging"), "purging", "purging"),
     "JobCompleted": Move((*ACTIVE, "soft_deleted", "purging"), None, "completed"),
     "BatchExported": Move(ACTIVE, "running", "exporting"),
     "ExportReady": Move(ACTIVE, "ready", "ready"),

@@ -278,8 +278,8 @@ def _progress_columns(env: Envelope) -> dict[str, Any]:
         cols["result"] = {"outcome": "not_found"}
     if t == "SubjectAmbiguous":
         cols["result"] = {"outcome": "ambiguous"}
-    if p.get("needs_review"):
-        cols["needs_review"] = p["needs_review"]
+    if p.get("needs_review") or (t == "JobCompleted" and "needs_review" in p):
+        cols["needs_review"] = p["needs_review"]  # JobCompleted's replaces the list
     return cols
 
 
@@ -301,6 +301,10 @@ async def apply_progress(pool: asyncpg.Pool, env: Envelope) -> bool:
         args.append(value)
         if name == "done":
             sets.append(f"done = GREATEST(done, ${len(args)})")
+        elif name == "needs_review" and env.type == "JobCompleted":
+            # The worker's final list: items it resolved meanwhile (a purge that had to
+            # wait for S3) are no longer in it.
+            sets.append(f"needs_review = ${len(args)}")
         elif name == "needs_review":
             # JobCompleted repeats the items ErasureSoftDeleted reported: each is kept once.
             sets.append(

@@ -73,7 +73,11 @@ class ErasureSoftDeleted(Payload):
 
 @event
 class PurgeStarted(Payload):
+    """The window ended and the purge began; sent again with `needs_review` when a pass could
+    not finish (S3 out of reach): the job shows why it is not purged yet."""
+
     event_type = "PurgeStarted"
+    needs_review: list[dict[str, Any]] = []
 
 
 @event

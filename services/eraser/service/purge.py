@@ -68,7 +68,7 @@ async def _enter(deps: EraserDeps, job_id: uuid.UUID) -> Job | None:
 async def _purge(deps: EraserDeps, job: Job) -> bool:
     job_id = job.job_id
     request = open_request(deps.job_key(job), job) if job.wrapped_key else None
-    await _purge_held(deps, job_id)
+    await _purge_held(deps, job)
     verification: dict[str, Any] = dict(job.verification or {})
     review = [r for r in job.needs_review if r.get("kind") != "purge_incomplete"]
     if request is not None:
@@ -93,8 +93,9 @@ async def _purge(deps: EraserDeps, job: Job) -> bool:
     return True
 
 
-async def _purge_held(deps: EraserDeps, job_id: uuid.UUID) -> None:
+async def _purge_held(deps: EraserDeps, job: Job) -> None:
     """The quarantined objects of erased rows, then the restoration records."""
+    job_id = job.job_id
     async with deps.platform.acquire() as conn:
         held_chunks = await store.held_chunks(conn, job_id)
     pairs = await store.purgeable_objects(deps.lethe, job_id, held_chunks)
@@ -105,9 +106,10 @@ async def _purge_held(deps: EraserDeps, job_id: uuid.UUID) -> None:
         error = f"quarantined objects not deleted: bucket {deps.bucket!r}: {exc}"
     if error:
         # The next sweep retries; meanwhile the job says why it is not purged (never silent).
-        await store.add_review_once(
-            deps.lethe, job_id, {"kind": "purge_incomplete", "error": error}
-        )
+        item = {"kind": "purge_incomplete", "error": error}
+        if await store.add_review_once(deps.lethe, job_id, item):
+            # Once per distinct reason, not on every sweep: intake shows why it waits.
+            await deps.emit(PROGRESS, domain.job_event(job, PurgeStarted(needs_review=[item])))
         raise PurgeIncomplete(f"{error}; retried later")
     await store.set_object_state(deps.lethe, job_id, [k for k, _ in pairs], "purged")
     async with deps.platform.acquire() as conn:

@@ -127,14 +127,15 @@ async def add_restored(
     )
 
 
-async def add_review_once(pool: asyncpg.Pool, job_id: uuid.UUID, item: dict[str, Any]) -> None:
-    """A review item, unless the job holds the same one already."""
-    await pool.execute(
+async def add_review_once(pool: asyncpg.Pool, job_id: uuid.UUID, item: dict[str, Any]) -> bool:
+    """A review item, unless the job holds the same one already (True: it was added)."""
+    status = await pool.execute(
         "UPDATE lethe.erase_tasks SET needs_review = needs_review || $2 "
         "WHERE job_id = $1 AND NOT needs_review @> $2",
         job_id,
         [item],
     )
+    return bool(status == "UPDATE 1")
 
 
 async def destroy_key(pool: asyncpg.Pool, job_id: uuid.UUID, verification: dict[str, Any]) -> None:
