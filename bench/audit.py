@@ -255,7 +255,7 @@ async def run(n: int, ep: infra.Endpoints, state_dir: Path) -> Result:
         print(
             f"  published in {(datetime.now(UTC) - started).total_seconds():.1f}s", file=sys.stderr
         )
-        last = await wait_recorded(pool, actor_text, after, n, timeout=max(600, n / 20))
+        last = await wait_recorded(pool, actor_text, after, n, timeout=max(600, n / 5))
         audit_s = (last - started).total_seconds()
     finally:
         infra.stop_process(name, state_dir)
