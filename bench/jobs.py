@@ -181,7 +181,14 @@ async def check_erased(conn: asyncpg.Connection, org: SeededOrg, erased: int) ->
     )
     expected = sum(org.rows_of(u) for u in others)
     if kept != expected:
-        raise BenchError(f"other users' rows changed: {kept} != {expected}")
+        present = {
+            r[0]
+            for r in await conn.fetch(
+                "SELECT id FROM users WHERE id = ANY($1)", [u.id for u in others]
+            )
+        }
+        gone = [u.email for u in others if u.id not in present]
+        raise BenchError(f"other users' rows changed: {kept} != {expected}; users gone: {gone}")
 
 
 def start_erasers(ep: infra.Endpoints, state_dir: Path, api_url: str, n: int) -> list[str]:
@@ -228,7 +235,7 @@ async def run(args: argparse.Namespace, ep: infra.Endpoints, state_dir: Path) ->
         # Not timed: the erasers settle in their groups (rebalances), the first job warms up.
         await asyncio.sleep(3 + 5 * (args.eraser_replicas - 1))
         await single_jobs(api_url, key, lethe, emails[:1])
-        singles, bursts = emails[1 : 1 + args.jobs], emails[1 + args.jobs : 1 + n_subjects]
+        singles, bursts = emails[1 : 1 + args.jobs], emails[1 + args.jobs : n_subjects]
         took = await single_jobs(api_url, key, lethe, singles)
         print(f"  {args.jobs} single jobs: p50 {percentile(took, 50):.3f}s", file=sys.stderr)
         burst_s = await burst(ep.kafka_bootstrap_servers, lethe, org_id, bursts)
