@@ -1,6 +1,6 @@
-"""Export throughput and memory: the exporter's real path against a raw upload of its bytes.
+"""Export throughput and memory: the exporter's real path against COPY -> zip -> S3 by hand.
 
-    python -m bench.export [--rows 10000 100000 1000000] [--profile] [--json PATH]
+    python -m bench.export [--rows 10000 100000 1000000] [--quick] [--profile] [--json PATH]
 
 For each size N one organisation is seeded whose heavy user (the subject) owns about N rows
 (conversations of 50 messages, no media). The subject is exported by
@@ -8,11 +8,15 @@ For each size N one organisation is seeded whose heavy user (the subject) owns a
 (VmHWM) is the exporter's own: server-side cursors -> JSON and CSV -> zip -> sealed chunks ->
 S3 multipart upload. Events go to a list, not Kafka, so publishing cost is not measured.
 
-The baseline, in the parent: the same sealed object, downloaded and uploaded again to the same
-S3 endpoint by multipart upload with the same part size (only the upload is timed). The ratio
-is export MB/s over raw MB/s. The export is then verified: downloaded, decrypted with the
-unwrapped data key, unzipped, and messages.json / messages.csv must hold exactly the
-subject's messages in the database, or the bench fails.
+The baseline, in the parent, in the same run (bench/copy_baseline.py, issue 16 item 2): for
+the same rows, `COPY (...) TO STDOUT` as CSV and as JSON (`row_to_json`) per table, into a
+zip (same deflate level), uploaded to the same S3 by multipart (same part size) while it is
+written, timed end to end. The ratio is the baseline's seconds over the export's (same rows).
+The baseline must count the rows the export holds, and the export is verified: downloaded,
+decrypted with the unwrapped data key, unzipped, and messages.json / messages.csv must hold
+exactly the subject's messages in the database, or the bench fails. Last line:
+`RESULT export_vs_copy=<x> rss_mb_10k=<m> rss_mb_100k=<m> rss_mb_1m=<m>` (the ratio at the
+largest size; `na` for sizes not run).
 
 Uses the infrastructure named by DATABASE_URL, PLATFORM_DATABASE_URL and S3_ENDPOINT_URL when
 all are set; otherwise starts its own in `.local/bench-<pid>` and stops it at the end.
@@ -43,6 +47,7 @@ from typing import IO, Any
 
 import asyncpg
 
+from bench.copy_baseline import copy_export, subject_queries
 from deploy.local import infra
 from deploy.local.sample.seed import SeededOrg, apply_schema, seed_org
 from services.exporter.bootstrap import build_deps
@@ -86,8 +91,9 @@ class Result:
     part_bytes: int
     export_seconds: float
     export_mb_per_s: float
-    raw_seconds: float
-    raw_mb_per_s: float
+    copy_seconds: float
+    copy_rows_per_s: float
+    copy_zip_bytes: int
     ratio: float
     start_rss_mb: float
     half_rss_mb: float
@@ -218,35 +224,6 @@ async def run_worker(
 
 
 # ------------------------------------------------------------------ baseline and checks
-
-
-async def raw_upload(s3: Any, bucket: str, data: bytes, part_bytes: int) -> float:
-    """Seconds to upload `data` by multipart, parts of `part_bytes`, as the exporter does."""
-    key = f"bench/raw-{uuid.uuid4().hex}"
-    t0 = time.perf_counter()
-    resp = await s3.create_multipart_upload(
-        Bucket=bucket,
-        Key=key,
-        ServerSideEncryption="AES256",
-        ContentType="application/octet-stream",
-    )
-    upload_id = resp["UploadId"]
-    parts = []
-    for number, offset in enumerate(range(0, max(len(data), 1), part_bytes), start=1):
-        part = await s3.upload_part(
-            Bucket=bucket,
-            Key=key,
-            UploadId=upload_id,
-            PartNumber=number,
-            Body=data[offset : offset + part_bytes],
-        )
-        parts.append({"PartNumber": number, "ETag": part["ETag"]})
-    await s3.complete_multipart_upload(
-        Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-    )
-    seconds = time.perf_counter() - t0
-    await s3.delete_object(Bucket=bucket, Key=key)
-    return seconds
 
 
 async def _pieces(data: bytes, size: int = 1 << 20) -> AsyncIterator[bytes]:
@@ -395,10 +372,16 @@ async def bench_size(
         data: bytes = await obj["Body"].read()
         if len(data) != done["size_bytes"]:
             raise BenchError(f"object is {len(data)} bytes, the export said {done['size_bytes']}")
-        raw_s = await raw_upload(s3, done["bucket"], data, done["part_bytes"])
+        queries = subject_queries(subject.id, org_id, subject.email)
+        async with platform.acquire() as conn:
+            copy_s, copied, zip_bytes = await copy_export(
+                conn, s3, done["bucket"], done["part_bytes"], queries
+            )
+        if copied != done["rows_per_table"]:
+            raise BenchError(f"the baseline copied {copied}, the export {done['rows_per_table']}")
         messages = await verify(lethe, platform, job_id, data, subject.id)
         size, export_s = len(data), done["seconds"]
-        print(f"  export {export_s:.1f}s, raw {raw_s:.2f}s, verified", file=sys.stderr)
+        print(f"  export {export_s:.1f}s, COPY {copy_s:.2f}s, verified", file=sys.stderr)
         return Result(
             target_rows=target,
             rows=rows,
@@ -407,9 +390,10 @@ async def bench_size(
             part_bytes=done["part_bytes"],
             export_seconds=round(export_s, 3),
             export_mb_per_s=round(size / _MB / export_s, 2),
-            raw_seconds=round(raw_s, 3),
-            raw_mb_per_s=round(size / _MB / raw_s, 2),
-            ratio=round(raw_s / export_s, 3),  # same bytes: the MB/s ratio is the time ratio
+            copy_seconds=round(copy_s, 3),
+            copy_rows_per_s=round(rows / copy_s, 1),
+            copy_zip_bytes=zip_bytes,
+            ratio=round(copy_s / export_s, 3),  # same rows: the rate ratio is the time ratio
             start_rss_mb=round(done["start_rss_mb"], 1),
             half_rss_mb=round(done["half_rss_mb"], 1),
             peak_rss_mb=round(done["peak_rss_mb"], 1),
@@ -431,22 +415,23 @@ async def bench_size(
 
 def print_table(results: list[Result], wall: float) -> None:
     head = (
-        f"{'rows':>9} {'object MB':>9} {'export s':>9} {'export MB/s':>11} {'raw s':>7} "
-        f"{'raw MB/s':>8} {'ratio':>6} {'peak RSS MB':>11} {'RSS start/half MB':>17}"
+        f"{'rows':>9} {'object MB':>9} {'export s':>9} {'export MB/s':>11} {'COPY s':>7} "
+        f"{'COPY MB':>8} {'ratio':>6} {'peak RSS MB':>11} {'RSS start/half MB':>17}"
     )
     print(head)
     print("-" * len(head))
     for r in results:
         print(
             f"{r.rows:>9} {r.object_bytes / _MB:>9.1f} {r.export_seconds:>9.2f} "
-            f"{r.export_mb_per_s:>11.2f} {r.raw_seconds:>7.2f} {r.raw_mb_per_s:>8.1f} "
+            f"{r.export_mb_per_s:>11.2f} {r.copy_seconds:>7.2f} {r.copy_zip_bytes / _MB:>8.1f} "
             f"{r.ratio:>5.2f}x {r.peak_rss_mb:>11.0f} "
             f"{f'{r.start_rss_mb:.0f}/{r.half_rss_mb:.0f}':>17}"
         )
     part = results[0].part_bytes // 2**20 if results else "-"
     print(
-        "format both (JSON + CSV), no media; ratio = export MB/s over a raw multipart upload of "
-        f"the same sealed bytes ({part} MiB parts) to the same S3 in this run (target >= 0.8x); "
+        "format both (JSON + CSV), no media; ratio = COPY baseline seconds over export seconds "
+        "for the same rows (COPY as CSV and row_to_json -> zip -> multipart upload, "
+        f"{part} MiB parts, same S3, this run; target >= 0.8x); "
         "peak RSS = the export process's VmHWM (target flat, < 200 MB at 1M rows); start/half "
         "= its VmRSS before the export and once half the rows were out. Events were "
         f"collected in a list: no Kafka, publishing not measured. Wall time {wall:.1f}s."
@@ -460,7 +445,7 @@ def result_line(results: list[Result]) -> str:
         f"rss_mb_{label}={round(by_size[n].peak_rss_mb) if n in by_size else 'na'}"
         for n, label in _LABELS.items()
     )
-    return f"RESULT export_vs_raw={largest.ratio:.2f} {rss}"
+    return f"RESULT export_vs_copy={largest.ratio:.2f} {rss}"
 
 
 async def run(sizes: list[int], t: Targets, profile: bool, own_infra: bool) -> list[Result]:
@@ -483,6 +468,7 @@ async def run(sizes: list[int], t: Targets, profile: bool, own_infra: bool) -> l
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.export", description=__doc__)
     ap.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--quick", action="store_true", help="a smoke test: 10,000 rows only")
     ap.add_argument("--profile", action="store_true", help="cProfile the export (to stderr)")
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -496,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out))
         return 0
 
+    if args.quick:
+        args.rows = [10_000]
     started = time.perf_counter()
     state_dir: Path | None = None
     if all(os.environ.get(k) for k in _ENV):
