@@ -384,9 +384,12 @@ async def test_a_failing_chunk_becomes_a_review_item_and_the_rest_finishes(
     env = request(seeded.org_id, subject.email, window=0)
     job_id = env.job_id
     assert job_id is not None
-    # The real eraser on Kafka: the chunk is tried `dlq_retries` times, dead-lettered, and
+    # The real eraser on Kafka: a refusal is no outage, so the chunk is tried `dlq_retries`
+    # times (well within the horizon), dead-lettered, and
     # becomes a review item; the other chunks go on.
-    settings = EraserSettings(**base_settings, erase_batch_size=25, dlq_retries=2)
+    settings = EraserSettings(
+        **base_settings, erase_batch_size=25, dlq_retries=2, dlq_retry_horizon_seconds=30
+    )
     try:
         async with create_eraser(settings):
             await _publish(settings.kafka_bootstrap_servers, JOBS_ERASE, env)
