@@ -129,12 +129,18 @@ class LetheSettings(BaseSettings):
         "none",
         description="Span exporter: `none`, `console` or `otlp` (to OTEL_EXPORTER_OTLP_ENDPOINT).",
     )
-    dlq_retries: int = Field(3, description="Handler attempts before a message is dead-lettered.")
+    dlq_retries: int = Field(
+        3,
+        ge=1,
+        description="Handler attempts before a message that fails for a reason other than an "
+        "outage (a bug, bad data) is dead-lettered. Outages are retried until the horizon.",
+    )
     dlq_retry_horizon_seconds: float = Field(
         120,
         gt=0,
-        description="Retries of a failing message (backoff doubling, with jitter) never wait "
-        "past this many seconds after its first attempt; then it is dead-lettered.",
+        description="A message failing because Postgres, Kafka or S3 is unavailable is retried "
+        "(backoff doubling up to 15 s, with jitter) until this many seconds after its first "
+        "attempt, then dead-lettered. Consumers' max.poll.interval includes it.",
     )
     ops_host: str = Field(
         "127.0.0.1",

@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import asyncapi, audit, cleanup, datamap, dlq, jobs, keys, ops, webhooks
+from services.cli import (
+    asyncapi,
+    audit,
+    cleanup,
+    datamap,
+    dlq,
+    jobs,
+    keys,
+    ops,
+    rebuild,
+    webhooks,
+)
 
 app = typer.Typer(
     help="Lethe: data-subject requests carried out on Kafka, Postgres and S3.",
     no_args_is_help=True,
 )
 app.add_typer(jobs.app, name="jobs")
+jobs.app.command("rebuild")(rebuild.rebuild_cmd)
 app.add_typer(keys.app, name="keys")
 app.command("submit")(jobs.submit)
 app.add_typer(audit.app, name="audit")

@@ -12,6 +12,7 @@ What an erasure is made of (the service modules in services/eraser/service/ do t
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +45,14 @@ def job_event(job: Job, payload: Payload, trace: dict[str, str] | None = None) -
         subject_hash=job.subject_hash,
         trace=trace,
     )
+
+
+def stable(env: Envelope, name: str) -> Envelope:
+    """The event with an id fixed by its job and `name`: sent again after a failed publish (the
+    handler redelivered, the state already moved), it is the same event, which every consumer
+    keeps once (the audit trail, the job's timeline, the notifier's deliveries)."""
+    assert env.job_id is not None
+    return env.model_copy(update={"event_id": uuid.uuid5(env.job_id, name)})
 
 
 def request_event(src: Envelope, payload: Payload) -> Envelope:

@@ -11,6 +11,7 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from services.intake.domain import Caller, NewJob
+from services.intake.domain.progress import STATE_FIELDS, JobEvent, progress_columns
 from services.intake.opendsr import OpenDSRRequest
 from shared import lifecycle
 from shared.events import Envelope
@@ -256,33 +257,6 @@ async def count_jobs(pool: asyncpg.Pool, org_id: str) -> int:
     return n
 
 
-def _progress_columns(env: Envelope) -> dict[str, Any]:
-    """Job columns a progress event sets (beyond status and phase)."""
-    p, t = env.payload, env.type
-    cols: dict[str, Any] = {}
-    if "total" in p:
-        cols["total"] = p["total"]
-    if "done" in p:
-        cols["done"] = p["done"]
-    if t in ("BatchErased", "BatchExported"):
-        cols.update(rows_per_second=p["rows_per_second"], eta_seconds=p["eta_seconds"])
-    if t in ("ErasureSoftDeleted", "JobCompleted"):
-        cols.update(eta_seconds=0, result={"verification": p["verification"]})
-    if t == "ErasureSoftDeleted":
-        cols["purge_after"] = datetime.fromisoformat(p["purge_after"])
-    if t == "ExportReady":
-        cols["result"] = p
-    if t in ("JobFailed", "JobCancelled", "SubjectAmbiguous"):
-        cols["error"] = p.get("reason")
-    if t == "SubjectNotFound":
-        cols["result"] = {"outcome": "not_found"}
-    if t == "SubjectAmbiguous":
-        cols["result"] = {"outcome": "ambiguous"}
-    if p.get("needs_review") or (t == "JobCompleted" and "needs_review" in p):
-        cols["needs_review"] = p["needs_review"]  # JobCompleted's replaces the list
-    return cols
-
-
 async def apply_progress(pool: asyncpg.Pool, env: Envelope) -> bool:
     """Fold a worker's event into the job, as the lifecycle allows; record it in the
     timeline. Idempotent: a redelivered or late event changes nothing."""
@@ -293,7 +267,7 @@ async def apply_progress(pool: asyncpg.Pool, env: Envelope) -> bool:
         async with pool.acquire() as conn:
             await record_event(conn, env)
         return False
-    cols = _progress_columns(env)
+    cols = progress_columns(env.type, env.payload)
     status = move.to or lifecycle.completed_status(env.payload.get("needs_review", []))
     args: list[Any] = [env.job_id, list(move.from_states), status, move.phase, env.occurred_at]
     sets = []
@@ -420,4 +394,48 @@ async def record_opendsr(
         req.submitted_time,
         req.status_callback_urls,
         fingerprint,
+    )
+
+
+# ------------------------------------------------------------------ rebuilding a job's state
+
+
+async def job_state(conn: asyncpg.Connection, job_id: uuid.UUID) -> dict[str, Any] | None:
+    """The columns that follow from the job's events, under the row's lock (the progress
+    consumer waits, then applies what arrives on top of what is written here)."""
+    r = await conn.fetchrow(
+        f"SELECT {', '.join(STATE_FIELDS)} FROM lethe.jobs WHERE id = $1 FOR UPDATE", job_id
+    )
+    return dict(r) if r else None
+
+
+async def write_state(conn: asyncpg.Connection, job_id: uuid.UUID, state: dict[str, Any]) -> None:
+    names = [n for n in STATE_FIELDS if n in state]
+    sets = ", ".join(f"{n} = ${i}" for i, n in enumerate(names, start=2))
+    await conn.execute(
+        f"UPDATE lethe.jobs SET {sets}, updated_at = now() WHERE id = $1",
+        job_id,
+        *(state[n] for n in names),
+    )
+
+
+async def timeline(db: Db, job_id: uuid.UUID) -> list[JobEvent]:
+    rows = await db.fetch(
+        "SELECT event_id, type, occurred_at, actor, details FROM lethe.job_events "
+        "WHERE job_id = $1",
+        job_id,
+    )
+    return [JobEvent(**dict(r)) for r in rows]
+
+
+async def add_to_timeline(conn: asyncpg.Connection, job_id: uuid.UUID, e: JobEvent) -> None:
+    await conn.execute(
+        "INSERT INTO lethe.job_events (event_id, job_id, type, occurred_at, actor, details) "
+        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+        e.event_id,
+        job_id,
+        e.type,
+        e.occurred_at,
+        e.actor,
+        e.details,
     )

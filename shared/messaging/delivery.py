@@ -6,11 +6,20 @@ offset, offset committed after the handler). `Delivery` is also the router's mid
 runs the handler (FastStream's validation of the typed payload included) and
 
 - dead-letters a message that does not validate at once (retrying cannot help);
-- retries any other failure with exponential backoff and jitter, within the retry horizon
-  (no wait ends past it: a consumer is never held longer), then dead-letters it with the error
-  (headers lethe-source-topic, lethe-consumer-group, lethe-error; the original bytes) and runs
-  the group's give-up hook (e.g. mark the job failed) with the envelope, when it reads as one;
+- retries an outage (`faults.transient`: Postgres, Kafka or S3 not there right now) with
+  exponential backoff and jitter, each wait capped (`max_backoff_seconds`), for as long as the
+  retry horizon allows since the first attempt (default 2 minutes: a database failover is
+  ridden out, not turned into dead letters); any other failure (a bug, bad data) gets
+  `retries` attempts, also within the horizon;
+- then dead-letters it with the error (headers lethe-source-topic, lethe-consumer-group,
+  lethe-error; the original bytes) and runs the group's give-up hook (e.g. mark the job
+  failed) with the envelope, when it reads as one;
 - when the dead-letter publish itself fails, does not commit: the message is redelivered.
+
+A message retried for the whole horizon holds its consumer that long without a poll, so each
+group's `max_poll_interval_ms` is its budget for one attempt plus the horizon: a consumer
+riding out an outage is never thrown out of its group (which would redeliver the message to
+another replica, in parallel).
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from pydantic import ValidationError
 
 from shared.events import Envelope
 from shared.events.topics import DLQ
+from shared.messaging.faults import transient
 
 if TYPE_CHECKING:
     from faststream._internal.context.repository import ContextRepo
@@ -39,26 +49,28 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GiveUp = Callable[[Envelope, str], Awaitable[None]]
-DEFAULT_POLL_MS = 5 * 60 * 1000
-
-
+DEFAULT_POLL_MS = 5 * 60 * 1000  # one attempt's budget between polls, before the horizon
 DEFAULT_HORIZON_SECONDS = 120.0
+MAX_BACKOFF_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
 class Policy:
-    retries: int = 3  # attempts before dead-lettering
+    retries: int = 3  # attempts for a failure that is not an outage
     backoff_seconds: float = 0.5  # before the second attempt; doubles each time
     on_give_up: GiveUp | None = None
     horizon_seconds: float = DEFAULT_HORIZON_SECONDS  # retrying never goes past this
+    max_backoff_seconds: float = MAX_BACKOFF_SECONDS  # no single wait is longer
 
-    def wait(self, attempt: int, elapsed: float) -> float | None:
+    def wait(self, attempt: int, elapsed: float, *, outage: bool = False) -> float | None:
         """Seconds to wait after failed `attempt` (1-based), `elapsed` seconds after the first
-        began; None: give up now. Jitter (75-125 %) keeps replicas that failed together
-        (a database restart) from retrying in lockstep."""
-        if attempt >= self.retries:
+        began; None: give up now. An outage is retried until the horizon, anything else at
+        most `retries` times. Jitter (75-125 %) keeps replicas that failed together (a
+        database restart) from retrying in lockstep."""
+        if not outage and attempt >= self.retries:
             return None
-        delay = self.backoff_seconds * 2 ** (attempt - 1) * random.uniform(0.75, 1.25)
+        base = min(self.backoff_seconds * 2 ** min(attempt - 1, 30), self.max_backoff_seconds)
+        delay = base * random.uniform(0.75, 1.25)
         if elapsed + delay > self.horizon_seconds:
             return None
         return delay
@@ -86,6 +98,12 @@ async def dead_letter(
             "lethe-error": error[:2000],
         },
     )
+
+
+def poll_interval_ms(attempt_ms: int, horizon_seconds: float) -> int:
+    """One attempt's budget plus the retry horizon: the longest a message may hold its consumer
+    (the last wait ends within the horizon, then one more attempt runs)."""
+    return attempt_ms + int(horizon_seconds * 1000)
 
 
 def describe(exc: BaseException) -> str:
@@ -119,21 +137,24 @@ class Delivery:
         max_poll_interval_ms: int = DEFAULT_POLL_MS,
         max_workers: int | None = None,
     ) -> dict[str, Any]:
-        """Keyword arguments for `router.subscriber(topic, **...)`; records the group's policy."""
+        """Keyword arguments for `router.subscriber(topic, **...)`; records the group's policy.
+        `max_poll_interval_ms`: the longest one attempt may take; the retry horizon is added
+        (see the module's docstring)."""
         horizon = self._horizon if horizon_seconds is None else horizon_seconds
         self._policies[group_id] = Policy(retries, backoff_seconds, on_give_up, horizon)
         options: dict[str, Any] = {
             "group_id": group_id,
             "auto_offset_reset": "earliest",
             "ack_policy": AckPolicy.ACK,
-            "max_poll_interval_ms": max_poll_interval_ms,
+            "max_poll_interval_ms": poll_interval_ms(max_poll_interval_ms, horizon),
         }
         if max_workers is not None and max_workers > 1:
             options["max_workers"] = max_workers
         return options
 
     def policy(self, group_id: str) -> Policy:
-        return self._policies.get(group_id, Policy())
+        """The group's policy (the router's defaults for a group not declared here)."""
+        return self._policies.get(group_id, Policy(horizon_seconds=self._horizon))
 
     def __call__(self, msg: Any, /, *, context: ContextRepo) -> BaseMiddleware:
         return _Scope(msg, context=context, delivery=self)
@@ -161,15 +182,16 @@ class _Scope(BaseMiddleware):
                 # Poison: a message that does not fit its schema never will.
                 return await self._give_up(msg, topic, group, policy, invalid(exc))
             except Exception as exc:  # every other failure is retried, then dead-lettered
+                outage = transient(exc)
                 log.warning(
-                    "handler for %s (group %s) failed (attempt %d/%d): %r",
+                    "handler for %s (group %s) failed (attempt %d, %s): %r",
                     topic,
                     group,
                     attempt,
-                    policy.retries,
+                    "an outage: retried until the horizon" if outage else "not an outage",
                     exc,
                 )
-                delay = policy.wait(attempt, time.monotonic() - started)
+                delay = policy.wait(attempt, time.monotonic() - started, outage=outage)
                 if delay is None:
                     return await self._give_up(msg, topic, group, policy, describe(exc))
                 await asyncio.sleep(delay)
@@ -194,4 +216,12 @@ class _Scope(BaseMiddleware):
             env = Envelope.model_validate_json(raw)
         except ValidationError:
             return  # not an envelope: nothing to mark failed
-        await policy.on_give_up(env, error)
+        try:
+            await policy.on_give_up(env, error)
+        except Exception as exc:
+            if not transient(exc):
+                raise
+            # The hook (e.g. a chunk made a review item) met an outage: committing now would
+            # leave the job waiting for it forever. Redelivered, the message runs again.
+            log.error("give-up hook for %s met an outage (%r); redelivered", topic, exc)
+            raise NackMessage() from exc

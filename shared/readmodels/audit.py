@@ -59,6 +59,16 @@ async def query(db: Db, q: Query) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+async def of_job(db: Db, job_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Every recorded event of one job, in the order recorded (what rebuilds its state)."""
+    rows = await db.fetch(
+        "SELECT event_id, action, occurred_at, actor, details FROM lethe.audit_log "
+        "WHERE job_id = $1 ORDER BY seq",
+        job_id,
+    )
+    return [dict(r) for r in rows]
+
+
 async def _keyset(
     db: Db, table: str, columns: str, page: int, from_seq: int, to_seq: int | None
 ) -> AsyncIterator[asyncpg.Record]:

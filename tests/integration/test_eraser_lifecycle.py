@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaTimeoutError
 
 from deploy.local.sample.seed import SeededOrg, seed_org
 from services.eraser import service, store
@@ -26,6 +27,7 @@ from services.eraser.app import create_app as create_eraser
 from services.eraser.deps import EraserDeps
 from services.eraser.objects import quarantine_prefix
 from services.eraser.settings import EraserSettings
+from services.intake.domain.progress import JobEvent, fold
 from shared.events import Actor, Envelope, make_event
 from shared.events.jobs import CancelErasure, ErasureRequested, Item, RestoreErasure, Subject
 from shared.events.topics import JOBS_ERASE, PROGRESS
@@ -384,9 +386,12 @@ async def test_a_failing_chunk_becomes_a_review_item_and_the_rest_finishes(
     env = request(seeded.org_id, subject.email, window=0)
     job_id = env.job_id
     assert job_id is not None
-    # The real eraser on Kafka: the chunk is tried `dlq_retries` times, dead-lettered, and
+    # The real eraser on Kafka: a refusal is no outage, so the chunk is tried `dlq_retries`
+    # times (well within the horizon), dead-lettered, and
     # becomes a review item; the other chunks go on.
-    settings = EraserSettings(**base_settings, erase_batch_size=25, dlq_retries=2)
+    settings = EraserSettings(
+        **base_settings, erase_batch_size=25, dlq_retries=2, dlq_retry_horizon_seconds=30
+    )
     try:
         async with create_eraser(settings):
             await _publish(settings.kafka_bootstrap_servers, JOBS_ERASE, env)
@@ -440,3 +445,65 @@ async def _list(s3: Any, prefix: str) -> set[str]:
     async for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
         keys.update(o["Key"] for o in page.get("Contents", []))
     return keys
+
+
+class FlakyKafka:
+    """Each event's first publish times out, as a producer's does while the brokers are
+    unreachable; sent again, it goes through. (An event sent again under a new id would time
+    out again, forever: the handler must send the same event.)"""
+
+    def __init__(self, h: Harness) -> None:
+        self.h, self.failed = h, set[uuid.UUID]()
+
+    async def emit(self, topic: str, env: Envelope) -> None:
+        if env.event_id not in self.failed:
+            self.failed.add(env.event_id)
+            raise KafkaTimeoutError()
+        await self.h.emit(topic, env)
+
+
+async def _retried(step: Any) -> None:
+    """As the consumer does with an outage: the whole handler again, until it goes through."""
+    for _ in range(30):
+        try:
+            await step()
+            return
+        except KafkaTimeoutError:
+            continue
+    raise AssertionError("never went through")
+
+
+async def test_events_whose_publish_failed_are_sent_again_when_redelivered(
+    h: Harness, seeded: SeededOrg, lethe_db: asyncpg.Pool
+) -> None:
+    subject = seeded.users[0]
+    kafka = FlakyKafka(h)
+    h.deps.emit = kafka.emit
+    env = request(seeded.org_id, subject.email, window=7)
+    await _retried(lambda: service.plan(env, h.deps))
+    while h.queue:
+        chunk = h.queue.pop(0)
+        await _retried(lambda: service.process_chunk(chunk, h.deps))  # noqa: B023
+
+    j = await job(h, env)
+    assert j.status == "soft_deleted" and j.done == j.total == seeded.rows_of(subject)
+    assert len(kafka.failed) >= 8  # the plan, every chunk, the soft delete, its notice
+    # Downstream keeps each event once (by id): nothing is missing from what it received.
+    sent: dict[uuid.UUID, Envelope] = {}
+    for topic, e in h.events:
+        if topic == PROGRESS:
+            sent.setdefault(e.event_id, e)
+    chunks = await lethe_db.fetchval(
+        "SELECT count(*) FROM lethe.erase_chunks WHERE job_id = $1 AND status = 'done'", j.job_id
+    )
+    batches = [e for e in sent.values() if e.type == "BatchErased"]
+    assert len(batches) == chunks and chunks >= 6
+    assert [e.type for e in sent.values()].count("ErasurePlanned") == 1
+    assert [e.type for e in sent.values()].count("ErasureSoftDeleted") == 1
+    # What intake makes of them: the job hidden, every row counted, nothing to review.
+    events = sorted(sent.values(), key=lambda e: e.occurred_at)
+    state = fold(JobEvent(e.event_id, e.type, e.occurred_at, "", e.payload) for e in events)
+    assert state["status"] == "soft_deleted" and state["phase"] == "recovery_window"
+    assert state["done"] == state["total"] == j.total and state["needs_review"] == []
+    mails = {e.event_id for t, e in h.events if e.type == "SendEmail"}
+    assert len(mails) == 1  # the window's notice, once

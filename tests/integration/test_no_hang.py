@@ -165,7 +165,9 @@ async def test_a_request_redelivered_after_planning_moves_the_job_on(
     job = await store.get_job(lethe_db, env.job_id)
     assert job is not None and job.status == "soft_deleted", job
     assert run.of("ErasureSoftDeleted")[-1]["verification"]["ok"] is True
-    assert len(run.of("ErasurePlanned")) == 1
+    # Reported once: the redelivered request sends the plan again under the same event id (in
+    # case its first publish failed), which every consumer keeps once.
+    assert len({e.event_id for e in run.events if e.type == "ErasurePlanned"}) == 1
 
 
 async def test_a_bucket_gone_before_the_purge_shows_why_and_the_purge_retries(

@@ -16,9 +16,10 @@ from services.eraser import objects as s3objects
 from services.eraser.deps import EraserDeps
 from services.eraser.models import Chunk, Job
 from services.eraser.sealing import open_request, seal_rows
-from services.eraser.service.waves import advance
+from services.eraser.service.waves import advance, report_soft_delete
 from shared.events import Envelope
 from shared.events.jobs import EraseChunk
+from shared.events.progress import BatchErased
 from shared.events.topics import PROGRESS
 from shared.platform import (
     ERASE,
@@ -42,9 +43,14 @@ async def process_chunk(env: Envelope, deps: EraserDeps) -> None:
     if job is None or job.status != "erasing":
         if job is not None:  # an earlier run of this chunk may have moved objects: back
             await release_chunk_objects(deps, job.job_id, cmd.chunk_no)
+        if job is not None and job.status == "soft_deleted":
+            # Redelivered after the soft delete: its report may have failed to go out.
+            await report_soft_delete(deps, job)
         return  # cancelled (or finished): a chunk of it has no effect any more
     chunk = await store.get_chunk(deps.lethe, job.job_id, cmd.chunk_no)
     if chunk is None or chunk.status != "pending":
+        if chunk is not None and chunk.status == "done":
+            await _report_again(deps, job, chunk)  # its first report may not have gone out
         await advance(deps, job.job_id)
         return
     await _throttle(deps, job)
@@ -61,8 +67,26 @@ async def process_chunk(env: Envelope, deps: EraserDeps) -> None:
     if result is not None:
         done, total, since = result
         batch = domain.batch_event(chunk.table_name, rows, moved, done, total, since, _now())
-        await deps.emit(PROGRESS, domain.job_event(job, batch))
+        await deps.emit(PROGRESS, _batch_erased(job, chunk, batch))
     await advance(deps, job.job_id)
+
+
+def _batch_erased(job: Job, chunk: Chunk, batch: BatchErased) -> Envelope:
+    return domain.stable(domain.job_event(job, batch), f"BatchErased:{chunk.chunk_no}")
+
+
+async def _report_again(deps: EraserDeps, job: Job, chunk: Chunk) -> None:
+    """A done chunk's BatchErased once more, under the same event id: when the publish after
+    its checkpoint failed (Kafka unavailable), the redelivered chunk sends it, so that no
+    chunk is missing from the audit trail and the job's progress."""
+    counts = await store.chunk_counts(deps.lethe, job.job_id, chunk.chunk_no)
+    if counts is None:
+        return
+    rows, objects = counts
+    batch = domain.batch_event(
+        chunk.table_name, rows, objects, job.done, job.total, job.erasing_since, _now()
+    )
+    await deps.emit(PROGRESS, _batch_erased(job, chunk, batch))
 
 
 def _now() -> datetime:

@@ -34,8 +34,10 @@ async def plan(env: Envelope, deps: EraserDeps) -> None:
     job_id = env.job_id
     job = await store.get_job(deps.lethe, job_id)
     if job is not None and job.status == "erasing":
-        # Redelivered after a crash between planning and publishing: publish again, and move
-        # the job on (a plan with nothing left to do must still finish).
+        # Redelivered after a crash (or a failed publish) between planning and publishing:
+        # report the plan again (same event id), publish again, and move the job on (a plan
+        # with nothing left to do must still finish).
+        await deps.emit(PROGRESS, _planned(env, job.total, job.per_table))
         await publish_wave(deps, job, job.wave)
         await advance(deps, job_id)
         return
@@ -69,12 +71,16 @@ async def plan(env: Envelope, deps: EraserDeps) -> None:
         await store.transition(deps.lethe, job_id, ["erasing"], "not_found")
         await _outcome(env, deps, SubjectNotFound(scope=req.scope), "job_not_found")
         return
-    planned = ErasurePlanned(total=sum(per_table.values()), per_table=per_table)
-    await deps.emit(PROGRESS, domain.request_event(env, planned))
+    await deps.emit(PROGRESS, _planned(env, sum(per_table.values()), per_table))
     job = await store.get_job(deps.lethe, job_id)
     assert job is not None
     await publish_wave(deps, job, job.wave)
     await advance(deps, job_id)
+
+
+def _planned(env: Envelope, total: int, per_table: dict[str, int]) -> Envelope:
+    planned = ErasurePlanned(total=total, per_table=per_table)
+    return domain.stable(domain.request_event(env, planned), "ErasurePlanned")
 
 
 async def _resolve_and_record(

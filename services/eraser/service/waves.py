@@ -77,23 +77,36 @@ async def finish_soft_delete(deps: EraserDeps, job: Job) -> None:
         soft_deleted_at=datetime.now(UTC),
     ):
         return
+    job = await store.get_job(deps.lethe, job.job_id) or job
+    await report_soft_delete(deps, job)
+    if job.recovery_window_days == 0:
+        await purge(deps, job.job_id)
+
+
+async def report_soft_delete(deps: EraserDeps, job: Job) -> None:
+    """ErasureSoftDeleted and the notices of the window, from what the transition recorded, under
+    fixed event ids: a redelivered chunk sends them again when their first publish failed, and
+    each is kept once downstream."""
+    if job.purge_after is None or job.verification is None:
+        return
     soft_deleted = ErasureSoftDeleted(
         done=job.done,
         total=job.total,
-        verification=verification,
-        purge_after=purge_after,
-        needs_review=review,
+        verification=job.verification,
+        purge_after=job.purge_after,
+        needs_review=job.needs_review,
     )
-    await deps.emit(PROGRESS, domain.job_event(job, soft_deleted))
+    await deps.emit(PROGRESS, domain.stable(domain.job_event(job, soft_deleted), "SoftDeleted"))
     if job.recovery_window_days == 0:
-        await purge(deps, job.job_id)
-        return
+        return  # the purge follows at once: its completion is the news
     # What is hidden, restorable until when, final on which date (the completion follows
     # the purge); review items go to the owners at once.
-    hidden = domain.hidden_context(job, purge_after)
-    await deps.emit(NOTIFICATIONS, domain.notice(job, request, "erasure_hidden", hidden))
-    if review:
-        context = {"job_type": "erasure", "review_count": len(review)}
+    request = open_request(deps.job_key(job), job)
+    hidden = domain.hidden_context(job, job.purge_after)
+    notice = domain.notice(job, request, "erasure_hidden", hidden)
+    await deps.emit(NOTIFICATIONS, domain.stable(notice, "notice:erasure_hidden"))
+    if job.needs_review:
+        context = {"job_type": "erasure", "review_count": len(job.needs_review)}
         once = "job_needs_review:soft_delete"
         env = domain.notice(job, request, "job_needs_review", context, audience="owners", once=once)
-        await deps.emit(NOTIFICATIONS, env)
+        await deps.emit(NOTIFICATIONS, domain.stable(env, f"notice:{once}"))

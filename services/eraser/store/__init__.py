@@ -6,6 +6,7 @@ from services.eraser.models import Chunk, Held, Job
 from services.eraser.store.chunks import (
     advance_wave,
     cancel_pending,
+    chunk_counts,
     failed_chunks,
     finish_chunk,
     get_chunk,
@@ -59,6 +60,7 @@ __all__ = [
     "add_review_once",
     "advance_wave",
     "cancel_pending",
+    "chunk_counts",
     "count",
     "create_job",
     "delete_keys",

@@ -23,6 +23,19 @@ async def get_chunk(pool: asyncpg.Pool, job_id: uuid.UUID, chunk_no: int) -> Chu
     return Chunk(**dict(r)) if r else None
 
 
+async def chunk_counts(
+    pool: asyncpg.Pool, job_id: uuid.UUID, chunk_no: int
+) -> tuple[int, int] | None:
+    """(rows, objects) a finished chunk recorded."""
+    r = await pool.fetchrow(
+        "SELECT rows_done, objects FROM lethe.erase_chunks WHERE job_id = $1 AND chunk_no = $2 "
+        "AND status = 'done'",
+        job_id,
+        chunk_no,
+    )
+    return (r[0], r[1] or 0) if r else None
+
+
 async def job_and_chunk(
     pool: asyncpg.Pool, job_id: uuid.UUID, chunk_no: int
 ) -> tuple[Job | None, Chunk | None]:
