@@ -11,6 +11,9 @@ runs the handler (FastStream's validation of the typed payload included) and
   (headers lethe-source-topic, lethe-consumer-group, lethe-error; the original bytes) and runs
   the group's give-up hook (e.g. mark the job failed) with the envelope, when it reads as one;
 - when the dead-letter publish itself fails, does not commit: the message is redelivered.
+
+A batch subscriber's message (many records) is retried as a whole and, when given up, each of
+its records is dead-lettered alone; isolating a poison record inside a batch is the handler's.
 """
 
 from __future__ import annotations
@@ -149,7 +152,7 @@ class _Scope(BaseMiddleware):
     ) -> Any:
         subscriber = self.context.get("handler_")
         group = str(getattr(subscriber, "group_id", "") or "")
-        topic = str(getattr(msg.raw_message, "topic", ""))
+        topic = _topic(msg)
         policy = self.delivery.policy(group)
         started = time.monotonic()
         attempt = 0
@@ -177,11 +180,15 @@ class _Scope(BaseMiddleware):
     async def _give_up(
         self, msg: StreamMessage[Any], topic: str, group: str, policy: Policy, error: str
     ) -> None:
-        raw: bytes = msg.body
-        key = getattr(msg.raw_message, "key", None)
         broker: KafkaBroker = self.context.get("broker")
+        # A batch subscriber's message holds many records: each is dead-lettered alone.
+        if isinstance(msg.raw_message, tuple):
+            records = [(r.value or b"", r.key) for r in msg.raw_message]
+        else:
+            records = [(msg.body, getattr(msg.raw_message, "key", None))]
         try:
-            await dead_letter(broker, topic, group, raw, error, key=key)
+            for raw, key in records:
+                await dead_letter(broker, topic, group, raw, error, key=key)
         except Exception as exc:
             # Not dead-lettered: do not commit past it, so that it is delivered again.
             log.error(
@@ -190,8 +197,16 @@ class _Scope(BaseMiddleware):
             raise NackMessage() from exc
         if policy.on_give_up is None:
             return
-        try:
-            env = Envelope.model_validate_json(raw)
-        except ValidationError:
-            return  # not an envelope: nothing to mark failed
-        await policy.on_give_up(env, error)
+        for raw, _ in records:
+            try:
+                env = Envelope.model_validate_json(raw)
+            except ValidationError:
+                continue  # not an envelope: nothing to mark failed
+            await policy.on_give_up(env, error)
+
+
+def _topic(msg: StreamMessage[Any]) -> str:
+    """The topic of a message's record, or of a batch subscriber's first record."""
+    raw = msg.raw_message
+    first = raw[0] if isinstance(raw, tuple) and raw else raw
+    return str(getattr(first, "topic", ""))
