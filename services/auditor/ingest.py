@@ -83,7 +83,7 @@ async def take(
 ) -> None:
     """Append a batch; dead-letter its poison records, each alone, after the rest."""
     batch = read(records)
-    spans = [_span(tracer, rec, env) for rec, env in batch.events]
+    spans = _spans(tracer, batch.events)
     try:
         refused = await append(pool, [env for _, env in batch.events], signer)
     except Exception as exc:
@@ -100,13 +100,23 @@ async def take(
         await dead_letter(broker, rec.topic, group, rec.value or b"", why, key=rec.key)
 
 
-def _span(tracer: trace.Tracer, rec: ConsumerRecord[Any, Any], env: Envelope) -> trace.Span:
-    """A span per event in the trace it was published in (the batch's own span is a new
-    trace that only links to them), so one request's trace still reaches the auditor."""
-    headers = {k: v.decode(errors="replace") for k, v in rec.headers or ()}
-    return tracer.start_span(
-        "auditor append",
-        context=_PROPAGATOR.extract(headers),
-        kind=trace.SpanKind.CONSUMER,
-        attributes={"lethe.event_id": str(env.event_id), "lethe.event_type": env.type},
-    )
+def _spans(
+    tracer: trace.Tracer, events: list[tuple[ConsumerRecord[Any, Any], Envelope]]
+) -> list[trace.Span]:
+    """A span in each trace the batch's events were published in (the batch's own span is a
+    new trace that only links to them), so one request's trace still reaches the auditor:
+    one per trace, not per event (a span costs more than the append itself)."""
+    spans: dict[str, trace.Span] = {}
+    for rec, env in events:
+        headers = {k: v.decode(errors="replace") for k, v in rec.headers or ()}
+        parent = headers.get("traceparent", "")
+        trace_id = parent[3:35]
+        if not trace_id or trace_id in spans:
+            continue
+        spans[trace_id] = tracer.start_span(
+            "auditor append",
+            context=_PROPAGATOR.extract(headers),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={"lethe.event_id": str(env.event_id), "lethe.event_type": env.type},
+        )
+    return list(spans.values())
