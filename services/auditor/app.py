@@ -59,7 +59,7 @@ def create_app(
     tp = tracer_provider or make_tracer_provider("auditor", exporter=settings.otel_exporter)
     broker = create_broker(settings.kafka_bootstrap_servers, service="auditor", tracer_provider=tp)
     rt = Runtime(settings)
-    broker.include_router(build_router(rt, group_id=group_id))
+    broker.include_router(build_router(rt, group_id=group_id, tracer_provider=tp))
     app = FastStream(
         broker,
         on_startup=[rt.open],

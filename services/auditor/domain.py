@@ -47,3 +47,16 @@ def next_row(env: Envelope, *, prev_seq: int, prev_hash: str, recorded_at: datet
         "details": details_of(env),
     }
     return AuditRow(**fields, prev_hash=prev_hash, hash=row_hash(prev_hash, **fields))
+
+
+def chain(
+    envs: list[Envelope], *, prev_seq: int, prev_hash: str, recorded_at: datetime
+) -> list[AuditRow]:
+    """The next rows of the chain for `envs`, in their order, each linked to the one before:
+    a batch is hashed in memory and written at once."""
+    rows: list[AuditRow] = []
+    for env in envs:
+        row = next_row(env, prev_seq=prev_seq, prev_hash=prev_hash, recorded_at=recorded_at)
+        rows.append(row)
+        prev_seq, prev_hash = row.seq, row.hash
+    return rows

@@ -1,15 +1,17 @@
-"""audit_log and audit_checkpoints SQL: ordered appends under a transaction-scoped advisory
-lock, signed checkpoints, keyset reads, and the pruning call."""
+"""audit_log and audit_checkpoints SQL: ordered appends (a batch per transaction) under a
+transaction-scoped advisory lock, signed checkpoints, keyset reads, and the pruning call."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.auditor.domain import GENESIS, AuditRow, next_row
+from services.auditor.domain import GENESIS, AuditRow, chain
 from shared.auditchain import checkpoints
 from shared.auditchain.checkpoints import Checkpoint
 from shared.events import Envelope
@@ -40,46 +42,94 @@ async def append(
     signer: Signer | None = None,
     recorded_at: datetime | None = None,
 ) -> AuditRow | None:
-    """Append one event; None when it is already recorded (a redelivery). With a signer, every
-    `every_rows`-th row also gets a signed checkpoint, in the same transaction."""
+    """Append one event; None when it is already recorded (a redelivery)."""
+    rows = await append_batch(pool, [env], signer=signer, recorded_at=recorded_at)
+    return rows[0] if rows else None
+
+
+# The whole batch in one statement: one array per column, unnested into rows (details as
+# JSON text, cast, which stores what the pool's jsonb codec would).
+_INSERT_ROWS = (
+    f"INSERT INTO lethe.audit_log ({COLUMNS}) "
+    "SELECT s, e, oa, ra, a, act, o, j, sh, d::jsonb, p, h FROM unnest("
+    "$1::bigint[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::text[], "
+    "$7::text[], $8::uuid[], $9::text[], $10::text[], $11::text[], $12::text[]) "
+    "AS t(s, e, oa, ra, a, act, o, j, sh, d, p, h)"
+)
+
+
+async def append_batch(
+    pool: asyncpg.Pool,
+    envs: list[Envelope],
+    *,
+    signer: Signer | None = None,
+    recorded_at: datetime | None = None,
+) -> list[AuditRow]:
+    """Append, in their order and in one transaction, the events not yet recorded (a
+    redelivery, or an event twice in `envs`, is appended once): the chain is computed in
+    memory from the head and written by one statement. With a signer, every
+    `every_rows`-th row also gets a signed checkpoint, in the same transaction. The rows
+    appended."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _CHAIN_LOCK)
-        if await conn.fetchval("SELECT 1 FROM lethe.audit_log WHERE event_id = $1", env.event_id):
-            return None
+        fresh = await _unrecorded(conn, envs)
+        if not fresh:
+            return []
+        prev_seq, prev_hash = await _head(conn)
+        rows = chain(
+            fresh, prev_seq=prev_seq, prev_hash=prev_hash, recorded_at=recorded_at or _now()
+        )
+        await conn.execute(_INSERT_ROWS, *_columns(rows))
+        every = signer.every_rows if signer is not None else 0
+        for row in rows:
+            if signer is not None and every > 0 and row.seq % every == 0:
+                cp = checkpoints.sign(signer.key, row.seq, row.hash, _now())
+                await _insert_checkpoint(conn, cp)
+        return rows
+
+
+async def _unrecorded(conn: asyncpg.Connection, envs: list[Envelope]) -> list[Envelope]:
+    """`envs` less those already in the log, each event_id once (the first kept)."""
+    known = {
+        r["event_id"]
+        for r in await conn.fetch(
+            "SELECT event_id FROM lethe.audit_log WHERE event_id = ANY($1::uuid[])",
+            [e.event_id for e in envs],
+        )
+    }
+    fresh = []
+    for env in envs:
+        if env.event_id not in known:
+            known.add(env.event_id)
+            fresh.append(env)
+    return fresh
+
+
+async def _head(conn: asyncpg.Connection) -> tuple[int, str]:
+    """The seq and hash the next row links to."""
+    head = await conn.fetchrow("SELECT seq, hash FROM lethe.audit_log ORDER BY seq DESC LIMIT 1")
+    if head is None:  # empty: the very start, or everything pruned up to a checkpoint
         head = await conn.fetchrow(
-            "SELECT seq, hash FROM lethe.audit_log ORDER BY seq DESC LIMIT 1"
+            "SELECT seq, head_hash AS hash FROM lethe.audit_checkpoints ORDER BY seq DESC LIMIT 1"
         )
-        if head is None:  # empty: the very start, or everything pruned up to a checkpoint
-            head = await conn.fetchrow(
-                "SELECT seq, head_hash AS hash FROM lethe.audit_checkpoints "
-                "ORDER BY seq DESC LIMIT 1"
-            )
-        prev_seq, prev_hash = (head["seq"], head["hash"]) if head else (0, GENESIS)
-        row = next_row(
-            env,
-            prev_seq=prev_seq,
-            prev_hash=prev_hash,
-            recorded_at=recorded_at or datetime.now(UTC),
-        )
-        await conn.execute(
-            f"INSERT INTO lethe.audit_log ({COLUMNS}) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            row.seq,
-            row.event_id,
-            row.occurred_at,
-            row.recorded_at,
-            row.actor,
-            row.action,
-            row.org_id,
-            row.job_id,
-            row.subject_hash,
-            row.details,
-            row.prev_hash,
-            row.hash,
-        )
-        if signer is not None and signer.every_rows > 0 and row.seq % signer.every_rows == 0:
-            await _insert_checkpoint(conn, checkpoints.sign(signer.key, row.seq, row.hash, _now()))
-        return row
+    return (int(head["seq"]), str(head["hash"])) if head else (0, GENESIS)
+
+
+def _columns(rows: list[AuditRow]) -> list[list[Any]]:
+    return [
+        [r.seq for r in rows],
+        [r.event_id for r in rows],
+        [r.occurred_at for r in rows],
+        [r.recorded_at for r in rows],
+        [r.actor for r in rows],
+        [r.action for r in rows],
+        [r.org_id for r in rows],
+        [r.job_id for r in rows],
+        [r.subject_hash for r in rows],
+        [json.dumps(r.details) for r in rows],
+        [r.prev_hash for r in rows],
+        [r.hash for r in rows],
+    ]
 
 
 def _now() -> datetime:

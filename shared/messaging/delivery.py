@@ -20,6 +20,9 @@ A message retried for the whole horizon holds its consumer that long without a p
 group's `max_poll_interval_ms` is its budget for one attempt plus the horizon: a consumer
 riding out an outage is never thrown out of its group (which would redeliver the message to
 another replica, in parallel).
+
+A batch subscriber's message (many records) is retried as a whole and, when given up, each of
+its records is dead-lettered alone; isolating a poison record inside a batch is the handler's.
 """
 
 from __future__ import annotations
@@ -170,7 +173,7 @@ class _Scope(BaseMiddleware):
     ) -> Any:
         subscriber = self.context.get("handler_")
         group = str(getattr(subscriber, "group_id", "") or "")
-        topic = str(getattr(msg.raw_message, "topic", ""))
+        topic = _topic(msg)
         policy = self.delivery.policy(group)
         started = time.monotonic()
         attempt = 0
@@ -199,11 +202,15 @@ class _Scope(BaseMiddleware):
     async def _give_up(
         self, msg: StreamMessage[Any], topic: str, group: str, policy: Policy, error: str
     ) -> None:
-        raw: bytes = msg.body
-        key = getattr(msg.raw_message, "key", None)
         broker: KafkaBroker = self.context.get("broker")
+        # A batch subscriber's message holds many records: each is dead-lettered alone.
+        if isinstance(msg.raw_message, tuple):
+            records = [(r.value or b"", r.key) for r in msg.raw_message]
+        else:
+            records = [(msg.body, getattr(msg.raw_message, "key", None))]
         try:
-            await dead_letter(broker, topic, group, raw, error, key=key)
+            for raw, key in records:
+                await dead_letter(broker, topic, group, raw, error, key=key)
         except Exception as exc:
             # Not dead-lettered: do not commit past it, so that it is delivered again.
             log.error(
@@ -212,16 +219,24 @@ class _Scope(BaseMiddleware):
             raise NackMessage() from exc
         if policy.on_give_up is None:
             return
-        try:
-            env = Envelope.model_validate_json(raw)
-        except ValidationError:
-            return  # not an envelope: nothing to mark failed
-        try:
-            await policy.on_give_up(env, error)
-        except Exception as exc:
-            if not transient(exc):
-                raise
-            # The hook (e.g. a chunk made a review item) met an outage: committing now would
-            # leave the job waiting for it forever. Redelivered, the message runs again.
-            log.error("give-up hook for %s met an outage (%r); redelivered", topic, exc)
-            raise NackMessage() from exc
+        for raw, _ in records:
+            try:
+                env = Envelope.model_validate_json(raw)
+            except ValidationError:
+                continue  # not an envelope: nothing to mark failed
+            try:
+                await policy.on_give_up(env, error)
+            except Exception as exc:
+                if not transient(exc):
+                    raise
+                # The hook (e.g. a chunk made a review item) met an outage: committing now
+                # would leave the job waiting for it forever. Redelivered, it runs again.
+                log.error("give-up hook for %s met an outage (%r); redelivered", topic, exc)
+                raise NackMessage() from exc
+
+
+def _topic(msg: StreamMessage[Any]) -> str:
+    """The topic of a message's record, or of a batch subscriber's first record."""
+    raw = msg.raw_message
+    first = raw[0] if isinstance(raw, tuple) and raw else raw
+    return str(getattr(first, "topic", ""))

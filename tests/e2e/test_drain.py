@@ -253,7 +253,7 @@ async def test_auditor_drains_and_its_successor_appends_the_rest_each_once(
     services.stop("auditor")
     first = Proc(services, "drain-auditor-1", "auditor", {})
     assert (await first.ready())["checks"] == {"kafka": "ok", "postgres": "ok"}
-    n = 400
+    n = 5000  # the auditor appends in batches: enough that the signal lands mid-stream
     events = [
         make_event(
             AuthFailed(reason=f"drain {i}", method="GET", path="/v1/jobs", client=None),

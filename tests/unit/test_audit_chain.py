@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.auditor.domain import GENESIS, check_row, details_of, next_row
+from services.auditor.domain import GENESIS, chain, check_row, details_of, next_row
 from shared.events import Actor, make_event
 from shared.events.jobs import ErasureRequested, Subject
 from shared.events.notifications import SendEmail
@@ -66,3 +66,16 @@ def test_audit_details_never_hold_personal_data() -> None:
     assert "ann@example.com" not in str(details) and "dpo@example.com" not in str(details)
     mail = make_event(SendEmail(template="job_completed", to="ann@example.com"), actor=ACTOR)
     assert "ann@example.com" not in str(details_of(mail))
+
+
+def test_a_batch_chains_as_its_events_would_one_by_one() -> None:
+    envs = [make_event(_erasure(), actor=ACTOR, org_id="o") for _ in range(5)]
+    at = datetime.now(UTC)
+    head = _chain(2)[-1]
+    rows = chain(envs, prev_seq=head.seq, prev_hash=head.hash, recorded_at=at)
+    prev, seq = head.hash, head.seq
+    for env, row in zip(envs, rows, strict=True):
+        assert row == next_row(env, prev_seq=seq, prev_hash=prev, recorded_at=at)
+        assert check_row(row, prev, seq + 1) is None
+        prev, seq = row.hash, row.seq
+    assert [r.seq for r in rows] == [3, 4, 5, 6, 7]

@@ -177,12 +177,12 @@ async def test_auditor_appends_every_event_and_dead_letters_what_it_cannot(
 ) -> None:
     appended: list[Envelope] = []
 
-    async def append(pool: object, env: Envelope, *, signer: object) -> None:
-        if env.type == "JobCancelled":
+    async def append_batch(pool: object, envs: list[Envelope], *, signer: object) -> None:
+        if any(env.type == "JobCancelled" for env in envs):
             raise RuntimeError("disk full")
-        appended.append(env)
+        appended.extend(envs)
 
-    monkeypatch.setattr(auditor_store, "append", append)
+    monkeypatch.setattr(auditor_store, "append_batch", append_batch)
     rt = fake_runtime(settings=fake_settings(), pool=object(), signer=object())
     ok = _event(
         NotificationSent(template="t", channel="email", command_event_id="x", recipient="k")
@@ -195,6 +195,31 @@ async def test_auditor_appends_every_event_and_dead_letters_what_it_cannot(
     assert appended == [ok]
     assert _groups(seen.dlq) == ["test-lethe-auditor"] * 2
     assert "disk full" in seen.dlq[0][1]["lethe-error"]
+
+
+async def test_a_poison_record_in_an_audit_batch_is_dead_lettered_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batches: list[list[Envelope]] = []
+
+    async def append_batch(pool: object, envs: list[Envelope], *, signer: object) -> None:
+        batches.append(envs)
+
+    monkeypatch.setattr(auditor_store, "append_batch", append_batch)
+    rt = fake_runtime(settings=fake_settings(), pool=object(), signer=object())
+    first, last = _event(JobCancelled(done=0, total=0)), _event(JobCancelled(done=1, total=1))
+    async with running(auditor_handlers.build_router(rt)) as (broker, seen):
+        await broker.publish_batch(
+            first.model_dump_json().encode(),
+            b'{"not": "an envelope"}',
+            last.model_dump_json().encode(),
+            topic=AUDIT,
+        )
+    # One transaction for the batch, in order, without the poison; it alone is dead-lettered.
+    assert batches == [[first, last]]
+    [(body, headers)] = seen.dlq
+    assert body == b'{"not": "an envelope"}' and headers["lethe-source-topic"] == AUDIT
+    assert headers["lethe-error"].startswith("invalid message")
 
 
 # --- intake --------------------------------------------------------------------------------
