@@ -15,11 +15,11 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from services.intake import store
 from services.intake.auth import RANK
 from services.intake.domain import Caller, submit_refusal
 from services.intake.http.deps import audit_refusal, runtime
 from services.intake.links import status_mac as status_mac  # the web UI checks it
-from services.intake.web import store as web_store
 
 HERE = Path(__file__).parent
 COOKIE = "lethe_session"
@@ -87,7 +87,7 @@ class WebError(Exception):
 
 async def session(request: Request) -> Session:
     token = request.cookies.get(COOKIE)
-    found = await web_store.session_caller(runtime(request).pool, token) if token else None
+    found = await store.session_caller(runtime(request).pool, token) if token else None
     if found is None:
         raise SignInRequired()
     return Session(who=found[0], csrf=found[1], token=token or "")

@@ -12,8 +12,8 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
+from services.intake import store
 from services.intake.http.deps import runtime
-from services.intake.web import store as web_store
 from shared import lifecycle
 
 STREAM_SECONDS = 600  # an SSE stream ends after this; the browser reconnects by itself
@@ -54,7 +54,7 @@ async def progress_events(
     deadline = asyncio.get_running_loop().time() + STREAM_SECONDS
     yield "retry: 2000\n\n"
     while asyncio.get_running_loop().time() < deadline:
-        views = [progress_view(r) for r in await web_store.progress(pool, job_ids, org_id)]
+        views = [progress_view(r) for r in await store.progress_rows(pool, job_ids, org_id)]
         for v in views:
             if last.get(v["id"]) != v:
                 last[v["id"]] = v

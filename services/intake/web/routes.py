@@ -15,7 +15,6 @@ from services.intake.http.deps import audit_refusal, runtime, uow
 from services.intake.http.views import decode_cursor, encode_cursor, job_view
 from services.intake.service import requests
 from services.intake.service.errors import DuplicateRequest, Forbidden, RateLimited, ServiceError
-from services.intake.web import store as web_store
 from services.intake.web.common import (
     COOKIE,
     LOGIN_CSRF_COOKIE,
@@ -72,7 +71,7 @@ async def login(request: Request) -> Response:
     if who is None:
         await audit_refusal(request, "web sign-in with an unknown or revoked API key")
         return await login_page(request, "That API key is unknown or was revoked.")
-    token, _ = await web_store.open_session(rt.pool, who.key_id, timedelta(hours=SESSION_HOURS))
+    token, _ = await store.open_session(rt.pool, who.key_id, timedelta(hours=SESSION_HOURS))
     resp = RedirectResponse(f"{PREFIX}/jobs", 303)
     resp.set_cookie(COOKIE, token, max_age=SESSION_HOURS * 3600, **_cookie_args(request))
     resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
@@ -82,7 +81,7 @@ async def login(request: Request) -> Response:
 @router.post("/logout")
 async def logout(request: Request, s: WebSession) -> Response:
     await checked_form(request, s, "viewer")
-    await web_store.close_session(runtime(request).pool, s.token)
+    await store.close_session(runtime(request).pool, s.token)
     resp = RedirectResponse(f"{PREFIX}/login", 303)
     resp.delete_cookie(COOKIE, path="/")
     return resp

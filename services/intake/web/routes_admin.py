@@ -17,7 +17,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from services.intake import store
 from services.intake.http.deps import runtime
-from services.intake.web import store as web_store
 from services.intake.web.common import (
     PREFIX,
     Session,
@@ -212,7 +211,7 @@ async def _subject_job(request: Request, job_id: uuid.UUID, mac: str) -> dict[st
     key = runtime(request).settings.download_token_key.get_secret_value().encode()
     if not secrets.compare_digest(mac, status_mac(key, job_id)):
         raise WebError(404, "This status link is not valid. Use the link from your email.")
-    row = await web_store.job_any_org(runtime(request).pool, job_id)
+    row = await store.job_any_org(runtime(request).pool, job_id)
     if row is None:
         raise WebError(404, "This status link is not valid. Use the link from your email.")
     return row
