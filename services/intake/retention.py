@@ -28,6 +28,7 @@ from services.intake.domain.schedules import (
     retention_requested,
     with_overrides,
 )
+from services.intake.service.uow import UnitOfWork
 from shared.datamap import DataMap
 from shared.events import Actor, make_event
 from shared.events.retention import RetentionPolicyChanged
@@ -54,22 +55,22 @@ async def get_policy(pool: asyncpg.Pool, dm: DataMap, org_id: str) -> dict[str, 
 
 
 async def set_policy(
-    pool: asyncpg.Pool,
+    uow: UnitOfWork,
     dm: DataMap,
     org_id: str,
     changes: dict[str, int],
     actor: Actor,
 ) -> tuple[dict[str, int], dict[str, int]]:
-    """Apply the changes (categories checked by the caller); audited with old and new values
-    in the same transaction (outbox). Returns (old, new)."""
-    async with pool.acquire() as conn, conn.transaction():
-        await store.lock_org(conn, org_id)
-        old = with_overrides(categories(dm), await store.policy_overrides(conn, org_id))
-        new = {**old, **changes}
-        await store.upsert_policies(conn, org_id, changes, f"{actor.kind}:{actor.id}")
-        if new != old:
-            env = make_event(RetentionPolicyChanged(old=old, new=new), actor=actor, org_id=org_id)
-            await store.add_outbox(conn, AUDIT, env)
+    """Apply the changes (categories checked by the caller) in the open unit of work; audited
+    with old and new values in the same transaction (outbox). Returns (old, new)."""
+    conn = uow.conn
+    await store.lock_org(conn, org_id)
+    old = with_overrides(categories(dm), await store.policy_overrides(conn, org_id))
+    new = {**old, **changes}
+    await store.upsert_policies(conn, org_id, changes, f"{actor.kind}:{actor.id}")
+    if new != old:
+        env = make_event(RetentionPolicyChanged(old=old, new=new), actor=actor, org_id=org_id)
+        await uow.emit(AUDIT, env, timeline=False)
     return old, new
 
 
