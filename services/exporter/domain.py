@@ -24,7 +24,7 @@ from typing import Any
 import asyncpg
 
 from services.exporter import store
-from services.exporter.archive import CsvTable, Entry, JsonTable, Sink, manifest
+from services.exporter.archive import CsvTable, Entry, JsonTable, Sink, manifest, safe_member
 from services.exporter.upload import MultipartUpload, abort
 from shared.crypto import new_data_key, wrap_key
 from shared.datamap import DataMap, LiveSchema
@@ -350,7 +350,7 @@ async def _write_media(
                 await _check_cancel(deps, job_id)
                 key = rec[0]
                 obj = await deps.s3.get_object(Bucket=deps.media_bucket, Key=key)
-                with zf.open(f"media/{key}", "w", force_zip64=True) as fh:
+                with zf.open(safe_member("media", key), "w", force_zip64=True) as fh:
                     async for piece in obj["Body"].iter_chunks(1 << 20):
                         fh.write(piece)
                         await drain()
