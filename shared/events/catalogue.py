@@ -52,6 +52,7 @@ CATALOGUE: dict[str, tuple[str, ...]] = {
         "DeadlineExtended",
         "OrgDelegationChanged",
         "AuthFailed",
+        "AuthFailuresCounted",
         "DownloadAttempted",
         "LinkRevoked",
         "AuditPruned",

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.intake import domain, store
 from services.intake.http.deps import audit_refusal, runtime, uow
@@ -30,6 +30,7 @@ from services.intake.web.common import (
 from services.intake.web.forms import submit_from_form
 from services.intake.web.progress import not_final, progress_events, sse
 from shared import lifecycle
+from shared.compare import same_secret
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 SESSION_HOURS = 8
@@ -63,7 +64,7 @@ async def login_page(request: Request, error: str | None = None) -> Response:
 async def login(request: Request) -> Response:
     data = await form(request)
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not expected or not secrets.compare_digest(data.get("csrf", ""), expected):
+    if not expected or not same_secret(data.get("csrf", ""), expected):
         return await login_page(request, "The sign-in form expired. Please try again.")
     key = data.get("api_key", "").strip()
     rt = runtime(request)
@@ -132,8 +133,8 @@ async def jobs_page(
 @router.get("/stream")
 async def stream(
     request: Request, s: WebSession, job: Annotated[list[uuid.UUID], Query(max_length=200)]
-) -> StreamingResponse:
-    return sse(progress_events(request, job, s.who.org_id))
+) -> Response:
+    return sse(request, progress_events(request, job, s.who.org_id), "key", str(s.who.key_id))
 
 
 @router.get("/submit", response_class=HTMLResponse)
