@@ -161,3 +161,17 @@ def manifest(
         indent=2,
         sort_keys=True,
     ).encode()
+
+
+def safe_member(folder: str, key: str) -> str:
+    """`folder/key` as a member name that unpacks inside `folder/` whatever the key holds
+    (object keys come from the platform's rows): backslashes read as separators; empty, `.`
+    and `..` segments and control characters dropped. A changed name gets a short hash of
+    the key, so two keys never become one name."""
+    clean = "".join(ch for ch in key.replace("\\", "/") if ch.isprintable())
+    name = "/".join(p for p in clean.split("/") if p not in ("", ".", ".."))
+    if name != key:
+        stem, dot, ext = name.rpartition(".")
+        tag = hashlib.sha256(key.encode()).hexdigest()[:8]
+        name = f"{stem}-{tag}.{ext}" if dot and stem and "/" not in ext else f"{name}-{tag}"
+    return f"{folder}/{name}"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from services.exporter.archive import safe_member
 from shared.events import Actor, Envelope, Payload, make_event
 from shared.events.exports import BatchExported, ExportExpired, ExportReady
 from shared.events.jobs import ExportRequested
@@ -43,8 +44,9 @@ def object_key(org_id: str, job_id: uuid.UUID) -> str:
 
 
 def media_member(key: str) -> str:
-    """Where an S3 object the subject's rows point at goes in the archive."""
-    return f"media/{key}"
+    """Where an S3 object the subject's rows point at goes in the archive (a key that would
+    climb out of media/ gets a safe name: archive.safe_member)."""
+    return safe_member("media", key)
 
 
 def formats(req: ExportRequested) -> tuple[str, ...]:

@@ -6,28 +6,34 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.types import Scope
 
 from services.intake import opendsr
 from services.intake.http import audit, exports, jobs, orgs, retention
 from services.intake.http import opendsr as opendsr_routes
-from services.intake.http.deps import runtime
+from services.intake.http.limits import BodyLimit
 from services.intake.web.app import install as install_web
 
 
-def _refuse(request: Request, status: int, message: str) -> JSONResponse:
+def _refuse(request: Request | Scope, status: int, message: str) -> JSONResponse:
     """Body refusals in the caller's dialect: OpenDSR errors are 400 with its error object."""
-    if request.url.path.startswith("/opendsr"):
+    path = request.url.path if isinstance(request, Request) else request["path"]
+    if path.startswith("/opendsr"):
         return JSONResponse(opendsr.error_body(400, message, [message], "invalid_body"), 400)
     return JSONResponse({"detail": message}, status)
 
 
+def _body_limit(scope: Scope) -> int:
+    limit: int = scope["app"].state.runtime.settings.max_body_bytes
+    return limit
+
+
 async def body_rules(request: Request, call_next: Any) -> Any:
-    """Refuse oversize bodies and non-JSON bodies before anything reads them."""
+    """Refuse non-JSON bodies before anything reads them (their size: `BodyLimit`)."""
     if request.method in ("POST", "PUT", "PATCH", "DELETE"):
-        limit = runtime(request).settings.max_body_bytes
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > limit:
-            return _refuse(request, 413, f"body larger than {limit} bytes")
+        if "transfer-encoding" in request.headers:
+            length = "chunked"  # a body of unknown length is a body too
         ctype = request.headers.get("content-type", "")
         web_form = request.url.path.startswith("/ui/") and ctype.startswith(
             "application/x-www-form-urlencoded"
@@ -49,4 +55,6 @@ def add_routes(app: FastAPI) -> None:
         app.include_router(module.router)
     install_web(app)
     app.middleware("http")(body_rules)
+    # Outermost (added last): counts the body's bytes before any other code runs.
+    app.add_middleware(BodyLimit, limit=_body_limit, refuse=_refuse)
     app.add_api_route("/healthz", healthz, methods=["GET"])

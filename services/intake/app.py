@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from faststream import FastStream
 from opentelemetry.trace import TracerProvider
 
+from services.intake import store
 from services.intake.api import add_routes
 from services.intake.handlers import build_router
 from services.intake.runtime import Runtime
@@ -53,12 +54,10 @@ def build(
 
 
 async def _jobs_by_state(rt: Runtime, metrics: Any) -> None:
-    rows = await rt.pool.fetch(
-        "SELECT type, status, count(*) AS n FROM lethe.jobs GROUP BY type, status"
-    )
+    rows = await store.jobs_by_state(rt.pool)
     metrics.jobs.clear()
-    for r in rows:
-        metrics.jobs.labels(r["type"], r["status"]).set(r["n"])
+    for job_type, status, n in rows:
+        metrics.jobs.labels(job_type, status).set(n)
 
 
 def create_app(

@@ -31,6 +31,7 @@ from shared.events.opendsr import OpenDSRRequestReceived
 from shared.events.progress import JobCancelled
 from shared.events.requests import (
     AuthFailed,
+    AuthFailuresCounted,
     CancelRequested,
     DeadlineExtended,
     OrgDelegationChanged,
@@ -63,6 +64,7 @@ OUTPUTS = {
         DeadlineExtended,
         OrgDelegationChanged,
         AuthFailed,
+        AuthFailuresCounted,
         DownloadAttempted,
         LinkRevoked,
         RetentionPolicyChanged,

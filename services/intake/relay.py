@@ -7,6 +7,7 @@ If publishing fails the transaction rolls back and the rows are published on the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import asyncpg
@@ -58,10 +59,11 @@ class OutboxRelay:
             except Exception:
                 # Visible, and retried on the next pass; the rows stay in the outbox.
                 log.exception("outbox relay pass failed; retrying")
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
-            except TimeoutError:
-                pass
+            # asyncio.timeout, not wait_for: on 3.11 a wake at the moment of a cancel made
+            # wait_for swallow the cancel, and stop() then waited for ever.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._poll):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def start(self) -> None:

@@ -1,6 +1,6 @@
 """Retention policies (per organisation and category) and the jobs a scheduled run becomes:
 the I/O around the decisions of `domain.schedules` (re-exported here), whose SQL is in
-`store_schedules`.
+`store.schedules`.
 
 Categories come from the data map: every category some table ages by (`retention_column`),
 except `anonymous`, which only public mode deletes. A category's default is the data map's
@@ -14,7 +14,7 @@ from datetime import datetime
 
 import asyncpg
 
-from services.intake import store, store_schedules
+from services.intake import store
 from services.intake.domain.schedules import (
     ANONYMOUS,
     MAX_DAYS,
@@ -28,6 +28,7 @@ from services.intake.domain.schedules import (
     retention_requested,
     with_overrides,
 )
+from services.intake.service.uow import UnitOfWork
 from shared.datamap import DataMap
 from shared.events import Actor, make_event
 from shared.events.retention import RetentionPolicyChanged
@@ -50,26 +51,26 @@ __all__ = [
 
 
 async def get_policy(pool: asyncpg.Pool, dm: DataMap, org_id: str) -> dict[str, int]:
-    return with_overrides(categories(dm), await store_schedules.policy_overrides(pool, org_id))
+    return with_overrides(categories(dm), await store.policy_overrides(pool, org_id))
 
 
 async def set_policy(
-    pool: asyncpg.Pool,
+    uow: UnitOfWork,
     dm: DataMap,
     org_id: str,
     changes: dict[str, int],
     actor: Actor,
 ) -> tuple[dict[str, int], dict[str, int]]:
-    """Apply the changes (categories checked by the caller); audited with old and new values
-    in the same transaction (outbox). Returns (old, new)."""
-    async with pool.acquire() as conn, conn.transaction():
-        await store_schedules.lock_org(conn, org_id)
-        old = with_overrides(categories(dm), await store_schedules.policy_overrides(conn, org_id))
-        new = {**old, **changes}
-        await store_schedules.upsert_policies(conn, org_id, changes, f"{actor.kind}:{actor.id}")
-        if new != old:
-            env = make_event(RetentionPolicyChanged(old=old, new=new), actor=actor, org_id=org_id)
-            await store.add_outbox(conn, AUDIT, env)
+    """Apply the changes (categories checked by the caller) in the open unit of work; audited
+    with old and new values in the same transaction (outbox). Returns (old, new)."""
+    conn = uow.conn
+    await store.lock_org(conn, org_id)
+    old = with_overrides(categories(dm), await store.policy_overrides(conn, org_id))
+    new = {**old, **changes}
+    await store.upsert_policies(conn, org_id, changes, f"{actor.kind}:{actor.id}")
+    if new != old:
+        env = make_event(RetentionPolicyChanged(old=old, new=new), actor=actor, org_id=org_id)
+        await uow.emit(AUDIT, env, timeline=False)
     return old, new
 
 
@@ -82,8 +83,8 @@ async def plan_run(
     orgs: list[str] | None = None,
 ) -> list[Planned]:
     """One job per organisation and category (anonymous: only in public mode)."""
-    org_ids = await store_schedules.org_ids(conn, orgs)
-    policies = await store_schedules.policies_of(conn, org_ids)
+    org_ids = await store.org_ids(conn, orgs)
+    policies = await store.policies_of(conn, org_ids)
     return plan(dm, org_ids, policies, public_mode=public_mode, public_days=public_days)
 
 
@@ -96,7 +97,7 @@ async def record_jobs(
     for p in planned:
         job_id = uuid.uuid4()
         env = retention_requested(p, period, job_id, trace)
-        created = await store_schedules.insert_retention_job(
+        created = await store.insert_retention_job(
             conn,
             job_id,
             p.org_id,

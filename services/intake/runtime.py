@@ -1,4 +1,4 @@
-"""What a running intake holds: settings, pool, S3, relay, scheduler, limiter, OpenDSR key.
+"""What a running intake holds: settings, pool, S3, relay, scheduler, limiters, OpenDSR key.
 
 Opened in the app's lifespan (never at import). The HTTP routes reach it through
 `services.intake.http.deps`, the Kafka handlers through `handlers.build_router`; both hand the
@@ -7,6 +7,9 @@ service layer a unit of work from `uow()`, which wakes the relay when it commits
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -16,8 +19,10 @@ from opentelemetry.trace import TracerProvider
 
 from services.intake import opendsr
 from services.intake.auth import RateLimiter
+from services.intake.limits import AuthFailureTally, StreamSlots
 from services.intake.relay import OutboxRelay
 from services.intake.scheduler import Scheduler
+from services.intake.service import audit
 from services.intake.service.requests import SubmitPolicy
 from services.intake.service.uow import UnitOfWork
 from services.intake.settings import IntakeSettings
@@ -27,6 +32,8 @@ from shared.health import Ops
 from shared.kafka import create_broker
 from shared.startup import StartupError, load_checked_datamap
 from shared.storage import s3_client
+
+log = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -51,6 +58,13 @@ class Runtime:
         self.tracer = tracer_provider.get_tracer("lethe.intake")
         self._stack = AsyncExitStack()
         self.limiter = RateLimiter(settings.submit_rate_per_minute, settings.submit_burst)
+        self.streams = StreamSlots(
+            {"key": settings.sse_max_per_key, "link": settings.sse_max_per_status_link}
+        )
+        self.auth_failures = AuthFailureTally(
+            settings.auth_failure_window_seconds, settings.auth_failure_max_sources
+        )
+        self._tally_task: asyncio.Task[None] | None = None
         self.broker = create_broker(
             settings.kafka_bootstrap_servers, service="intake", tracer_provider=tracer_provider
         )
@@ -85,6 +99,7 @@ class Runtime:
         )
 
     async def start_relay(self) -> None:
+        self._tally_task = asyncio.create_task(self._audit_auth_failures())
         if self.settings.outbox_relay_enabled:
             await self.relay.start()
         if self.settings.scheduler_enabled:
@@ -101,7 +116,29 @@ class Runtime:
             )
             await self.scheduler.start()
 
+    async def flush_auth_failures(self, *, everything: bool = False) -> None:
+        """The ended windows' refusal counts into the audit trail (`everything`: at shutdown)."""
+        tallies = self.auth_failures.closed(everything=everything)
+        key = self.settings.subject_hash_key.get_secret_value().encode()
+        window = self.settings.auth_failure_window_seconds
+        try:
+            await audit.failures_counted(self.uow(), tallies, window, key)
+        except Exception:  # the database away: the counts wait for the next flush
+            log.exception("auth failure counts not written; kept for the next try")
+            self.auth_failures.put_back(tallies)
+
+    async def _audit_auth_failures(self) -> None:
+        every = min(5.0, self.settings.auth_failure_window_seconds / 2)
+        while True:
+            await asyncio.sleep(every)
+            await self.flush_auth_failures()
+
     async def close(self) -> None:
+        if self._tally_task is not None:
+            self._tally_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tally_task
+            await self.flush_auth_failures(everything=True)
         if self.scheduler is not None:
             await self.scheduler.stop()
         await self.relay.stop()

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from services.intake import store, store_schedules
+from services.intake import store
 from services.intake.domain.schedules import SCHEDULER, Cron, reminder_email
 from services.intake.retention import plan_run, record_jobs
 from shared import lifecycle
@@ -82,7 +82,7 @@ class Scheduler:
         if self._conn is None:
             self._conn = await self.pool.acquire()
         try:
-            held = await store_schedules.try_lead(self._conn, LEADER_LOCK, self.name)
+            held = await store.try_lead(self._conn, LEADER_LOCK, self.name)
         except (asyncpg.PostgresError, OSError):
             await self.resign()
             return False
@@ -93,7 +93,7 @@ class Scheduler:
     async def resign(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(Exception):
-                await store_schedules.unlock_all(self._conn)
+                await store.unlock_all(self._conn)
             await self._release()
 
     async def _release(self) -> None:
@@ -117,7 +117,7 @@ class Scheduler:
 
     async def _run_period(self, period: datetime) -> tuple[int, bool]:
         async with self.pool.acquire() as conn, conn.transaction():
-            first = not await store_schedules.has_run(conn, self.name)
+            first = not await store.has_run(conn, self.name)
             planned = (
                 []
                 if first
@@ -129,7 +129,7 @@ class Scheduler:
                     orgs=self.orgs,
                 )
             )
-            won = await store_schedules.record_run(
+            won = await store.record_run(
                 conn, self.name, period, "baseline" if first else SCHEDULER.id, len(planned)
             )
             if not won:
@@ -143,10 +143,10 @@ class Scheduler:
         done = list(lifecycle.DONE_FOR_DEADLINE)
         sent = 0
         async with self.pool.acquire() as conn, conn.transaction():
-            rows = await store_schedules.due_reminders(conn, now, soon, done, self.orgs)
+            rows = await store.due_reminders(conn, now, soon, done, self.orgs)
             for r in rows:
                 env = reminder_email(r, now)
-                if await store_schedules.record_reminder(conn, r["id"], r["kind"]):
+                if await store.record_reminder(conn, r["id"], r["kind"]):
                     await store.add_outbox(conn, NOTIFICATIONS, env)
                     sent += 1
         return sent

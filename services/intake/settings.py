@@ -37,7 +37,29 @@ class IntakeSettings(AuditKeySettings):  # the web UI verifies the audit chain
         120, ge=1, description="Submissions per API key per minute."
     )
     submit_burst: int = Field(30, ge=1, description="Submissions per API key allowed at once.")
-    max_body_bytes: int = Field(65536, ge=1024, description="Largest request body accepted.")
+    max_body_bytes: int = Field(
+        65536,
+        ge=1024,
+        description="Largest request body accepted (counted as it arrives, chunked too).",
+    )
+    sse_max_per_key: int = Field(
+        10, ge=1, description="Live progress streams one API key (web session) may hold open."
+    )
+    sse_max_per_status_link: int = Field(
+        3, ge=1, description="Live progress streams one data subject's status link may hold open."
+    )
+    auth_failure_window_seconds: int = Field(
+        60,
+        ge=1,
+        description="Requests refused without a known key are audited as one count per source "
+        "and window of this length.",
+    )
+    auth_failure_max_sources: int = Field(
+        1000,
+        ge=1,
+        description="Sources counted apart per window (the rest together as `*`): bounds the "
+        "audit events refused requests make.",
+    )
     outbox_relay_enabled: bool = Field(
         True, description="Run the outbox relay in this replica (any number may run it)."
     )

@@ -65,6 +65,22 @@ class AuthFailed(Payload):
     client: str | None = pii(default=None)
 
 
+@event
+class AuthFailuresCounted(Payload):
+    """Requests refused without a known caller (no key, an unknown or revoked one), counted
+    per source and window: one event per (source, window), never one per request. `source`
+    is the client address (`*`: sources past the per-window cap), kept out of audit rows;
+    `source_hash` tells sources apart there."""
+
+    event_type = "AuthFailuresCounted"
+    source: str = pii()
+    source_hash: str
+    window_start: datetime
+    window_seconds: int
+    count: int
+    reasons: dict[str, int]
+
+
 class SubmitRequest(BaseModel):
     """What upstream services publish on `lethe.requests.v1` (key: the org id). `request` has
     the fields of `POST /v1/requests`; a message that is not valid gets a RequestRejected."""

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from services.auditor import store
 from services.intake import store as intake_store
 from services.intake.http.audit import router
+from services.intake.limits import AuthFailureTally
 from shared.events import Actor, make_event
 from shared.events.progress import JobCompleted, JobFailed
 from tests.conftest import Org
@@ -29,7 +30,11 @@ ACTOR = Actor(kind="service", id="test")
 async def client(lethe_db: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
     """Just the audit routes, on intake's auth, over the real database."""
     app = FastAPI()
-    app.state.runtime = SimpleNamespace(pool=lethe_db, relay=SimpleNamespace(wake=lambda: None))
+    app.state.runtime = SimpleNamespace(
+        pool=lethe_db,
+        relay=SimpleNamespace(wake=lambda: None),
+        auth_failures=AuthFailureTally(60, 1000),  # keyless refusals are counted there
+    )
     app.include_router(router)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://intake") as c:

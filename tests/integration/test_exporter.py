@@ -128,6 +128,50 @@ async def test_an_export_holds_exactly_the_subjects_rows(
     assert all(other not in zf.read(n) for n in zf.namelist())
 
 
+async def test_media_keys_that_climb_out_get_a_name_inside_media(
+    stack: httpx.AsyncClient,
+    org: Org,
+    seeded: SeededOrg,
+    platform_db: asyncpg.Pool,
+    s3: Any,
+    prepared: Any,
+) -> None:
+    """Object keys come from the platform's rows: one with `../`, one absolute with a control
+    character, are put in the zip under media/ with their bytes, never outside it."""
+    subject = seeded.users[0]
+    tag = uuid.uuid4().hex[:8]
+    evil = {
+        subject.object_keys[0]: f"../../{tag}/../escape-{tag}.bin",
+        subject.object_keys[1]: f"/abs/{tag}\tname.bin",
+    }
+    for old, new in evil.items():
+        await s3.copy_object(
+            Bucket="lethe-platform", Key=new, CopySource={"Bucket": "lethe-platform", "Key": old}
+        )
+        await platform_db.execute(
+            "UPDATE media_objects SET s3_key = $1 WHERE s3_key = $2", new, old
+        )
+    _, path = await _ready_export(stack, org, subject.email, prepared, include_media=True)
+    r = await stack.get(path, headers=org.headers)
+    assert r.status_code == 200, r.text
+    zf = zipfile.ZipFile(io.BytesIO(r.content))
+    for name in zf.namelist():
+        parts = name.split("/")
+        assert not name.startswith("/") and ".." not in parts and "\\" not in name, name
+        assert all(ch.isprintable() for ch in name), name
+    media = [n for n in zf.namelist() if n.startswith("media/")]
+    assert len(media) == len(subject.object_keys)  # every object, none lost to a bad name
+    escaped = [n for n in media if f"escape-{tag}" in n]
+    assert len(escaped) == 1 and escaped[0].startswith(f"media/{tag}/escape-{tag}"), media
+    absolute = [n for n in media if n.startswith(f"media/abs/{tag}")]
+    assert len(absolute) == 1 and absolute[0].endswith(".bin"), media
+    for new in evil.values():
+        original = await s3.get_object(Bucket="lethe-platform", Key=new)
+        body = await original["Body"].read()
+        member = escaped[0] if "escape" in new else absolute[0]
+        assert zf.read(member) == body
+
+
 async def _rows(db: asyncpg.Pool, user_id: int) -> dict[str, list[dict[str, Any]]]:
     queries = {
         "users": "SELECT * FROM users WHERE id = $1",

@@ -18,7 +18,6 @@ from services.intake import store
 from services.intake.app import create_http
 from services.intake.deadlines import add_months
 from services.intake.settings import IntakeSettings
-from services.intake.web import store as web_store
 from shared.events import Actor, make_event
 from shared.events.progress import JobCompleted
 from shared.events.topics import AUDIT, REQUESTS, REQUESTS_REJECTED
@@ -576,7 +575,7 @@ async def _web(api: httpx.AsyncClient, db: asyncpg.Pool, key_headers: dict[str, 
     """Sign the API client in to the web UI with this key; the session's CSRF token."""
     who = await store.caller_for_key(db, key_headers["Authorization"][7:])
     assert who is not None
-    token, csrf = await web_store.open_session(db, who.key_id, timedelta(hours=1))
+    token, csrf = await store.open_session(db, who.key_id, timedelta(hours=1))
     api.cookies.set("lethe_session", token)
     return csrf
 

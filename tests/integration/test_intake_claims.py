@@ -16,7 +16,6 @@ import pytest
 from services.intake import store
 from services.intake.app import create_http
 from services.intake.settings import IntakeSettings
-from services.intake.web import store as web_store
 from tests.conftest import Org
 from tests.helpers import eventually
 
@@ -84,7 +83,7 @@ async def test_a_web_form_without_its_csrf_token_is_refused_and_changes_nothing(
     key = await store.create_api_key(lethe_db, org.id, "owner", "web owner")
     who = await store.caller_for_key(lethe_db, key)
     assert who is not None
-    token, csrf = await web_store.open_session(lethe_db, who.key_id, timedelta(hours=1))
+    token, csrf = await store.open_session(lethe_db, who.key_id, timedelta(hours=1))
     form = {"type": "erasure", "scope": "subject", "email": "csrf@example.com"}
     keys_before = await lethe_db.fetchval(
         "SELECT count(*) FROM lethe.api_keys WHERE org_id = $1", org.id

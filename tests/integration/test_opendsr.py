@@ -50,7 +50,7 @@ from shared.events.progress import (
     JobFailed,
     PurgeStarted,
 )
-from shared.events.topics import JOBS_EXPORT, PROGRESS
+from shared.events.topics import AUDIT, JOBS_EXPORT, PROGRESS
 from shared.kafka import create_broker
 from tests.conftest import Org
 from tests.helpers import eventually, find_record
@@ -700,6 +700,34 @@ async def test_auth_and_unknown_ids_use_the_error_object(api: httpx.AsyncClient,
     assert g.status_code == 404 and g.json()["error"]["code"] == 404
     g = await api.get("/opendsr/requests/not-a-uuid", headers=org.headers)
     assert g.status_code == 400
+
+
+async def test_a_refused_submission_is_in_the_audit_trail(
+    api: httpx.AsyncClient, org: Org, lethe_db: asyncpg.Pool, base_settings: dict[str, Any]
+) -> None:
+    """An admin of an org that did not delegate subject requests is refused (403), and the
+    refusal is audited as on /v1 and in the web UI."""
+    admin = await intake_store.create_api_key(lethe_db, org.id, "admin", "admin")
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {admin}"}
+    body = example("https://c.example/cb", str(uuid.uuid4()))
+    r = await api.post("/opendsr/v2/requests", content=body, headers=headers)
+    assert r.status_code == 403 and r.json()["error"]["code"] == 403, r.text
+    assert await intake_store.count_jobs(lethe_db, org.id) == 0
+
+    def refusal(rec: Any) -> bool:
+        env = json.loads(rec.value)
+        return env.get("type") == "AuthFailed" and env.get("org_id") == org.id
+
+    async def audited_refusal() -> bytes | None:
+        try:
+            return await find_record(base_settings["kafka_bootstrap_servers"], AUDIT, refusal)
+        except AssertionError:
+            return None
+
+    audited = json.loads(await eventually(audited_refusal, what="AuthFailed on the audit topic"))
+    assert audited["payload"]["path"] == "/opendsr/v2/requests"
+    assert audited["payload"]["method"] == "POST" and "owner" in audited["payload"]["reason"]
+    assert audited["actor"]["kind"] == "api_key"
 
 
 # --- the sender on its own: exactly one POST per (event, URL), failures recorded -----------

@@ -26,6 +26,7 @@ from services.eraser.deps import EraserDeps
 from services.eraser.service import retention
 from services.intake import retention as policies
 from services.intake import store as intake_store
+from services.intake.service.uow import UnitOfWork
 from shared.datamap import load_datamap
 from shared.events import Actor, Envelope, make_event
 from shared.events.retention import RetentionRequested
@@ -294,13 +295,14 @@ async def _cli(
 async def _policy(lethe_db: asyncpg.Pool, org_id: str, days: int) -> None:
     """The org's retention policy: `days` for every category."""
     dm = load_datamap(DATAMAP)
-    await policies.set_policy(
-        lethe_db,
-        dm,
-        org_id,
-        dict.fromkeys(policies.categories(dm), days),
-        Actor(kind="test", id="t"),
-    )
+    async with UnitOfWork(lethe_db) as uow:
+        await policies.set_policy(
+            uow,
+            dm,
+            org_id,
+            dict.fromkeys(policies.categories(dm), days),
+            Actor(kind="test", id="t"),
+        )
 
 
 async def test_cli_cleanup_dry_run_changes_nothing_then_prints_stats(

@@ -39,12 +39,18 @@ Uow = Annotated[UnitOfWork, Depends(uow)]
 
 
 async def audit_refusal(request: Request, reason: str, who: Caller | None = None) -> None:
+    """A refusal into the audit trail; one without a known caller (no key, a wrong one) is
+    counted per source and window instead of being an event of its own."""
+    client = request.client.host if request.client else None
+    if who is None:
+        runtime(request).auth_failures.note(client, reason)
+        return
     await audit.refusal(
         uow(request),
         reason,
         method=request.method,
         path=request.url.path,
-        client=request.client.host if request.client else None,
+        client=client,
         who=who,
     )
 

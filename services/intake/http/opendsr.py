@@ -28,11 +28,12 @@ from fastapi.responses import Response
 
 from services.intake import opendsr
 from services.intake.domain import Caller
-from services.intake.http.deps import caller, role, runtime, uow
+from services.intake.http.deps import audit_refusal, caller, role, runtime, uow
 from services.intake.service import opendsr as requests
 from services.intake.service.errors import (
     Conflict,
     DuplicateRequest,
+    Forbidden,
     Invalid,
     NotFound,
     RateLimited,
@@ -150,6 +151,13 @@ def _refusal(exc: ServiceError) -> OpenDSRError:
     return OpenDSRError(exc.status, exc.message)
 
 
+async def _refused(request: Request, exc: ServiceError, who: Caller | None) -> Response:
+    """A service's refusal as the OpenDSR answer (a Forbidden one audited first, as on /v1)."""
+    if isinstance(exc, Forbidden):
+        await audit_refusal(request, exc.audit_reason, who)
+    return _error(request, _refusal(exc))
+
+
 async def discovery(request: Request) -> Response:
     """Section 6: public, so a controller can fetch the key to check callbacks."""
     try:
@@ -173,17 +181,18 @@ async def certificate(request: Request) -> Response:
 async def create(request: Request) -> Response:
     """Section 7: 201 with the signed receipt; the same id again is 200 with the same receipt,
     another body under it 409."""
+    who: Caller | None = None
     try:
-        return await _create(request)
+        who = await _who(request, "admin")
+        return await _create(request, who)
     except ServiceError as exc:
-        return _error(request, _refusal(exc))
+        return await _refused(request, exc, who)
     except OpenDSRError as exc:
         return _error(request, exc)
 
 
-async def _create(request: Request) -> Response:
+async def _create(request: Request, who: Caller) -> Response:
     rt = runtime(request)
-    who = await _who(request, "admin")
     _key(request)  # refuse before writing anything when no key is configured
     take_turn(rt.limiter, who)
     raw = await request.body()
@@ -215,12 +224,13 @@ async def _create(request: Request) -> Response:
 
 async def status(subject_request_id: str, request: Request) -> Response:
     """Section 8: the request's status (read-only: a viewer key is enough)."""
+    who: Caller | None = None
     try:
         who = await _who(request, "viewer")
         row = await requests.find(uow(request), who, _request_id(subject_request_id))
         return _signed(request, opendsr.status_body(facts(who.org_id, row)))
     except ServiceError as exc:
-        return _error(request, _refusal(exc))
+        return await _refused(request, exc, who)
     except OpenDSRError as exc:
         return _error(request, exc)
 
@@ -229,12 +239,13 @@ async def cancel(subject_request_id: str, request: Request) -> Response:
     """Section 9: allowed only while the request is `pending` (202); otherwise 400 naming
     its status. An erasure becomes `cancelled` when its worker confirms (a callback
     follows); an export not yet handed to the exporter is cancelled at once."""
+    who: Caller | None = None
     try:
         who = await _who(request, "admin")
         row = await requests.cancel(uow(request), who, _request_id(subject_request_id))
         return _cancelled(request, who, row, subject_request_id)
     except ServiceError as exc:
-        return _error(request, _refusal(exc))
+        return await _refused(request, exc, who)
     except OpenDSRError as exc:
         return _error(request, exc)
 

@@ -42,7 +42,6 @@ async def set_policy(
     """Apply the changes; categories not named keep their value. Returns the new policy."""
     own_org(who, org, "retention policy")
     changes = validate(body, retention.categories(dm))
-    # retention.set_policy writes the policy and its audit event in its own transaction.
-    _, new = await retention.set_policy(uow.pool, dm, org, changes, who.actor)
-    uow.committed_outside()
+    async with uow:  # the policy and its audit event commit together
+        _, new = await retention.set_policy(uow, dm, org, changes, who.actor)
     return new

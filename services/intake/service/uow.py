@@ -66,11 +66,6 @@ class UnitOfWork:
         if exc_type is None and self.emitted:
             self._on_commit()
 
-    def committed_outside(self) -> None:
-        """Outbox rows were committed by a store function with its own transaction (one not
-        yet written against a connection): publish them now, as after a commit."""
-        self._on_commit()
-
     async def emit(self, topic: str, env: Envelope, *, timeline: bool) -> None:
         """An event for the relay to publish once this commits; `timeline`: also an entry in
         its job's timeline (job_events)."""

@@ -7,9 +7,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from services.intake import store
 from services.intake.http.deps import runtime
 from services.intake.web import routes, routes_admin, routes_job, routes_retention_page
-from services.intake.web import store as web_store
 from services.intake.web.common import (
     COOKIE,
     HERE,
@@ -39,6 +39,6 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(WebError)
     async def refusal_page(request: Request, exc: WebError) -> Response:
         token = request.cookies.get(COOKIE)
-        found = await web_store.session_caller(runtime(request).pool, token) if token else None
+        found = await store.session_caller(runtime(request).pool, token) if token else None
         s = Session(found[0], found[1], token or "") if found else None
         return render(request, "error.html", s, exc.status, message=exc.message)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,11 +14,12 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from services.intake import store
 from services.intake.auth import RANK
 from services.intake.domain import Caller, submit_refusal
 from services.intake.http.deps import audit_refusal, runtime
 from services.intake.links import status_mac as status_mac  # the web UI checks it
-from services.intake.web import store as web_store
+from shared.compare import same_secret
 
 HERE = Path(__file__).parent
 COOKIE = "lethe_session"
@@ -87,7 +87,7 @@ class WebError(Exception):
 
 async def session(request: Request) -> Session:
     token = request.cookies.get(COOKIE)
-    found = await web_store.session_caller(runtime(request).pool, token) if token else None
+    found = await store.session_caller(runtime(request).pool, token) if token else None
     if found is None:
         raise SignInRequired()
     return Session(who=found[0], csrf=found[1], token=token or "")
@@ -107,7 +107,7 @@ async def checked_form(request: Request, s: Session, minimum: str) -> dict[str, 
     """A state-changing POST: the CSRF token must match and the role must suffice (a refusal
     is audited, as the API's are)."""
     data = await form(request)
-    if not secrets.compare_digest(data.get("csrf", ""), s.csrf):
+    if not same_secret(data.get("csrf", ""), s.csrf):
         await audit_refusal(request, "web form without a valid CSRF token", s.who)
         raise WebError(
             403, "This form has expired or did not come from Lethe. Reload the page and try again."

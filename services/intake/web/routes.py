@@ -8,14 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.intake import domain, store
 from services.intake.http.deps import audit_refusal, runtime, uow
 from services.intake.http.views import decode_cursor, encode_cursor, job_view
 from services.intake.service import requests
 from services.intake.service.errors import DuplicateRequest, Forbidden, RateLimited, ServiceError
-from services.intake.web import store as web_store
 from services.intake.web.common import (
     COOKIE,
     LOGIN_CSRF_COOKIE,
@@ -31,6 +30,7 @@ from services.intake.web.common import (
 from services.intake.web.forms import submit_from_form
 from services.intake.web.progress import not_final, progress_events, sse
 from shared import lifecycle
+from shared.compare import same_secret
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 SESSION_HOURS = 8
@@ -64,7 +64,7 @@ async def login_page(request: Request, error: str | None = None) -> Response:
 async def login(request: Request) -> Response:
     data = await form(request)
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not expected or not secrets.compare_digest(data.get("csrf", ""), expected):
+    if not expected or not same_secret(data.get("csrf", ""), expected):
         return await login_page(request, "The sign-in form expired. Please try again.")
     key = data.get("api_key", "").strip()
     rt = runtime(request)
@@ -72,7 +72,7 @@ async def login(request: Request) -> Response:
     if who is None:
         await audit_refusal(request, "web sign-in with an unknown or revoked API key")
         return await login_page(request, "That API key is unknown or was revoked.")
-    token, _ = await web_store.open_session(rt.pool, who.key_id, timedelta(hours=SESSION_HOURS))
+    token, _ = await store.open_session(rt.pool, who.key_id, timedelta(hours=SESSION_HOURS))
     resp = RedirectResponse(f"{PREFIX}/jobs", 303)
     resp.set_cookie(COOKIE, token, max_age=SESSION_HOURS * 3600, **_cookie_args(request))
     resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
@@ -82,7 +82,7 @@ async def login(request: Request) -> Response:
 @router.post("/logout")
 async def logout(request: Request, s: WebSession) -> Response:
     await checked_form(request, s, "viewer")
-    await web_store.close_session(runtime(request).pool, s.token)
+    await store.close_session(runtime(request).pool, s.token)
     resp = RedirectResponse(f"{PREFIX}/login", 303)
     resp.delete_cookie(COOKIE, path="/")
     return resp
@@ -133,8 +133,8 @@ async def jobs_page(
 @router.get("/stream")
 async def stream(
     request: Request, s: WebSession, job: Annotated[list[uuid.UUID], Query(max_length=200)]
-) -> StreamingResponse:
-    return sse(progress_events(request, job, s.who.org_id))
+) -> Response:
+    return sse(request, progress_events(request, job, s.who.org_id), "key", str(s.who.key_id))
 
 
 @router.get("/submit", response_class=HTMLResponse)

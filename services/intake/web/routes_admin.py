@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import secrets
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -17,7 +16,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from services.intake import store
 from services.intake.http.deps import runtime
-from services.intake.web import store as web_store
 from services.intake.web.common import (
     PREFIX,
     Session,
@@ -32,6 +30,7 @@ from services.intake.web.progress import progress_events, progress_view, sse
 from services.intake.web.routes_job import link_token
 from shared.auditchain.keys import trusted_public_keys
 from shared.auditchain.verify import verify_chain
+from shared.compare import same_secret
 from shared.readmodels import audit, exports
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -210,9 +209,9 @@ async def revoke_key(request: Request, key_id: uuid.UUID, s: WebSession) -> Resp
 
 async def _subject_job(request: Request, job_id: uuid.UUID, mac: str) -> dict[str, Any]:
     key = runtime(request).settings.download_token_key.get_secret_value().encode()
-    if not secrets.compare_digest(mac, status_mac(key, job_id)):
+    if not same_secret(mac, status_mac(key, job_id)):
         raise WebError(404, "This status link is not valid. Use the link from your email.")
-    row = await web_store.job_any_org(runtime(request).pool, job_id)
+    row = await store.job_any_org(runtime(request).pool, job_id)
     if row is None:
         raise WebError(404, "This status link is not valid. Use the link from your email.")
     return row
@@ -254,6 +253,6 @@ async def _subject_download(request: Request, row: dict[str, Any]) -> dict[str, 
 
 
 @public.get("/status/{job_id}/{mac}/stream")
-async def subject_stream(request: Request, job_id: uuid.UUID, mac: str) -> StreamingResponse:
+async def subject_stream(request: Request, job_id: uuid.UUID, mac: str) -> Response:
     await _subject_job(request, job_id, mac)
-    return sse(progress_events(request, [job_id], None))
+    return sse(request, progress_events(request, [job_id], None), "link", str(job_id))

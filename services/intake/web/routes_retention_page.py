@@ -9,11 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.intake import retention
+from services.intake import retention, store
 from services.intake.http.deps import runtime, uow
 from services.intake.service import retention as policies
 from services.intake.service.errors import Invalid
-from services.intake.web import store as web_store
 from services.intake.web.common import PREFIX, Session, checked_form, render, require, session
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -39,7 +38,7 @@ async def _page(
     rt = runtime(request)
     dm = rt.datamap
     policy = await retention.get_policy(rt.pool, dm, s.who.org_id)
-    runs = await web_store.recent_runs(rt.pool, s.who.org_id)
+    runs = await store.recent_runs(rt.pool, s.who.org_id)
     schedule = rt.settings.retention_schedule
     return render(
         request,

@@ -1,4 +1,4 @@
-"""The web UI's SQL: sessions, progress snapshots and the retention runs shown."""
+"""The web UI's SQL: sessions and the progress snapshots its pages and streams show."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ async def close_session(pool: asyncpg.Pool, token: str) -> None:
     await pool.execute("DELETE FROM lethe.web_sessions WHERE token_hash = $1", _hash(token))
 
 
-async def progress(
+async def progress_rows(
     pool: asyncpg.Pool, job_ids: list[uuid.UUID], org_id: str | None
 ) -> list[dict[str, Any]]:
     """Progress columns of the given jobs (of one org, unless org_id is None: the subject
@@ -81,13 +81,3 @@ async def job_any_org(pool: asyncpg.Pool, job_id: uuid.UUID) -> dict[str, Any] |
         job_id,
     )
     return dict(r) if r else None
-
-
-async def recent_runs(pool: asyncpg.Pool, org_id: str, limit: int = 10) -> list[dict[str, Any]]:
-    rows = await pool.fetch(
-        "SELECT job_id, category, cutoff, status, stats, started_at, finished_at "
-        "FROM lethe.retention_runs WHERE org_id = $1 ORDER BY started_at DESC LIMIT $2",
-        org_id,
-        limit,
-    )
-    return [dict(r) for r in rows]

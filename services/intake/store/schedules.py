@@ -1,16 +1,15 @@
-"""Intake's SQL for retention policies and the scheduler: policies, scheduled retention jobs,
-the scheduler's runs, its leader lock and the deadline reminders it sends."""
+"""Retention policies and the scheduler: policies, scheduled retention jobs and the runs
+they became, the scheduler's runs, its leader lock and the deadline reminders it sends."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TypeAlias
+from typing import Any
 
 import asyncpg
 
-# Policies are read outside a transaction (a pool) and inside one (its connection).
-Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
+from services.intake.store.db import Db
 
 # ------------------------------------------------------------------ retention policies
 
@@ -174,3 +173,14 @@ async def record_reminder(conn: asyncpg.Connection, job_id: uuid.UUID, kind: str
         kind,
     )
     return bool(inserted)
+
+
+async def recent_runs(db: Db, org_id: str, limit: int = 10) -> list[dict[str, Any]]:
+    """The org's latest retention runs (what each removed), newest first."""
+    rows = await db.fetch(
+        "SELECT job_id, category, cutoff, status, stats, started_at, finished_at "
+        "FROM lethe.retention_runs WHERE org_id = $1 ORDER BY started_at DESC LIMIT $2",
+        org_id,
+        limit,
+    )
+    return [dict(r) for r in rows]

@@ -1,0 +1,69 @@
+"""A job's progress folded from the workers' events, and its timeline (job_events)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from services.intake.domain.progress import progress_columns
+from shared import lifecycle
+from shared.events import Envelope
+from shared.events.envelope import safe_details
+
+
+async def apply_progress(pool: asyncpg.Pool, env: Envelope) -> bool:
+    """Fold a worker's event into the job, as the lifecycle allows; record it in the
+    timeline. Idempotent: a redelivered or late event changes nothing."""
+    if env.job_id is None:
+        return False
+    move = lifecycle.move_for(env.type, env.payload)
+    if move is None:  # no state change (e.g. CommandRefused): still part of the timeline
+        async with pool.acquire() as conn:
+            await record_event(conn, env)
+        return False
+    cols = progress_columns(env.type, env.payload)
+    status = move.to or lifecycle.completed_status(env.payload.get("needs_review", []))
+    args: list[Any] = [env.job_id, list(move.from_states), status, move.phase, env.occurred_at]
+    sets = []
+    for name, value in cols.items():
+        args.append(value)
+        if name == "done":
+            sets.append(f"done = GREATEST(done, ${len(args)})")
+        elif name == "needs_review" and env.type == "JobCompleted":
+            # The worker's final list: items it resolved meanwhile (a purge that had to
+            # wait for S3) are no longer in it.
+            sets.append(f"needs_review = ${len(args)}")
+        elif name == "needs_review":
+            # JobCompleted repeats the items ErasureSoftDeleted reported: each is kept once.
+            sets.append(
+                f"needs_review = needs_review || (SELECT coalesce(jsonb_agg(i), '[]'::jsonb) "
+                f"FROM jsonb_array_elements(${len(args)}::jsonb) AS i "
+                "WHERE NOT jobs.needs_review @> jsonb_build_array(i))"
+            )
+        else:
+            sets.append(f"{name} = ${len(args)}")
+    extra = "".join(f", {x}" for x in sets)
+    async with pool.acquire() as conn, conn.transaction():
+        updated = await conn.fetchval(
+            "UPDATE lethe.jobs SET status = $3, phase = $4, last_event_at = $5, "
+            f"updated_at = now(){extra} WHERE id = $1 AND status = ANY($2) RETURNING id",
+            *args,
+        )
+        await record_event(conn, env)
+    return updated is not None
+
+
+async def record_event(conn: asyncpg.Connection, env: Envelope) -> None:
+    """Timeline entry; the same details the audit trail keeps (no personal data)."""
+    await conn.execute(
+        "INSERT INTO lethe.job_events (event_id, job_id, type, occurred_at, actor, details) "
+        "SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM lethe.jobs WHERE id = $2) "
+        "ON CONFLICT (event_id) DO NOTHING",
+        env.event_id,
+        env.job_id,
+        env.type,
+        env.occurred_at,
+        f"{env.actor.kind}:{env.actor.id}",
+        safe_details(env),
+    )
