@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.intake import opendsr
-from services.intake.http import audit, exports, jobs, orgs, retention
+from services.intake.http import audit, contract, exports, jobs, orgs, retention
 from services.intake.http import opendsr as opendsr_routes
 from services.intake.http.deps import runtime
 from services.intake.web.app import install as install_web
@@ -48,5 +48,6 @@ def add_routes(app: FastAPI) -> None:
     for module in (audit, exports, opendsr_routes, orgs, retention, jobs):
         app.include_router(module.router)
     install_web(app)
+    contract.install(app)  # errors as `Problem`, 405 with the path's whole Allow
     app.middleware("http")(body_rules)
     app.add_api_route("/healthz", healthz, methods=["GET"])
