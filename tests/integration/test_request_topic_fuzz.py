@@ -27,6 +27,7 @@ from tests.helpers import eventually
 pytestmark = pytest.mark.integration
 EMAIL = {"email": "ann@example.com"}
 SEED = random.Random(20261127)
+NO_KEY = "not JSON, and no key"
 
 
 def _cases(org_id: str) -> list[tuple[str, bytes | None]]:
@@ -96,7 +97,8 @@ async def intake(base_settings: dict[str, Any]) -> AsyncIterator[httpx.AsyncClie
 
 
 async def _rejections(bootstrap: str, since_ms: int, keys: set[str]) -> dict[str, dict[str, Any]]:
-    """The RequestRejected payloads published since `since_ms`, by original key."""
+    """The RequestRejected payloads published since `since_ms`, by original key (a message
+    without a key under `None`)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     found: dict[str, dict[str, Any]] = {}
@@ -113,8 +115,10 @@ async def _rejections(bootstrap: str, since_ms: int, keys: set[str]) -> dict[str
             for records in batch.values():
                 for rec in records:
                     payload = json.loads(rec.value)["payload"]
-                    if payload.get("original_key") in keys:
-                        found[payload["original_key"]] = payload
+                    key = payload.get("original_key")
+                    # A message without a key is answered all the same (original_key null).
+                    if key in keys or (key is None and "Invalid JSON" in payload["reason"]):
+                        found[key if key is not None else "None"] = payload
     finally:
         await consumer.stop()
     return found
@@ -134,6 +138,7 @@ async def test_the_request_topic_rejects_anything_malformed_and_goes_on(
     try:
         for key, (_, value) in zip(keys, cases, strict=True):
             await producer.send_and_wait(REQUESTS, value, key=key.encode())
+        await producer.send_and_wait(REQUESTS, NO_KEY.encode())  # no key at all
         with pytest.raises(MessageSizeTooLargeError):  # the broker protects the consumer
             await producer.send_and_wait(REQUESTS, b"{" * (2 << 20), key=b"too-big")
         valid = {
@@ -158,15 +163,15 @@ async def test_the_request_topic_rejects_anything_malformed_and_goes_on(
 
     async def all_rejected() -> dict[str, dict[str, Any]] | None:
         found = await _rejections(bootstrap, since, set(keys))
-        return found if len(found) == len(keys) else None
+        return found if len(found) == len(keys) + 1 else None
 
     try:
         found = await eventually(all_rejected, what="a RequestRejected for each", timeout=60)
     except AssertionError:
         found = await _rejections(bootstrap, since, set(keys))
-        missing = [what for key, what in keys.items() if key not in found]
+        missing = [what for key, what in {**keys, "None": "no key"}.items() if key not in found]
         raise AssertionError(f"no RequestRejected for: {missing}") from None
-    for key, what in keys.items():
+    for key, what in {**keys, "None": "no key"}.items():
         payload = found[key]
         assert payload["reason"] and payload["errors"], (what, payload)
         assert len(payload["reason"]) <= 2000 and len(payload["errors"]) <= 20, (what, payload)
