@@ -44,10 +44,18 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+def _with_datamap(app: FastAPI, doc: dict[str, Any]) -> None:
+    rt = getattr(app.state, "runtime", None)
+    if rt is not None and getattr(rt, "datamap", None) is not None:
+        retention.document_categories(doc, rt.datamap)
+
+
 def add_routes(app: FastAPI) -> None:
     for module in (audit, exports, opendsr_routes, orgs, retention, jobs):
         app.include_router(module.router)
     install_web(app)
-    contract.install(app)  # errors as `Problem`, 405 with the path's whole Allow
+    # Errors as `Problem`, 405 with the path's whole Allow; the document with the data map's
+    # retention categories once the runtime has loaded it.
+    contract.install(app, lambda doc: _with_datamap(app, doc))
     app.middleware("http")(body_rules)
     app.add_api_route("/healthz", healthz, methods=["GET"])

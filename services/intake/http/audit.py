@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
+from services.intake.http.bodies import AuditPage, ok
 from services.intake.http.contract import INSTANT_SCHEMA, answers, instant
 from services.intake.http.deps import Owner, fail, runtime
 from services.intake.service.errors import ServiceError
@@ -39,7 +40,11 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/audit", responses=answers(400, 403))
+@router.get(
+    "/v1/audit",
+    response_model=None,
+    responses={200: ok(AuditPage, "A page of the audit trail, oldest first."), **answers(400, 403)},
+)
 async def list_audit(
     request: Request,
     who: Owner,

@@ -10,6 +10,7 @@ OpenDSR routes answer errors in the shape their specification gives (section 7.7
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -158,7 +159,9 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": exc.detail}, exc.status_code, headers=headers)
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, refine: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """The error handlers; the document without FastAPI's 422 under /opendsr, then `refine`d
+    with what only the running service knows (e.g. the data map's retention categories)."""
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(StarletteHTTPException, http_error)
     generate = app.openapi
@@ -170,6 +173,8 @@ def install(app: FastAPI) -> None:
                 if path.startswith("/opendsr"):
                     for operation in operations.values():
                         operation.get("responses", {}).pop("422", None)
+            if refine is not None:
+                refine(generate())
         assert app.openapi_schema is not None
         return app.openapi_schema
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
 from services.intake.domain import Caller
+from services.intake.http.bodies import LinksRevoked, ok
 from services.intake.http.contract import Problem, answers
 from services.intake.http.deps import Owner, Uow, caller, fail, runtime
 from services.intake.http.deps import uow as new_uow
@@ -76,7 +77,11 @@ async def serve(
     )
 
 
-@router.post("/v1/exports/{job_id}/revoke", responses=answers(403, 404))
+@router.post(
+    "/v1/exports/{job_id}/revoke",
+    response_model=None,
+    responses={200: ok(LinksRevoked, "The export's links, revoked."), **answers(403, 404)},
+)
 async def revoke(job_id: uuid.UUID, request: Request, who: Owner, uow: Uow) -> dict[str, object]:
     try:
         revoked = await exports.revoke(uow, who, job_id)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.intake import deadlines, store
 from services.intake.domain import RequestIn
 from services.intake.domain.requests import NOT_SPACE, NUMBER
+from services.intake.http.bodies import Accepted, JobEvents, JobList, JobView, ok
 from services.intake.http.contract import INSTANT_SCHEMA, answers, instant
 from services.intake.http.deps import Admin, Owner, Rt, Uow, Viewer, fail
 from services.intake.http.views import decode_cursor, encode_cursor, job_view
@@ -70,7 +71,8 @@ class ExtendIn(BaseModel):
     "/v1/requests",
     status_code=202,
     responses={
-        200: {"description": "The same `request_id` again with the same request: its job."},
+        202: ok(JobView, "Accepted: the new job."),
+        200: ok(JobView, "The same `request_id` again with the same request: its job."),
         **answers(400, 403, 409, 413, 415, 429),
     },
 )
@@ -85,7 +87,11 @@ async def submit(body: RequestIn, request: Request, who: Admin, rt: Rt, uow: Uow
     return JSONResponse(view, status_code=202 if done.created else 200)
 
 
-@router.get("/v1/jobs", responses=answers(400, 403, 404))
+@router.get(
+    "/v1/jobs",
+    response_model=None,
+    responses={200: ok(JobList, "The org's jobs, newest first."), **answers(400, 403, 404)},
+)
 async def list_jobs(
     who: Viewer,
     rt: Rt,
@@ -118,7 +124,11 @@ async def list_jobs(
     }
 
 
-@router.get("/v1/jobs/{job_id}", responses=answers(403, 404))
+@router.get(
+    "/v1/jobs/{job_id}",
+    response_model=None,
+    responses={200: ok(JobView, "The job."), **answers(403, 404)},
+)
 async def get_job(job_id: uuid.UUID, request: Request, who: Viewer, uow: Uow) -> dict[str, Any]:
     try:
         row = await jobs.get(uow, who, job_id)
@@ -127,7 +137,11 @@ async def get_job(job_id: uuid.UUID, request: Request, who: Viewer, uow: Uow) ->
     return job_view(row, datetime.now(UTC))
 
 
-@router.get("/v1/jobs/{job_id}/events", responses=answers(403, 404))
+@router.get(
+    "/v1/jobs/{job_id}/events",
+    response_model=None,
+    responses={200: ok(JobEvents, "The job's timeline."), **answers(403, 404)},
+)
 async def events(job_id: uuid.UUID, request: Request, who: Viewer, uow: Uow) -> dict[str, Any]:
     try:
         await jobs.get(uow, who, job_id)
@@ -153,7 +167,9 @@ def _accepted(job_id: uuid.UUID, command: str, row: dict[str, Any]) -> JSONRespo
 
 
 @router.post(
-    "/v1/jobs/{job_id}/cancel", status_code=202, responses=answers(400, 403, 404, 409, 413, 415)
+    "/v1/jobs/{job_id}/cancel",
+    status_code=202,
+    responses={202: ok(Accepted, "Cancel accepted."), **answers(400, 403, 404, 409, 413, 415)},
 )
 async def cancel(
     job_id: uuid.UUID, request: Request, who: Admin, uow: Uow, body: CancelIn | None = None
@@ -168,7 +184,9 @@ async def cancel(
 
 
 @router.post(
-    "/v1/jobs/{job_id}/restore", status_code=202, responses=answers(400, 403, 404, 409, 413, 415)
+    "/v1/jobs/{job_id}/restore",
+    status_code=202,
+    responses={202: ok(Accepted, "Restore accepted."), **answers(400, 403, 404, 409, 413, 415)},
 )
 async def restore(
     job_id: uuid.UUID, request: Request, who: Owner, uow: Uow, body: RestoreIn | None = None
@@ -181,7 +199,14 @@ async def restore(
     return _accepted(job_id, "restore", row)
 
 
-@router.post("/v1/jobs/{job_id}/extend", responses=answers(400, 403, 404, 409, 413, 415))
+@router.post(
+    "/v1/jobs/{job_id}/extend",
+    response_model=None,
+    responses={
+        200: ok(JobView, "The job, with its new deadline."),
+        **answers(400, 403, 404, 409, 413, 415),
+    },
+)
 async def extend(
     job_id: uuid.UUID, body: ExtendIn, request: Request, who: Admin, rt: Rt, uow: Uow
 ) -> dict[str, Any]:
