@@ -284,7 +284,6 @@ for _version in VERSIONS:
         status,
         methods=["GET"],
         include_in_schema=False,
-        responses=contract.STATUS,
     )
     for _noun in NOUNS:
         _listed = _version == "" and _noun == "requests"
