@@ -123,7 +123,7 @@ async def test_the_openapi_document_is_true(
         "--workers",
         "1",
         "--no-color",
-        cwd=REPO,
+        cwd=tmp_path,  # schemathesis keeps its state (.schemathesis/) where it runs
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
