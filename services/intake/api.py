@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import Scope
 
 from services.intake import opendsr
-from services.intake.http import audit, exports, jobs, orgs, retention
+from services.intake.http import audit, contract, exports, jobs, orgs, retention
 from services.intake.http import opendsr as opendsr_routes
 from services.intake.http.limits import BodyLimit
 from services.intake.web.app import install as install_web
@@ -50,10 +50,19 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+def _with_datamap(app: FastAPI, doc: dict[str, Any]) -> None:
+    rt = getattr(app.state, "runtime", None)
+    if rt is not None and getattr(rt, "datamap", None) is not None:
+        retention.document_categories(doc, rt.datamap)
+
+
 def add_routes(app: FastAPI) -> None:
     for module in (audit, exports, opendsr_routes, orgs, retention, jobs):
         app.include_router(module.router)
     install_web(app)
+    # Errors as `Problem`, 405 with the path's whole Allow; the document with the data map's
+    # retention categories once the runtime has loaded it.
+    contract.install(app, lambda doc: _with_datamap(app, doc))
     app.middleware("http")(body_rules)
     # Outermost (added last): counts the body's bytes before any other code runs.
     app.add_middleware(BodyLimit, limit=_body_limit, refuse=_refuse)

@@ -18,14 +18,17 @@ import hashlib
 import hmac
 import json
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    StrictInt,
+    StrictStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -81,9 +84,18 @@ from shared.opendsr import (  # noqa: F401
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 _SPACES = re.compile(r"\s*")
+_RFC3339 = re.compile(r"^\s*\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
 
 # --- the request (section 7.1) ----------------------------------------------------------
+
+
+def _rfc3339_text(value: Any) -> Any:
+    """A time as the specification writes it (RFC 3339 text), never a number read as a
+    Unix time."""
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 date-time, e.g. 2018-10-02T15:00:00Z")
+    return value
 
 
 class OpenDSRRequest(BaseModel):
@@ -94,14 +106,15 @@ class OpenDSRRequest(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
     subject_request_id: str
     subject_request_type: Literal["erasure", "access", "portability"]
-    submitted_time: AwareDatetime
+    submitted_time: Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
     subject_identities: list[Identity] = Field(default_factory=list, max_length=20)
     # REQUIRED since 2.0, yet the 2.0 example itself omits it, and 1.x never had it: gdpr.
     regulation: Literal["gdpr", "ccpa"] = "gdpr"
     api_version: str | None = Field(None, max_length=20)
     status_callback_urls: list[str] = Field(default_factory=list, max_length=10)
     extensions: dict[str, dict[str, Any]] | None = None
-    property_id: str | int | None = None  # a top-level field up to 0.1.x, later an extension
+    # A top-level field up to 0.1.x, later an extension; a string or a number, never a bool.
+    property_id: StrictStr | StrictInt | None = None
 
     @field_validator("subject_request_id")
     @classmethod

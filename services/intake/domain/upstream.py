@@ -12,12 +12,27 @@ from services.intake.domain.callers import Caller
 from services.intake.domain.requests import RequestIn, field_errors
 from shared.events.requests import SubmitRequest
 
+MAX_ERRORS, MAX_REASON = 20, 2000
+
 
 @dataclass(frozen=True)
 class Rejection:
+    """Bounded, whatever the message: 40 000 wrong fields must not make a rejection larger
+    than the broker takes (it would never be published, and the consumer would stall)."""
+
     reason: str
     errors: list[str]
     request_id: str | None = None
+
+    def __post_init__(self) -> None:
+        errors = self.errors[:MAX_ERRORS]
+        if len(self.errors) > MAX_ERRORS:
+            errors[-1] = f"... and {len(self.errors) - MAX_ERRORS + 1} more"
+        reason = self.reason if len(self.reason) <= MAX_REASON else self.reason[: MAX_REASON - 3]
+        object.__setattr__(self, "errors", [e[:MAX_REASON] for e in errors])
+        object.__setattr__(self, "reason", reason + ("..." if reason != self.reason else ""))
+        if self.request_id is not None:
+            object.__setattr__(self, "request_id", self.request_id[:200])
 
 
 def parse_upstream(raw: bytes) -> tuple[SubmitRequest, RequestIn] | Rejection:

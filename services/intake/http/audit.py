@@ -6,18 +6,21 @@ Filters: org (the caller's own; another org is refused), job, action, time range
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
+from services.intake.http.bodies import AuditPage, ok
+from services.intake.http.contract import INSTANT_SCHEMA, answers, instant
 from services.intake.http.deps import Owner, fail, runtime
 from services.intake.service.errors import ServiceError
 from services.intake.service.orgs import own_org
 from shared.readmodels import audit as audit_store
 
 router = APIRouter()
+CURSOR = "^([0-9]{1,18})?$"  # an audit sequence number (bigint); empty: the first page
 
 
 def _view(row: dict[str, Any]) -> dict[str, Any]:
@@ -37,37 +40,38 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/audit")
+@router.get(
+    "/v1/audit",
+    response_model=None,
+    responses={200: ok(AuditPage, "A page of the audit trail, oldest first."), **answers(400, 403)},
+)
 async def list_audit(
     request: Request,
     who: Owner,
     org: str | None = None,
     job: uuid.UUID | None = None,
     action: str | None = None,
-    since: Annotated[datetime | None, Query(alias="from")] = None,
-    until: Annotated[datetime | None, Query(alias="to")] = None,
-    cursor: str | None = None,
+    since: Annotated[str | None, Query(alias="from", json_schema_extra=INSTANT_SCHEMA)] = None,
+    until: Annotated[str | None, Query(alias="to", json_schema_extra=INSTANT_SCHEMA)] = None,
+    cursor: Annotated[str | None, Query(json_schema_extra={"pattern": CURSOR})] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     try:
         own_org(who, org if org is not None else who.org_id, "audit trail")
     except ServiceError as exc:
         await fail(request, exc, who)
-    for value in (since, until):
-        if value is not None and value.tzinfo is None:
-            raise HTTPException(400, "give `from`/`to` with a time zone, e.g. 2026-01-01T00:00Z")
-    try:
-        after = int(cursor) if cursor else 0
-    except ValueError as exc:
-        raise HTTPException(400, "cursor is the `next_cursor` of the previous page") from exc
+    start, end = instant(since, "from"), instant(until, "to")
+    if cursor and not re.fullmatch(CURSOR, cursor):
+        raise HTTPException(400, "cursor is the `next_cursor` of the previous page")
+    after = int(cursor) if cursor else 0
     rows = await audit_store.query(
         runtime(request).pool,
         audit_store.Query(
             org_id=who.org_id,
             job_id=job,
             action=action,
-            since=since,
-            until=until,
+            since=start,
+            until=end,
             after_seq=after,
             limit=limit,
         ),

@@ -11,6 +11,8 @@ from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
 from services.intake.domain import Caller
+from services.intake.http.bodies import LinksRevoked, ok
+from services.intake.http.contract import Problem, answers
 from services.intake.http.deps import Owner, Uow, caller, fail, runtime
 from services.intake.http.deps import uow as new_uow
 from services.intake.service import exports
@@ -20,7 +22,18 @@ from shared.sealed_stream import open_stream
 router = APIRouter()
 
 
-@router.get("/v1/exports/{job_id}/download")
+@router.get(
+    "/v1/exports/{job_id}/download",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The export, decrypted, as a zip file.",
+            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **answers(403, 404, 410, 503),
+        500: {"model": Problem, "description": "The export's key cannot be unwrapped."},
+    },
+)
 async def download(
     job_id: uuid.UUID,
     request: Request,
@@ -64,7 +77,11 @@ async def serve(
     )
 
 
-@router.post("/v1/exports/{job_id}/revoke")
+@router.post(
+    "/v1/exports/{job_id}/revoke",
+    response_model=None,
+    responses={200: ok(LinksRevoked, "The export's links, revoked."), **answers(403, 404)},
+)
 async def revoke(job_id: uuid.UUID, request: Request, who: Owner, uow: Uow) -> dict[str, object]:
     try:
         revoked = await exports.revoke(uow, who, job_id)

@@ -12,6 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.intake import deadlines, store
 from services.intake.domain import RequestIn
+from services.intake.domain.requests import NOT_SPACE, NUMBER
+from services.intake.http.bodies import Accepted, JobEvents, JobList, JobView, ok
+from services.intake.http.contract import INSTANT_SCHEMA, answers, instant
 from services.intake.http.deps import Admin, Owner, Rt, Uow, Viewer, fail
 from services.intake.http.views import decode_cursor, encode_cursor, job_view
 from services.intake.service import jobs, requests
@@ -39,17 +42,40 @@ class RestoreIn(BaseModel):
     reason: str | None = Field(None, max_length=2000)
 
 
+def _only(field: str) -> dict[str, Any]:
+    other = "months" if field == "days" else "days"
+    given = {"type": "integer", "minimum": 1, "maximum": 400 if field == "days" else 12}
+    return {"required": [field], "properties": {field: given, other: {"type": "null"}}}
+
+
 class ExtendIn(BaseModel):
     """Days, or (GDPR) calendar months; the legal limits are checked by `deadlines`, which
     names the rule. The reason is sent to the requester."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    days: int | None = Field(None, ge=1, le=400)
-    months: int | None = Field(None, ge=1, le=12)
-    reason: str | None = Field(None, max_length=2000)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        # What `deadlines` always refuses, in the schema: days or months (one), and a reason.
+        json_schema_extra={"required": ["reason"], "oneOf": [_only("days"), _only("months")]},
+    )
+    days: Annotated[int, Field(ge=1, le=400), NUMBER] | None = None
+    months: Annotated[int, Field(ge=1, le=12), NUMBER] | None = None
+    reason: str | None = Field(
+        None,
+        max_length=2000,
+        json_schema_extra={"pattern": rf"{NOT_SPACE}[\s\S]+{NOT_SPACE}", "type": "string"},
+    )
 
 
-@router.post("/v1/requests", status_code=202)
+@router.post(
+    "/v1/requests",
+    status_code=202,
+    responses={
+        202: ok(JobView, "Accepted: the new job."),
+        200: ok(JobView, "The same `request_id` again with the same request: its job."),
+        **answers(400, 403, 409, 413, 415, 429),
+    },
+)
 async def submit(body: RequestIn, request: Request, who: Admin, rt: Rt, uow: Uow) -> JSONResponse:
     try:
         requests.take_turn(rt.limiter, who)
@@ -61,15 +87,19 @@ async def submit(body: RequestIn, request: Request, who: Admin, rt: Rt, uow: Uow
     return JSONResponse(view, status_code=202 if done.created else 200)
 
 
-@router.get("/v1/jobs")
+@router.get(
+    "/v1/jobs",
+    response_model=None,
+    responses={200: ok(JobList, "The org's jobs, newest first."), **answers(400, 403, 404)},
+)
 async def list_jobs(
     who: Viewer,
     rt: Rt,
-    status: Annotated[str | None, Query(pattern="^[a-z_]+$")] = None,
+    status: Annotated[str | None, Query(json_schema_extra={"enum": list(lifecycle.STATES)})] = None,
     type: Annotated[Literal["erasure", "export", "retention"] | None, Query()] = None,
     org: str | None = None,
     overdue: bool = False,
-    due_before: datetime | None = None,
+    due_before: Annotated[str | None, Query(json_schema_extra=INSTANT_SCHEMA)] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
@@ -84,7 +114,7 @@ async def list_jobs(
         status=status,
         job_type=type,
         overdue_at=now if overdue else None,
-        due_before=due_before,
+        due_before=instant(due_before, "due_before"),
         after=decode_cursor(cursor) if cursor else None,
         limit=limit,
     )
@@ -94,7 +124,11 @@ async def list_jobs(
     }
 
 
-@router.get("/v1/jobs/{job_id}")
+@router.get(
+    "/v1/jobs/{job_id}",
+    response_model=None,
+    responses={200: ok(JobView, "The job."), **answers(403, 404)},
+)
 async def get_job(job_id: uuid.UUID, request: Request, who: Viewer, uow: Uow) -> dict[str, Any]:
     try:
         row = await jobs.get(uow, who, job_id)
@@ -103,7 +137,11 @@ async def get_job(job_id: uuid.UUID, request: Request, who: Viewer, uow: Uow) ->
     return job_view(row, datetime.now(UTC))
 
 
-@router.get("/v1/jobs/{job_id}/events")
+@router.get(
+    "/v1/jobs/{job_id}/events",
+    response_model=None,
+    responses={200: ok(JobEvents, "The job's timeline."), **answers(403, 404)},
+)
 async def events(job_id: uuid.UUID, request: Request, who: Viewer, uow: Uow) -> dict[str, Any]:
     try:
         await jobs.get(uow, who, job_id)
@@ -128,7 +166,11 @@ def _accepted(job_id: uuid.UUID, command: str, row: dict[str, Any]) -> JSONRespo
     return JSONResponse({"job_id": str(job_id), "accepted": command, "status": row["status"]}, 202)
 
 
-@router.post("/v1/jobs/{job_id}/cancel", status_code=202)
+@router.post(
+    "/v1/jobs/{job_id}/cancel",
+    status_code=202,
+    responses={202: ok(Accepted, "Cancel accepted."), **answers(400, 403, 404, 409, 413, 415)},
+)
 async def cancel(
     job_id: uuid.UUID, request: Request, who: Admin, uow: Uow, body: CancelIn | None = None
 ) -> JSONResponse:
@@ -141,7 +183,11 @@ async def cancel(
     return _accepted(job_id, "cancel", row)
 
 
-@router.post("/v1/jobs/{job_id}/restore", status_code=202)
+@router.post(
+    "/v1/jobs/{job_id}/restore",
+    status_code=202,
+    responses={202: ok(Accepted, "Restore accepted."), **answers(400, 403, 404, 409, 413, 415)},
+)
 async def restore(
     job_id: uuid.UUID, request: Request, who: Owner, uow: Uow, body: RestoreIn | None = None
 ) -> JSONResponse:
@@ -153,7 +199,14 @@ async def restore(
     return _accepted(job_id, "restore", row)
 
 
-@router.post("/v1/jobs/{job_id}/extend")
+@router.post(
+    "/v1/jobs/{job_id}/extend",
+    response_model=None,
+    responses={
+        200: ok(JobView, "The job, with its new deadline."),
+        **answers(400, 403, 404, 409, 413, 415),
+    },
+)
 async def extend(
     job_id: uuid.UUID, body: ExtendIn, request: Request, who: Admin, rt: Rt, uow: Uow
 ) -> dict[str, Any]:

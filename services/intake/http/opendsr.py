@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import Response
 
 from services.intake import opendsr
 from services.intake.domain import Caller
+from services.intake.http import opendsr_contract as contract
 from services.intake.http.deps import audit_refusal, caller, role, runtime, uow
 from services.intake.service import opendsr as requests
 from services.intake.service.errors import (
@@ -96,6 +97,11 @@ def _error(request: Request, exc: OpenDSRError) -> Response:
     except OpenDSRError:
         pass  # no key configured: the error says so, unsigned
     return Response(raw, status_code=exc.status, headers=headers, media_type="application/json")
+
+
+def invalid(request: Request, errors: list[str]) -> Response:
+    """A request FastAPI found invalid (the id in the path), as OpenDSR's signed 400."""
+    return _error(request, OpenDSRError(400, errors[0], errors))
 
 
 async def _who(request: Request, minimum: str) -> Caller:
@@ -222,7 +228,10 @@ async def _create(request: Request, who: Caller) -> Response:
     return _signed(request, opendsr.with_processor_signature(body, _key(request)), status)
 
 
-async def status(subject_request_id: str, request: Request) -> Response:
+RequestId = Annotated[str, Path(pattern=contract.REQUEST_ID_PATTERN)]
+
+
+async def status(subject_request_id: RequestId, request: Request) -> Response:
     """Section 8: the request's status (read-only: a viewer key is enough)."""
     who: Caller | None = None
     try:
@@ -235,7 +244,7 @@ async def status(subject_request_id: str, request: Request) -> Response:
         return _error(request, exc)
 
 
-async def cancel(subject_request_id: str, request: Request) -> Response:
+async def cancel(subject_request_id: RequestId, request: Request) -> Response:
     """Section 9: allowed only while the request is `pending` (202); otherwise 400 naming
     its status. An erasure becomes `cancelled` when its worker confirms (a callback
     follows); an export not yet handed to the exporter is cancelled at once."""
@@ -263,12 +272,23 @@ def _cancelled(
     return _signed(request, opendsr.with_processor_signature(body, _key(request)), 202)
 
 
-router.add_api_route("/cert.pem", certificate, methods=["GET"], name="opendsr_certificate")
+router.add_api_route(
+    "/cert.pem",
+    certificate,
+    methods=["GET"],
+    name="opendsr_certificate",
+    response_class=contract.PemResponse,
+    responses=contract.CERTIFICATE,
+)
 for _version in VERSIONS:
     # The docs show the current names once; the versioned and OpenGDPR aliases work the same.
     _listed = _version == ""
     router.add_api_route(
-        f"{_version}/discovery", discovery, methods=["GET"], include_in_schema=_listed
+        f"{_version}/discovery",
+        discovery,
+        methods=["GET"],
+        include_in_schema=_listed,
+        responses=contract.DISCOVERY,
     )
     router.add_api_route(
         f"{_version}/status/{{subject_request_id}}",
@@ -285,8 +305,17 @@ for _version in VERSIONS:
             methods=["POST"],
             status_code=201,
             include_in_schema=_listed,
+            responses=contract.CREATE,
+            openapi_extra={"requestBody": contract.REQUEST_BODY},
         )
-        router.add_api_route(_path, status, methods=["GET"], include_in_schema=_listed)
         router.add_api_route(
-            _path, cancel, methods=["DELETE"], status_code=202, include_in_schema=_listed
+            _path, status, methods=["GET"], include_in_schema=_listed, responses=contract.STATUS
+        )
+        router.add_api_route(
+            _path,
+            cancel,
+            methods=["DELETE"],
+            status_code=202,
+            include_in_schema=_listed,
+            responses=contract.CANCEL,
         )

@@ -12,8 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 
+from services.intake.http.bodies import Delegation, ok
+from services.intake.http.contract import answers
 from services.intake.http.deps import Owner, Uow, fail
 from services.intake.service import orgs
 from services.intake.service.errors import ServiceError
@@ -23,7 +25,7 @@ router = APIRouter()
 
 class DelegationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    admins_submit_subject_requests: bool
+    admins_submit_subject_requests: StrictBool
 
 
 def _view(org: str, on: bool) -> dict[str, Any]:
@@ -35,7 +37,11 @@ def _view(org: str, on: bool) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/orgs/{org}/delegation")
+@router.get(
+    "/v1/orgs/{org}/delegation",
+    response_model=None,
+    responses={200: ok(Delegation, "Who may submit."), **answers(403)},
+)
 async def get_delegation(org: str, request: Request, who: Owner, uow: Uow) -> dict[str, Any]:
     try:
         return _view(org, await orgs.delegation(uow, who, org))
@@ -43,7 +49,11 @@ async def get_delegation(org: str, request: Request, who: Owner, uow: Uow) -> di
         await fail(request, exc, who)
 
 
-@router.put("/v1/orgs/{org}/delegation")
+@router.put(
+    "/v1/orgs/{org}/delegation",
+    response_model=None,
+    responses={200: ok(Delegation, "Who may submit, now."), **answers(400, 403, 413, 415)},
+)
 async def put_delegation(
     org: str, body: DelegationIn, request: Request, who: Owner, uow: Uow
 ) -> dict[str, Any]:

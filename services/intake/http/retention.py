@@ -12,6 +12,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 
 from services.intake import retention
+from services.intake.http.bodies import RetentionPolicy, ok
+from services.intake.http.contract import answers
 from services.intake.http.deps import Owner, Rt, Uow, fail
 from services.intake.service import retention as policies
 from services.intake.service.errors import ServiceError
@@ -29,7 +31,11 @@ def _view(org: str, policy: dict[str, int], dm: DataMap) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/orgs/{org}/retention")
+@router.get(
+    "/v1/orgs/{org}/retention",
+    response_model=None,
+    responses={200: ok(RetentionPolicy, "The policy and its defaults."), **answers(403)},
+)
 async def get_retention(org: str, request: Request, who: Owner, rt: Rt, uow: Uow) -> dict[str, Any]:
     try:
         return _view(org, await policies.policy(uow, rt.datamap, who, org), rt.datamap)
@@ -37,9 +43,48 @@ async def get_retention(org: str, request: Request, who: Owner, rt: Rt, uow: Uow
         await fail(request, exc, who)
 
 
-@router.put("/v1/orgs/{org}/retention")
+# The body is read as any JSON and checked by the service (every wrong category named at
+# once); its shape is documented here. Categories are the data map's (GET shows them).
+POLICY_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "minProperties": 1,
+                "additionalProperties": {
+                    "type": "integer",
+                    "minimum": retention.MIN_DAYS,
+                    "maximum": retention.MAX_DAYS,
+                },
+                "description": "category -> days; categories not named keep their value",
+                "example": {"messages": 30},
+            }
+        }
+    },
+}
+
+
+def document_categories(doc: dict[str, Any], dm: DataMap) -> None:
+    """The PUT body's categories, from the data map this intake runs with."""
+    body = doc["paths"]["/v1/orgs/{org}/retention"]["put"]["requestBody"]
+    schema = body["content"]["application/json"]["schema"]
+    schema["propertyNames"] = {"enum": sorted(retention.categories(dm))}
+
+
+@router.put(
+    "/v1/orgs/{org}/retention",
+    response_model=None,
+    responses={200: ok(RetentionPolicy, "The policy, changed."), **answers(400, 403, 413, 415)},
+    openapi_extra={"requestBody": POLICY_BODY},
+)
 async def put_retention(
-    org: str, request: Request, who: Owner, rt: Rt, uow: Uow, body: Annotated[Any, Body()] = None
+    org: str,
+    request: Request,
+    who: Owner,
+    rt: Rt,
+    uow: Uow,
+    body: Annotated[Any, Body(include_in_schema=False)] = None,
 ) -> dict[str, Any]:
     try:
         new = await policies.set_policy(uow, rt.datamap, who, org, body)
