@@ -52,9 +52,15 @@ def status_after(event_type: str, payload: dict[str, Any]) -> str | None:
     return move.to or lifecycle.completed_status(payload.get("needs_review", []))
 
 
-def status_changes(event_type: str) -> bool:
+# Events that report within a state: the per-batch ones, and a PurgeStarted sent again with a
+# review item while its purge waits (the job stays purging).
+WITHIN_STATE = ("BatchErased", "BatchExported")
+
+
+def status_changes(event_type: str, payload: dict[str, Any] | None = None) -> bool:
     """Progress events that change a job's state (not the per-batch ones), and the receipt."""
     if event_type == RECEIVED:
         return True
-    move = lifecycle.PROGRESS.get(event_type)
-    return move is not None and not (move.to is not None and move.to in move.from_states)
+    if event_type == "PurgeStarted" and (payload or {}).get("needs_review"):
+        return False
+    return lifecycle.PROGRESS.get(event_type) is not None and event_type not in WITHIN_STATE

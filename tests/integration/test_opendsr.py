@@ -846,9 +846,17 @@ async def test_a_callback_left_unsent_before_the_queue_is_sent_on_redelivery(
     await sender.stop()
     try:
         assert await callbacks.enqueue(env, deps) == 1
-        for _ in range(10):
-            await asyncio.sleep(0.01)
+
+        async def sent() -> bool | None:
+            # Dispatch rounds until the row is sent (a fixed number of rounds raced the
+            # machine's load).
             await asyncio.gather(*await dispatcher.dispatch())
+            status = await lethe_db.fetchval(
+                "SELECT status FROM lethe.opendsr_callbacks WHERE event_id = $1", env.event_id
+            )
+            return True if status == "sent" else None
+
+        await eventually(sent, timeout=30, what="the taken-over callback to be sent")
     finally:
         await dispatcher.stop()
         await sender.start()

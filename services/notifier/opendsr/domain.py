@@ -38,7 +38,7 @@ def backoff_after(attempts: int, first: float, most: float) -> float:
 def job_status(env: Envelope) -> str | None:
     """The OpenDSR job status this progress event moves its job to; None: no state change
     (or not a job's event), nothing to call back."""
-    if env.job_id is None or not opendsr.status_changes(env.type):
+    if env.job_id is None or not opendsr.status_changes(env.type, env.payload):
         return None
     return opendsr.status_after(env.type, env.payload)
 
