@@ -52,6 +52,7 @@ def build_deps(
         hmac_key=settings.mask_hmac_key.get_secret_value().encode(),
         batch_size=settings.erase_batch_size,
         rate_limit_rows=settings.erase_rate_limit_rows,
+        progress_seconds=settings.erase_progress_seconds,
         scan_schemas=tuple(settings.verify_scan_schemas),
         scan_seconds=settings.verify_scan_seconds,
     )

@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from services.eraser.models import Job
+from services.eraser.progress import Progress
 from services.eraser.sealing import unwrap_job_key
 from shared.datamap import DataMap, LiveSchema
 from shared.events import Envelope
@@ -39,11 +40,14 @@ class EraserDeps:
     hmac_key: bytes = b"dev-only-mask-hmac-key"
     batch_size: int = 1000
     rate_limit_rows: float = 0.0
+    progress_seconds: float = 0.0  # 0: a progress event after every batch
     scan_schemas: tuple[str, ...] = ("public",)
     scan_seconds: float = 30.0
     clock: Callable[[], float] = field(default=time.monotonic)
     worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     _keys: dict[uuid.UUID, bytes] = field(default_factory=dict)
+    # Per job: batches not reported yet (since when, rows, objects); see progress.py.
+    progress: dict[uuid.UUID, Progress] = field(default_factory=dict)
 
     # Derived once from the map and the live schema (both fixed for the process's life).
     @cached_property
@@ -77,6 +81,20 @@ class EraserDeps:
                 self._keys.clear()
             self._keys[job.job_id] = key
         return key
+
+    def batch_to_report(
+        self, job_id: uuid.UUID, rows: int, objects: int, done: int, total: int
+    ) -> tuple[int, int] | None:
+        """A committed batch counted in; (rows, objects) to report now, or None (later)."""
+        p = self.progress.get(job_id)
+        if p is None:
+            if len(self.progress) > 1024:  # jobs that never completed here: forgotten
+                self.progress.clear()
+            p = self.progress[job_id] = Progress()
+        out = p.add(rows, objects, done, total, self.clock(), self.progress_seconds)
+        if done >= total:
+            del self.progress[job_id]
+        return out
 
     def forget_key(self, job_id: uuid.UUID) -> None:
         self._keys.pop(job_id, None)

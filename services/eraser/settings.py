@@ -19,6 +19,13 @@ class EraserSettings(LetheSettings):
     erase_batch_size: int = Field(
         1000, ge=1, le=50_000, description="Rows per erase batch (one chunk, one transaction)."
     )
+    erase_progress_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="At most one progress event (and its audit copy) per job and eraser "
+        "process per this many seconds; a job's first and last batches always report "
+        "(0: every batch).",
+    )
     erase_rate_limit_rows: float = Field(
         0, ge=0, description="Upper bound on rows erased per second per job (0: unlimited)."
     )

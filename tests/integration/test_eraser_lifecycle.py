@@ -77,7 +77,11 @@ class Harness:
 async def harness_deps(
     base_settings: dict[str, Any], lethe_db: asyncpg.Pool, platform_db: asyncpg.Pool, s3: Any
 ) -> AsyncIterator[EraserDeps]:
-    yield await eraser_deps(base_settings, lethe_db, platform_db, s3, batch_size=25)
+    deps = await eraser_deps(base_settings, lethe_db, platform_db, s3, batch_size=25)
+    # A progress event after every batch (the service's default sums a second's batches:
+    # tests/unit/test_eraser_progress.py), so these tests see each batch's progress.
+    deps.progress_seconds = 0.0
+    yield deps
 
 
 @pytest.fixture

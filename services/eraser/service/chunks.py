@@ -38,12 +38,11 @@ class _AlreadyDone(Exception):
 async def process_chunk(env: Envelope, deps: EraserDeps) -> None:
     cmd = env.payload_as(EraseChunk)
     assert env.job_id is not None
-    job = await store.get_job(deps.lethe, env.job_id)
+    job, chunk = await store.job_and_chunk(deps.lethe, env.job_id, cmd.chunk_no)
     if job is None or job.status != "erasing":
         if job is not None:  # an earlier run of this chunk may have moved objects: back
             await release_chunk_objects(deps, job.job_id, cmd.chunk_no)
         return  # cancelled (or finished): a chunk of it has no effect any more
-    chunk = await store.get_chunk(deps.lethe, job.job_id, cmd.chunk_no)
     if chunk is None or chunk.status != "pending":
         await advance(deps, job.job_id)
         return
@@ -60,8 +59,10 @@ async def process_chunk(env: Envelope, deps: EraserDeps) -> None:
     )
     if result is not None:
         done, total, since = result
-        batch = domain.batch_event(chunk.table_name, rows, moved, done, total, since, _now())
-        await deps.emit(PROGRESS, domain.job_event(job, batch))
+        report = deps.batch_to_report(job.job_id, rows, moved, done, total)
+        if report is not None:  # at most one per interval; the first and the last always
+            batch = domain.batch_event(chunk.table_name, *report, done, total, since, _now())
+            await deps.emit(PROGRESS, domain.job_event(job, batch))
     await advance(deps, job.job_id)
 
 
