@@ -13,7 +13,6 @@ What an erasure is made of (the service modules in services/eraser/service/ do t
 from __future__ import annotations
 
 from datetime import datetime
-from itertools import pairwise
 from typing import Any
 
 from services.eraser.models import ChunkRow, Held, Job
@@ -28,7 +27,6 @@ from shared.resolver import Resolver, Subject
 
 ACTOR = Actor(kind="service", id="eraser")
 OBJECT_BATCH = 50  # rows per chunk of a table holding S3 object keys
-FIRST_CHUNK = 10  # rows of the plan's first chunk
 PAGE_KEYS = 20_000  # keys per round trip (and COPY) while planning
 # Identity kinds worth looking for in free text: a bare user id ("42") would match anything.
 SCANNED_KINDS = ("email", "phone", "external_id")
@@ -154,14 +152,10 @@ def step_label(table: str, op: str) -> str:
 def chunk_rows(
     first_no: int, wave: int, table: str, page: list[str], size: int, op: str
 ) -> list[ChunkRow]:
-    """A page of keys cut into chunks of `size`; the plan's very first chunk is small (it is
-    done first, so the first rows are hidden in one short transaction and few S3 moves)."""
-    cuts = [0]
-    if first_no == 0 and len(page) > FIRST_CHUNK < size:
-        cuts.append(FIRST_CHUNK)
-    cuts += range(cuts[-1] + size, len(page), size)
-    cuts.append(len(page))
-    return [(first_no + i, wave, table, page[a:b], op) for i, (a, b) in enumerate(pairwise(cuts))]
+    return [
+        (first_no + i, wave, table, page[j : j + size], op)
+        for i, j in enumerate(range(0, len(page), size))
+    ]
 
 
 # ------------------------------------------------------------------ restore

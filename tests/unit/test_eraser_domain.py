@@ -49,19 +49,6 @@ def test_chunks_cut_a_page_in_order_and_object_tables_get_small_chunks() -> None
     assert domain.page_size(1000) == 20_000 and domain.page_size(30_000) == 30_000
 
 
-def test_the_plans_first_chunk_is_small_and_no_key_is_lost_or_repeated() -> None:
-    page = [str(i) for i in range(domain.FIRST_CHUNK + 55)]
-    rows = domain.chunk_rows(0, 0, "media_objects", page, 50, ERASE)
-    assert [len(r[3]) for r in rows] == [domain.FIRST_CHUNK, 50, 5]
-    assert [r[0] for r in rows] == [0, 1, 2]
-    assert [k for r in rows for k in r[3]] == page
-    # A page no bigger than the first chunk, or chunks that small anyway: cut as before.
-    assert len(domain.chunk_rows(0, 0, "users", page[:5], 50, ERASE)) == 1
-    assert [len(r[3]) for r in domain.chunk_rows(0, 0, "users", page[:9], 2, ERASE)] == [
-        2, 2, 2, 2, 1
-    ]  # fmt: skip
-
-
 def test_throttle_waits_for_the_rate_and_never_more_than_a_minute() -> None:
     assert domain.throttle_wait(100, 0.0, 0.0) == 0.0  # no limit
     assert domain.throttle_wait(100, 10.0, 4.0) == 6.0
