@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from services.eraser.models import Job
-from services.eraser.progress import Progress
+from services.eraser.progress import Progress, Report
 from services.eraser.sealing import unwrap_job_key
 from shared.datamap import DataMap, LiveSchema
 from shared.events import Envelope
@@ -82,16 +82,17 @@ class EraserDeps:
             self._keys[job.job_id] = key
         return key
 
-    def batch_to_report(
-        self, job_id: uuid.UUID, rows: int, objects: int, done: int, total: int
-    ) -> tuple[int, int] | None:
-        """A committed batch counted in; (rows, objects) to report now, or None (later)."""
+    def batch_reports(
+        self, job_id: uuid.UUID, table: str, rows: int, objects: int, done: int, total: int
+    ) -> list[Report]:
+        """A committed batch counted in; the (table, rows, objects) to report now."""
         p = self.progress.get(job_id)
         if p is None:
             if len(self.progress) > 1024:  # jobs that never completed here: forgotten
                 self.progress.clear()
             p = self.progress[job_id] = Progress()
-        out = p.add(rows, objects, done, total, self.clock(), self.progress_seconds)
+        now, interval = self.clock(), self.progress_seconds
+        out = p.add(table, rows, objects, done=done, total=total, now=now, interval=interval)
         if done >= total:
             del self.progress[job_id]
         return out

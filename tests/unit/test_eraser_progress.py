@@ -1,5 +1,6 @@
 """Progress of an erasure, summed: at most one event per interval, the first and the last
-batch always reported, and the rows and objects of every batch counted in exactly once."""
+batch always reported, every batch's rows and objects counted in exactly once, under its
+own table."""
 
 from __future__ import annotations
 
@@ -8,24 +9,37 @@ import uuid
 import pytest
 
 from services.eraser.deps import EraserDeps
-from services.eraser.progress import Progress
+from services.eraser.progress import Progress, Report
 
 pytestmark = pytest.mark.unit
+TOTAL = 2100
+
+
+def _add(p: Progress, table: str, rows: int, objects: int, done: int, now: float) -> list[Report]:
+    return p.add(table, rows, objects, done=done, total=TOTAL, now=now, interval=1.0)
 
 
 def test_batches_within_the_interval_are_summed_into_the_next_report() -> None:
     p = Progress()
-    assert p.add(100, 2, done=100, total=1000, now=0.0, interval=1.0) == (100, 2)  # first
-    assert p.add(100, 0, done=200, total=1000, now=0.3, interval=1.0) is None
-    assert p.add(100, 1, done=300, total=1000, now=0.6, interval=1.0) is None
-    assert p.add(100, 0, done=400, total=1000, now=1.1, interval=1.0) == (300, 1)
-    assert p.add(600, 0, done=1000, total=1000, now=1.2, interval=1.0) == (600, 0)  # last
+    assert _add(p, "messages", 100, 2, 100, 0.0) == [("messages", 100, 2)]  # the first
+    assert _add(p, "messages", 100, 0, 200, 0.3) == []
+    assert _add(p, "messages", 100, 1, 300, 0.6) == []
+    assert _add(p, "messages", 100, 0, 400, 1.1) == [("messages", 300, 1)]
+    assert _add(p, "messages", 1700, 0, TOTAL, 1.2) == [("messages", 1700, 0)]  # the last
+
+
+def test_a_new_table_first_reports_what_is_pending_of_the_one_before() -> None:
+    p = Progress()
+    _add(p, "media_objects", 50, 50, 50, 0.0)
+    assert _add(p, "media_objects", 50, 49, 100, 0.2) == []
+    assert _add(p, "messages", 1000, 0, 1100, 0.4) == [("media_objects", 50, 49)]
+    assert _add(p, "messages", 900, 0, 2000, 1.5) == [("messages", 1900, 0)]
 
 
 def test_interval_zero_reports_every_batch() -> None:
     p = Progress()
-    reports = [p.add(10, 0, done=10 * i, total=100, now=0.0, interval=0) for i in range(1, 4)]
-    assert reports == [(10, 0)] * 3
+    reports = [p.add("t", 10, 0, done=10 * i, total=100, now=0.0, interval=0) for i in (1, 2, 3)]
+    assert reports == [[("t", 10, 0)]] * 3
 
 
 def test_deps_report_a_job_once_a_second_and_its_last_batch_exactly() -> None:
@@ -34,11 +48,9 @@ def test_deps_report_a_job_once_a_second_and_its_last_batch_exactly() -> None:
     deps.progress, deps.progress_seconds, deps.clock = {}, 1.0, lambda: now[0]
     job = uuid.uuid4()
     reported = []
-    for i in range(1, 101):  # 100 batches of 10 rows over 2.5 seconds
-        now[0] = i * 0.025
-        r = EraserDeps.batch_to_report(deps, job, 10, 0, done=10 * i, total=1000)
-        if r is not None:
-            reported.append(r[0])
-    assert len(reported) == 4  # at 0.025 s, 1.025 s, 2.025 s and the last batch
-    assert sum(reported) == 1000
+    for i in range(1, 101):  # 100 batches of 10 rows, one every 1/32 s
+        now[0] = i / 32
+        reported += EraserDeps.batch_reports(deps, job, "t", 10, 0, done=10 * i, total=1000)
+    # The first at once, then one a second (batches 33, 65 and 97), and the last exactly.
+    assert [r[1] for r in reported] == [10, 320, 320, 320, 30]
     assert job not in deps.progress  # forgotten once complete

@@ -59,9 +59,11 @@ async def process_chunk(env: Envelope, deps: EraserDeps) -> None:
     )
     if result is not None:
         done, total, since = result
-        report = deps.batch_to_report(job.job_id, rows, moved, done, total)
-        if report is not None:  # at most one per interval; the first and the last always
-            batch = domain.batch_event(chunk.table_name, *report, done, total, since, _now())
+        # At most one per interval (per table); the job's first and last batch always.
+        for table, n, objects in deps.batch_reports(
+            job.job_id, chunk.table_name, rows, moved, done, total
+        ):
+            batch = domain.batch_event(table, n, objects, done, total, since, _now())
             await deps.emit(PROGRESS, domain.job_event(job, batch))
     await advance(deps, job.job_id)
 
