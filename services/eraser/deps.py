@@ -46,7 +46,7 @@ class EraserDeps:
     clock: Callable[[], float] = field(default=time.monotonic)
     worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     _keys: dict[uuid.UUID, bytes] = field(default_factory=dict)
-    # Per job: batches not reported yet (since when, rows, objects); see progress.py.
+    # Per job: batches committed here but not reported yet; see progress.py.
     progress: dict[uuid.UUID, Progress] = field(default_factory=dict)
 
     # Derived once from the map and the live schema (both fixed for the process's life).
