@@ -1,4 +1,5 @@
-"""Fencing: a job's chunk commits, cancel, restore and the purge happen one at a time.
+"""Fencing: cancel, restore and the purge of a job happen one at a time, and never while
+one of its chunks commits.
 
 The fence is a Postgres advisory lock keyed by the job, in the platform database (the rows
 and the restoration log live there), taken in the transaction that makes the change; the
@@ -7,7 +8,10 @@ job's state (Lethe's database) is re-read under it and must allow the operation.
 - a chunk whose job was cancelled, restored or purged while it waited (rate limit, object
   moves) commits nothing: its transaction rolls back and its objects come back out of
   quarantine;
-- a cancel lands between two chunk commits, never inside one;
+- a cancel lands between chunk commits, never inside one;
+- chunks of one job hold the fence *shared*: they touch disjoint rows, so they commit side
+  by side (an exclusive fence per chunk made a job's chunks commit one at a time, whatever
+  the concurrency: most of a chunk's time was spent waiting for it);
 - a restore and the purge never overlap: the first to take the fence moves the job on, the
   other finds a state that refuses it.
 
@@ -78,8 +82,10 @@ async def enter(
 
 
 async def enter_chunk(conn: asyncpg.Connection, lethe: asyncpg.Pool, job_id: uuid.UUID) -> None:
-    """`enter` for a chunk's commit, on its hot path: only the state is re-read."""
-    await lock(conn, job_id)
+    """`enter` for a chunk's commit, on its hot path: the fence shared with the job's other
+    chunks (exclusive against cancel, restore, purge); only the state is re-read."""
+    assert conn.is_in_transaction(), "the fence is taken inside the transaction it guards"
+    await fence_xact(conn, job_id, shared=True)
     status = await store.job_status(lethe, job_id)
     if not allowed("chunk", status):
         raise Fenced("chunk", status)

@@ -39,7 +39,7 @@ class _AlreadyDone(Exception):
 async def process_chunk(env: Envelope, deps: EraserDeps) -> None:
     cmd = env.payload_as(EraseChunk)
     assert env.job_id is not None
-    job = await store.get_job(deps.lethe, env.job_id)
+    job, chunk = await store.job_and_chunk(deps.lethe, env.job_id, cmd.chunk_no)
     if job is None or job.status != "erasing":
         if job is not None:  # an earlier run of this chunk may have moved objects: back
             await release_chunk_objects(deps, job.job_id, cmd.chunk_no)
@@ -47,7 +47,6 @@ async def process_chunk(env: Envelope, deps: EraserDeps) -> None:
             # Redelivered after the soft delete: its report may have failed to go out.
             await report_soft_delete(deps, job)
         return  # cancelled (or finished): a chunk of it has no effect any more
-    chunk = await store.get_chunk(deps.lethe, job.job_id, cmd.chunk_no)
     if chunk is None or chunk.status != "pending":
         if chunk is not None and chunk.status == "done":
             await _report_again(deps, job, chunk)  # its first report may not have gone out

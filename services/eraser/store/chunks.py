@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from services.eraser.models import Chunk, Job
-from services.eraser.store.jobs import get_job
+from services.eraser.store.jobs import JOB_COLUMNS
 
 
 async def get_chunk(pool: asyncpg.Pool, job_id: uuid.UUID, chunk_no: int) -> Chunk | None:
@@ -36,13 +36,29 @@ async def chunk_counts(
     return (r[0], r[1] or 0) if r else None
 
 
+_CHUNK_OF_JOB = (
+    "SELECT "
+    + ", ".join(f"t.{c}" for c in JOB_COLUMNS.split(", "))
+    + ", c.wave AS c_wave, c.table_name AS c_table, c.keys AS c_keys, c.status AS c_status, "
+    "c.op AS c_op FROM lethe.erase_tasks t LEFT JOIN lethe.erase_chunks c "
+    "ON c.job_id = t.job_id AND c.chunk_no = $2 WHERE t.job_id = $1"
+)
+
+
 async def job_and_chunk(
     pool: asyncpg.Pool, job_id: uuid.UUID, chunk_no: int
 ) -> tuple[Job | None, Chunk | None]:
-    job = await get_job(pool, job_id)
-    if job is None or job.status != "erasing":
+    """The job, and the chunk while the job is erasing (one round trip: a chunk's hot path)."""
+    r = await pool.fetchrow(_CHUNK_OF_JOB, job_id, chunk_no)
+    if r is None:
+        return None, None
+    fields = dict(r)
+    c = {k[2:]: fields.pop(k) for k in list(fields) if k.startswith("c_")}
+    job = Job(**fields)
+    if job.status != "erasing" or c["status"] is None:
         return job, None
-    return job, await get_chunk(pool, job_id, chunk_no)
+    chunk = Chunk(job_id, chunk_no, c["wave"], c["table"], c["keys"], c["status"], c["op"])
+    return job, chunk
 
 
 async def pending_chunks(pool: asyncpg.Pool, job_id: uuid.UUID, wave: int) -> list[tuple[int, str]]:

@@ -12,7 +12,7 @@ import asyncpg
 
 from services.eraser.models import ChunkRow, Job
 
-_JOB_COLUMNS = (
+JOB_COLUMNS = (
     "job_id, org_id, status, total, done, per_table, verification, subject_hash, wave, waves, "
     "recovery_window_days, erasing_since, purge_after, purged_at, wrapped_key, sealed_request, "
     "needs_review, restored_rows"
@@ -20,7 +20,7 @@ _JOB_COLUMNS = (
 
 
 async def get_job(db: asyncpg.Pool | asyncpg.Connection, job_id: uuid.UUID) -> Job | None:
-    r = await db.fetchrow(f"SELECT {_JOB_COLUMNS} FROM lethe.erase_tasks WHERE job_id = $1", job_id)
+    r = await db.fetchrow(f"SELECT {JOB_COLUMNS} FROM lethe.erase_tasks WHERE job_id = $1", job_id)
     return Job(**dict(r)) if r else None
 
 

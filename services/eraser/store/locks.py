@@ -14,9 +14,11 @@ SWEEP_LOCK = 7_715_004  # one purge sweep at a time over all replicas
 PURGE_LOCK_CLASS = 7_715_005  # with hashtext(job id): one purger per job (Lethe database)
 
 
-async def fence_xact(conn: asyncpg.Connection, job_id: uuid.UUID) -> None:
-    """The job's fence until the end of `conn`'s current transaction."""
-    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", FENCE_CLASS, str(job_id))
+async def fence_xact(conn: asyncpg.Connection, job_id: uuid.UUID, *, shared: bool = False) -> None:
+    """The job's fence until the end of `conn`'s current transaction: exclusive, or shared
+    (chunks of one job share it with each other, never with cancel, restore or the purge)."""
+    fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    await conn.execute(f"SELECT {fn}($1, hashtext($2))", FENCE_CLASS, str(job_id))
 
 
 @asynccontextmanager
