@@ -69,7 +69,7 @@ def plan_job(
     # The data subject's status page: the workers put it in their mails (and so does this).
     status_link = links.url(job_id) if links is not None else None
     subject = Subject(**req.subject.model_dump()) if req.subject else None
-    s_hash = subject_hash(hash_key, subject.identities()) if subject else None
+    s_hash = subject_hash(hash_key, caller.org_id, subject.identities()) if subject else None
     due = deadlines.due_at(received_at, req.regulation, req.due_in_days)
     window = (
         req.recovery_window_days
