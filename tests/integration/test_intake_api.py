@@ -4,9 +4,11 @@ lifecycle, deadlines. Intake runs in this process (one app for the module)."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -619,3 +621,61 @@ async def test_the_web_routes_apply_the_same_rules(
     assert datetime.fromisoformat(view["extended_due_at"]) == add_months(
         datetime.fromisoformat(view["due_at"]), 1
     )
+
+
+async def test_key_creation_and_revocation_are_audited_from_the_web_and_the_cli(
+    api: httpx.AsyncClient, org: Org, lethe_db: asyncpg.Pool, base_settings: dict[str, Any]
+) -> None:
+    """Each entry point goes through the same use case: an audit event with actor, key id and
+    role, and never the key itself."""
+    from tests.integration.test_audit_trail import lethe_cli
+
+    csrf = await _web(api, lethe_db, org.headers)
+    try:
+        made = await api.post("/ui/keys", data={"csrf": csrf, "role": "viewer", "name": "web k"})
+        assert made.status_code == 200, made.text
+        web_id = await lethe_db.fetchval(
+            "SELECT id FROM lethe.api_keys WHERE org_id = $1 AND name = 'web k'", org.id
+        )
+        shown = re.search(r'value="(lethe_[^"]+)" id="new-key"', made.text)
+        assert shown is not None
+        web_secret = shown.group(1)
+        gone = await api.post(f"/ui/keys/{web_id}/revoke", data={"csrf": csrf})
+        assert gone.status_code == 303, gone.text
+    finally:
+        api.cookies.clear()
+    dsn = base_settings["database_url"]
+    out = lethe_cli(
+        "keys", "create", "--org", org.id, "--role", "admin", "--name", "cli k", dsn=dsn
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    cli_secret = out.stdout.split()[-1]
+    cli_id = await lethe_db.fetchval(
+        "SELECT id FROM lethe.api_keys WHERE org_id = $1 AND name = 'cli k'", org.id
+    )
+    out = lethe_cli("keys", "revoke", "--org", org.id, str(cli_id), dsn=dsn)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+    async def audited(kind: str, key_id: uuid.UUID) -> bytes | None:
+        try:
+            return await find_record(
+                base_settings["kafka_bootstrap_servers"],
+                AUDIT,
+                lambda rec: kind.encode() in rec.value and str(key_id).encode() in rec.value,
+            )
+        except AssertionError:
+            return None
+
+    expected = [
+        ("ApiKeyCreated", web_id, "api_key", "viewer"),
+        ("ApiKeyRevoked", web_id, "api_key", "viewer"),
+        ("ApiKeyCreated", cli_id, "operator", "admin"),
+        ("ApiKeyRevoked", cli_id, "operator", "admin"),
+    ]
+    for kind, key_id, actor, role in expected:
+        raw = await eventually(partial(audited, kind, key_id), what=f"{kind} {key_id}", timeout=30)
+        event = json.loads(raw)
+        assert event["type"] == kind and event["org_id"] == org.id
+        assert event["actor"]["kind"] == actor
+        assert event["payload"]["key_id"] == str(key_id) and event["payload"]["role"] == role
+        assert web_secret.encode() not in raw and cli_secret.encode() not in raw
