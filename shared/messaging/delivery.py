@@ -28,6 +28,7 @@ from faststream import AckPolicy, BaseMiddleware
 from faststream.exceptions import NackMessage
 from pydantic import ValidationError
 
+from shared.errors import reference
 from shared.events import Envelope
 from shared.events.topics import DLQ
 
@@ -171,12 +172,21 @@ class _Scope(BaseMiddleware):
                 )
                 delay = policy.wait(attempt, time.monotonic() - started)
                 if delay is None:
-                    return await self._give_up(msg, topic, group, policy, describe(exc))
+                    return await self._give_up(msg, topic, group, policy, describe(exc), exc)
                 await asyncio.sleep(delay)
 
     async def _give_up(
-        self, msg: StreamMessage[Any], topic: str, group: str, policy: Policy, error: str
+        self,
+        msg: StreamMessage[Any],
+        topic: str,
+        group: str,
+        policy: Policy,
+        error: str,
+        cause: Exception | None = None,
     ) -> None:
+        """`error` goes with the dead letter (beside the original bytes); what the services
+        record from `on_give_up` reaches the audit trail, so it gets a reference instead of
+        the exception's text (shared.errors)."""
         raw: bytes = msg.body
         key = getattr(msg.raw_message, "key", None)
         broker: KafkaBroker = self.context.get("broker")
@@ -194,4 +204,4 @@ class _Scope(BaseMiddleware):
             env = Envelope.model_validate_json(raw)
         except ValidationError:
             return  # not an envelope: nothing to mark failed
-        await policy.on_give_up(env, error)
+        await policy.on_give_up(env, reference(cause, f"{topic} ({group})") if cause else error)

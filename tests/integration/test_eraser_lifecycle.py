@@ -9,6 +9,7 @@ Kafka path, replicas and a SIGKILL are covered by tests/e2e/test_erase_replicas.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from deploy.local.sample.seed import SeededOrg, seed_org
+from services.auditor.app import create_app as create_auditor
+from services.auditor.settings import AuditorSettings
 from services.eraser import service, store
 from services.eraser.app import create_app as create_eraser
 from services.eraser.deps import EraserDeps
@@ -369,29 +372,40 @@ async def test_a_failing_chunk_becomes_a_review_item_and_the_rest_finishes(
     platform_db: asyncpg.Pool,
     lethe_db: asyncpg.Pool,
     s3: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     subject = seeded.users[0]
     poison = await platform_db.fetchval(
         "SELECT id FROM messages WHERE author_id = $1 ORDER BY id LIMIT 1", subject.id
     )
     fn = f"lethe_test_refuse_{uuid.uuid4().hex[:8]}"
+    # The platform's error text holds a value (the subject's email): it must reach the logs
+    # only, never an event (and so never the immutable audit trail).
     await platform_db.execute(
         f"CREATE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-        f"IF OLD.id = {int(poison)} THEN RAISE EXCEPTION 'row is locked by legal hold'; END IF; "
+        f"IF OLD.id = {int(poison)} THEN "
+        f"RAISE EXCEPTION 'row of {subject.email} is locked by legal hold'; END IF; "
         "RETURN OLD; END $$;"
         f"CREATE TRIGGER {fn} BEFORE DELETE ON messages FOR EACH ROW EXECUTE FUNCTION {fn}()"
     )
+    caplog.set_level(logging.ERROR, logger="lethe.errors")
     env = request(seeded.org_id, subject.email, window=0)
     job_id = env.job_id
     assert job_id is not None
     # The real eraser on Kafka: the chunk is tried `dlq_retries` times, dead-lettered, and
     # becomes a review item; the other chunks go on.
     settings = EraserSettings(**base_settings, erase_batch_size=25, dlq_retries=2)
+    auditor = create_auditor(
+        AuditorSettings(**base_settings), group_id=f"test-auditor-{uuid.uuid4().hex[:8]}"
+    )
     try:
-        async with create_eraser(settings):
+        async with create_eraser(settings), auditor:
             await _publish(settings.kafka_bootstrap_servers, JOBS_ERASE, env)
             j = await eventually(
                 lambda: _status(lethe_db, job_id, "purged"), timeout=120, what="the purge"
+            )
+            await eventually(
+                lambda: _audited(lethe_db, job_id, "JobCompleted"), timeout=60, what="audit"
             )
     finally:
         await platform_db.execute(f"DROP TRIGGER {fn} ON messages; DROP FUNCTION {fn}()")
@@ -405,7 +419,19 @@ async def test_a_failing_chunk_becomes_a_review_item_and_the_rest_finishes(
     )
     done = json.loads(raw)["payload"]
     review = done["needs_review"]
-    assert review[0]["table"] == "messages" and "legal hold" in review[0]["error"]
+    # The review item names the error's code and the log line that holds its text.
+    error = review[0]["error"]
+    assert review[0]["table"] == "messages" and "RaiseError P0001 (error_id=" in error, error
+    error_id = error.split("error_id=")[1].split(";")[0]
+    logged = [r.getMessage() for r in caplog.records if f"error_id={error_id}" in r.getMessage()]
+    assert len(logged) == 1 and f"row of {subject.email} is locked by legal hold" in logged[0]
+    trail = await lethe_db.fetchval(
+        "SELECT string_agg(details::text || actor || coalesce(subject_hash, ''), ' ') "
+        "FROM lethe.audit_log WHERE job_id = $1",
+        job_id,
+    )
+    assert error_id in trail and subject.email not in trail
+    assert subject.email not in raw.decode()
     # Its parents cannot go either (the message still points at them): reviewed, not hidden.
     assert {r["table"] for r in review} <= {"messages", "conversations", "users"}
     assert done["verification"]["ok"] is False
@@ -428,6 +454,16 @@ async def _publish(bootstrap: str, topic: str, env: Envelope) -> None:
         await producer.send_and_wait(topic, env.model_dump_json().encode(), key=env.key())
     finally:
         await producer.stop()
+
+
+async def _audited(db: asyncpg.Pool, job_id: uuid.UUID, action: str) -> bool:
+    return bool(
+        await db.fetchval(
+            "SELECT count(*) FROM lethe.audit_log WHERE job_id = $1 AND action = $2",
+            job_id,
+            action,
+        )
+    )
 
 
 async def _status(db: asyncpg.Pool, job_id: uuid.UUID, status: str) -> store.Job | None:

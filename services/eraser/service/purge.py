@@ -21,6 +21,7 @@ from services.eraser.models import Job
 from services.eraser.sealing import SealedRequest, open_request
 from services.eraser.service.verify import verify
 from services.eraser.store import locks
+from shared.errors import Worded, reference
 from shared.events.progress import CancelledErasurePurged, JobCompleted, PurgeStarted
 from shared.events.topics import AUDIT, NOTIFICATIONS, PROGRESS
 
@@ -28,8 +29,8 @@ log = logging.getLogger(__name__)
 RECOVERY_NOTICE_BEFORE = timedelta(hours=24)
 
 
-class PurgeIncomplete(RuntimeError):
-    pass
+class PurgeIncomplete(Worded, RuntimeError):
+    """Worded from counts and a reference: its text may reach audit rows."""
 
 
 async def purge(deps: EraserDeps, job_id: uuid.UUID) -> bool:
@@ -102,7 +103,7 @@ async def _purge_held(deps: EraserDeps, job_id: uuid.UUID) -> None:
         failed = await s3objects.purge(deps.s3, deps.bucket, [q for _, q in pairs])
         error = f"{len(failed)} quarantined objects not deleted" if failed else ""
     except (BotoCoreError, ClientError) as exc:
-        error = f"quarantined objects not deleted: bucket {deps.bucket!r}: {exc}"
+        error = f"quarantined objects not deleted: bucket {deps.bucket!r}: {reference(exc)}"
     if error:
         # The next sweep retries; meanwhile the job says why it is not purged (never silent).
         await store.add_review_once(
