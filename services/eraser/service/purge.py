@@ -21,7 +21,7 @@ from services.eraser.models import Job
 from services.eraser.sealing import SealedRequest, open_request
 from services.eraser.service.verify import verify
 from services.eraser.store import locks
-from shared.errors import Worded, reference
+from shared.errors import Worded, error_code, reference
 from shared.events.progress import CancelledErasurePurged, JobCompleted, PurgeStarted
 from shared.events.topics import AUDIT, NOTIFICATIONS, PROGRESS
 
@@ -103,7 +103,10 @@ async def _purge_held(deps: EraserDeps, job_id: uuid.UUID) -> None:
         failed = await s3objects.purge(deps.s3, deps.bucket, [q for _, q in pairs])
         error = f"{len(failed)} quarantined objects not deleted" if failed else ""
     except (BotoCoreError, ClientError) as exc:
-        error = f"quarantined objects not deleted: bucket {deps.bucket!r}: {reference(exc)}"
+        # The item is said once per job (each sweep retries): its code, not a per-attempt
+        # reference; the text is logged with the job id at each attempt.
+        reference(exc, f"purge of job {job_id}")
+        error = f"quarantined objects not deleted: bucket {deps.bucket!r}: {error_code(exc)}"
     if error:
         # The next sweep retries; meanwhile the job says why it is not purged (never silent).
         await store.add_review_once(
