@@ -216,6 +216,9 @@ async def test_multi_hop_soft_delete_then_purge(
     # Nobody else lost anything.
     assert [await snapshot(platform_db, o.id) for o in others] == before_others
 
+    # Until the purge, Lethe knows which rows and objects it holds (to restore them).
+    kept = await _kept(h.deps.lethe, platform_db, j.job_id)
+    assert all(k in kept for k in subject.object_keys) and str(subject.id) in kept
     # Purge (the window is over): objects, then restoration rows, then the key.
     await platform_db.execute("SELECT 1")
     await h.deps.lethe.execute(
@@ -227,6 +230,16 @@ async def test_multi_hop_soft_delete_then_purge(
     assert await _list(s3, quarantine_prefix(j.job_id)) == set()
     async with platform_db.acquire() as conn:
         assert await store.restoration_rows(conn, j.job_id) == 0
+    # After it: counts only. No row holds the subject's email, row keys or object keys.
+    kept = await _kept(h.deps.lethe, platform_db, j.job_id)
+    assert subject.email not in kept and "dpo@example.test" not in kept
+    assert not any(k in kept for k in subject.object_keys) and f'"{subject.id}"' not in kept
+    assert (
+        await h.deps.lethe.fetchval(
+            "SELECT sum(rows_done) FROM lethe.erase_chunks WHERE job_id = $1", j.job_id
+        )
+        == j.total
+    )
     done = h.of("JobCompleted")[0]
     assert done["verification"]["ok"] is True and done["verification"]["key_destroyed"] is True
     assert done["verification"]["rows_remaining"] == {} and done["done"] == j.total
@@ -287,6 +300,9 @@ async def test_restore_whole_job_is_byte_identical(
     async with platform_db.acquire() as conn:
         assert await store.restoration_rows(conn, j.job_id) == 0
     assert await _list(s3, quarantine_prefix(j.job_id)) == set()
+    # Nothing held any more: the job forgets which rows and objects it touched.
+    kept = await _kept(h.deps.lethe, platform_db, j.job_id)
+    assert not any(k in kept for k in subject.object_keys) and f'"{subject.id}"' not in kept
 
 
 async def test_restore_items_parents_first_and_a_taken_key_is_reviewed(
@@ -454,6 +470,26 @@ async def _publish(bootstrap: str, topic: str, env: Envelope) -> None:
         await producer.send_and_wait(topic, env.model_dump_json().encode(), key=env.key())
     finally:
         await producer.stop()
+
+
+async def _kept(lethe: asyncpg.Pool, platform: asyncpg.Pool, job_id: uuid.UUID) -> str:
+    """Every row Lethe keeps on a job (its task, chunks, objects, restoration log), as text."""
+    parts = [
+        await lethe.fetchval(
+            f"SELECT coalesce(string_agg(to_jsonb(t)::text, ' '), '') FROM lethe.{table} t "
+            "WHERE job_id = $1",
+            job_id,
+        )
+        for table in ("erase_tasks", "erase_chunks", "erase_objects")
+    ]
+    parts.append(
+        await platform.fetchval(
+            "SELECT coalesce(string_agg(to_jsonb(t)::text, ' '), '') FROM lethe.restoration_log t "
+            "WHERE job_id = $1",
+            job_id,
+        )
+    )
+    return " ".join(parts)
 
 
 async def _audited(db: asyncpg.Pool, job_id: uuid.UUID, action: str) -> bool:

@@ -22,7 +22,7 @@ from services.intake.deadlines import add_months
 from services.intake.settings import IntakeSettings
 from services.intake.web import store as web_store
 from shared.events import Actor, make_event
-from shared.events.progress import JobCompleted
+from shared.events.progress import ErasurePlanned, JobCancelled, JobCompleted
 from shared.events.topics import AUDIT, REQUESTS, REQUESTS_REJECTED
 from tests.conftest import Org
 from tests.helpers import eventually, find_record
@@ -679,3 +679,57 @@ async def test_key_creation_and_revocation_are_audited_from_the_web_and_the_cli(
         assert event["actor"]["kind"] == actor
         assert event["payload"]["key_id"] == str(key_id) and event["payload"]["role"] == role
         assert web_secret.encode() not in raw and cli_secret.encode() not in raw
+
+
+async def test_the_requester_address_is_forgotten_when_the_job_ends(
+    api: httpx.AsyncClient, org: Org, lethe_db: asyncpg.Pool
+) -> None:
+    """Kept while a reminder or an extension notice may need it; gone once the job is final,
+    whichever way it got there (a worker's event, a cancel)."""
+    requester = f"dpo-{uuid.uuid4().hex[:8]}@example.test"
+    body = {"type": "erasure", "subject": EMAIL, "notify_email": requester}
+
+    async def submit() -> uuid.UUID:
+        r = await api.post("/v1/requests", json=body, headers=org.headers)
+        assert r.status_code == 202, r.text
+        return uuid.UUID(r.json()["id"])
+
+    async def kept(job_id: uuid.UUID) -> str | None:
+        email: str | None = await lethe_db.fetchval(
+            "SELECT requester_email FROM lethe.jobs WHERE id = $1", job_id
+        )
+        return email
+
+    finished, cancelled = await submit(), await submit()
+    assert await kept(finished) == requester and await kept(cancelled) == requester
+    worker = Actor(kind="service", id="eraser")
+    planned = make_event(
+        ErasurePlanned(total=1, per_table={"users": 1}),
+        actor=worker,
+        job_id=finished,
+        org_id=org.id,
+    )
+    assert await store.apply_progress(lethe_db, planned)
+    assert await kept(finished) == requester  # running: a reminder may still be due
+    done = make_event(
+        JobCompleted(done=1, total=1, verification={"ok": True}),
+        actor=worker,
+        job_id=finished,
+        org_id=org.id,
+    )
+    assert await store.apply_progress(lethe_db, done)
+    r = await api.post(f"/v1/jobs/{cancelled}/cancel", headers=org.headers)
+    assert r.status_code == 202, r.text
+    assert await kept(cancelled) == requester  # asked, not yet done by the eraser
+    stopped = make_event(
+        JobCancelled(done=0, total=1), actor=worker, job_id=cancelled, org_id=org.id
+    )
+    assert await store.apply_progress(lethe_db, stopped)
+    for job_id in (finished, cancelled):
+        row = await lethe_db.fetchrow(
+            "SELECT status, requester_email, to_jsonb(j)::text AS whole FROM lethe.jobs j "
+            "WHERE id = $1",
+            job_id,
+        )
+        assert row["status"] in ("completed", "cancelled") and row["requester_email"] is None
+        assert requester not in row["whole"]

@@ -118,6 +118,7 @@ async def _restore(
     fully = await store.restoration_rows(conn, job.job_id) == 0
     if fully:
         await store.transition(deps.lethe, job.job_id, fence.ALLOWED["restore"], "restored")
+        await store.forget_keys(deps.lethe, job.job_id)  # terminal: nothing held any more
     return JobRestored(
         rows=rows_back,
         objects=objects_back,

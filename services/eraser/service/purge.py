@@ -79,6 +79,7 @@ async def _purge(deps: EraserDeps, job: Job) -> bool:
     # Crypto-shredding: without the key no copy of the sealed rows (backups too) is readable.
     await store.destroy_key(deps.lethe, job_id, verification)
     deps.forget_key(job_id)
+    await store.forget_keys(deps.lethe, job_id)  # after verify, which reads them
     verification["key_destroyed"] = True
     if not await store.transition(
         deps.lethe,
