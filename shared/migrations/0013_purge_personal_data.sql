@@ -36,4 +36,7 @@ DELETE FROM lethe.erase_objects o USING lethe.erase_tasks t
 
 -- Subject hashes are keyed per organisation from now on (shared/hashing.py). Jobs recorded
 -- before keep their old hash: the identities are gone, so it cannot be recomputed. Hashes are
--- only compared within one organisation, so old and new rows coexist.
+-- only compared within one organisation, so old and new rows coexist. The request
+-- fingerprints (jobs.request_fingerprint, the OpenDSR one) are per organisation as well: a
+-- request id sent again after the upgrade with a body first sent before it is answered as
+-- another body (409), the safe side.

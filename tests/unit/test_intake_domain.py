@@ -109,6 +109,8 @@ def test_the_same_person_in_two_orgs_gets_two_unrelated_hashes() -> None:
     req = RequestIn.model_validate({"type": "erasure", "subject": ids})
     elsewhere = Caller(**{**OWNER.__dict__, "org_id": "o2"})
     assert _plan(req).subject_hash == acme and _plan(req, elsewhere).subject_hash == other
+    # The request's fingerprint (the body holds identities) is per org too.
+    assert _plan(req).fingerprint == _plan(req).fingerprint != _plan(req, elsewhere).fingerprint
 
 
 # --- Who may ask (issue 13, item 7) ---------------------------------------------------------
