@@ -26,13 +26,14 @@ ALTER TABLE lethe.exports ALTER COLUMN object_key DROP NOT NULL;
 UPDATE lethe.exports SET object_key = NULL WHERE status = 'expired';
 
 -- 3. A purged erasure keeps counts, not the keys of the rows and objects it erased: the
---    chunks' key lists are emptied and its object records deleted (the eraser does the same
---    at each purge, and when a job is restored in full).
+--    chunks' key lists are emptied and its object records deleted, except `kept` ones
+--    (delete_media=false: those objects are still in the bucket by the request's choice, and
+--    the record says which). The eraser does the same at each purge and full restore.
 UPDATE lethe.erase_chunks c SET keys = '{}'
     FROM lethe.erase_tasks t
     WHERE t.job_id = c.job_id AND t.purged_at IS NOT NULL AND cardinality(c.keys) > 0;
 DELETE FROM lethe.erase_objects o USING lethe.erase_tasks t
-    WHERE t.job_id = o.job_id AND t.purged_at IS NOT NULL;
+    WHERE t.job_id = o.job_id AND t.purged_at IS NOT NULL AND o.state <> 'kept';
 
 -- Subject hashes are keyed per organisation from now on (shared/hashing.py). Jobs recorded
 -- before keep their old hash: the identities are gone, so it cannot be recomputed. Hashes are
