@@ -65,7 +65,7 @@ def job_events(actor: Actor, org_id: str, hash_key: bytes, i: int) -> list[Envel
     """What the audit topic sees of one 100-row erasure, as intake and the eraser emit it."""
     job_id = uuid.uuid4()
     email = f"user{i}@{org_id}.example"
-    h = subject_hash(hash_key, {"email": email})
+    h = subject_hash(hash_key, org_id, {"email": email})
     now = datetime.now(UTC)
     payloads = [
         ErasureRequested(

@@ -126,7 +126,7 @@ def export_request(job_id: uuid.UUID, org_id: str, email: str, hash_key: bytes) 
         actor=Actor(kind="service", id="bench"),
         job_id=job_id,
         org_id=org_id,
-        subject_hash=subject_hash(hash_key, {"email": email}),
+        subject_hash=subject_hash(hash_key, org_id, {"email": email}),
     )
 
 

@@ -4,6 +4,7 @@ audit retention run. Both take the chain lock, so replicas may all run them."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 
@@ -15,6 +16,7 @@ from services.auditor.settings import AuditorSettings
 from services.auditor.store import Signer
 from shared.events import Actor, make_event
 from shared.events.audit import AuditPruned, SigningKeyChanged
+from shared.events.keys import AuditTrustedKeysChanged
 
 log = logging.getLogger(__name__)
 ACTOR = Actor(kind="service", id="auditor")
@@ -34,6 +36,26 @@ async def record_key(pool: asyncpg.Pool, signer: Signer, *, dev: bool) -> None:
         ),
         signer=signer,
     )
+
+
+async def record_trusted_keys(pool: asyncpg.Pool, signer: Signer, trusted: list[str]) -> None:
+    """An audit row when the public keys trusted for checkpoints differ from the last start's:
+    adding a key and withdrawing one (a revocation) are both key management."""
+    last = await pool.fetchval(
+        "SELECT details->'trusted' FROM lethe.audit_log WHERE action = $1 "
+        "ORDER BY seq DESC LIMIT 1",
+        AuditTrustedKeysChanged.event_type,
+    )
+    if isinstance(last, str):  # a pool without Lethe's jsonb codec
+        last = json.loads(last)
+    before = set(last) if last is not None else set()
+    now = set(trusted)
+    if last is not None and before == now:
+        return
+    changed = AuditTrustedKeysChanged(
+        added=sorted(now - before), removed=sorted(before - now), trusted=sorted(now)
+    )
+    await store.append(pool, make_event(changed, actor=ACTOR), signer=signer)
 
 
 async def prune(pool: asyncpg.Pool, signer: Signer | None, retention_days: int) -> int:

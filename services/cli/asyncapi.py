@@ -21,6 +21,7 @@ from services.eraser.handlers import build_router as eraser_router
 from services.exporter.handlers import build_router as exporter_router
 from services.intake.handlers import build_router as intake_router
 from services.notifier.handlers import build_router as notifier_router
+from shared.events.keys import AuditSigningKeyGenerated, AuditTrustedKeysChanged
 from shared.events.notifications import OwnerContactChanged, WebhookRegistered, WebhookRemoved
 from shared.events.retention import RetentionCleanupRan
 from shared.events.topics import AUDIT
@@ -35,7 +36,7 @@ DESCRIPTION = (
     "lethe.dlq.v1 with headers lethe-source-topic, lethe-consumer-group and lethe-error."
 )
 # Written by the auditor straight into its own store: they never travel on Kafka.
-NOT_ON_KAFKA = frozenset({"AuditPruned", "SigningKeyChanged"})
+NOT_ON_KAFKA = frozenset({"AuditPruned", "SigningKeyChanged", AuditTrustedKeysChanged.event_type})
 
 
 def _docs_runtime() -> Any:
@@ -58,7 +59,15 @@ def cli_router() -> KafkaRouter:
     Outputs(
         router,
         "cli",
-        {AUDIT: (WebhookRegistered, WebhookRemoved, OwnerContactChanged, RetentionCleanupRan)},
+        {
+            AUDIT: (
+                WebhookRegistered,
+                WebhookRemoved,
+                OwnerContactChanged,
+                RetentionCleanupRan,
+                AuditSigningKeyGenerated,
+            )
+        },
     )
     return router
 

@@ -180,8 +180,41 @@ def audit_checkpoint() -> None:
     console.print(asyncio.run(go()))
 
 
+def _record_keygen(kid: str) -> None:
+    """Key management goes into the audit trail (the key id only, never the seed). keygen may
+    run where Kafka is not reachable: then it says so and the key is still printed."""
+
+    async def go() -> None:
+        from services.cli.common import settings
+        from shared.events import Actor, make_event
+        from shared.events.keys import AuditSigningKeyGenerated
+        from shared.events.topics import AUDIT
+        from shared.kafka import create_broker, publish_event
+
+        env = make_event(
+            AuditSigningKeyGenerated(key_id=kid), actor=Actor(kind="operator", id="cli")
+        )
+        broker = create_broker(settings().kafka_bootstrap_servers, service="cli")
+        try:
+            await broker.start()
+            await publish_event(broker, AUDIT, env)
+        finally:
+            await broker.stop()
+
+    try:
+        asyncio.run(asyncio.wait_for(go(), timeout=20))
+    except Exception as exc:  # any failure: say it; the key printed is still valid
+        typer.echo(
+            f"warning: key {kid} NOT recorded in the audit trail ({type(exc).__name__})", err=True
+        )
+
+
 @app.command("keygen")
-def audit_keygen() -> None:
+def audit_keygen(
+    record: Annotated[
+        bool, typer.Option(help="Record the new key's id in the audit trail (via Kafka)")
+    ] = True,
+) -> None:
     """Print a new signing key (for LETHE_AUDIT_SIGNING_KEY) and its public key."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -191,6 +224,8 @@ def audit_keygen() -> None:
     pub = public_raw(Ed25519PrivateKey.from_private_bytes(base64.b64decode(seed)).public_key())
     print(f"LETHE_AUDIT_SIGNING_KEY={seed}")
     print(f"LETHE_AUDIT_PUBLIC_KEYS={base64.b64encode(pub).decode()}  # key id {key_id(pub)}")
+    if record:
+        _record_keygen(key_id(pub))
 
 
 @app.command("public-key")

@@ -11,9 +11,14 @@ from rich.table import Table
 
 from services.cli.common import console, settings
 from services.intake import store
+from services.intake.service import keys
+from services.intake.service.errors import NotFound
+from services.intake.service.uow import UnitOfWork
 from shared.db import create_pool
+from shared.events import Actor
 
-app = typer.Typer(help="API keys (stored hashed; a new key is shown once).")
+app = typer.Typer(help="API keys (stored hashed; a new key is shown once; audited).")
+OPERATOR = Actor(kind="operator", id="cli")
 
 
 @app.command("create")
@@ -22,8 +27,8 @@ def create(
     role: Annotated[str, typer.Option(help="owner, admin or viewer")],
     name: Annotated[str, typer.Option(help="What the key is for")] = "cli",
 ) -> None:
-    if role not in ("owner", "admin", "viewer"):
-        console.print("[red]--role: one of owner, admin, viewer[/]")
+    if role not in keys.ROLES:
+        console.print(f"[red]--role: one of {', '.join(keys.ROLES)}[/]")
         raise typer.Exit(2)
 
     async def go() -> str | None:
@@ -31,7 +36,9 @@ def create(
         try:
             if await store.get_org(pool, org) is None:
                 return None
-            return await store.create_api_key(pool, org, role, name)
+            # The running intake's relay publishes the audit event from the outbox.
+            _, key = await keys.create_key(UnitOfWork(pool), OPERATOR, org, role, name)
+            return key
         finally:
             await pool.close()
 
@@ -69,7 +76,10 @@ def revoke(org: Annotated[str, typer.Option()], key_id: uuid.UUID) -> None:
     async def go() -> bool:
         pool = await create_pool(settings().database_url)
         try:
-            return await store.revoke_api_key(pool, org, key_id)
+            await keys.revoke_key(UnitOfWork(pool), OPERATOR, org, key_id)
+            return True
+        except NotFound:
+            return False
         finally:
             await pool.close()
 

@@ -9,7 +9,10 @@ from typing import Annotated
 import typer
 
 from services.cli.common import console, settings
+from services.cli.keys import OPERATOR
 from services.intake import store as intake_store
+from services.intake.service import keys
+from services.intake.service.uow import UnitOfWork
 from shared.db import create_pool, migrate
 from shared.events.topics import TOPICS
 from shared.kafka import desired_config, ensure_topics
@@ -64,6 +67,9 @@ def orgs_create(
     recovery_window_days: int = 7,
 ) -> None:
     """Create an organisation (if new) and an API key; the key is shown only now."""
+    if role not in keys.ROLES:
+        console.print(f"[red]--role: one of {', '.join(keys.ROLES)}[/]")
+        raise typer.Exit(2)
 
     async def go() -> str:
         pool = await create_pool(settings().database_url)
@@ -71,7 +77,9 @@ def orgs_create(
             await intake_store.create_org(
                 pool, org_id, name, recovery_window_days=recovery_window_days
             )
-            return await intake_store.create_api_key(pool, org_id, role, f"{role} key")
+            uow = UnitOfWork(pool)
+            _, key = await keys.create_key(uow, OPERATOR, org_id, role, f"{role} key")
+            return key
         finally:
             await pool.close()
 

@@ -123,7 +123,9 @@ def links(
     recipient = req.requester_email or f"org:{org_id}"
 
     def token(who: str) -> DownloadToken:
-        return DownloadToken(uuid.uuid4(), job_id, subject_hash(hash_key, {"email": who}), expires)
+        return DownloadToken(
+            uuid.uuid4(), job_id, subject_hash(hash_key, org_id, {"email": who}), expires
+        )
 
     controller = token(f"controller:{org_id}") if req.results_link else None
     return Links(expires, token(recipient), controller)

@@ -144,7 +144,8 @@ async def claim_expired(
 async def mark_expired(pool: asyncpg.Pool, job_id: uuid.UUID) -> None:
     """After the object is gone: destroy the key too (the export is unreadable anywhere)."""
     await pool.execute(
-        "UPDATE lethe.exports SET status = 'expired', wrapped_key = NULL WHERE job_id = $1",
+        "UPDATE lethe.exports SET status = 'expired', wrapped_key = NULL, object_key = NULL "
+        "WHERE job_id = $1",
         job_id,
     )
 

@@ -26,6 +26,7 @@ from shared.events.jobs import (
     ExportRequested,
     RestoreErasure,
 )
+from shared.events.keys import ApiKeyCreated, ApiKeyRevoked
 from shared.events.notifications import SendEmail
 from shared.events.opendsr import OpenDSRRequestReceived
 from shared.events.progress import JobCancelled
@@ -68,6 +69,8 @@ OUTPUTS = {
         DownloadAttempted,
         LinkRevoked,
         RetentionPolicyChanged,
+        ApiKeyCreated,
+        ApiKeyRevoked,
     ),
 }
 # Upstream requests are read as bytes: a message that does not fit SubmitRequest is answered

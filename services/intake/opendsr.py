@@ -301,7 +301,8 @@ def to_request_in(req: OpenDSRRequest) -> RequestIn:
         raise Invalid(errors[0], errors) from None
 
 
-def fingerprint(req: OpenDSRRequest, key: bytes) -> str:
-    """Keyed (the body holds identities): what was asked, to tell a repeat from a conflict."""
-    body = json.dumps(req.model_dump(mode="json"), sort_keys=True).encode()
-    return hmac.new(key, body, hashlib.sha256).hexdigest()
+def fingerprint(req: OpenDSRRequest, key: bytes, org_id: str) -> str:
+    """Keyed (the body holds identities) and per org (as subject hashes are): what was
+    asked, to tell a repeat from a conflict."""
+    body = json.dumps(req.model_dump(mode="json"), sort_keys=True)
+    return hmac.new(key, f"org:{org_id}\n{body}".encode(), hashlib.sha256).hexdigest()

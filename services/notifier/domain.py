@@ -17,6 +17,7 @@ import httpx
 from services.notifier import signing
 from services.notifier.templates import render
 from shared import netguard
+from shared.errors import Worded
 from shared.events import Actor, Envelope, make_event
 from shared.events.envelope import safe_details
 from shared.events.notifications import NotificationFailed, NotificationSent, SendEmail
@@ -39,7 +40,7 @@ CALLBACK_STATUS: dict[str, str] = {
 }
 
 
-class DeliveryFailed(RuntimeError):
+class DeliveryFailed(Worded, RuntimeError):
     """Some recipients could not be reached; the message says how, without addresses."""
 
 

@@ -40,6 +40,7 @@ from faststream import AckPolicy, BaseMiddleware
 from faststream.exceptions import NackMessage
 from pydantic import ValidationError
 
+from shared.errors import reference
 from shared.events import Envelope
 from shared.events.topics import DLQ
 from shared.messaging.faults import transient
@@ -196,12 +197,21 @@ class _Scope(BaseMiddleware):
                 )
                 delay = policy.wait(attempt, time.monotonic() - started, outage=outage)
                 if delay is None:
-                    return await self._give_up(msg, topic, group, policy, describe(exc))
+                    return await self._give_up(msg, topic, group, policy, describe(exc), exc)
                 await asyncio.sleep(delay)
 
     async def _give_up(
-        self, msg: StreamMessage[Any], topic: str, group: str, policy: Policy, error: str
+        self,
+        msg: StreamMessage[Any],
+        topic: str,
+        group: str,
+        policy: Policy,
+        error: str,
+        cause: Exception | None = None,
     ) -> None:
+        """`error` goes with the dead letter (beside the original bytes); what the services
+        record from `on_give_up` reaches the audit trail, so it gets a reference instead of
+        the exception's text (shared.errors)."""
         broker: KafkaBroker = self.context.get("broker")
         # A batch subscriber's message holds many records: each is dead-lettered alone.
         if isinstance(msg.raw_message, tuple):
@@ -219,13 +229,14 @@ class _Scope(BaseMiddleware):
             raise NackMessage() from exc
         if policy.on_give_up is None:
             return
+        recorded = reference(cause, f"{topic} ({group})") if cause else error
         for raw, _ in records:
             try:
                 env = Envelope.model_validate_json(raw)
             except ValidationError:
                 continue  # not an envelope: nothing to mark failed
             try:
-                await policy.on_give_up(env, error)
+                await policy.on_give_up(env, recorded)
             except Exception as exc:
                 if not transient(exc):
                     raise

@@ -38,7 +38,7 @@ from shared.db import _init_connection, create_pool, migrate
 from shared.events import Actor, make_event
 from shared.events.progress import BatchErased
 from shared.events.topics import AUDIT
-from tests.helpers import eventually
+from tests.helpers import eventually, find_record
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -472,3 +472,52 @@ async def test_two_auditor_apps_fed_every_event_keep_one_chain(
     assert ids == [e.event_id for e in events]  # once each, in the topic's order
     v = await verify_chain(scratch.pool, TRUSTED)
     assert v.ok and v.checkpoints >= 1 and v.unsigned_tail == 0, v
+
+
+async def test_signing_key_management_is_audited(
+    scratch: Scratch, base_settings: dict[str, Any], prepared: infra.Endpoints
+) -> None:
+    """A trusted public key added or withdrawn shows in the chain at the auditor's next start,
+    and `lethe audit keygen` records the new key's id (never its seed)."""
+    from services.auditor.bootstrap import open_deps
+
+    other = Ed25519PrivateKey.generate()
+    other_pub = public_raw(other.public_key())
+    listed = {**base_settings, "database_url": scratch.dsn}
+
+    async def start(public_keys: str) -> list[dict[str, Any]]:
+        async with open_deps(AuditorSettings(**listed, audit_public_keys=public_keys)):
+            pass
+        rows = await scratch.pool.fetch(
+            "SELECT details FROM lethe.audit_log WHERE action = 'AuditTrustedKeysChanged' "
+            "ORDER BY seq"
+        )
+        return [r["details"] for r in rows]
+
+    own = key_id(PUBLIC)  # the dev signing key of the test settings
+    first = await start(base64.b64encode(other_pub).decode())
+    assert [(r["added"], r["removed"]) for r in first] == [(sorted([own, key_id(other_pub)]), [])]
+    assert len(await start(base64.b64encode(other_pub).decode())) == 1  # unchanged: no row
+    withdrawn = await start("")
+    assert (withdrawn[-1]["added"], withdrawn[-1]["removed"]) == ([], [key_id(other_pub)])
+
+    env = {"LETHE_KAFKA_BOOTSTRAP_SERVERS": prepared.kafka_bootstrap_servers}
+    r = await asyncio.to_thread(lethe_cli, "audit", "keygen", dsn=scratch.dsn, **env)
+    assert r.returncode == 0 and "NOT recorded" not in r.stderr, r.stdout + r.stderr
+    seed = r.stdout.split("LETHE_AUDIT_SIGNING_KEY=")[1].split()[0]
+    made = key_id(
+        public_raw(Ed25519PrivateKey.from_private_bytes(base64.b64decode(seed)).public_key())
+    )
+
+    async def recorded() -> bytes | None:
+        try:
+            return await find_record(
+                prepared.kafka_bootstrap_servers,
+                AUDIT,
+                lambda rec: b"AuditSigningKeyGenerated" in rec.value and made.encode() in rec.value,
+            )
+        except AssertionError:
+            return None
+
+    raw = await eventually(recorded, what="AuditSigningKeyGenerated", timeout=30)
+    assert seed.encode() not in raw and json.loads(raw)["actor"]["kind"] == "operator"

@@ -9,6 +9,7 @@ Kafka path, replicas and a SIGKILL are covered by tests/e2e/test_erase_replicas.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 
 from deploy.local.sample.seed import SeededOrg, seed_org
+from services.auditor.app import create_app as create_auditor
+from services.auditor.settings import AuditorSettings
 from services.eraser import service, store
 from services.eraser.app import create_app as create_eraser
 from services.eraser.deps import EraserDeps
@@ -215,6 +218,9 @@ async def test_multi_hop_soft_delete_then_purge(
     # Nobody else lost anything.
     assert [await snapshot(platform_db, o.id) for o in others] == before_others
 
+    # Until the purge, Lethe knows which rows and objects it holds (to restore them).
+    kept = await _kept(h.deps.lethe, platform_db, j.job_id)
+    assert all(k in kept for k in subject.object_keys) and str(subject.id) in kept
     # Purge (the window is over): objects, then restoration rows, then the key.
     await platform_db.execute("SELECT 1")
     await h.deps.lethe.execute(
@@ -226,6 +232,16 @@ async def test_multi_hop_soft_delete_then_purge(
     assert await _list(s3, quarantine_prefix(j.job_id)) == set()
     async with platform_db.acquire() as conn:
         assert await store.restoration_rows(conn, j.job_id) == 0
+    # After it: counts only. No row holds the subject's email, row keys or object keys.
+    kept = await _kept(h.deps.lethe, platform_db, j.job_id)
+    assert subject.email not in kept and "dpo@example.test" not in kept
+    assert not any(k in kept for k in subject.object_keys) and f'"{subject.id}"' not in kept
+    assert (
+        await h.deps.lethe.fetchval(
+            "SELECT sum(rows_done) FROM lethe.erase_chunks WHERE job_id = $1", j.job_id
+        )
+        == j.total
+    )
     done = h.of("JobCompleted")[0]
     assert done["verification"]["ok"] is True and done["verification"]["key_destroyed"] is True
     assert done["verification"]["rows_remaining"] == {} and done["done"] == j.total
@@ -286,6 +302,9 @@ async def test_restore_whole_job_is_byte_identical(
     async with platform_db.acquire() as conn:
         assert await store.restoration_rows(conn, j.job_id) == 0
     assert await _list(s3, quarantine_prefix(j.job_id)) == set()
+    # Nothing held any more: the job forgets which rows and objects it touched.
+    kept = await _kept(h.deps.lethe, platform_db, j.job_id)
+    assert not any(k in kept for k in subject.object_keys) and f'"{subject.id}"' not in kept
 
 
 async def test_restore_items_parents_first_and_a_taken_key_is_reviewed(
@@ -371,18 +390,23 @@ async def test_a_failing_chunk_becomes_a_review_item_and_the_rest_finishes(
     platform_db: asyncpg.Pool,
     lethe_db: asyncpg.Pool,
     s3: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     subject = seeded.users[0]
     poison = await platform_db.fetchval(
         "SELECT id FROM messages WHERE author_id = $1 ORDER BY id LIMIT 1", subject.id
     )
     fn = f"lethe_test_refuse_{uuid.uuid4().hex[:8]}"
+    # The platform's error text holds a value (the subject's email): it must reach the logs
+    # only, never an event (and so never the immutable audit trail).
     await platform_db.execute(
         f"CREATE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-        f"IF OLD.id = {int(poison)} THEN RAISE EXCEPTION 'row is locked by legal hold'; END IF; "
+        f"IF OLD.id = {int(poison)} THEN "
+        f"RAISE EXCEPTION 'row of {subject.email} is locked by legal hold'; END IF; "
         "RETURN OLD; END $$;"
         f"CREATE TRIGGER {fn} BEFORE DELETE ON messages FOR EACH ROW EXECUTE FUNCTION {fn}()"
     )
+    caplog.set_level(logging.ERROR, logger="lethe.errors")
     env = request(seeded.org_id, subject.email, window=0)
     job_id = env.job_id
     assert job_id is not None
@@ -392,11 +416,17 @@ async def test_a_failing_chunk_becomes_a_review_item_and_the_rest_finishes(
     settings = EraserSettings(
         **base_settings, erase_batch_size=25, dlq_retries=2, dlq_retry_horizon_seconds=30
     )
+    auditor = create_auditor(
+        AuditorSettings(**base_settings), group_id=f"test-auditor-{uuid.uuid4().hex[:8]}"
+    )
     try:
-        async with create_eraser(settings):
+        async with create_eraser(settings), auditor:
             await _publish(settings.kafka_bootstrap_servers, JOBS_ERASE, env)
             j = await eventually(
                 lambda: _status(lethe_db, job_id, "purged"), timeout=120, what="the purge"
+            )
+            await eventually(
+                lambda: _audited(lethe_db, job_id, "JobCompleted"), timeout=60, what="audit"
             )
     finally:
         await platform_db.execute(f"DROP TRIGGER {fn} ON messages; DROP FUNCTION {fn}()")
@@ -410,7 +440,19 @@ async def test_a_failing_chunk_becomes_a_review_item_and_the_rest_finishes(
     )
     done = json.loads(raw)["payload"]
     review = done["needs_review"]
-    assert review[0]["table"] == "messages" and "legal hold" in review[0]["error"]
+    # The review item names the error's code and the log line that holds its text.
+    error = review[0]["error"]
+    assert review[0]["table"] == "messages" and "RaiseError P0001 (error_id=" in error, error
+    error_id = error.split("error_id=")[1].split(";")[0]
+    logged = [r.getMessage() for r in caplog.records if f"error_id={error_id}" in r.getMessage()]
+    assert len(logged) == 1 and f"row of {subject.email} is locked by legal hold" in logged[0]
+    trail = await lethe_db.fetchval(
+        "SELECT string_agg(details::text || actor || coalesce(subject_hash, ''), ' ') "
+        "FROM lethe.audit_log WHERE job_id = $1",
+        job_id,
+    )
+    assert error_id in trail and subject.email not in trail
+    assert subject.email not in raw.decode()
     # Its parents cannot go either (the message still points at them): reviewed, not hidden.
     assert {r["table"] for r in review} <= {"messages", "conversations", "users"}
     assert done["verification"]["ok"] is False
@@ -433,6 +475,36 @@ async def _publish(bootstrap: str, topic: str, env: Envelope) -> None:
         await producer.send_and_wait(topic, env.model_dump_json().encode(), key=env.key())
     finally:
         await producer.stop()
+
+
+async def _kept(lethe: asyncpg.Pool, platform: asyncpg.Pool, job_id: uuid.UUID) -> str:
+    """Every row Lethe keeps on a job (its task, chunks, objects, restoration log), as text."""
+    parts = [
+        await lethe.fetchval(
+            f"SELECT coalesce(string_agg(to_jsonb(t)::text, ' '), '') FROM lethe.{table} t "
+            "WHERE job_id = $1",
+            job_id,
+        )
+        for table in ("erase_tasks", "erase_chunks", "erase_objects")
+    ]
+    parts.append(
+        await platform.fetchval(
+            "SELECT coalesce(string_agg(to_jsonb(t)::text, ' '), '') FROM lethe.restoration_log t "
+            "WHERE job_id = $1",
+            job_id,
+        )
+    )
+    return " ".join(parts)
+
+
+async def _audited(db: asyncpg.Pool, job_id: uuid.UUID, action: str) -> bool:
+    return bool(
+        await db.fetchval(
+            "SELECT count(*) FROM lethe.audit_log WHERE job_id = $1 AND action = $2",
+            job_id,
+            action,
+        )
+    )
 
 
 async def _status(db: asyncpg.Pool, job_id: uuid.UUID, status: str) -> store.Job | None:

@@ -284,9 +284,10 @@ async def test_the_sweep_deletes_expired_exports_object_and_key(
     )
     assert await sweep_expired(deps, datetime.now(UTC)) == 1
     row = await lethe_db.fetchrow(
-        "SELECT status, wrapped_key FROM lethe.exports WHERE job_id = $1", job
+        "SELECT status, wrapped_key, object_key FROM lethe.exports WHERE job_id = $1", job
     )
     assert row["status"] == "expired" and row["wrapped_key"] is None
+    assert row["object_key"] is None  # the object's name goes with the object
     with pytest.raises(s3.exceptions.ClientError):
         await s3.head_object(Bucket=settings.exports_bucket, Key=key)
     assert [e.type for e in emitted] == ["ExportExpired"]

@@ -4,9 +4,11 @@ lifecycle, deadlines. Intake runs in this process (one app for the module)."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -19,7 +21,7 @@ from services.intake.app import create_http
 from services.intake.deadlines import add_months
 from services.intake.settings import IntakeSettings
 from shared.events import Actor, make_event
-from shared.events.progress import JobCompleted
+from shared.events.progress import ErasurePlanned, JobCancelled, JobCompleted
 from shared.events.topics import AUDIT, REQUESTS, REQUESTS_REJECTED
 from tests.conftest import Org
 from tests.helpers import eventually, find_record
@@ -618,3 +620,115 @@ async def test_the_web_routes_apply_the_same_rules(
     assert datetime.fromisoformat(view["extended_due_at"]) == add_months(
         datetime.fromisoformat(view["due_at"]), 1
     )
+
+
+async def test_key_creation_and_revocation_are_audited_from_the_web_and_the_cli(
+    api: httpx.AsyncClient, org: Org, lethe_db: asyncpg.Pool, base_settings: dict[str, Any]
+) -> None:
+    """Each entry point goes through the same use case: an audit event with actor, key id and
+    role, and never the key itself."""
+    from tests.integration.test_audit_trail import lethe_cli
+
+    csrf = await _web(api, lethe_db, org.headers)
+    try:
+        made = await api.post("/ui/keys", data={"csrf": csrf, "role": "viewer", "name": "web k"})
+        assert made.status_code == 200, made.text
+        web_id = await lethe_db.fetchval(
+            "SELECT id FROM lethe.api_keys WHERE org_id = $1 AND name = 'web k'", org.id
+        )
+        shown = re.search(r'value="(lethe_[^"]+)" id="new-key"', made.text)
+        assert shown is not None
+        web_secret = shown.group(1)
+        gone = await api.post(f"/ui/keys/{web_id}/revoke", data={"csrf": csrf})
+        assert gone.status_code == 303, gone.text
+    finally:
+        api.cookies.clear()
+    dsn = base_settings["database_url"]
+    out = lethe_cli(
+        "keys", "create", "--org", org.id, "--role", "admin", "--name", "cli k", dsn=dsn
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    cli_secret = out.stdout.split()[-1]
+    cli_id = await lethe_db.fetchval(
+        "SELECT id FROM lethe.api_keys WHERE org_id = $1 AND name = 'cli k'", org.id
+    )
+    out = lethe_cli("keys", "revoke", "--org", org.id, str(cli_id), dsn=dsn)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+    async def audited(kind: str, key_id: uuid.UUID) -> bytes | None:
+        try:
+            return await find_record(
+                base_settings["kafka_bootstrap_servers"],
+                AUDIT,
+                lambda rec: kind.encode() in rec.value and str(key_id).encode() in rec.value,
+            )
+        except AssertionError:
+            return None
+
+    expected = [
+        ("ApiKeyCreated", web_id, "api_key", "viewer"),
+        ("ApiKeyRevoked", web_id, "api_key", "viewer"),
+        ("ApiKeyCreated", cli_id, "operator", "admin"),
+        ("ApiKeyRevoked", cli_id, "operator", "admin"),
+    ]
+    for kind, key_id, actor, role in expected:
+        raw = await eventually(partial(audited, kind, key_id), what=f"{kind} {key_id}", timeout=30)
+        event = json.loads(raw)
+        assert event["type"] == kind and event["org_id"] == org.id
+        assert event["actor"]["kind"] == actor
+        assert event["payload"]["key_id"] == str(key_id) and event["payload"]["role"] == role
+        assert web_secret.encode() not in raw and cli_secret.encode() not in raw
+
+
+async def test_the_requester_address_is_forgotten_when_the_job_ends(
+    api: httpx.AsyncClient, org: Org, lethe_db: asyncpg.Pool
+) -> None:
+    """Kept while a reminder or an extension notice may need it; gone once the job is final,
+    whichever way it got there (a worker's event, a cancel)."""
+    requester = f"dpo-{uuid.uuid4().hex[:8]}@example.test"
+    body = {"type": "erasure", "subject": EMAIL, "notify_email": requester}
+
+    async def submit() -> uuid.UUID:
+        r = await api.post("/v1/requests", json=body, headers=org.headers)
+        assert r.status_code == 202, r.text
+        return uuid.UUID(r.json()["id"])
+
+    async def kept(job_id: uuid.UUID) -> str | None:
+        email: str | None = await lethe_db.fetchval(
+            "SELECT requester_email FROM lethe.jobs WHERE id = $1", job_id
+        )
+        return email
+
+    finished, cancelled = await submit(), await submit()
+    assert await kept(finished) == requester and await kept(cancelled) == requester
+    worker = Actor(kind="service", id="eraser")
+    planned = make_event(
+        ErasurePlanned(total=1, per_table={"users": 1}),
+        actor=worker,
+        job_id=finished,
+        org_id=org.id,
+    )
+    assert await store.apply_progress(lethe_db, planned)
+    assert await kept(finished) == requester  # running: a reminder may still be due
+    done = make_event(
+        JobCompleted(done=1, total=1, verification={"ok": True}),
+        actor=worker,
+        job_id=finished,
+        org_id=org.id,
+    )
+    assert await store.apply_progress(lethe_db, done)
+    r = await api.post(f"/v1/jobs/{cancelled}/cancel", headers=org.headers)
+    assert r.status_code == 202, r.text
+    assert await kept(cancelled) == requester  # asked, not yet done by the eraser
+    stopped = make_event(
+        JobCancelled(done=0, total=1), actor=worker, job_id=cancelled, org_id=org.id
+    )
+    assert await store.apply_progress(lethe_db, stopped)
+    for job_id in (finished, cancelled):
+        row = await lethe_db.fetchrow(
+            "SELECT status, requester_email, to_jsonb(j)::text AS whole FROM lethe.jobs j "
+            "WHERE id = $1",
+            job_id,
+        )
+        assert row["status"] in ("completed", "cancelled") and row["requester_email"] is None
+        assert requester not in row["whole"]

@@ -10,6 +10,7 @@ from services.intake import deadlines
 from services.intake.domain import Caller, Refused, RequestIn, plan_job
 from shared.events.jobs import ErasureRequested
 from shared.events.topics import JOBS_ERASE
+from shared.hashing import subject_hash
 
 pytestmark = pytest.mark.unit
 OWNER = Caller(
@@ -95,6 +96,21 @@ def test_a_subject_erasure_becomes_an_erasure_requested_event() -> None:
         RequestIn.model_validate({"type": "erasure", "subject": {"email": " ann@example.COM "}})
     )
     assert again.subject_hash == job.subject_hash
+
+
+def test_the_same_person_in_two_orgs_gets_two_unrelated_hashes() -> None:
+    """A subject hash is keyed per org: one tenant's audit trail cannot be joined with another's."""
+    ids = {"email": "ann@example.com", "user_id": "42"}
+    acme, other = subject_hash(b"k", "o1", ids), subject_hash(b"k", "o2", ids)
+    assert acme != other and len(acme) == len(other) == 64
+    assert subject_hash(b"k", "o1", {"user_id": "42", "email": " ANN@example.com"}) == acme
+    # An identity cannot pose as the org line.
+    assert subject_hash(b"k", "o1", {"org": "o2", **ids}) != other
+    req = RequestIn.model_validate({"type": "erasure", "subject": ids})
+    elsewhere = Caller(**{**OWNER.__dict__, "org_id": "o2"})
+    assert _plan(req).subject_hash == acme and _plan(req, elsewhere).subject_hash == other
+    # The request's fingerprint (the body holds identities) is per org too.
+    assert _plan(req).fingerprint == _plan(req).fingerprint != _plan(req, elsewhere).fingerprint
 
 
 # --- Who may ask (issue 13, item 7) ---------------------------------------------------------

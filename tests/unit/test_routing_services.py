@@ -4,6 +4,7 @@ at once, the audit copy of what they publish."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -147,8 +148,9 @@ async def test_notifier_routes_emails_and_state_changes(monkeypatch: pytest.Monk
 
 
 async def test_notifier_gives_up_an_email_after_its_retries(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.ERROR, logger="lethe.errors")
     calls: Calls = []
     monkeypatch.setattr(notifier_service, "send_email", failing(calls, "send_email"))
     given_up: list[tuple[Envelope, str, str]] = []
@@ -166,7 +168,14 @@ async def test_notifier_gives_up_an_email_after_its_retries(
     assert _groups(seen.dlq) == ["test-lethe-notifier"] * 2
     assert seen.dlq[1][1]["lethe-error"].startswith("invalid message")
     [(env, error, channel)] = given_up
-    assert (env, channel) == (email, "email") and "send_email is down" in error
+    # What is recorded (and audited) names the error and its log line, not the text.
+    assert (env, channel) == (email, "email") and error.startswith("RuntimeError (error_id=")
+    error_id = error.split("error_id=")[1].split(";")[0]
+    assert "send_email is down" not in error
+    assert any(
+        f"error_id={error_id}" in r.getMessage() and "send_email is down" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 # --- auditor -------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from services.eraser.deps import EraserDeps
 from services.eraser.models import Chunk, Job
 from services.eraser.sealing import open_request, seal_rows
 from services.eraser.service.waves import advance, report_soft_delete
+from shared.errors import reference
 from shared.events import Envelope
 from shared.events.jobs import EraseChunk
 from shared.events.progress import BatchErased
@@ -190,7 +191,7 @@ async def chunk_failed(env: Envelope, deps: EraserDeps, error: str) -> None:
         try:
             await s3objects.move(deps.s3, deps.bucket, [(q, k) for k, q in pairs])
         except Exception as exc:  # e.g. the bucket is gone: said in the review item
-            error += f"; its {len(pairs)} objects could not be put back: {exc!r}"
+            error += f"; its {len(pairs)} objects could not be put back: {reference(exc)}"
         else:
             keys = [k for k, _ in pairs]
             await store.set_object_state(deps.lethe, job.job_id, keys, "restored")

@@ -42,6 +42,7 @@ from services.eraser.retention_rules import (
     objects_error,
 )
 from services.eraser.store import retention as runs
+from shared.errors import reference
 from shared.platform import chunk_object_keys, detach_mask, mask_returning
 from shared.resolver import Resolver, Subject
 
@@ -147,8 +148,7 @@ class _Run:
             try:
                 after = await self.batch(table, after)
             except Exception as exc:  # reported, and the next table goes on
-                log.warning("retention of table %s failed: %r", table, exc)
-                error = f"{type(exc).__name__}: {exc}"
+                error = reference(exc, f"retention of table {table}")
                 self.stats.errors.append({"kind": "table", "table": table, "error": error})
                 return
             if after is None:

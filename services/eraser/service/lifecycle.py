@@ -20,6 +20,7 @@ from services.eraser.deps import EraserDeps
 from services.eraser.models import Held, Job
 from services.eraser.sealing import open_rows, seal_rows
 from services.eraser.service.purge import purge
+from shared.errors import reference
 from shared.events import Envelope
 from shared.events.jobs import CancelErasure, RestoreErasure
 from shared.events.progress import CommandRefused, JobCancelled, JobRestored
@@ -117,6 +118,7 @@ async def _restore(
     fully = await store.restoration_rows(conn, job.job_id) == 0
     if fully:
         await store.transition(deps.lethe, job.job_id, fence.ALLOWED["restore"], "restored")
+        await store.forget_keys(deps.lethe, job.job_id)  # terminal: nothing held any more
     return JobRestored(
         rows=rows_back,
         objects=objects_back,
@@ -151,7 +153,7 @@ async def _restore_record(
             moved = await _objects_back(deps, job, rec, chosen, back)
             return back, moved, RESTORE_CONFLICT
     except asyncpg.PostgresError as exc:
-        return set(), 0, f"{type(exc).__name__}: {exc}"
+        return set(), 0, reference(exc, f"restoring chunk {rec.chunk_no} of job {job.job_id}")
 
 
 async def _objects_back(

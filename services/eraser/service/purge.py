@@ -21,6 +21,7 @@ from services.eraser.models import Job
 from services.eraser.sealing import SealedRequest, open_request
 from services.eraser.service.verify import verify
 from services.eraser.store import locks
+from shared.errors import Worded, error_code, reference
 from shared.events.progress import CancelledErasurePurged, JobCompleted, PurgeStarted
 from shared.events.topics import AUDIT, NOTIFICATIONS, PROGRESS
 
@@ -28,8 +29,8 @@ log = logging.getLogger(__name__)
 RECOVERY_NOTICE_BEFORE = timedelta(hours=24)
 
 
-class PurgeIncomplete(RuntimeError):
-    pass
+class PurgeIncomplete(Worded, RuntimeError):
+    """Worded from counts and a reference: its text may reach audit rows."""
 
 
 async def purge(deps: EraserDeps, job_id: uuid.UUID) -> bool:
@@ -78,6 +79,7 @@ async def _purge(deps: EraserDeps, job: Job) -> bool:
     # Crypto-shredding: without the key no copy of the sealed rows (backups too) is readable.
     await store.destroy_key(deps.lethe, job_id, verification)
     deps.forget_key(job_id)
+    await store.forget_keys(deps.lethe, job_id)  # after verify, which reads them
     verification["key_destroyed"] = True
     if not await store.transition(
         deps.lethe,
@@ -103,7 +105,10 @@ async def _purge_held(deps: EraserDeps, job: Job) -> None:
         failed = await s3objects.purge(deps.s3, deps.bucket, [q for _, q in pairs])
         error = f"{len(failed)} quarantined objects not deleted" if failed else ""
     except (BotoCoreError, ClientError) as exc:
-        error = f"quarantined objects not deleted: bucket {deps.bucket!r}: {exc}"
+        # The item is said once per job (each sweep retries): its code, not a per-attempt
+        # reference; the text is logged with the job id at each attempt.
+        reference(exc, f"purge of job {job_id}")
+        error = f"quarantined objects not deleted: bucket {deps.bucket!r}: {error_code(exc)}"
     if error:
         # The next sweep retries; meanwhile the job says why it is not purged (never silent).
         item = {"kind": "purge_incomplete", "error": error}

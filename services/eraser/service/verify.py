@@ -12,6 +12,7 @@ from services.eraser import objects as s3objects
 from services.eraser.deps import EraserDeps
 from services.eraser.models import Job
 from services.eraser.sealing import SealedRequest
+from shared.errors import reference
 from shared.platform import KEY_CHUNK, count_unmasked
 from shared.resolver import Ambiguous, Scope, Subject, stream_keys
 from shared.scan import ScanHit, scan_identities
@@ -84,7 +85,7 @@ async def _objects(deps: EraserDeps, job: Job, phase: str, result: dict[str, Any
     except (BotoCoreError, ClientError) as exc:
         # The bucket gone or out of reach: the objects cannot be accounted for. Said in the
         # result (verification fails), and the job still finishes: never a hang.
-        result.update(objects_checked=0, objects_error=f"bucket {deps.bucket!r}: {exc}")
+        result.update(objects_checked=0, objects_error=f"bucket {deps.bucket!r}: {reference(exc)}")
         return False
     found, ok = domain.objects_verdict(originals, checked, present, len(quarantined or ()), phase)
     result.update(found)

@@ -33,6 +33,7 @@ from services.eraser.store.jobs import (
 )
 from services.eraser.store.platform import count, delete_keys, key_texts, keys_in_org
 from services.eraser.store.quarantine import (
+    forget_keys,
     objects,
     purgeable_objects,
     record_objects,
@@ -71,6 +72,7 @@ __all__ = [
     "failed_chunks",
     "finish_chunk",
     "finish_plan",
+    "forget_keys",
     "get_chunk",
     "get_job",
     "held",

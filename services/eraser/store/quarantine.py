@@ -78,3 +78,18 @@ async def set_object_state(
         list(keys),
         state,
     )
+
+
+async def forget_keys(pool: asyncpg.Pool, job_id: uuid.UUID) -> None:
+    """A job that holds nothing any more (purged, or restored in full) keeps its counts, not
+    the keys of the rows and objects it touched: the chunks' key lists are emptied and its
+    object records deleted, except the `kept` ones (delete_media=false: the objects are
+    still in the bucket by the request's choice, and this is the record of which). Idempotent."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE lethe.erase_chunks SET keys = '{}' WHERE job_id = $1 AND keys <> '{}'",
+            job_id,
+        )
+        await conn.execute(
+            "DELETE FROM lethe.erase_objects WHERE job_id = $1 AND state <> 'kept'", job_id
+        )

@@ -69,7 +69,7 @@ def plan_job(
     # The data subject's status page: the workers put it in their mails (and so does this).
     status_link = links.url(job_id) if links is not None else None
     subject = Subject(**req.subject.model_dump()) if req.subject else None
-    s_hash = subject_hash(hash_key, subject.identities()) if subject else None
+    s_hash = subject_hash(hash_key, caller.org_id, subject.identities()) if subject else None
     due = deadlines.due_at(received_at, req.regulation, req.due_in_days)
     window = (
         req.recovery_window_days
@@ -113,7 +113,7 @@ def plan_job(
         topic=topic,
         event=env,
         requester_email=req.notify_email,
-        fingerprint=fingerprint(req, hash_key),
+        fingerprint=fingerprint(req, hash_key, caller.org_id),
         reason=req.reason,
         receipt_due_at=receipt_due,
         notices=notices,
@@ -158,11 +158,13 @@ def _payload(
     return export, JOBS_EXPORT
 
 
-def fingerprint(req: RequestIn, key: bytes) -> str:
+def fingerprint(req: RequestIn, key: bytes, org_id: str) -> str:
     """What was asked, independent of formatting: a repeated id with another body is a 409.
-    Keyed, because the body holds identities."""
+    Keyed, because the body holds identities; and per org, as subject hashes are, so that
+    one body sent by two orgs leaves two unrelated fingerprints."""
     body = req.model_dump(mode="json", exclude={"request_id"})
-    return hmac.new(key, json.dumps(body, sort_keys=True).encode(), hashlib.sha256).hexdigest()
+    text = f"org:{org_id}\n{json.dumps(body, sort_keys=True)}"
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
 
 
 def cancel_command(job_type: str, reason: str | None) -> tuple[Payload, str]:

@@ -63,7 +63,7 @@ async def submit(
         request_in = opendsr.to_request_in(req)
     except opendsr.Invalid as exc:
         raise Invalid(exc.message, exc.errors) from exc
-    fp = opendsr.fingerprint(req, policy.hash_key)
+    fp = opendsr.fingerprint(req, policy.hash_key, who.org_id)
 
     async def with_job(u: UnitOfWork, job: NewJob) -> None:
         # The record and the receipt's `pending` callback, before the job's own event:

@@ -15,7 +15,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from services.intake import store
-from services.intake.http.deps import runtime
+from services.intake.http.deps import runtime, uow
+from services.intake.service import keys as key_cases
+from services.intake.service.errors import NotFound
 from services.intake.web.common import (
     PREFIX,
     Session,
@@ -193,7 +195,7 @@ async def create_key(request: Request, s: WebSession) -> Response:
     role, name = data.get("role", ""), data.get("name", "").strip()
     if role not in ("viewer", "admin", "owner") or not 1 <= len(name) <= 100:
         raise WebError(422, "Give the key a name (up to 100 characters) and a role.")
-    key = await store.create_api_key(runtime(request).pool, s.who.org_id, role, name)
+    _, key = await key_cases.create_key(uow(request), s.who.actor, s.who.org_id, role, name)
     # Shown once, in this answer only: it is stored as a hash.
     keys = await store.list_api_keys(runtime(request).pool, s.who.org_id)
     return render(request, "keys.html", s, keys=keys, new_key=key, new_name=name)
@@ -202,8 +204,10 @@ async def create_key(request: Request, s: WebSession) -> Response:
 @router.post("/keys/{key_id}/revoke")
 async def revoke_key(request: Request, key_id: uuid.UUID, s: WebSession) -> Response:
     await checked_form(request, s, "owner")
-    if not await store.revoke_api_key(runtime(request).pool, s.who.org_id, key_id):
-        raise WebError(404, "No such active key in your organisation.")
+    try:
+        await key_cases.revoke_key(uow(request), s.who.actor, s.who.org_id, key_id)
+    except NotFound as exc:
+        raise WebError(404, "No such active key in your organisation.") from exc
     return RedirectResponse(f"{PREFIX}/keys", 303)
 
 
