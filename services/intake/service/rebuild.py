@@ -48,7 +48,7 @@ async def rebuild(pool: asyncpg.Pool, job_id: uuid.UUID, *, apply: bool = False)
         row = await store.job_state(conn, job_id)
         if row is None:
             raise NoSuchJob(f"no job {job_id}")
-        recorded = await store.timeline(conn, job_id)
+        recorded = await store.job_timeline(conn, job_id)
         audited = [
             JobEvent(r["event_id"], r["action"], r["occurred_at"], r["actor"], r["details"])
             for r in await audit.of_job(conn, job_id)

@@ -32,7 +32,7 @@ from services.intake.store.orgs import (
     set_delegation,
 )
 from services.intake.store.outbox import add_outbox, delete_outbox, take_back_export, take_outbox
-from services.intake.store.rebuild import add_to_timeline, job_state, timeline, write_state
+from services.intake.store.rebuild import add_to_timeline, job_state, job_timeline, write_state
 from services.intake.store.schedules import (
     due_reminders,
     has_run,
@@ -80,6 +80,7 @@ __all__ = [
     "job_by_request",
     "job_events",
     "job_state",
+    "job_timeline",
     "jobs_by_state",
     "list_api_keys",
     "list_jobs",
@@ -102,7 +103,6 @@ __all__ = [
     "set_delegation",
     "take_back_export",
     "take_outbox",
-    "timeline",
     "try_lead",
     "unlock_all",
     "upsert_policies",

@@ -30,7 +30,7 @@ async def write_state(conn: asyncpg.Connection, job_id: uuid.UUID, state: dict[s
     )
 
 
-async def timeline(db: Db, job_id: uuid.UUID) -> list[JobEvent]:
+async def job_timeline(db: Db, job_id: uuid.UUID) -> list[JobEvent]:
     rows = await db.fetch(
         "SELECT event_id, type, occurred_at, actor, details FROM lethe.job_events "
         "WHERE job_id = $1",
