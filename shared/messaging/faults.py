@@ -33,6 +33,11 @@ _S3_THROTTLED = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTime
 def _transient_one(exc: BaseException) -> bool:
     if isinstance(exc, (OSError, *_PG_TRANSIENT, *_KAFKA_TRANSIENT, *_S3_TRANSIENT)):
         return True  # OSError: refused, reset, unreachable, timed out (TimeoutError is one)
+    if isinstance(exc, asyncpg.exceptions._base.InternalClientError):
+        # asyncpg's protocol left mid-operation by a connection the server cut ("cannot
+        # switch to state ...; another operation is in progress"): the pool drops it and a
+        # retry takes a fresh one (seen when backends are terminated mid-job).
+        return True
     if isinstance(exc, asyncpg.InterfaceError):
         # "connection is closed" / "connection was closed in the middle of operation"; other
         # interface errors (an operation already in progress) are bugs.

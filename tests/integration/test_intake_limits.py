@@ -26,7 +26,7 @@ from services.intake.app import create_http
 from services.intake.settings import IntakeSettings
 from shared.events.topics import AUDIT
 from tests.conftest import Org
-from tests.helpers import eventually
+from tests.helpers import eventually, json_record
 
 pytestmark = pytest.mark.integration
 LIMIT = 65536
@@ -89,7 +89,7 @@ async def audit_records(bootstrap: str, match: Callable[[dict[str, Any]], bool])
         found: list[Any] = []
         while any([await consumer.position(p) < end[p] for p in parts]):
             for records in (await consumer.getmany(timeout_ms=1000)).values():
-                found += [e for r in records if r.value and match(e := json.loads(r.value))]
+                found += [e for r in records if (e := json_record(r.value)) and match(e)]
         return found
     finally:
         await consumer.stop()

@@ -189,6 +189,10 @@ def test_outages_and_bugs_told_apart() -> None:
         asyncpg.TooManyConnectionsError("sorry, too many clients already"),
         asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator"),
         asyncpg.exceptions.SerializationError("could not serialize access"),
+        # asyncpg's protocol after the server cut the connection mid-query.
+        asyncpg.exceptions._base.InternalClientError(
+            "cannot switch to state 11; another operation (2) is in progress"
+        ),
         ConnectionRefusedError(111, "Connect call failed"),
         OSError("Network is unreachable"),
         TimeoutError(),
