@@ -213,7 +213,7 @@ async def copy_rows(
 ) -> int:
     """Stream `sql`'s rows as `fmt` to `output` by COPY; the number of rows."""
     options = pgformat.JSON_COPY if fmt == "json" else pgformat.CSV_COPY
-    # A savepoint: an output that raises (a cancel) aborts the COPY, not the export's read.
+    # (`output` must not raise: see stream._CopyFeed.)
     async with conn.transaction():
         status = await conn.copy_from_query(pgformat.copy_query(sql, fmt), output=output, **options)
     return int(status.split()[-1])

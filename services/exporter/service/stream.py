@@ -31,22 +31,41 @@ from shared.sealed_stream import SealWriter
 
 
 class Progress:
-    """Rows done of the total, announced after every batch; the rate limit and the check
-    for a cancel happen here, between batches."""
+    """Rows done of the total, between batches: the rate limit after every batch; the
+    progress event and the check for a cancel at most every `deps.progress_seconds` and
+    when the table changes (an event and a query per 2,000-row batch cost a million-row
+    export some seconds)."""
 
     def __init__(self, env: Envelope, deps: ExporterDeps, total: int) -> None:
         self.env, self.deps, self.total = env, deps, total
         self.done = 0
-        self.started = deps.clock()
+        self.started = self.announced_at = deps.clock()
+        self.table: str | None = None
+        self.pending = 0  # rows of `table` done but not announced yet
 
     async def add(self, table: str, rows: int, bytes_written: int) -> None:
+        if table != self.table:
+            await self.flush(bytes_written)
+            self.table = table
         self.done += rows
+        self.pending += rows
         elapsed = self.deps.clock() - self.started
-        batch = domain.batch_exported(table, rows, self.done, self.total, bytes_written, elapsed)
-        await self.deps.emit(PROGRESS, domain.event_for(self.env, batch))
         wait = domain.rate_limit_wait(self.done, elapsed, self.deps.rate_limit_rows)
         if wait > 0:
             await asyncio.sleep(wait)
+        if self.deps.clock() - self.announced_at >= self.deps.progress_seconds:
+            await self.flush(bytes_written)
+
+    async def flush(self, bytes_written: int) -> None:
+        """Announce the rows not announced yet; then stop here if a cancel was recorded."""
+        if self.pending and self.table is not None:
+            elapsed = self.deps.clock() - self.started
+            batch = domain.batch_exported(
+                self.table, self.pending, self.done, self.total, bytes_written, elapsed
+            )
+            await self.deps.emit(PROGRESS, domain.event_for(self.env, batch))
+            self.pending = 0
+        self.announced_at = self.deps.clock()
         await check_cancel(self.deps, self.env.job_id)  # between batches
 
 
@@ -89,6 +108,7 @@ class ArchiveWriter:
             for table in tables:
                 for fmt in formats:
                     entries.append(await self._table(zf, table, fmt, counts[table]))
+            await self.progress.flush(self.upload.size)
             if media:
                 await self._media(zf, tables)
             generated = datetime.now(UTC)
@@ -111,6 +131,8 @@ class ArchiveWriter:
             entry.rows = await store.copy_rows(self.conn, sql, fmt, feed)
         finally:
             entry.close()  # on a cancel too: the zip cannot be closed with an entry open
+        if feed.error is not None:
+            raise feed.error
         await feed.finish(entry.rows)
         await self.drain()
         return entry
@@ -166,8 +188,20 @@ class _CopyFeed:
         self.batch = writer.deps.batch_rows
         self.lines = -1 if header else 0  # line breaks seen (a CSV header is one)
         self.reported = 0
+        self.error: Exception | None = None
 
     async def __call__(self, chunk: bytes) -> None:
+        """Never raises: an error (a cancel, S3 down) is kept and raised once COPY is over.
+        (asyncpg answers an output that raises with a cancel request, and that hung the
+        connection when the COPY had already ended.) The rest of the rows pass unread."""
+        if self.error is not None:
+            return
+        try:
+            await self._take(chunk)
+        except Exception as exc:
+            self.error = exc
+
+    async def _take(self, chunk: bytes) -> None:
         self.entry.feed(chunk)
         await self.writer.drain()
         self.lines += chunk.count(b"\n")
