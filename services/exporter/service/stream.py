@@ -1,6 +1,7 @@
-"""The archive of one export, streamed: the subject's rows from server-side cursors into a
-zip, sealed in authenticated chunks, uploaded by multipart as parts fill. Memory stays flat:
-one cursor batch, the zip's pending bytes, one upload part."""
+"""The archive of one export, streamed: the subject's rows, formatted by Postgres and sent by
+COPY (or read from a server-side cursor when a column type has no exact SQL rendering), into
+a zip, sealed in authenticated chunks, uploaded by multipart as parts fill. Memory stays
+flat: one COPY chunk (or cursor batch), the zip's pending bytes, one upload part."""
 
 from __future__ import annotations
 
