@@ -30,6 +30,8 @@ from shared.events.topics import PROGRESS
 from shared.resolver import Subject
 from shared.sealed_stream import SealWriter
 
+_QUEUED_CHUNKS = 8  # COPY chunks (up to some 100 kB each) waiting to be compressed
+
 
 class Progress:
     """Rows done of the total, between batches: the rate limit after every batch; the
@@ -88,10 +90,15 @@ class ArchiveWriter:
         self.upload, self.progress = upload, progress
         self.sink, self.sealer = Sink(), SealWriter(data_key, job_id.bytes)
 
-    async def drain(self) -> None:
+    def seal_pending(self) -> bytes:
+        """The zip's bytes written so far, sealed (whole frames; the rest stays behind)."""
         data = self.sink.take()
-        if data:
-            await self.upload.write(self.sealer.feed(data))
+        return self.sealer.feed(data) if data else b""
+
+    async def drain(self) -> None:
+        sealed = self.seal_pending()
+        if sealed:
+            await self.upload.write(sealed)
 
     async def write(
         self,
@@ -129,7 +136,10 @@ class ArchiveWriter:
         entry = JsonCopy(zf, table) if fmt == "json" else CsvCopy(zf, table)
         feed = _CopyFeed(self, entry, table, expected, header=fmt == "csv")
         try:
-            entry.rows = await store.copy_rows(self.conn, sql, fmt, feed)
+            try:
+                entry.rows = await store.copy_rows(self.conn, sql, fmt, feed)
+            finally:
+                await feed.stop()
         finally:
             entry.close()  # on a cancel too: the zip cannot be closed with an entry open
         if feed.error is not None:
@@ -173,8 +183,12 @@ class ArchiveWriter:
 
 
 class _CopyFeed:
-    """COPY's output for one entry: written into the zip and drained to the upload as it
-    comes; progress (with its rate limit and cancel check) every `batch_rows` rows."""
+    """COPY's output for one entry, into the zip and on to the upload; progress (with its
+    rate limit and cancel check) every `batch_rows` rows.
+
+    COPY's chunks queue up (a few of them at most) for a task that compresses them in a
+    thread: Postgres formats the next rows while Python compresses these, on two cores
+    (zlib, hashing and sealing let go of the GIL)."""
 
     def __init__(
         self,
@@ -190,22 +204,44 @@ class _CopyFeed:
         self.lines = -1 if header else 0  # line breaks seen (a CSV header is one)
         self.reported = 0
         self.error: Exception | None = None
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(_QUEUED_CHUNKS)
+        self.task = asyncio.create_task(self._consume())
 
     async def __call__(self, chunk: bytes) -> None:
         """Never raises: an error (a cancel, S3 down) is kept and raised once COPY is over.
         (asyncpg answers an output that raises with a cancel request, and that hung the
-        connection when the COPY had already ended.) The rest of the rows pass unread."""
-        if self.error is not None:
-            return
-        try:
-            await self._take(chunk)
-        except Exception as exc:
-            self.error = exc
+        connection when the COPY had already ended.) After an error the rest passes unread."""
+        if self.error is None:
+            await self.queue.put(chunk)
 
-    async def _take(self, chunk: bytes) -> None:
-        self.entry.feed(chunk)
-        await self.writer.drain()
-        self.lines += chunk.count(b"\n")
+    async def stop(self) -> None:
+        """The queued chunks written (or dropped after an error); the task ended."""
+        await self.queue.put(None)
+        await self.task
+
+    async def _consume(self) -> None:
+        while True:
+            parts = [await self.queue.get()]
+            while parts[-1] is not None and not self.queue.empty():
+                parts.append(self.queue.get_nowait())  # all that waits: one thread hop
+            data = b"".join(p for p in parts if p is not None)
+            if data and self.error is None:
+                try:
+                    await self._take(data)
+                except Exception as exc:
+                    self.error = exc
+            if parts[-1] is None:
+                return
+
+    def _pack(self, data: bytes) -> bytes:
+        self.entry.feed(data)
+        return self.writer.seal_pending()
+
+    async def _take(self, data: bytes) -> None:
+        sealed = await asyncio.to_thread(self._pack, data)
+        if sealed:
+            await self.writer.upload.write(sealed)
+        self.lines += data.count(b"\n")
         # A quoted CSV field may hold line breaks: never count past the rows there are.
         seen = min(self.lines, self.expected)
         while seen - self.reported >= self.batch:
