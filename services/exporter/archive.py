@@ -1,4 +1,8 @@
-"""The export archive: a zip streamed out as it is written, with stable JSON and RFC 4180 CSV.
+"""The export archive: a zip streamed out as it is written, with stable JSON and CSV.
+
+JSON: per table an array, one object a line. CSV: a header, RFC 4180 quoting, LF line ends,
+UTF-8 (as Postgres' COPY writes it). Both come from COPY where Postgres can format every
+column exactly (`pgformat`), else from the Python writers here, in the same values.
 
 Nothing is kept but the bytes not yet drained: `ZipFile` writes to a sink without `seek`
 (entries then carry data descriptors), and the caller takes the sink's bytes after each batch.
@@ -118,7 +122,7 @@ class JsonTable(Entry):
 
 
 class CsvTable(Entry):
-    """Header, then one line per row; RFC 4180 quoting, CRLF, UTF-8."""
+    """Header, then one line per row; RFC 4180 quoting, LF (as COPY), UTF-8."""
 
     def __init__(self, zf: zipfile.ZipFile, table: str, columns: Sequence[tuple[str, str]]) -> None:
         super().__init__(zf, f"{table}.csv")
@@ -127,7 +131,7 @@ class CsvTable(Entry):
 
     def _emit(self, lines: Sequence[Sequence[Any]]) -> None:
         out = io.StringIO()
-        csv.writer(out, lineterminator="\r\n").writerows(lines)
+        csv.writer(out, lineterminator="\n").writerows(lines)
         self.write(out.getvalue().encode())
 
     def add(self, rows: Sequence[Sequence[Any]]) -> None:
@@ -141,6 +145,40 @@ class CsvTable(Entry):
             lines.append(values)
         self._emit(lines)
         self.rows += len(rows)
+
+
+class JsonCopy(Entry):
+    """`[`, COPY's JSON objects (one a line) separated by commas, `]`."""
+
+    def __init__(self, zf: zipfile.ZipFile, table: str) -> None:
+        super().__init__(zf, f"{table}.json")
+        self.write(b"[")
+        self._written = False  # a row was written
+        self._at_end = True  # the last piece ended a row: the next row needs its comma
+
+    def feed(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        lead = (b",\n" if self._written else b"\n") if self._at_end else b""
+        self._at_end = chunk.endswith(b"\n")
+        body = chunk[:-1] if self._at_end else chunk
+        # row_to_json writes no raw line break: every one ends a row.
+        self.write(lead + body.replace(b"\n", b",\n"))
+        self._written = True
+
+    def close(self) -> None:
+        self.write(b"\n]" if self._written else b"]")
+        super().close()
+
+
+class CsvCopy(Entry):
+    """COPY's CSV (header included), as it comes."""
+
+    def __init__(self, zf: zipfile.ZipFile, table: str) -> None:
+        super().__init__(zf, f"{table}.csv")
+
+    def feed(self, chunk: bytes) -> None:
+        self.write(chunk)
 
 
 def manifest(

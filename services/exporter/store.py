@@ -5,7 +5,7 @@ here), all in the export's one read transaction."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from services.exporter import pgformat
 from shared.resolver import Resolver, Subject, q
 
 
@@ -173,6 +174,50 @@ class Rows:
 
     async def fetch(self, n: int) -> list[asyncpg.Record]:
         return list(await self.cursor.fetch(n))
+
+
+async def columns(
+    conn: asyncpg.Connection, resolver: Resolver, table: str, subject: Subject
+) -> list[tuple[str, str]]:
+    """(name, type) of the columns the export writes for `table`."""
+    sql, _ = resolver.rows_sql(table, subject)
+    stmt = await conn.prepare(sql)
+    return [(a.name, a.type.name) for a in stmt.get_attributes()]
+
+
+def copy_sql(resolver: Resolver, table: str, subject: Subject, select: str) -> str | None:
+    """The query COPY runs for the subject's rows of `table` in key order, `select`
+    formatting them (`pgformat`, over the row aliased `x`). None when the scope's keys of
+    `table` are not materialized: read with a cursor then.
+
+    Joined to the materialized keys (distinct), ordered by them: Postgres sorts the keys
+    (8 bytes a row) and walks the primary key index, so rows stream out at once. (The
+    resolver's `rows_sql`, `IN (keys) ORDER BY pk`, hash-joined then sorted the formatted
+    rows, spilling to disk and holding every byte back until the sort was done.)"""
+    keys = subject.materialized.get(table)
+    if keys is None:
+        return None
+    pks = [q(c) for c in resolver.dm.tables[table].pk_columns]
+    match = " AND ".join(f"x.{c} = k.{c}" for c in pks)
+    order = ", ".join(f"k.{c}" for c in pks)
+    cols = ", ".join(pks)
+    # The keys sorted in a subquery: the planner then merges (or loops) along the index
+    # in that order; a plain join was hashed, and its formatted rows sorted.
+    return (
+        f"SELECT {select} FROM (SELECT {cols} FROM {keys} ORDER BY {cols}) k "
+        f"JOIN {q(table)} x ON {match} ORDER BY {order}"
+    )
+
+
+async def copy_rows(
+    conn: asyncpg.Connection, sql: str, fmt: str, output: Callable[[bytes], Awaitable[None]]
+) -> int:
+    """Stream `sql`'s rows as `fmt` to `output` by COPY; the number of rows."""
+    options = pgformat.JSON_COPY if fmt == "json" else pgformat.CSV_COPY
+    # (`output` must not raise: see stream._CopyFeed.)
+    async with conn.transaction():
+        status = await conn.copy_from_query(pgformat.copy_query(sql, fmt), output=output, **options)
+    return int(status.split()[-1])
 
 
 @asynccontextmanager

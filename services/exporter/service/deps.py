@@ -33,6 +33,7 @@ class ExporterDeps:
     part_bytes: int = 8 * 1024 * 1024
     batch_rows: int = 2000
     rate_limit_rows: float = 0.0
+    progress_seconds: float = 1.0  # between progress events (and cancel checks)
     max_downloads: int = 5
     clock: Callable[[], float] = field(default=time.monotonic)
 
