@@ -68,6 +68,7 @@ async def process_chunk(env: Envelope, deps: EraserDeps) -> None:
         done, total, since = result
         batch = domain.batch_event(chunk.table_name, rows, moved, done, total, since, _now())
         await deps.emit(PROGRESS, _batch_erased(job, chunk, batch))
+        await store.mark_reported(deps.lethe, job.job_id, chunk.chunk_no)
     await advance(deps, job.job_id)
 
 
@@ -87,6 +88,7 @@ async def _report_again(deps: EraserDeps, job: Job, chunk: Chunk) -> None:
         chunk.table_name, rows, objects, job.done, job.total, job.erasing_since, _now()
     )
     await deps.emit(PROGRESS, _batch_erased(job, chunk, batch))
+    await store.mark_reported(deps.lethe, job.job_id, chunk.chunk_no)
 
 
 def _now() -> datetime:

@@ -26,14 +26,23 @@ async def get_chunk(pool: asyncpg.Pool, job_id: uuid.UUID, chunk_no: int) -> Chu
 async def chunk_counts(
     pool: asyncpg.Pool, job_id: uuid.UUID, chunk_no: int
 ) -> tuple[int, int] | None:
-    """(rows, objects) a finished chunk recorded."""
+    """(rows, objects) a finished chunk recorded, when its report has not gone out yet."""
     r = await pool.fetchrow(
         "SELECT rows_done, objects FROM lethe.erase_chunks WHERE job_id = $1 AND chunk_no = $2 "
-        "AND status = 'done'",
+        "AND status = 'done' AND NOT reported",
         job_id,
         chunk_no,
     )
     return (r[0], r[1] or 0) if r else None
+
+
+async def mark_reported(pool: asyncpg.Pool, job_id: uuid.UUID, chunk_no: int) -> None:
+    """The chunk's BatchErased went out (see chunk_counts)."""
+    await pool.execute(
+        "UPDATE lethe.erase_chunks SET reported = true WHERE job_id = $1 AND chunk_no = $2",
+        job_id,
+        chunk_no,
+    )
 
 
 _CHUNK_OF_JOB = (
