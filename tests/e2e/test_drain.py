@@ -253,7 +253,9 @@ async def test_auditor_drains_and_its_successor_appends_the_rest_each_once(
     services.stop("auditor")
     first = Proc(services, "drain-auditor-1", "auditor", {})
     assert (await first.ready())["checks"] == {"kafka": "ok", "postgres": "ok"}
-    n = 5000  # the auditor appends in batches: enough that the signal lands mid-stream
+    # The auditor appends in batches of up to 1,000 (thousands a second on an idle machine):
+    # enough that the signal lands mid-stream.
+    n = 20_000
     events = [
         make_event(
             AuthFailed(reason=f"drain {i}", method="GET", path="/v1/jobs", client=None),
