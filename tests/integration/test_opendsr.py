@@ -778,9 +778,17 @@ async def test_a_redelivered_event_posts_once_and_failures_are_recorded(
     try:
         assert await callbacks.enqueue(env, deps) == 2
         assert await callbacks.enqueue(env, deps) == 0  # redelivered: nothing new
-        for _ in range(20):  # until nothing is due: a retry posts only the URL that failed
-            await asyncio.sleep(0.01)
+
+        async def settled() -> bool | None:
+            # Dispatch rounds until both rows are final: a retry posts only the URL that
+            # failed (a fixed number of rounds raced the machine's load).
             await asyncio.gather(*await dispatcher.dispatch())
+            states = await lethe_db.fetch(
+                "SELECT status FROM lethe.opendsr_callbacks WHERE event_id = $1", env.event_id
+            )
+            return True if all(r["status"] in ("sent", "failed") for r in states) else None
+
+        await eventually(settled, timeout=30, every=0.05, what="both callbacks to settle")
     finally:
         await dispatcher.stop()
         await sender.start()
@@ -1087,15 +1095,18 @@ async def test_the_sender_refuses_a_name_that_resolves_inside_at_send_time(
     await sender.stop()
     try:
         assert await callbacks.enqueue(env, deps) == 1
-        for _ in range(50):  # the job's receipt callback goes first, then this one
-            await asyncio.sleep(0.01)
+
+        async def failed() -> asyncpg.Record | None:
+            # Dispatch rounds until this one is recorded failed: the job's receipt callback
+            # goes first (a fixed number of rounds raced the machine's load).
             await asyncio.gather(*await dispatcher.dispatch())
-            row = await lethe_db.fetchrow(
+            found = await lethe_db.fetchrow(
                 "SELECT status, last_error FROM lethe.opendsr_callbacks WHERE event_id = $1",
                 env.event_id,
             )
-            if row["status"] == "failed":
-                break
+            return found if found["status"] == "failed" else None
+
+        row = await eventually(failed, timeout=30, every=0.05, what="the refused callback")
     finally:
         await dispatcher.stop()
         await sender.start()
