@@ -8,7 +8,11 @@ allowed states is refused with 409 naming the current state.
                                                                     -> completed_with_errors
     plus failed, cancelled, restored; exports: running -> ready -> expired;
     and outcomes that are results, not errors: not_found (nothing held on the subject),
-    ambiguous (the identities belong to more than one person: nothing done)
+    ambiguous (the identities belong to more than one person: nothing done);
+    where the org asks for approval: awaiting_approval -> pending (approved) or denied
+
+`awaiting_approval` is intake's own: the worker has not been sent the job yet, so it takes no
+cancel (an admin denies it instead); its legal deadline runs and can be extended.
 
 `restored` is terminal: a job whose data all came back is never purged, never completed, and
 no completion mail or callback follows. A restore of single items (or one that could not bring
@@ -29,15 +33,20 @@ FINAL = (
     "expired",
     "not_found",
     "ambiguous",
+    "denied",
 )
 # Outcomes that are results, in words (API `outcome`, web UI, CLI): never "0 rows erased".
 OUTCOME_WORDS = {
     "not_found": "No data held on this subject",
     "ambiguous": "Identities belong to more than one person: nothing done",
+    "denied": "Denied by an approver: nothing done",
 }
 # A legal deadline is met once the data is out of reach (hidden, purged) or the job ended.
 DONE_FOR_DEADLINE = ("soft_deleted", "purging", "ready", *FINAL)
-STATES = (*ACTIVE, "soft_deleted", "purging", "ready", *FINAL)
+HELD = "awaiting_approval"
+STATES = (HELD, *ACTIVE, "soft_deleted", "purging", "ready", *FINAL)
+# Open jobs: a new request for the same subject and type is linked to one of these.
+OPEN = (HELD, *ACTIVE)
 
 
 @dataclass(frozen=True)
@@ -47,8 +56,11 @@ class Move:
     phase: str
 
 
-# Progress events (from workers) -> the move they make.
+# Progress events (from workers, and intake's approval decisions) -> the move they make.
 PROGRESS: dict[str, Move] = {
+    "ApprovalRequired": Move(("pending",), HELD, HELD),
+    "RequestApproved": Move((HELD,), "pending", "requested"),
+    "RequestDenied": Move((HELD,), "denied", "denied"),
     "ErasurePlanned": Move(("pending",), "running", "planned"),
     "BatchErased": Move(ACTIVE, "running", "erasing"),
     "ErasureSoftDeleted": Move(ACTIVE, "soft_deleted", "recovery_window"),
@@ -82,7 +94,9 @@ def fully_restored(payload: dict[str, object]) -> bool:
 COMMANDS: dict[str, tuple[str, ...]] = {
     "cancel": ACTIVE,
     "restore": ("soft_deleted", "cancelled"),
-    "extend": (*ACTIVE, "soft_deleted", "purging"),
+    "extend": (HELD, *ACTIVE, "soft_deleted", "purging"),
+    "approve": (HELD,),
+    "deny": (HELD,),
 }
 
 

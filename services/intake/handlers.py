@@ -16,7 +16,7 @@ from pydantic import WithJsonSchema
 
 from services.intake import domain, store
 from services.intake.runtime import Runtime
-from services.intake.service import requests
+from services.intake.service import duplicates, requests
 from shared.events import Actor, Envelope, make_event
 from shared.events.exports import DownloadAttempted, LinkRevoked
 from shared.events.jobs import (
@@ -31,11 +31,16 @@ from shared.events.notifications import SendEmail
 from shared.events.opendsr import OpenDSRRequestReceived
 from shared.events.progress import JobCancelled
 from shared.events.requests import (
+    ApprovalRequired,
     AuthFailed,
     AuthFailuresCounted,
     CancelRequested,
     DeadlineExtended,
+    OrgApprovalChanged,
     OrgDelegationChanged,
+    RequestApproved,
+    RequestDenied,
+    RequestLinked,
     RequestRejected,
     RestoreRequested,
     SubmitRequest,
@@ -56,7 +61,7 @@ from shared.messaging.outputs import Outputs
 OUTPUTS = {
     JOBS_ERASE: (ErasureRequested, CancelErasure, RestoreErasure, RetentionRequested),
     JOBS_EXPORT: (ExportRequested, CancelExport),
-    PROGRESS: (OpenDSRRequestReceived, JobCancelled),
+    PROGRESS: (OpenDSRRequestReceived, JobCancelled, RequestDenied),
     NOTIFICATIONS: (SendEmail,),
     REQUESTS_REJECTED: (RequestRejected,),
     AUDIT: (
@@ -71,6 +76,10 @@ OUTPUTS = {
         RetentionPolicyChanged,
         ApiKeyCreated,
         ApiKeyRevoked,
+        OrgApprovalChanged,
+        ApprovalRequired,
+        RequestApproved,
+        RequestLinked,
     ),
 }
 # Upstream requests are read as bytes: a message that does not fit SubmitRequest is answered
@@ -94,6 +103,8 @@ def build_router(rt: Runtime) -> KafkaRouter:
     )
     async def on_progress(env: Envelope) -> None:
         await store.apply_progress(rt.pool, env)
+        # Requests linked to this job hear when it is done (also on a redelivery, once).
+        await duplicates.tell_linked(rt.uow(), env)
 
     async def reject(key: bytes | None, rejection: domain.Rejection, org_id: str | None) -> None:
         env = make_event(

@@ -27,6 +27,9 @@ class NotifierSettings(LetheSettings):
             "deadline_extended",
             "ccpa_receipt",
             "request_received",
+            "request_approved",
+            "request_denied",
+            "linked_request_done",
         ],
         description="Templates mailed to the requester (JSON list), unless the command says; "
         "a job without a requester address has them mailed to the owner contacts.",

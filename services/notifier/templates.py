@@ -124,6 +124,25 @@ _TEMPLATES: dict[str, tuple[str, str]] = {
         + _FOOTER
         + _STATUS,
     ),
+    # Issue 17: the approval step's decisions, and a request linked to an open job.
+    "request_approved": (
+        "Lethe: your $job_type request $job_id was approved",
+        "Your $job_type request $job_id was approved and is being carried out now.\n"
+        "Approver's note: $reason\n"
+        "It is due by $due_at." + _STATUS + "\n" + _FOOTER,
+    ),
+    "request_denied": (
+        "Lethe: your $job_type request $job_id was denied",
+        "Your $job_type request $job_id was denied by an approver: nothing was erased or\n"
+        "exported.\n"
+        "Reason: $reason" + _STATUS + "\n" + _FOOTER,
+    ),
+    "linked_request_done": (
+        "Lethe: $job_type request $job_id, which yours was linked to, is done ($status)",
+        "You asked on $received_at for a $job_type of a subject who already had an open\n"
+        "request, job $job_id. Yours was linked to it rather than run twice.\n"
+        "That job is now $status: $outcome" + _STATUS + "\n" + _FOOTER,
+    ),
 }
 
 

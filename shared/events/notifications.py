@@ -42,6 +42,9 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
     "ccpa_receipt": ("job_id", "job_type", "received_at", "due_at", "max_due_at"),
     "request_received": ("job_id", "job_type", "received_at", "due_at", "regulation"),
+    "request_approved": ("job_id", "job_type", "due_at", "reason"),
+    "request_denied": ("job_id", "job_type", "reason"),
+    "linked_request_done": ("job_id", "job_type", "received_at", "status", "outcome"),
 }
 Audience = Literal["requester", "owners", "both"]
 # Context values only the recipient may see (a download link carries its token): kept out of

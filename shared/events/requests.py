@@ -89,3 +89,53 @@ class SubmitRequest(BaseModel):
     org_id: str = Field(min_length=1, max_length=200)
     source: str = Field(min_length=1, max_length=200, description="The publishing service")
     request: dict[str, Any]
+
+
+# --- Approvals and duplicate requests (issue 17) -----------------------------------------
+
+
+@event
+class OrgApprovalChanged(Payload):
+    """An owner chose the channels whose new jobs wait for an admin's approval."""
+
+    event_type = "OrgApprovalChanged"
+    old: list[str]
+    new: list[str]
+
+
+@event
+class ApprovalRequired(Payload):
+    """A new job waits for an admin's approval (its org asks for one on this channel): its
+    request is not sent to the worker yet; the legal deadline runs."""
+
+    event_type = "ApprovalRequired"
+    channel: str
+    due_at: datetime
+
+
+@event
+class RequestApproved(Payload):
+    """An admin approved a held job: its request goes to the worker now."""
+
+    event_type = "RequestApproved"
+    reason: str | None = None
+
+
+@event
+class RequestDenied(Payload):
+    """An admin denied a held job: it ends `denied`, nothing done (on the progress topic, so
+    an OpenDSR controller is called back)."""
+
+    event_type = "RequestDenied"
+    reason: str
+
+
+@event
+class RequestLinked(Payload):
+    """A request for a subject that already had an open job of the same type was linked to
+    that job instead of running twice (`job_id`: the open job)."""
+
+    event_type = "RequestLinked"
+    link_id: str
+    channel: str
+    status: str  # the open job's status when linked

@@ -17,6 +17,7 @@ RequestStatus = Literal["pending", "in_progress", "completed", "cancelled"]
 # nothing and will not go on by themselves, so they read as cancelled. `processor_status`
 # in bodies and callbacks says which it is. A restore undoes the request: cancelled.
 REQUEST_STATUS: dict[str, RequestStatus] = {
+    "awaiting_approval": "pending",  # held for an admin's approval
     "pending": "pending",
     "running": "in_progress",
     "soft_deleted": "in_progress",
@@ -30,6 +31,7 @@ REQUEST_STATUS: dict[str, RequestStatus] = {
     "ambiguous": "cancelled",
     "cancelled": "cancelled",
     "restored": "cancelled",
+    "denied": "cancelled",  # an admin denied it: nothing done
 }
 assert set(REQUEST_STATUS) == set(lifecycle.STATES), "every job status needs an OpenDSR one"
 assert all(REQUEST_STATUS[s] in ("completed", "cancelled") for s in lifecycle.FINAL)

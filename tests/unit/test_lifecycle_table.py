@@ -18,10 +18,12 @@ pytestmark = pytest.mark.unit
 EXPECTED_COMMANDS = {
     "cancel": {"pending", "running"},
     "restore": {"soft_deleted", "cancelled"},
-    "extend": {"pending", "running", "soft_deleted", "purging"},
+    "extend": {"awaiting_approval", "pending", "running", "soft_deleted", "purging"},
+    "approve": {"awaiting_approval"},
+    "deny": {"awaiting_approval"},
 }
 # States nothing leaves: no command, no worker event.
-TERMINAL = {"restored", "completed", "completed_with_errors", "failed", "expired"}
+TERMINAL = {"restored", "completed", "completed_with_errors", "failed", "expired", "denied"}
 
 
 @pytest.mark.parametrize("state", lifecycle.STATES)

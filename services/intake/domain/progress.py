@@ -57,7 +57,7 @@ def progress_columns(event_type: str, p: dict[str, Any]) -> dict[str, Any]:
         cols["purge_after"] = datetime.fromisoformat(p["purge_after"])
     if t == "ExportReady":
         cols["result"] = p
-    if t in ("JobFailed", "JobCancelled", "SubjectAmbiguous"):
+    if t in ("JobFailed", "JobCancelled", "SubjectAmbiguous", "RequestDenied"):
         cols["error"] = p.get("reason")
     if t == "SubjectNotFound":
         cols["result"] = {"outcome": "not_found"}

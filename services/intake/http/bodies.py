@@ -45,6 +45,13 @@ class JobView(BaseModel):
     extension_reason: str | None
     extension_notified_at: str | None
     receipt_confirmation: ReceiptConfirmation | None
+    duplicate_of: str | None = Field(
+        None,
+        description="Only in a submit's answer: the subject's open job this request was linked "
+        "to instead of starting a new one.",
+    )
+    linked_request_id: str | None = Field(None, description="With `duplicate_of`: the link.")
+    note: str | None = Field(None, description="With `duplicate_of`: what happened, in words.")
 
 
 class JobList(BaseModel):

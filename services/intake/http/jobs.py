@@ -72,7 +72,13 @@ class ExtendIn(BaseModel):
     status_code=202,
     responses={
         202: ok(JobView, "Accepted: the new job."),
-        200: ok(JobView, "The same `request_id` again with the same request: its job."),
+        200: ok(
+            JobView,
+            "Nothing new was started: the same `request_id` again with the same request (its "
+            "job), or a request for a subject who already has an open job of this type "
+            "(`duplicate_of` names that job; yours is linked to it and its requester is told "
+            "when it is done).",
+        ),
         **answers(400, 403, 409, 413, 415, 429),
     },
 )
@@ -84,6 +90,13 @@ async def submit(body: RequestIn, request: Request, who: Admin, rt: Rt, uow: Uow
     except ServiceError as exc:
         await fail(request, exc, who)
     view = job_view(done.job, datetime.now(UTC))
+    if done.duplicate_of is not None:
+        view["duplicate_of"] = str(done.duplicate_of)
+        view["linked_request_id"] = str(done.link_id)
+        view["note"] = (
+            f"not started: this subject already has an open {view['type']} job "
+            f"({view['status']}); your request is linked to it and you are told when it is done"
+        )
     return JSONResponse(view, status_code=202 if done.created else 200)
 
 

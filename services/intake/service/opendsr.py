@@ -88,6 +88,8 @@ async def submit(
             channel="http",
             results_link=req.subject_request_type != "erasure",
             with_job=with_job,
+            source="opendsr",
+            link_duplicates=False,  # each subject_request_id has its own job and callbacks
         )
     except DuplicateRequest as exc:
         raise DuplicateRequest(srid, exc.job_id) from exc

@@ -3,11 +3,14 @@
 
 The domain plans the job (who may ask what, when it is due, which events it becomes); this
 writes it with its events in one unit of work. A repeated idempotency key returns the job it
-named (nothing written), or `DuplicateRequest` when it named a different request.
+named (nothing written), or `DuplicateRequest` when it named a different request. A request
+for a subject with an open job of the same type is linked to that job (`duplicates`); a job
+from a channel its org asks approval for waits for an admin (`approvals`).
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -16,7 +19,9 @@ from typing import Any, Literal
 from services.intake import domain, store
 from services.intake.auth import RateLimiter
 from services.intake.domain import Caller, NewJob, RequestIn
+from services.intake.domain.approvals import default_channel
 from services.intake.links import StatusLinks
+from services.intake.service import approvals, duplicates
 from services.intake.service.errors import DuplicateRequest, RateLimited, ServiceError, refused
 from services.intake.service.uow import UnitOfWork
 from services.intake.settings import IntakeSettings
@@ -46,8 +51,10 @@ class SubmitPolicy:
 
 @dataclass(frozen=True)
 class Submitted:
-    job: dict[str, Any]  # the job row: new, or the one the idempotency key named
+    job: dict[str, Any]  # the job row: new, the one the idempotency key named, or linked
     created: bool
+    duplicate_of: uuid.UUID | None = None  # linked to this open job of the same subject
+    link_id: uuid.UUID | None = None
 
 
 def take_turn(limiter: RateLimiter, who: Caller) -> None:
@@ -66,8 +73,15 @@ async def submit(
     channel: Literal["http", "kafka"],
     results_link: bool = False,
     with_job: WithJob | None = None,
+    source: str | None = None,
+    link_duplicates: bool = True,
 ) -> Submitted:
-    """Raises Forbidden / Invalid (the domain's refusal) or DuplicateRequest."""
+    """`source`: the entry point (`domain.approvals.CHANNELS`; by default `api` over HTTP,
+    `kafka` from the topic), for the org's approval setting and the link's record.
+    `link_duplicates`: False where each request needs a job of its own (OpenDSR: every
+    subject_request_id has its own status and callbacks).
+    Raises Forbidden / Invalid (the domain's refusal) or DuplicateRequest."""
+    source = source or default_channel(channel)
     try:
         job = domain.plan_job(
             req,
@@ -83,11 +97,15 @@ async def submit(
     except domain.Refused as exc:
         raise refused(exc) from exc
     async with uow:
+        linked = await duplicates.link_if_open(uow, job, source) if link_duplicates else None
+        if linked is not None:
+            return Submitted(linked.job, False, linked.job["id"], linked.link_id)
         created = await store.insert_job(uow.conn, job)
         if created:
             if with_job is not None:
                 await with_job(uow, job)
-            await uow.emit(job.topic, job.event, timeline=True)
+            if not await approvals.hold_if_asked(uow, job, source):
+                await uow.emit(job.topic, job.event, timeline=True)
             for notice in job.notices:  # e.g. the CCPA receipt confirmation, issued on receipt
                 await uow.emit(NOTIFICATIONS, notice, timeline=True)
             row = await store.get_job(uow.conn, job.org_id, job.job_id)

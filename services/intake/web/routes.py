@@ -169,10 +169,14 @@ async def submit(request: Request, s: WebSession) -> Response:
     rt = runtime(request)
     try:
         requests.take_turn(rt.limiter, s.who)
-        done = await requests.submit(uow(request), req, s.who, rt.submit_policy(), channel="http")
+        done = await requests.submit(
+            uow(request), req, s.who, rt.submit_policy(), channel="http", source="web"
+        )
     except ServiceError as exc:
         return await _submit_refused(request, s, data, exc)
-    return RedirectResponse(f"{PREFIX}/jobs/{done.job['id']}?done=submitted", 303)
+    # A request linked to the subject's open job says so on that job's page.
+    said = "duplicate" if done.duplicate_of else "submitted"
+    return RedirectResponse(f"{PREFIX}/jobs/{done.job['id']}?done={said}", 303)
 
 
 async def _submit_refused(
