@@ -1,4 +1,4 @@
-"""`lethe submit` and `lethe jobs list|show|watch|cancel|restore|extend`."""
+"""`lethe submit` and `lethe jobs list|show|watch|cancel|restore|extend|awaiting|approve|deny`."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ OUTCOME = {
     "expired": 1,
     "not_found": 5,
     "ambiguous": 6,
+    "denied": 7,
 }
 
 
@@ -72,6 +73,9 @@ def submit(
     body.update({k: v for k, v in optional.items() if v is not None})
     with client() as c:
         job = check(c.post("/v1/requests", json=body))
+    if job.get("duplicate_of"):
+        console.print(f"[yellow]not started[/]: {job['note']} (job [bold]{job['id']}[/])")
+        return
     console.print(f"job [bold]{job['id']}[/] {job['status']}, due {job['due_at']}")
 
 
@@ -201,3 +205,42 @@ def extend(
     with client() as c:
         job = check(c.post(f"/v1/jobs/{job_id}/extend", json=body))
     console.print(f"due {job['extended_due_at']}; the requester is told why")
+
+
+@app.command("awaiting")
+def awaiting() -> None:
+    """Jobs awaiting approval, the nearest legal deadline first."""
+    with client() as c:
+        page = check(c.get("/v1/approvals"))
+    table = Table("id", "type", "regulation", "received", "due", "days left")
+    for j in page["jobs"]:
+        table.add_row(
+            j["id"],
+            j["type"],
+            j["regulation"],
+            j["received_at"],
+            j["extended_due_at"] or j["due_at"],
+            f"[red]{j['days_left']}[/]" if j["overdue"] else str(j["days_left"]),
+        )
+    console.print(table)
+
+
+@app.command("approve")
+def approve(
+    job_id: str, reason: Annotated[str | None, typer.Option(help="Told to the requester")] = None
+) -> None:
+    """Approve a job awaiting approval (admin or owner): it starts now."""
+    with client() as c:
+        job = check(c.post(f"/v1/jobs/{job_id}/approve", json={"reason": reason}))
+    console.print(f"job {job_id} approved: {job['status']}; the requester is told")
+
+
+@app.command("deny")
+def deny(
+    job_id: str,
+    reason: Annotated[str, typer.Option(help="Why: told to the requester, kept in the audit")],
+) -> None:
+    """Deny a job awaiting approval (admin or owner): it ends denied, nothing done."""
+    with client() as c:
+        job = check(c.post(f"/v1/jobs/{job_id}/deny", json={"reason": reason}))
+    console.print(f"job {job_id} {job['status']}; the requester is told why")

@@ -9,7 +9,13 @@ from fastapi.staticfiles import StaticFiles
 
 from services.intake import store
 from services.intake.http.deps import runtime
-from services.intake.web import routes, routes_admin, routes_job, routes_retention_page
+from services.intake.web import (
+    routes,
+    routes_admin,
+    routes_approvals,
+    routes_job,
+    routes_retention_page,
+)
 from services.intake.web.common import (
     COOKIE,
     HERE,
@@ -25,6 +31,7 @@ def install(app: FastAPI) -> None:
     """Routers, static files and the two page-level answers (sign in; refusal page)."""
     app.include_router(routes.router)
     app.include_router(routes_job.router)
+    app.include_router(routes_approvals.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_admin.public)
     app.include_router(routes_retention_page.router)

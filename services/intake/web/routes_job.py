@@ -16,6 +16,7 @@ from services.intake.http.exports import serve as serve_download
 from services.intake.http.views import job_view
 from services.intake.service import jobs
 from services.intake.service.errors import DeadlineBroken, NotFound, ServiceError
+from services.intake.store.approvals import links_of
 from services.intake.web.common import (
     PREFIX,
     Session,
@@ -42,6 +43,10 @@ DONE_MESSAGES = {
     "restore": "Restore sent for the whole job.",
     "restore_items": "Restore sent for the selected items.",
     "extend": "Deadline extended.",
+    "approved": "Approved: the request is being carried out now. The requester is told.",
+    "denied": "Denied: nothing will be done. The requester is told why.",
+    "duplicate": "Not started: this subject already has an open request of this type, shown "
+    "here. Yours is linked to it, and its requester is told when it is done.",
 }
 
 
@@ -111,6 +116,8 @@ async def job_page(
         max_extension=(limit - row["due_at"]).days if limit else 0,
         extension_rule=deadlines.source(row["regulation"]),
         live=status in (*lifecycle.ACTIVE, "purging"),
+        can_decide=s.can("admin") and status in lifecycle.COMMANDS["approve"],
+        linked=await links_of(rt.pool, job_id),
     )
 
 
