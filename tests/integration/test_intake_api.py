@@ -30,6 +30,12 @@ pytestmark = pytest.mark.integration
 EMAIL = {"email": "ann@example.com"}
 
 
+def _someone() -> dict[str, str]:
+    """A subject of its own: a second request for a subject with an open job of the same type
+    is linked to that job, not started (tests/e2e/test_approvals.py)."""
+    return {"email": f"ann-{uuid.uuid4().hex[:8]}@example.com"}
+
+
 @pytest.fixture(scope="module")
 async def api(base_settings: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
     http = create_http(IntakeSettings(**base_settings, submit_burst=1000))
@@ -391,7 +397,9 @@ async def test_deadlines_extensions_and_overdue(
 ) -> None:
     def submit(**kw: Any) -> Any:
         return api.post(
-            "/v1/requests", headers=org.headers, json={"type": "erasure", "subject": EMAIL, **kw}
+            "/v1/requests",
+            headers=org.headers,
+            json={"type": "erasure", "subject": _someone(), **kw},
         )
 
     gdpr, ccpa = (await submit()).json(), (await submit(regulation="ccpa")).json()
@@ -463,7 +471,7 @@ async def test_cursor_pagination_walks_every_job_once(api: httpx.AsyncClient, or
     ids = set()
     for _ in range(5):
         r = await api.post(
-            "/v1/requests", headers=org.headers, json={"type": "export", "subject": EMAIL}
+            "/v1/requests", headers=org.headers, json={"type": "export", "subject": _someone()}
         )
         ids.add(r.json()["id"])
     seen: list[str] = []
@@ -527,11 +535,15 @@ async def test_privacy_requests_are_owner_only_unless_delegated(
     assert "only an owner may shorten the recovery window" in short.text
     assert "default of 7 days" in short.text
     longer = await api.post(
-        "/v1/requests", json={**erase, "recovery_window_days": 10}, headers=admin
+        "/v1/requests",
+        json={**erase, "subject": _someone(), "recovery_window_days": 10},
+        headers=admin,
     )
     assert longer.status_code == 202
     owner_short = await api.post(
-        "/v1/requests", json={**erase, "recovery_window_days": 0}, headers=org.headers
+        "/v1/requests",
+        json={**erase, "subject": _someone(), "recovery_window_days": 0},
+        headers=org.headers,
     )
     assert owner_short.status_code == 202
     # Taking it back refuses admins again.
@@ -686,10 +698,12 @@ async def test_the_requester_address_is_forgotten_when_the_job_ends(
     """Kept while a reminder or an extension notice may need it; gone once the job is final,
     whichever way it got there (a worker's event, a cancel)."""
     requester = f"dpo-{uuid.uuid4().hex[:8]}@example.test"
-    body = {"type": "erasure", "subject": EMAIL, "notify_email": requester}
+    body = {"type": "erasure", "notify_email": requester}
 
     async def submit() -> uuid.UUID:
-        r = await api.post("/v1/requests", json=body, headers=org.headers)
+        r = await api.post(
+            "/v1/requests", json={**body, "subject": _someone()}, headers=org.headers
+        )
         assert r.status_code == 202, r.text
         return uuid.UUID(r.json()["id"])
 
