@@ -233,7 +233,9 @@ async def test_live_streams_are_capped_per_status_link_and_per_key(
             assert await eventually(_freed(api, path), what="a freed slot")
     api.cookies.clear()
     # Another status link is not held back by this one's streams.
-    other = (await api.post("/v1/requests", json=ERASE, headers=org.headers)).json()
+    # (Another subject: a second request for this one would be linked to its open job.)
+    someone_else = {**ERASE, "subject": {"email": "bob@example.com"}}
+    other = (await api.post("/v1/requests", json=someone_else, headers=org.headers)).json()
     other_link = served[0].state.runtime.settings.status_links().path(uuid.UUID(other["id"]))
     async with AsyncExitStack() as stack:
         await _open_streams(stack, api, link, CAP)
