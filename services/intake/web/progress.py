@@ -22,7 +22,7 @@ STREAM_SECONDS = 600  # an SSE stream ends after this; the browser reconnects by
 
 
 def not_final(status: str) -> bool:
-    return status in (*lifecycle.ACTIVE, "purging")
+    return status in (lifecycle.HELD, *lifecycle.ACTIVE, "purging")
 
 
 def progress_view(row: dict[str, Any]) -> dict[str, Any]:
