@@ -84,7 +84,7 @@ async def test_approvals_page_approve_and_deny(
     assert re.search(r"\d{4}-\d{2}-\d{2}", await row.locator("td[data-label=Due]").inner_text())
     await shoot(page, "a2-approvals")
 
-    await row.locator("a:has-text('Decide')").click()
+    await row.locator("a.button").click()
     await page.fill("#approve-reason", "checked with the data subject")
     await page.click("button:has-text('Approve request')")
     await page.wait_for_url(f"**/ui/jobs/{held}?done=approved")
