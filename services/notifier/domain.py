@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from services.notifier import signing
+from shared import signing
 from services.notifier.templates import render
 from shared import netguard
 from shared.errors import Worded
@@ -168,7 +168,7 @@ def callback_body(env: Envelope) -> bytes:
 def webhook_headers(
     secret: str, hook_id: uuid.UUID, event_id: uuid.UUID, body: bytes
 ) -> dict[str, str]:
-    """Signed (Stripe-style, services/notifier/signing.py), with ids stable across retries."""
+    """Signed (Stripe-style, shared/signing.py), with ids stable across retries."""
     return {
         "content-type": "application/json",
         signing.HEADER: signing.sign(secret, body),

@@ -26,7 +26,8 @@ from aiosmtpd.controller import Controller
 
 from deploy.local import infra
 from deploy.local.smtp_sink import SinkHandler
-from services.notifier import bootstrap, domain, service, signing
+from services.notifier import bootstrap, domain, service
+from shared import signing
 from services.notifier import store as notifier_store
 from services.notifier.app import create_app
 from services.notifier.settings import NotifierSettings

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.notifier import signing
+from shared import signing
 from services.notifier.templates import render
 from shared.events.notifications import TEMPLATES
 
