@@ -14,9 +14,8 @@ from typing import Any
 
 import httpx
 
-from shared import signing
 from services.notifier.templates import render
-from shared import netguard
+from shared import netguard, signing
 from shared.errors import Worded
 from shared.events import Actor, Envelope, make_event
 from shared.events.envelope import safe_details

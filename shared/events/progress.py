@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from shared.events.envelope import Payload, event
 
@@ -144,3 +144,22 @@ class SubjectAmbiguous(Payload):
 
     event_type = "SubjectAmbiguous"
     reason: str
+
+
+# --- Connectors: the subject's data outside the platform database (docs/datamap.md) ------
+
+
+@event
+class ConnectorCalled(Payload):
+    """What one connector's call came to for the job: `done`, or `failed` with a code (an
+    HTTP status, `timeout`, `refused:<rule>`); a failure is also one of the job's review
+    items. Token revocations count the tokens found and those not revoked. No state change."""
+
+    event_type = "ConnectorCalled"
+    connector: str
+    kind: str
+    outcome: Literal["done", "failed"]
+    code: str | None = None
+    attempts: int = 0
+    tokens: int | None = None
+    failed_tokens: int | None = None

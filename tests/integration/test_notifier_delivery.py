@@ -27,11 +27,10 @@ from aiosmtpd.controller import Controller
 from deploy.local import infra
 from deploy.local.smtp_sink import SinkHandler
 from services.notifier import bootstrap, domain, service
-from shared import signing
 from services.notifier import store as notifier_store
 from services.notifier.app import create_app
 from services.notifier.settings import NotifierSettings
-from shared import netguard
+from shared import netguard, signing
 from shared.events import Actor, Envelope, make_event
 from shared.events.notifications import TEMPLATES, SendEmail
 from shared.events.progress import BatchErased, JobCompleted

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared import signing
 from services.notifier.templates import render
+from shared import signing
 from shared.events.notifications import TEMPLATES
 
 pytestmark = pytest.mark.unit
