@@ -12,6 +12,8 @@ import httpx
 
 from services.eraser.models import ConnectorCall
 from shared import netguard
+from shared.datamap import DataMap, ManualConnector
+from shared.events.progress import ManualTask
 
 # Answers that may succeed later: the target is busy, overloaded or restarting.
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -92,3 +94,22 @@ def review_items(calls: list[ConnectorCall]) -> list[dict[str, Any]]:
             item["failed_tokens"] = c.failed_tokens
         items.append(item)
     return items
+
+
+def manual_tasks(dm: DataMap) -> list[ManualTask]:
+    return [
+        ManualTask(task=name, assignee=c.assignee, instructions=c.instructions)
+        for name, c in dm.connectors.items()
+        if isinstance(c, ManualConnector)
+    ]
+
+
+def task_context(
+    t: ManualTask, scope: str, org_id: str, identities: dict[str, str] | None
+) -> dict[str, Any]:
+    """The assignee's mail: which system, what to do, and whom (one identity a line)."""
+    if scope == "organisation" or not identities:
+        who = f"every person of organisation {org_id}"
+    else:
+        who = "\n".join(f"  {kind}: {value}" for kind, value in sorted(identities.items()))
+    return {"task": t.task, "instructions": t.instructions, "identities": who}

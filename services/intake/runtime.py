@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -110,6 +111,7 @@ class Runtime:
                 cron=s.retention_schedule,
                 poll_seconds=s.scheduler_poll_seconds,
                 reminder_days=s.deadline_reminder_days,
+                task_reminder_every=timedelta(hours=s.manual_task_reminder_hours),
                 public_mode=s.public_mode,
                 public_days=s.public_data_retention_days,
                 on_recorded=self.relay.wake,

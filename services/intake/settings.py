@@ -105,6 +105,12 @@ class IntakeSettings(AuditKeySettings):  # the web UI verifies the audit chain
     deadline_reminder_days: int = Field(
         7, ge=1, le=60, description="Remind the requester this many days before a job is due."
     )
+    manual_task_reminder_hours: float = Field(
+        72,
+        gt=0,
+        description="A manual task (docs/datamap.md, Connectors) still open this long after it "
+        "was opened or last reminded: its assignee is mailed again.",
+    )
     public_mode: bool = Field(
         False,
         description="Public instance: rows of the `anonymous` retention category older than "

@@ -72,6 +72,8 @@ def recipients(
     """(recipient key, address): the requester, then the owners (`owners`: their addresses
     when the owners are told); an owner who is the requester is mailed once."""
     found: list[tuple[str, str]] = []
+    if cmd.audience == "assignee":  # a manual task's person or team, and nobody else
+        return [("assignee", cmd.to)] if cmd.to else []
     if to_requester and cmd.to:
         found.append(("requester", cmd.to))
     for address in owners:

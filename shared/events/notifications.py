@@ -42,11 +42,17 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
     "ccpa_receipt": ("job_id", "job_type", "received_at", "due_at", "max_due_at"),
     "request_received": ("job_id", "job_type", "received_at", "due_at", "regulation"),
+    # Manual connectors (docs/datamap.md): to the system's assignee, not the subject. The
+    # first one names the subject (`identities`, kept out of the audit trail): without it
+    # nobody could erase by hand; reminders point back to it.
+    "manual_task": ("job_id", "task", "instructions", "identities"),
+    "manual_task_reminder": ("job_id", "task", "opened_at", "reminder"),
 }
-Audience = Literal["requester", "owners", "both"]
+# `assignee`: only `to` (a manual task's person or team), never the owners.
+Audience = Literal["requester", "owners", "both", "assignee"]
 # Context values only the recipient may see (a download link carries its token): kept out of
 # the audit trail, which owners can read, and out of webhook callbacks.
-SECRET_CONTEXT_KEYS = frozenset({"link", "status_link"})
+SECRET_CONTEXT_KEYS = frozenset({"link", "status_link", "identities"})
 # The data subject's status page: subject-facing mails carry it when the job has one (the
 # line naming it is left out otherwise).
 OPTIONAL_CONTEXT_KEYS = frozenset({"status_link"})

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.unit
 EXPECTED_COMMANDS = {
     "cancel": {"pending", "running"},
     "restore": {"soft_deleted", "cancelled"},
-    "extend": {"pending", "running", "soft_deleted", "purging"},
+    "extend": {"pending", "running", "soft_deleted", "purging", "awaiting_tasks"},
 }
 # States nothing leaves: no command, no worker event.
 TERMINAL = {"restored", "completed", "completed_with_errors", "failed", "expired"}

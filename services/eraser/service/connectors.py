@@ -3,6 +3,7 @@
 - `revoke_tokens`, at the plan, before the first wave: each token the subject's rows of a
   mapped table hold is revoked at the authorisation server (RFC 7009), while those rows are
   still there to read it from.
+- `open_manual_tasks`, at the plan: a task per `manual` connector, mailed to its assignee.
 - `call_http`, at the purge (the erasure is final; a restored job never calls): a signed
   POST of the subject's identities to each HTTP connector.
 
@@ -23,11 +24,12 @@ from services.eraser import connector_rules as rules
 from services.eraser import domain, store
 from services.eraser.deps import EraserDeps
 from services.eraser.models import ConnectorCall, Job
-from services.eraser.sealing import SealedRequest
+from services.eraser.sealing import SealedRequest, open_request
 from shared import netguard, signing
 from shared.datamap import HttpConnector, OAuthRevocation
-from shared.events.progress import ConnectorCalled
-from shared.events.topics import PROGRESS
+from shared.events.progress import ConnectorCalled, ManualTasksOpened
+from shared.events.topics import NOTIFICATIONS, PROGRESS
+from shared.notices import job_notice
 
 Attempt = Callable[[], Awaitable[httpx.Response]]
 
@@ -44,6 +46,32 @@ async def call_http(deps: EraserDeps, job: Job, request: SealedRequest) -> None:
     for name, c in deps.datamap.connectors.items():
         if isinstance(c, HttpConnector) and name not in done:
             await _record(deps, job, await _call_one(deps, job, request, name, c))
+
+
+async def open_manual_tasks(deps: EraserDeps, job: Job) -> None:
+    """One task per `manual` connector: reported (intake keeps the tasks and holds the job
+    until each is closed) and mailed to its assignee, with the subject's identities. Under
+    fixed event ids: sent again on a redelivered plan, each is kept and mailed once."""
+    tasks = rules.manual_tasks(deps.datamap)
+    if not tasks:
+        return
+    opened = domain.job_event(job, ManualTasksOpened(tasks=tasks))
+    await deps.emit(PROGRESS, domain.stable(opened, "ManualTasksOpened"))
+    request = open_request(deps.job_key(job), job)
+    for t in tasks:
+        context = rules.task_context(t, request.scope, job.org_id, request.identities)
+        notice = job_notice(
+            "manual_task",
+            actor=domain.ACTOR,
+            job_id=job.job_id,
+            org_id=job.org_id,
+            subject_hash=job.subject_hash,
+            to=t.assignee,
+            context=context,
+            audience="assignee",
+            once=f"manual_task:{t.task}",
+        )
+        await deps.emit(NOTIFICATIONS, notice)
 
 
 async def results(deps: EraserDeps, job: Job) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -40,6 +40,7 @@ async def plan(env: Envelope, deps: EraserDeps) -> None:
         # with nothing left to do must still finish).
         await deps.emit(PROGRESS, _planned(env, job.total, job.per_table))
         await connectors.revoke_tokens(deps, job)  # unless done before the crash
+        await connectors.open_manual_tasks(deps, job)
         await publish_wave(deps, job, job.wave)
         await advance(deps, job_id)
         return
@@ -78,6 +79,7 @@ async def plan(env: Envelope, deps: EraserDeps) -> None:
     assert job is not None
     # Tokens are read from rows the first wave may erase: revoked before it goes out.
     await connectors.revoke_tokens(deps, job)
+    await connectors.open_manual_tasks(deps, job)
     await publish_wave(deps, job, job.wave)
     await advance(deps, job_id)
 

@@ -2,7 +2,7 @@
 
 orgs: organisations and API keys · jobs: job rows and reads · timeline: progress folded
 into jobs and their events · outbox: events for the relay · opendsr: OpenDSR requests ·
-rebuild: a job's state recomputed from its events ·
+rebuild: a job's state recomputed from its events · tasks: a job's manual tasks ·
 schedules: retention policies, scheduled jobs and runs, reminders · web: sessions and
 progress snapshots · auth_failures: refused requests counted per source and minute.
 """
@@ -48,6 +48,15 @@ from services.intake.store.schedules import (
     unlock_all,
     upsert_policies,
 )
+from services.intake.store.tasks import (
+    close_task,
+    complete_after_tasks,
+    due_task_reminders,
+    job_tasks,
+    mark_reminded,
+    open_task_count,
+    open_tasks,
+)
 from services.intake.store.timeline import apply_progress, record_event
 from services.intake.store.web import (
     close_session,
@@ -64,11 +73,14 @@ __all__ = [
     "apply_progress",
     "caller_for_key",
     "close_session",
+    "close_task",
+    "complete_after_tasks",
     "count_jobs",
     "create_api_key",
     "create_org",
     "delete_outbox",
     "due_reminders",
+    "due_task_reminders",
     "extend_job",
     "get_job",
     "get_org",
@@ -80,13 +92,17 @@ __all__ = [
     "job_by_request",
     "job_events",
     "job_state",
+    "job_tasks",
     "job_timeline",
     "jobs_by_state",
     "list_api_keys",
     "list_jobs",
     "lock_org",
     "mark_cancelled",
+    "mark_reminded",
     "open_session",
+    "open_task_count",
+    "open_tasks",
     "opendsr_request",
     "org_ids",
     "policies_of",
