@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from services.intake.store.db import Db
+from shared import lifecycle
 
 _COLUMNS = (
     "job_id, task, assignee, instructions, status, reason, closed_by, opened_at, closed_at, "
@@ -94,16 +95,18 @@ async def due_task_reminders(
 ) -> list[dict[str, Any]]:
     """Open tasks not reminded (or opened) within `every`, oldest first, with their job's org
     and subject hash (of `orgs` only, when given); locked, skipping those another scheduler
-    holds."""
+    holds. Not those of a job that ended otherwise (cancelled, restored, failed): nobody is
+    asked to erase by hand what the erasure did not do."""
     rows = await conn.fetch(
         "SELECT t.job_id, t.task, t.assignee, t.opened_at, t.reminders, j.org_id, "
         "j.subject_hash FROM lethe.job_tasks t JOIN lethe.jobs j ON j.id = t.job_id "
         "WHERE t.status = 'open' AND coalesce(t.reminded_at, t.opened_at) <= $1 "
-        "AND ($3::text[] IS NULL OR j.org_id = ANY($3)) "
+        "AND ($3::text[] IS NULL OR j.org_id = ANY($3)) AND j.status <> ALL($4::text[]) "
         "ORDER BY t.opened_at LIMIT $2 FOR UPDATE OF t SKIP LOCKED",
         now - every,
         limit,
         orgs,
+        list(lifecycle.FINAL),
     )
     return [dict(r) for r in rows]
 
