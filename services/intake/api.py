@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import Scope
 
 from services.intake import opendsr
-from services.intake.http import audit, contract, exports, jobs, orgs, retention
+from services.intake.http import audit, contract, exports, jobs, orgs, reports, retention
 from services.intake.http import opendsr as opendsr_routes
 from services.intake.http.limits import BodyLimit
 from services.intake.web.app import install as install_web
@@ -57,7 +57,7 @@ def _with_datamap(app: FastAPI, doc: dict[str, Any]) -> None:
 
 
 def add_routes(app: FastAPI) -> None:
-    for module in (audit, exports, opendsr_routes, orgs, retention, jobs):
+    for module in (audit, exports, opendsr_routes, orgs, reports, retention, jobs):
         app.include_router(module.router)
     install_web(app)
     # Errors as `Problem`, 405 with the path's whole Allow; the document with the data map's
