@@ -13,6 +13,7 @@ from services.notifier.service import Emit, NotifierDeps
 from services.notifier.settings import NotifierSettings
 from shared import netguard
 from shared.db import create_pool
+from shared.privacy_codes import code_key
 
 
 def build_deps(
@@ -24,6 +25,7 @@ def build_deps(
 ) -> NotifierDeps:
     """NotifierDeps from an open pool (and the webhook client, when it sends webhooks)."""
     s = settings
+    hash_key = s.subject_hash_key.get_secret_value().encode()
     return NotifierDeps(
         pool=pool,
         emit=emit,
@@ -31,11 +33,12 @@ def build_deps(
         smtp_port=s.smtp_port,
         mail_from=s.mail_from,
         timeout=s.smtp_timeout_seconds,
-        hash_key=s.subject_hash_key.get_secret_value().encode(),
+        hash_key=hash_key,
         requester_templates=frozenset(s.notify_requester_templates),
         owner_templates=frozenset(s.notify_owner_templates),
         http=http,
         webhook_timeout=s.webhook_timeout_seconds,
+        code_key=code_key(hash_key),
     )
 
 
