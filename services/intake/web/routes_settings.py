@@ -26,9 +26,16 @@ WebSession = Annotated[Session, Depends(session)]
 
 
 async def _page(
-    request: Request, s: Session, error: str | None = None, saved: bool = False, status: int = 200
+    request: Request,
+    s: Session,
+    error: str | None = None,
+    saved: bool = False,
+    status: int = 200,
+    posted: tuple[bool, str | None] | None = None,
 ) -> Response:
-    enabled, slug = await privacy.centre(uow(request), s.who, s.who.org_id)
+    """The page with the stored setting, or with what was posted (refused) and the reason."""
+    enabled, slug = posted or await privacy.centre(uow(request), s.who, s.who.org_id)
+    live = posted is None
     base = runtime(request).settings.public_api_url.rstrip("/")
     return render(
         request,
@@ -37,7 +44,7 @@ async def _page(
         status,
         enabled=enabled,
         slug=slug or "",
-        url=f"{base}/privacy/{slug}" if enabled and slug else None,
+        url=f"{base}/privacy/{slug}" if live and enabled and slug else None,
         error=error,
         saved=saved,
     )
@@ -52,9 +59,10 @@ async def settings_page(request: Request, s: WebSession, saved: bool = False) ->
 @router.post("/settings/privacy-centre", response_class=HTMLResponse)
 async def save_centre(request: Request, s: WebSession) -> Response:
     data = await checked_form(request, s, "owner")
-    on = data.get("enabled") == "on"
+    on, slug = data.get("enabled") == "on", data.get("slug") or None
     try:
-        await privacy.set_centre(uow(request), s.who, s.who.org_id, on, data.get("slug") or None)
+        await privacy.set_centre(uow(request), s.who, s.who.org_id, on, slug)
     except (Invalid, Conflict) as exc:
-        return await _page(request, s, sentence(exc.message), status=exc.status)
+        message = sentence(exc.message.removeprefix("slug: "))
+        return await _page(request, s, message, status=exc.status, posted=(on, slug))
     return RedirectResponse(f"{PREFIX}/settings?saved=true", 303)
