@@ -185,6 +185,7 @@ async def test_owner_turns_the_centre_on(world: World) -> None:
     await page.check("#centre-enabled")
     await page.click("button:has-text('Save')")
     assert "lowercase letters" in await page.inner_text("#settings-error")
+    await assert_accessible(page, "settings refused")
     await page.fill("#slug", w.slug)
     await page.click("button:has-text('Save')")
     await page.wait_for_url("**/ui/settings?saved=true")
@@ -367,3 +368,10 @@ async def test_the_owner_turns_it_off(world: World) -> None:
         assert gone.status_code == 404 and "no privacy centre" in gone.text
         posted = await c.post(f"/privacy/{w.slug}", data={"type": "export", "email": "a@b.co"})
         assert posted.status_code == 404
+    ctx = await w.browser.new_context(viewport=DESKTOP)
+    page = await ctx.new_page()
+    answer = await page.goto(f"{w.url}/privacy/{w.slug}")
+    assert answer is not None and answer.status == 404
+    assert "Sign in" not in await page.inner_text("main")  # no admin links for a subject
+    await shoot(page, "10-centre-off")
+    await ctx.close()

@@ -331,6 +331,7 @@ async def test_the_admin_ui_end_to_end(world: World, lethe_db: asyncpg.Pool) -> 
     assert (await job_row(lethe_db, watched_id))["status"] == before["status"]
     audit_page = await vpage.goto(f"{w.url}/ui/audit")
     assert audit_page is not None and audit_page.status == 403
+    await assert_accessible(vpage, "refusal page")
     await vctx.close()
 
     # --- sign out ends the session -----------------------------------------------------
