@@ -93,7 +93,7 @@ async def ask_for_code(request: Request, slug: str) -> Response:
         )
         resp.headers["Retry-After"] = str(exc.retry_after)
         return resp
-    return _code_page(request, org, csrf, challenge, v["email"], {})
+    return _code_page(request, org, csrf, challenge, v, {})
 
 
 def _request_errors(v: dict[str, str]) -> dict[str, str]:
@@ -112,10 +112,11 @@ def _code_page(
     org: dict[str, Any],
     csrf: str,
     challenge: uuid.UUID,
-    email: str,
+    v: dict[str, str],
     errors: dict[str, str],
     status: int = 200,
 ) -> Response:
+    """The code form; it carries the address (and the choice) back, nothing is stored."""
     minutes = runtime(request).settings.privacy_code_ttl_seconds // 60
     return _page(
         request,
@@ -124,8 +125,8 @@ def _code_page(
         csrf,
         status,
         challenge=challenge,
-        email=email,
-        masked=rules.mask_email(email),
+        v=v,
+        masked=rules.mask_email(v["email"]),
         minutes=minutes,
         errors=errors,
     )
@@ -136,6 +137,7 @@ async def give_code(request: Request, slug: str) -> Response:
     org = await _org(request, slug)
     data, csrf = await _checked(request)
     email, code = data.get("email", "").strip(), data.get("code", "").strip()
+    v = {"email": email, "type": data.get("type", "")}
     try:
         challenge = uuid.UUID(data.get("challenge", ""))
         SubjectIn(email=email)
@@ -143,7 +145,7 @@ async def give_code(request: Request, slug: str) -> Response:
         raise WebError(422, "This confirmation form is incomplete. Start again.") from exc
     if not code.isdigit():
         errors = {"code": "Type the code from the email: digits only."}
-        return _code_page(request, org, csrf, challenge, email, errors, 422)
+        return _code_page(request, org, csrf, challenge, v, errors, 422)
     rt = runtime(request)
     try:
         done = await privacy.verify_code(
@@ -151,14 +153,14 @@ async def give_code(request: Request, slug: str) -> Response:
         )
     except rules.PrivacyRefused as exc:
         if exc.reason == "wrong_code":
-            return _code_page(request, org, csrf, challenge, email, {"code": exc.message}, 422)
+            return _code_page(request, org, csrf, challenge, v, {"code": exc.message}, 422)
         return _page(
             request,
             "privacy_request.html",
             org,
             csrf,
             exc.status,
-            v={"email": email},
+            v=v,
             errors={"_": exc.message},
         )
     return RedirectResponse(status_path(request, done.job["id"]), 303)
