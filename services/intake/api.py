@@ -35,9 +35,9 @@ async def body_rules(request: Request, call_next: Any) -> Any:
         if "transfer-encoding" in request.headers:
             length = "chunked"  # a body of unknown length is a body too
         ctype = request.headers.get("content-type", "")
-        web_form = request.url.path.startswith("/ui/") and ctype.startswith(
+        web_form = request.url.path.startswith(("/ui/", "/privacy/")) and ctype.startswith(
             "application/x-www-form-urlencoded"
-        )  # the web UI's forms, CSRF-checked there
+        )  # the web UI's and the privacy centre's forms, CSRF-checked there
         json_body = ctype.startswith("application/json") or web_form
         if length not in (None, "0") and not json_body:
             return _refuse(

@@ -11,11 +11,13 @@ import asyncpg
 from services.notifier.service import Emit, NotifierDeps
 from services.notifier.settings import NotifierSettings
 from shared.db import create_pool
+from shared.privacy_codes import code_key
 
 
 def build_deps(settings: NotifierSettings, *, pool: asyncpg.Pool, emit: Emit) -> NotifierDeps:
     """NotifierDeps from an open pool."""
     s = settings
+    hash_key = s.subject_hash_key.get_secret_value().encode()
     return NotifierDeps(
         pool=pool,
         emit=emit,
@@ -23,9 +25,10 @@ def build_deps(settings: NotifierSettings, *, pool: asyncpg.Pool, emit: Emit) ->
         smtp_port=s.smtp_port,
         mail_from=s.mail_from,
         timeout=s.smtp_timeout_seconds,
-        hash_key=s.subject_hash_key.get_secret_value().encode(),
+        hash_key=hash_key,
         requester_templates=frozenset(s.notify_requester_templates),
         owner_templates=frozenset(s.notify_owner_templates),
+        code_key=code_key(hash_key),
     )
 
 

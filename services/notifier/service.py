@@ -39,6 +39,7 @@ class NotifierDeps:
     hash_key: bytes = b""
     requester_templates: frozenset[str] = frozenset()
     owner_templates: frozenset[str] = frozenset()
+    code_key: bytes = b""  # opens the privacy centre's sealed codes (shared/privacy_codes.py)
 
 
 async def recipients(env: Envelope, cmd: SendEmail, deps: NotifierDeps) -> list[tuple[str, str]]:
@@ -89,7 +90,7 @@ async def _deliver(
 async def send_email(env: Envelope, deps: NotifierDeps) -> None:
     if env.type != SendEmail.event_type:
         return  # the topic carries only commands to us; anything else is not ours
-    cmd = env.payload_as(SendEmail)
+    cmd = domain.opened(env.payload_as(SendEmail), deps.code_key)
     render(cmd.template, cmd.context)  # an unknown template fails before anything is sent
     failures: list[str] = []
     for key, address in await recipients(env, cmd, deps):

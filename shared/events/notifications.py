@@ -43,10 +43,17 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "ccpa_receipt": ("job_id", "job_type", "received_at", "due_at", "max_due_at"),
     "request_received": ("job_id", "job_type", "received_at", "due_at", "regulation"),
 }
+# Mails about no job: the privacy centre's one-time code, mailed before any job exists to the
+# address a subject gave. `code_sealed` is the code sealed for the notifier
+# (shared/privacy_codes.py); the notifier opens it into `code` for the template alone.
+CODE_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "privacy_code": ("challenge_id", "code_sealed", "minutes", "what", "org_name"),
+}
 Audience = Literal["requester", "owners", "both"]
-# Context values only the recipient may see (a download link carries its token): kept out of
-# the audit trail, which owners can read, and out of webhook callbacks.
-SECRET_CONTEXT_KEYS = frozenset({"link", "status_link"})
+# Context values only the recipient may see (a download link carries its token, a code is a
+# secret even sealed): kept out of the audit trail, which owners can read, and out of
+# webhook callbacks.
+SECRET_CONTEXT_KEYS = frozenset({"link", "status_link", "code_sealed", "code"})
 # The data subject's status page: subject-facing mails carry it when the job has one (the
 # line naming it is left out otherwise).
 OPTIONAL_CONTEXT_KEYS = frozenset({"status_link"})

@@ -41,10 +41,6 @@ PAGE = "/ui/reports/compliance?from=2025-01&to=2025-04"
 playwright_api = pytest.importorskip("playwright.async_api", reason="playwright not installed")
 if not CHROMIUM.exists():
     pytest.skip(f"no Chromium at {CHROMIUM} (set LETHE_CHROMIUM)", allow_module_level=True)
-try:  # axe-core's WCAG checks, where the helper is in the tree
-    from tests.browser.a11y import assert_accessible
-except ImportError:  # pragma: no cover
-    assert_accessible = None
 
 
 @pytest.fixture(scope="module")
@@ -188,8 +184,7 @@ async def test_the_owner_reads_the_report(browser: Any, url: str, keys: dict[str
     assert got.ok and await got.text() == seed.CSV
 
     await shoot(page, "compliance-report")
-    if assert_accessible is not None:
-        await assert_accessible(page, "compliance report")
+    await assert_accessible(page, "compliance report")
     await ctx.close()
 
 
@@ -202,8 +197,7 @@ async def test_a_bad_range_names_the_rule(browser: Any, url: str, keys: dict[str
     assert await page.get_attribute("#from", "aria-invalid") == "true"
     assert await page.locator("#chart-requests").count() == 0
     await shoot(page, "compliance-report-error")
-    if assert_accessible is not None:
-        await assert_accessible(page, "compliance report with an error")
+    await assert_accessible(page, "compliance report with an error")
     await ctx.close()
 
 
