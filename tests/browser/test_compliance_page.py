@@ -29,6 +29,7 @@ from services.intake.app import create_http
 from services.intake.settings import IntakeSettings
 from services.intake.web.routes_report_page import days, rate
 from tests import compliance_seed as seed
+from tests.browser.a11y import assert_accessible
 
 pytestmark = pytest.mark.browser
 
