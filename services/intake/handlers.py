@@ -29,6 +29,12 @@ from shared.events.jobs import (
 from shared.events.keys import ApiKeyCreated, ApiKeyRevoked
 from shared.events.notifications import SendEmail
 from shared.events.opendsr import OpenDSRRequestReceived
+from shared.events.privacy import (
+    PrivacyCentreChanged,
+    PrivacyCodeRefused,
+    PrivacyCodeRequested,
+    PrivacyCodeVerified,
+)
 from shared.events.progress import JobCancelled, ManualTaskClosed, ManualTasksOpened
 from shared.events.requests import (
     AuthFailed,
@@ -72,6 +78,10 @@ OUTPUTS = {
         ApiKeyCreated,
         ApiKeyRevoked,
         ManualTaskClosed,
+        PrivacyCodeRequested,
+        PrivacyCodeRefused,
+        PrivacyCodeVerified,
+        PrivacyCentreChanged,
     ),
 }
 # Upstream requests are read as bytes: a message that does not fit SubmitRequest is answered

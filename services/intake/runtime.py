@@ -24,6 +24,7 @@ from services.intake.limits import AuthFailureTally, StreamSlots
 from services.intake.relay import OutboxRelay
 from services.intake.scheduler import Scheduler
 from services.intake.service import audit
+from services.intake.service.privacy import CentrePolicy
 from services.intake.service.requests import SubmitPolicy
 from services.intake.service.uow import UnitOfWork
 from services.intake.settings import IntakeSettings
@@ -76,6 +77,9 @@ class Runtime:
 
     def submit_policy(self) -> SubmitPolicy:
         return SubmitPolicy.from_settings(self.settings)
+
+    def privacy_policy(self) -> CentrePolicy:
+        return CentrePolicy.from_settings(self.settings)
 
     async def open(self) -> None:
         try:

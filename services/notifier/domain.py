@@ -19,7 +19,13 @@ from shared import netguard, signing
 from shared.errors import Worded
 from shared.events import Actor, Envelope, make_event
 from shared.events.envelope import safe_details
-from shared.events.notifications import NotificationFailed, NotificationSent, SendEmail
+from shared.events.notifications import (
+    CODE_TEMPLATES,
+    NotificationFailed,
+    NotificationSent,
+    SendEmail,
+)
+from shared.privacy_codes import open_code
 
 ACTOR = Actor(kind="service", id="notifier")
 
@@ -80,6 +86,17 @@ def recipients(
         if not (cmd.to and address.lower() == cmd.to.lower() and to_requester):
             found.append((recipient_key(hash_key, address), address))
     return found
+
+
+def opened(cmd: SendEmail, code_key: bytes) -> SendEmail:
+    """A privacy-centre code mail with its code opened for the template (the sealed blob is
+    all that travelled; shared/privacy_codes.py). A blob that does not open raises."""
+    if cmd.template not in CODE_TEMPLATES:
+        return cmd
+    ctx = dict(cmd.context)
+    sealed = str(ctx.pop("code_sealed", ""))
+    ctx["code"] = open_code(code_key, uuid.UUID(str(ctx["challenge_id"])), sealed)
+    return cmd.model_copy(update={"context": ctx})
 
 
 def build_message(

@@ -130,6 +130,15 @@ _TEMPLATES: dict[str, tuple[str, str]] = {
         "It will be carried out by $due_at ($regulation). If it needs longer you will be told\n"
         "why before then.\n" + _FOOTER + _STATUS,
     ),
+    # The privacy centre's one-time code (no job yet): the subject types it on the page.
+    "privacy_code": (
+        "Your confirmation code for $org_name's privacy centre",
+        "Someone, hopefully you, asked $org_name's privacy centre to $what.\n"
+        "To confirm it is you, type this code on the page where you asked:\n"
+        "$code\n"
+        "It works once, for $minutes minutes. If you did not ask, ignore this mail:\n"
+        "nothing happens without the code.\n" + _FOOTER,
+    ),
     # 11 CCR 7021(a): receipt confirmed within 10 business days, with how it is processed.
     "ccpa_receipt": (
         "Lethe: we received your $job_type request $job_id",

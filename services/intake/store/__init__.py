@@ -3,6 +3,7 @@
 orgs: organisations and API keys · jobs: job rows and reads · timeline: progress folded
 into jobs and their events · outbox: events for the relay · opendsr: OpenDSR requests ·
 rebuild: a job's state recomputed from its events · tasks: a job's manual tasks ·
+reports: the compliance report's figures ·
 schedules: retention policies, scheduled jobs and runs, reminders · web: sessions and
 progress snapshots · auth_failures: refused requests counted per source and minute.
 """
@@ -33,6 +34,7 @@ from services.intake.store.orgs import (
 )
 from services.intake.store.outbox import add_outbox, delete_outbox, take_back_export, take_outbox
 from services.intake.store.rebuild import add_to_timeline, job_state, job_timeline, write_state
+from services.intake.store.reports import compliance_figures
 from services.intake.store.schedules import (
     due_reminders,
     has_run,
@@ -75,6 +77,7 @@ __all__ = [
     "close_session",
     "close_task",
     "complete_after_tasks",
+    "compliance_figures",
     "count_jobs",
     "create_api_key",
     "create_org",

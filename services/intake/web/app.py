@@ -9,7 +9,15 @@ from fastapi.staticfiles import StaticFiles
 
 from services.intake import store
 from services.intake.http.deps import runtime
-from services.intake.web import routes, routes_admin, routes_job, routes_retention_page
+from services.intake.web import (
+    routes,
+    routes_admin,
+    routes_job,
+    routes_privacy,
+    routes_report_page,
+    routes_retention_page,
+    routes_settings,
+)
 from services.intake.web.common import (
     COOKIE,
     HERE,
@@ -28,6 +36,9 @@ def install(app: FastAPI) -> None:
     app.include_router(routes_admin.router)
     app.include_router(routes_admin.public)
     app.include_router(routes_retention_page.router)
+    app.include_router(routes_report_page.router)
+    app.include_router(routes_privacy.router)
+    app.include_router(routes_settings.router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="web-static")
 
     @app.exception_handler(SignInRequired)
