@@ -45,8 +45,20 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
-# The web UI's browser tests drive Debian's Chromium (never a browser a tool downloads).
-browser:
+# The web UI's browser tests drive Debian's Chromium (never a browser a tool downloads) and
+# check every page with axe-core (WCAG 2.1 A/AA), fetched once from the npm registry into
+# .local/axe (tests/browser/a11y.py reads it; the file name carries the version).
+AXE_CORE_VERSION := 4.14.1
+AXE_JS := .local/axe/axe-core-$(AXE_CORE_VERSION).min.js
+
+$(AXE_JS):
+	@command -v npm >/dev/null || { echo "error: npm not found (it fetches axe-core)"; exit 1; }
+	mkdir -p .local/axe
+	cd .local/axe && npm pack --silent axe-core@$(AXE_CORE_VERSION) >/dev/null \
+		&& tar xzf axe-core-$(AXE_CORE_VERSION).tgz package/axe.min.js \
+		&& mv package/axe.min.js $(notdir $@) && rm -rf package axe-core-$(AXE_CORE_VERSION).tgz
+
+browser: $(AXE_JS)
 	@if [ -x /usr/bin/chromium ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "installing Debian's chromium for the browser tests"; \

@@ -6,6 +6,7 @@ allowed states is refused with 409 naming the current state.
 
     pending -> running -> soft_deleted (recovery window) -> purging -> completed
                                                                     -> completed_with_errors
+                                      (manual tasks open) -> awaiting_tasks -> completed...
     plus failed, cancelled, restored; exports: running -> ready -> expired;
     and outcomes that are results, not errors: not_found (nothing held on the subject),
     ambiguous (the identities belong to more than one person: nothing done);
@@ -44,7 +45,10 @@ OUTCOME_WORDS = {
 # A legal deadline is met once the data is out of reach (hidden, purged) or the job ended.
 DONE_FOR_DEADLINE = ("soft_deleted", "purging", "ready", *FINAL)
 HELD = "awaiting_approval"
-STATES = (HELD, *ACTIVE, "soft_deleted", "purging", "ready", *FINAL)
+# An erasure whose platform part is done (purged, verified) while manual tasks are open
+# (docs/datamap.md, Connectors): it completes when the last one is done or waived.
+AWAITING_TASKS = "awaiting_tasks"
+STATES = (HELD, *ACTIVE, "soft_deleted", "purging", AWAITING_TASKS, "ready", *FINAL)
 # Open jobs: a new request for the same subject and type is linked to one of these.
 OPEN = (HELD, *ACTIVE)
 
@@ -94,7 +98,7 @@ def fully_restored(payload: dict[str, object]) -> bool:
 COMMANDS: dict[str, tuple[str, ...]] = {
     "cancel": ACTIVE,
     "restore": ("soft_deleted", "cancelled"),
-    "extend": (HELD, *ACTIVE, "soft_deleted", "purging"),
+    "extend": (HELD, *ACTIVE, "soft_deleted", "purging", AWAITING_TASKS),
     "approve": (HELD,),
     "deny": (HELD,),
 }
@@ -128,3 +132,8 @@ def check_command(command: str, status: str, job_type: str) -> None:
 
 def completed_status(needs_review: list[object]) -> str:
     return "completed_with_errors" if needs_review else "completed"
+
+
+def status_on_completion(needs_review: list[object], open_tasks: int) -> str:
+    """Where a JobCompleted takes a job: waiting for its open manual tasks, or complete."""
+    return AWAITING_TASKS if open_tasks else completed_status(needs_review)

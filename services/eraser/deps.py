@@ -8,12 +8,13 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import asyncpg
+import httpx
 
 from services.eraser.models import Job
 from services.eraser.sealing import unwrap_job_key
@@ -42,6 +43,14 @@ class EraserDeps:
     scan_schemas: tuple[str, ...] = ("public",)
     scan_seconds: float = 30.0
     clock: Callable[[], float] = field(default=time.monotonic)
+    # Connectors (docs/datamap.md): the SSRF-guarded client, the environment holding their
+    # secrets, and how each call is retried.
+    http: httpx.AsyncClient | None = None
+    connector_env: Mapping[str, str] = field(default_factory=dict)
+    connector_attempts: int = 4
+    connector_backoff: float = 1.0
+    connector_timeout: float = 10.0
+    connector_concurrency: int = 4
     worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     _keys: dict[uuid.UUID, bytes] = field(default_factory=dict)
 

@@ -53,3 +53,18 @@ class Held:
 
 # (chunk_no, wave, table, keys, op): a chunk as the plan records it.
 ChunkRow = tuple[int, int, str, list[str], str]
+
+
+@dataclass(frozen=True)
+class ConnectorCall:
+    """What a connector's call came to for one job: `done`, or `failed` with a code (an HTTP
+    status, `timeout`, `refused:<rule>`, ...; never the target's answer, which may echo data).
+    Token revocations count the tokens found and those not revoked."""
+
+    connector: str
+    kind: str
+    outcome: str
+    code: str | None = None
+    attempts: int = 0
+    tokens: int | None = None
+    failed_tokens: int | None = None

@@ -48,3 +48,19 @@ class EraserSettings(LetheSettings):
         SecretStr("dev-only-mask-hmac-key"),
         description="Key of the `hmac` mask strategy; at least 32 bytes of key material.",
     )
+    connector_attempts: int = Field(
+        4,
+        ge=1,
+        le=20,
+        description="Attempts of a connector call (HTTP erasure, one token's revocation) before "
+        "it is failed and becomes a review item (docs/datamap.md, Connectors).",
+    )
+    connector_backoff_seconds: float = Field(
+        1.0, ge=0, description="First retry delay of a connector call; doubles each attempt."
+    )
+    connector_timeout_seconds: float = Field(
+        10, gt=0, description="Timeout of one connector POST (resolution to answer)."
+    )
+    connector_concurrency: int = Field(
+        4, ge=1, le=64, description="Token revocations sent at once for one job."
+    )

@@ -9,7 +9,16 @@ from fastapi.responses import JSONResponse
 from starlette.types import Scope
 
 from services.intake import opendsr
-from services.intake.http import approvals, audit, contract, exports, jobs, orgs, retention
+from services.intake.http import (
+    approvals,
+    audit,
+    contract,
+    exports,
+    jobs,
+    orgs,
+    reports,
+    retention,
+)
 from services.intake.http import opendsr as opendsr_routes
 from services.intake.http.limits import BodyLimit
 from services.intake.web.app import install as install_web
@@ -35,9 +44,9 @@ async def body_rules(request: Request, call_next: Any) -> Any:
         if "transfer-encoding" in request.headers:
             length = "chunked"  # a body of unknown length is a body too
         ctype = request.headers.get("content-type", "")
-        web_form = request.url.path.startswith("/ui/") and ctype.startswith(
+        web_form = request.url.path.startswith(("/ui/", "/privacy/")) and ctype.startswith(
             "application/x-www-form-urlencoded"
-        )  # the web UI's forms, CSRF-checked there
+        )  # the web UI's and the privacy centre's forms, CSRF-checked there
         json_body = ctype.startswith("application/json") or web_form
         if length not in (None, "0") and not json_body:
             return _refuse(
@@ -57,7 +66,7 @@ def _with_datamap(app: FastAPI, doc: dict[str, Any]) -> None:
 
 
 def add_routes(app: FastAPI) -> None:
-    for module in (audit, exports, opendsr_routes, orgs, retention, jobs, approvals):
+    for module in (audit, exports, opendsr_routes, orgs, reports, retention, jobs, approvals):
         app.include_router(module.router)
     install_web(app)
     # Errors as `Problem`, 405 with the path's whole Allow; the document with the data map's

@@ -16,7 +16,7 @@ from pydantic import WithJsonSchema
 
 from services.intake import domain, store
 from services.intake.runtime import Runtime
-from services.intake.service import duplicates, requests
+from services.intake.service import duplicates, requests, tasks
 from shared.events import Actor, Envelope, make_event
 from shared.events.exports import DownloadAttempted, LinkRevoked
 from shared.events.jobs import (
@@ -29,7 +29,13 @@ from shared.events.jobs import (
 from shared.events.keys import ApiKeyCreated, ApiKeyRevoked
 from shared.events.notifications import SendEmail
 from shared.events.opendsr import OpenDSRRequestReceived
-from shared.events.progress import JobCancelled
+from shared.events.privacy import (
+    PrivacyCentreChanged,
+    PrivacyCodeRefused,
+    PrivacyCodeRequested,
+    PrivacyCodeVerified,
+)
+from shared.events.progress import JobCancelled, ManualTaskClosed, ManualTasksOpened
 from shared.events.requests import (
     ApprovalRequired,
     AuthFailed,
@@ -80,6 +86,11 @@ OUTPUTS = {
         ApprovalRequired,
         RequestApproved,
         RequestLinked,
+        ManualTaskClosed,
+        PrivacyCodeRequested,
+        PrivacyCodeRefused,
+        PrivacyCodeVerified,
+        PrivacyCentreChanged,
     ),
 }
 # Upstream requests are read as bytes: a message that does not fit SubmitRequest is answered
@@ -102,6 +113,9 @@ def build_router(rt: Runtime) -> KafkaRouter:
         PROGRESS, **delivery.consumer(rt.settings.group("lethe-intake"), retries=retries)
     )
     async def on_progress(env: Envelope) -> None:
+        if env.type == ManualTasksOpened.event_type:
+            await tasks.opened(rt.pool, env)
+            return
         await store.apply_progress(rt.pool, env)
         # Requests linked to this job hear when it is done (also on a redelivery, once).
         await duplicates.tell_linked(rt.uow(), env)

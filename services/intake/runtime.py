@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -23,6 +24,7 @@ from services.intake.limits import AuthFailureTally, StreamSlots
 from services.intake.relay import OutboxRelay
 from services.intake.scheduler import Scheduler
 from services.intake.service import audit
+from services.intake.service.privacy import CentrePolicy
 from services.intake.service.requests import SubmitPolicy
 from services.intake.service.uow import UnitOfWork
 from services.intake.settings import IntakeSettings
@@ -76,6 +78,9 @@ class Runtime:
     def submit_policy(self) -> SubmitPolicy:
         return SubmitPolicy.from_settings(self.settings)
 
+    def privacy_policy(self) -> CentrePolicy:
+        return CentrePolicy.from_settings(self.settings)
+
     async def open(self) -> None:
         try:
             await self._open()
@@ -110,6 +115,7 @@ class Runtime:
                 cron=s.retention_schedule,
                 poll_seconds=s.scheduler_poll_seconds,
                 reminder_days=s.deadline_reminder_days,
+                task_reminder_every=timedelta(hours=s.manual_task_reminder_hours),
                 public_mode=s.public_mode,
                 public_days=s.public_data_retention_days,
                 on_recorded=self.relay.wake,

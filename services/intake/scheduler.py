@@ -18,6 +18,8 @@ transaction and published by the relay, exactly like a request from a person.
 - **Deadline reminders**: every tick, jobs not done whose (extended) due date is within
   `deadline_reminder_days`, or past, get one `SendEmail` per kind (recorded in
   `deadline_reminders` in the same transaction as the outbox row) to their requester.
+- **Manual task reminders**: every tick, each open manual task not mailed within
+  `manual_task_reminder_hours` is reminded to its assignee (services/intake/service/tasks.py).
 - **Injected clock**: `tick(now)` takes the time; the loop passes `clock()`.
 """
 
@@ -35,6 +37,7 @@ import asyncpg
 from services.intake import store
 from services.intake.domain.schedules import SCHEDULER, Cron, reminder_email
 from services.intake.retention import plan_run, record_jobs
+from services.intake.service import tasks
 from shared import lifecycle
 from shared.datamap import DataMap
 from shared.events.topics import NOTIFICATIONS
@@ -67,11 +70,13 @@ class Scheduler:
         orgs: list[str] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_recorded: Callable[[], None] = lambda: None,
+        task_reminder_every: timedelta = timedelta(hours=72),
     ) -> None:
         self.pool, self.datamap, self.cron = pool, datamap, Cron.parse(cron)
         self.poll, self.reminder_days = poll_seconds, reminder_days
         self.public_mode, self.public_days = public_mode, public_days
         self.name, self.orgs, self.clock, self.on_recorded = name, orgs, clock, on_recorded
+        self.task_reminder_every = task_reminder_every
         self._conn: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -111,6 +116,7 @@ class Scheduler:
         if result.period is not None:
             result.jobs, result.ran = await self._run_period(result.period)
         result.reminders = await self.send_reminders(now)
+        result.reminders += await tasks.remind(self.pool, now, self.task_reminder_every, self.orgs)
         if result.jobs or result.reminders:
             self.on_recorded()
         return result

@@ -105,6 +105,12 @@ class IntakeSettings(AuditKeySettings):  # the web UI verifies the audit chain
     deadline_reminder_days: int = Field(
         7, ge=1, le=60, description="Remind the requester this many days before a job is due."
     )
+    manual_task_reminder_hours: float = Field(
+        72,
+        gt=0,
+        description="A manual task (docs/datamap.md, Connectors) still open this long after it "
+        "was opened or last reminded: its assignee is mailed again.",
+    )
     public_mode: bool = Field(
         False,
         description="Public instance: rows of the `anonymous` retention category older than "
@@ -112,6 +118,29 @@ class IntakeSettings(AuditKeySettings):  # the web UI verifies the audit chain
     )
     public_data_retention_days: int = Field(
         7, ge=1, le=3650, description="Public mode: age in days at which anonymous data goes."
+    )
+    privacy_code_ttl_seconds: int = Field(
+        900,
+        ge=60,
+        le=86400,
+        description="Privacy centre: how long a mailed one-time code works (15 min).",
+    )
+    privacy_code_max_attempts: int = Field(
+        5, ge=1, le=20, description="Privacy centre: wrong codes allowed before a code dies."
+    )
+    privacy_codes_per_address: int = Field(
+        3,
+        ge=1,
+        description="Privacy centre: codes mailed to one address (any org) per "
+        "`LETHE_PRIVACY_CODE_WINDOW_SECONDS`.",
+    )
+    privacy_codes_per_source: int = Field(
+        20,
+        ge=1,
+        description="Privacy centre: codes asked for from one client address per window.",
+    )
+    privacy_code_window_seconds: int = Field(
+        3600, ge=60, description="Privacy centre: the window of both code rate limits."
     )
 
     def status_links(self) -> StatusLinks:

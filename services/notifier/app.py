@@ -1,5 +1,6 @@
 """Notifier service: emails asked for on `lethe.notifications.v1`, and signed webhook
-callbacks for every job state change on `lethe.progress.v1`."""
+callbacks (and OpenDSR callbacks) for every job state change on `lethe.progress.v1`, sent by
+dispatchers off the consumers' path."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from faststream.kafka import KafkaBroker
 from opentelemetry.trace import TracerProvider
 
 from services.notifier import bootstrap
-from services.notifier.handlers import build_router
+from services.notifier.handlers import Senders, build_router
 from services.notifier.service import NotifierDeps
 from services.notifier.settings import NotifierSettings
 from shared.events import Envelope
@@ -26,7 +27,7 @@ class Runtime:
 
     deps: NotifierDeps
     outputs: Outputs  # the router's typed publishers (handlers.build_router)
-    pool: asyncpg.Pool  # the deps' pool, for the OpenDSR dispatcher
+    pool: asyncpg.Pool  # the deps' pool, for the dispatchers (OpenDSR callbacks, webhooks)
 
     def __init__(self, settings: NotifierSettings, broker: KafkaBroker) -> None:
         self.settings = settings
@@ -49,17 +50,24 @@ class Runtime:
 def create_app(
     settings: NotifierSettings, *, tracer_provider: TracerProvider | None = None
 ) -> FastStream:
+    return assemble(settings, tracer_provider=tracer_provider)[0]
+
+
+def assemble(
+    settings: NotifierSettings, *, tracer_provider: TracerProvider | None = None
+) -> tuple[FastStream, Senders]:
+    """The app and its dispatchers (tests pause one to drive it themselves)."""
     tp = tracer_provider or make_tracer_provider("notifier", exporter=settings.otel_exporter)
     broker = create_broker(settings.kafka_bootstrap_servers, service="notifier", tracer_provider=tp)
     rt = Runtime(settings, broker)
-    router, callbacks = build_router(rt)
+    router, senders = build_router(rt)
     broker.include_router(router)
     app = FastStream(
         broker,
         on_startup=[rt.open],
-        after_startup=[callbacks.start],
-        on_shutdown=[callbacks.stop],
+        after_startup=[senders.start],
+        on_shutdown=[senders.stop],
         after_shutdown=[rt.close],
     )
     attach(app, broker, settings, "notifier", {"postgres": lambda: postgres_check(rt.pool)})
-    return app
+    return app, senders

@@ -7,23 +7,17 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import asyncpg
-import httpx
 
 from services.notifier.service import Emit, NotifierDeps
 from services.notifier.settings import NotifierSettings
-from shared import netguard
 from shared.db import create_pool
+from shared.privacy_codes import code_key
 
 
-def build_deps(
-    settings: NotifierSettings,
-    *,
-    pool: asyncpg.Pool,
-    emit: Emit,
-    http: httpx.AsyncClient | None = None,
-) -> NotifierDeps:
-    """NotifierDeps from an open pool (and the webhook client, when it sends webhooks)."""
+def build_deps(settings: NotifierSettings, *, pool: asyncpg.Pool, emit: Emit) -> NotifierDeps:
+    """NotifierDeps from an open pool."""
     s = settings
+    hash_key = s.subject_hash_key.get_secret_value().encode()
     return NotifierDeps(
         pool=pool,
         emit=emit,
@@ -31,24 +25,21 @@ def build_deps(
         smtp_port=s.smtp_port,
         mail_from=s.mail_from,
         timeout=s.smtp_timeout_seconds,
-        hash_key=s.subject_hash_key.get_secret_value().encode(),
+        hash_key=hash_key,
         requester_templates=frozenset(s.notify_requester_templates),
         owner_templates=frozenset(s.notify_owner_templates),
-        http=http,
-        webhook_timeout=s.webhook_timeout_seconds,
+        code_key=code_key(hash_key),
     )
 
 
 @asynccontextmanager
 async def open_deps(settings: NotifierSettings, *, emit: Emit) -> AsyncIterator[NotifierDeps]:
-    """Open the pool and the webhook client; yield the deps, close both after."""
+    """Open the pool; yield the deps, close it after. (The dispatchers open their own HTTP
+    clients: services/notifier/dispatch.py.)"""
     async with AsyncExitStack() as stack:
         pool = await create_pool(settings.database_url)
-        policy = netguard.Policy.from_list(settings.callback_allowed_networks)
-        http = netguard.guarded_client(policy, timeout=settings.webhook_timeout_seconds)
-        stack.push_async_callback(pool.close)  # closed after the client, as before
-        stack.push_async_callback(http.aclose)
-        yield build_deps(settings, pool=pool, emit=emit, http=http)
+        stack.push_async_callback(pool.close)
+        yield build_deps(settings, pool=pool, emit=emit)
 
 
 __all__ = ["build_deps", "open_deps"]

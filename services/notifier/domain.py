@@ -14,13 +14,18 @@ from typing import Any
 
 import httpx
 
-from services.notifier import signing
 from services.notifier.templates import render
-from shared import netguard
+from shared import netguard, signing
 from shared.errors import Worded
 from shared.events import Actor, Envelope, make_event
 from shared.events.envelope import safe_details
-from shared.events.notifications import NotificationFailed, NotificationSent, SendEmail
+from shared.events.notifications import (
+    CODE_TEMPLATES,
+    NotificationFailed,
+    NotificationSent,
+    SendEmail,
+)
+from shared.privacy_codes import open_code
 
 ACTOR = Actor(kind="service", id="notifier")
 
@@ -73,12 +78,25 @@ def recipients(
     """(recipient key, address): the requester, then the owners (`owners`: their addresses
     when the owners are told); an owner who is the requester is mailed once."""
     found: list[tuple[str, str]] = []
+    if cmd.audience == "assignee":  # a manual task's person or team, and nobody else
+        return [("assignee", cmd.to)] if cmd.to else []
     if to_requester and cmd.to:
         found.append(("requester", cmd.to))
     for address in owners:
         if not (cmd.to and address.lower() == cmd.to.lower() and to_requester):
             found.append((recipient_key(hash_key, address), address))
     return found
+
+
+def opened(cmd: SendEmail, code_key: bytes) -> SendEmail:
+    """A privacy-centre code mail with its code opened for the template (the sealed blob is
+    all that travelled; shared/privacy_codes.py). A blob that does not open raises."""
+    if cmd.template not in CODE_TEMPLATES:
+        return cmd
+    ctx = dict(cmd.context)
+    sealed = str(ctx.pop("code_sealed", ""))
+    ctx["code"] = open_code(code_key, uuid.UUID(str(ctx["challenge_id"])), sealed)
+    return cmd.model_copy(update={"context": ctx})
 
 
 def build_message(
@@ -168,7 +186,7 @@ def callback_body(env: Envelope) -> bytes:
 def webhook_headers(
     secret: str, hook_id: uuid.UUID, event_id: uuid.UUID, body: bytes
 ) -> dict[str, str]:
-    """Signed (Stripe-style, services/notifier/signing.py), with ids stable across retries."""
+    """Signed (Stripe-style, shared/signing.py), with ids stable across retries."""
     return {
         "content-type": "application/json",
         signing.HEADER: signing.sign(secret, body),

@@ -6,12 +6,16 @@ its sender's for the lease; a row still `sending` after the lease ran out was le
 sender that died mid-send (or could not record the outcome), and is claimable again, so
 the delivery is taken over and sent. Finishing (sent, failed, released) clears the claim.
 
-Pure: the SQL fragments both claims in store.py are built from, and the decisions.
+A queued delivery (OpenDSR callback, webhook) that failed is pending again after a backoff,
+until it is out of attempts or past its deadline.
+
+Pure: the SQL fragments the claims in the stores are built from, and the decisions.
 """
 
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 
 
 class Claim(enum.Enum):
@@ -49,3 +53,19 @@ def outcome(claimed: bool, status: str | None) -> Claim:
     if claimed:
         return Claim.GO
     return Claim.DONE if status == "sent" else Claim.BUSY
+
+
+def backoff_after(attempts: int, first: float, most: float) -> float:
+    """The wait before the next attempt: `first`, doubling per attempt, at most `most`."""
+    return float(min(most, first * 2 ** max(0, attempts - 1)))
+
+
+def give_up_reason(
+    attempts: int, max_attempts: int, retry_at: datetime, deadline: datetime | None
+) -> str | None:
+    """Why a failed delivery is not retried (None: it is, at `retry_at`)."""
+    if attempts >= max_attempts:
+        return "out of attempts"
+    if deadline is not None and retry_at >= deadline:
+        return "past its deadline"
+    return None

@@ -1,5 +1,5 @@
-"""Deliver notifications once per (event, recipient) and record each outcome in the audit
-trail: emails for SendEmail commands, signed webhook callbacks for job state changes.
+"""Deliver emails once per (event, recipient) and record each outcome in the audit trail.
+(Webhooks, recorded in the same table, are sent by their dispatcher: webhooks/.)
 
 A failure of one recipient does not hold the others back: every pending recipient is tried,
 then the handler raises so the consumer retries (with exponential backoff) only the ones not
@@ -10,7 +10,6 @@ address. Each delivery is claimed with a lease (services/notifier/lease.py).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -22,7 +21,6 @@ import httpx
 from services.notifier import domain, lease, store
 from services.notifier.domain import DeliveryFailed
 from services.notifier.templates import render
-from shared import netguard
 from shared.events import Envelope
 from shared.events.notifications import SendEmail
 from shared.events.topics import AUDIT
@@ -41,8 +39,7 @@ class NotifierDeps:
     hash_key: bytes = b""
     requester_templates: frozenset[str] = frozenset()
     owner_templates: frozenset[str] = frozenset()
-    http: httpx.AsyncClient | None = None
-    webhook_timeout: float = 10.0
+    code_key: bytes = b""  # opens the privacy centre's sealed codes (shared/privacy_codes.py)
 
 
 async def recipients(env: Envelope, cmd: SendEmail, deps: NotifierDeps) -> list[tuple[str, str]]:
@@ -93,7 +90,7 @@ async def _deliver(
 async def send_email(env: Envelope, deps: NotifierDeps) -> None:
     if env.type != SendEmail.event_type:
         return  # the topic carries only commands to us; anything else is not ours
-    cmd = env.payload_as(SendEmail)
+    cmd = domain.opened(env.payload_as(SendEmail), deps.code_key)
     render(cmd.template, cmd.context)  # an unknown template fails before anything is sent
     failures: list[str] = []
     for key, address in await recipients(env, cmd, deps):
@@ -120,50 +117,9 @@ async def send_email(env: Envelope, deps: NotifierDeps) -> None:
         raise DeliveryFailed("; ".join(failures))
 
 
-async def send_callbacks(env: Envelope, deps: NotifierDeps) -> None:
-    """POST a signed status callback to each of the org's webhooks, once per state change.
-    The org's webhooks are called at once: the message waits for the slowest one, bounded
-    by its deadline, not for the sum of them."""
-    if not domain.needs_callback(env):
-        return
-    assert env.org_id is not None
-    hooks = await store.webhooks(deps.pool, env.org_id)
-    if not hooks:
-        return
-    body = domain.callback_body(env)
-    errors = await asyncio.gather(*(_send_webhook(env, deps, hook, body) for hook in hooks))
-    if failures := [e for e in errors if e]:
-        raise DeliveryFailed("; ".join(failures))
-
-
-async def _send_webhook(
-    env: Envelope, deps: NotifierDeps, hook: store.Webhook, body: bytes
-) -> str | None:
-    http = deps.http
-    assert http is not None
-    headers = domain.webhook_headers(hook.secret, hook.id, env.event_id, body)
-
-    async def post() -> None:
-        # The whole POST within the timeout: a trickling endpoint holds it no longer.
-        r = await netguard.post_within(
-            http, hook.url, deps.webhook_timeout, content=body, headers=headers
-        )
-        r.raise_for_status()
-
-    return await _deliver(
-        env,
-        deps,
-        f"webhook:{hook.id}",
-        channel="webhook",
-        template=env.type,
-        label=f"webhook {hook.id}",
-        lease_seconds=lease.seconds(deps.webhook_timeout, 5),
-        send=post,
-    )
-
-
 async def give_up(env: Envelope, deps: NotifierDeps, error: str, *, channel: str) -> None:
-    """After the last attempt: every unsent delivery is failed, each with an audit event."""
+    """After the last attempt: every unsent delivery is failed, each with an audit event
+    (for webhooks: the state change could not be recorded at all)."""
     failed = await store.give_up(deps.pool, env.event_id, error[:500])
     for audit in domain.given_up_events(env, failed, error, channel=channel):
         await deps.emit(AUDIT, audit)

@@ -46,12 +46,33 @@ class NotifierSettings(LetheSettings):
         description="Templates mailed to each of the organisation's owner contacts (JSON list).",
     )
     notify_retries: int = Field(
-        6, description="Delivery attempts (email or webhook) before the dead-letter topic."
+        6,
+        ge=1,
+        description="Delivery attempts of an email (then the dead-letter topic) or of a "
+        "webhook (then recorded failed, audited).",
     )
     notify_backoff_seconds: float = Field(
         1.0, description="First retry delay; doubles on each attempt (1, 2, 4, 8, 16 s)."
     )
-    webhook_timeout_seconds: float = Field(10, description="Timeout of a webhook POST.")
+    webhook_timeout_seconds: float = Field(
+        10, gt=0, description="Timeout of one webhook POST (the whole of it, body included)."
+    )
+    webhook_per_org_concurrency: int = Field(
+        2,
+        ge=1,
+        description="Webhooks sent at once for one organisation (per notifier replica); "
+        "organisations take turns, so a slow or dead endpoint delays only its own "
+        "organisation's webhooks.",
+    )
+    webhook_retry_horizon_seconds: float = Field(
+        3600,
+        gt=0,
+        description="A webhook not delivered this long after the state change is given up "
+        "(recorded failed, audited), even with attempts left.",
+    )
+    webhook_max_backoff_seconds: float = Field(
+        300, gt=0, description="Longest delay between two attempts of a webhook."
+    )
     opendsr_processor_domain: str = Field(
         "localhost",
         description="OpenDSR: this processor's domain, sent in X-OpenDSR-Processor-Domain.",

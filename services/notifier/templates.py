@@ -3,7 +3,8 @@
 The HTML body is the text body with every value escaped, one paragraph per line, and the
 `link` and `status_link` values (when there are) as links. A line naming an optional value
 (`status_link`) is left out when the context has none. No template mentions the data
-subject: mails say which job, never whose data.
+subject: mails say which job, never whose data; except `manual_task`, to the staff member
+who must erase the subject by hand in a system Lethe cannot reach.
 """
 
 from __future__ import annotations
@@ -26,6 +27,22 @@ class Rendered:
 _FOOTER = "Every action is recorded in Lethe's audit trail."
 _STATUS = "\nFollow the request here: $status_link"
 _TEMPLATES: dict[str, tuple[str, str]] = {
+    "manual_task": (
+        "Lethe: erasure $job_id: please erase the subject from $task",
+        "You are named in Lethe's data map as the person who erases data from $task by hand.\n"
+        "Erasure request $job_id asks to erase this subject's data there:\n"
+        "$identities\n"
+        "$instructions\n"
+        "When it is done, an administrator confirms the task on the job's page (or\n"
+        "POST /v1/jobs/$job_id/tasks/$task/done); the request stays open until then.\n" + _FOOTER,
+    ),
+    "manual_task_reminder": (
+        "Lethe: reminder $reminder: erasure $job_id is waiting for $task",
+        "Erasure request $job_id has been waiting since $opened_at for the subject's data\n"
+        "to be erased from $task by hand (the first mail named the subject).\n"
+        "When it is done, an administrator confirms the task on the job's page (or\n"
+        "POST /v1/jobs/$job_id/tasks/$task/done); the request stays open until then.\n" + _FOOTER,
+    ),
     "erasure_hidden": (
         "Lethe: erasure $job_id: the data is hidden, final on $final_on",
         "Your erasure request $job_id has been carried out: $rows rows ($tables)\n"
@@ -112,6 +129,15 @@ _TEMPLATES: dict[str, tuple[str, str]] = {
         "We received your $job_type request $job_id on $received_at.\n"
         "It will be carried out by $due_at ($regulation). If it needs longer you will be told\n"
         "why before then.\n" + _FOOTER + _STATUS,
+    ),
+    # The privacy centre's one-time code (no job yet): the subject types it on the page.
+    "privacy_code": (
+        "Your confirmation code for $org_name's privacy centre",
+        "Someone, hopefully you, asked $org_name's privacy centre to $what.\n"
+        "To confirm it is you, type this code on the page where you asked:\n"
+        "$code\n"
+        "It works once, for $minutes minutes. If you did not ask, ignore this mail:\n"
+        "nothing happens without the code.\n" + _FOOTER,
     ),
     # 11 CCR 7021(a): receipt confirmed within 10 business days, with how it is processed.
     "ccpa_receipt": (

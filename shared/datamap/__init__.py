@@ -9,9 +9,17 @@ YAML is loaded (shape, references, kinds, cycles), then at start-up against the 
 - `checks`: load-time checks across tables;
 - `graph`: scope, order and waves (methods of `DataMap`);
 - `live`: what the live database says (`LiveSchema`);
-- `live_checks`: `check_against_database`.
+- `live_checks`: `check_against_database`;
+- `connectors`: systems outside the platform database (HTTP, OAuth revocation, manual).
 """
 
+from shared.datamap.connectors import (
+    Connector,
+    HttpConnector,
+    ManualConnector,
+    OAuthRevocation,
+    missing_env,
+)
 from shared.datamap.live import Column, ForeignKey, LiveSchema, read_live_schema
 from shared.datamap.live_checks import check_against_database
 from shared.datamap.model import (
@@ -40,13 +48,17 @@ __all__ = [
     "TEXT_STRATEGIES",
     "Column",
     "Columns",
+    "Connector",
     "DataMap",
     "DataMapError",
     "ForeignKey",
+    "HttpConnector",
     "Identifier",
     "Kind",
     "LiveSchema",
+    "ManualConnector",
     "MaskSpec",
+    "OAuthRevocation",
     "Parent",
     "Relation",
     "RetentionCategory",
@@ -55,6 +67,7 @@ __all__ = [
     "check_against_database",
     "cols",
     "load_datamap",
+    "missing_env",
     "parse_mask",
     "read_live_schema",
 ]

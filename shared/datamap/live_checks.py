@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from shared.datamap.connectors import OAuthRevocation
 from shared.datamap.live import Column, LiveSchema, read_live_schema
 from shared.datamap.model import (
     TEXT_LENGTH,
@@ -45,6 +46,10 @@ async def check_against_database(dm: DataMap, conn: asyncpg.Connection) -> LiveS
             problems.need(s.table, "subject.org_column", s.org_column, prefix="")
         for kind, col in s.identities.items():
             problems.need(s.table, f"subject.identities.{kind}", col, prefix="")
+    for name, c in dm.connectors.items():
+        if isinstance(c, OAuthRevocation) and c.table in live.columns:
+            for col in c.tokens:
+                problems.need(c.table, f"connectors.{name}.tokens", col, prefix="")
     if not problems.items:
         try:
             dm.waves(list(dm.tables), live.link_edges(dm))

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from shared.datamap.checks import check_references
+from shared.datamap.connectors import Connector, check_connectors
 from shared.datamap.graph import MapGraph
 
 
@@ -190,6 +191,9 @@ class DataMap(MapGraph, BaseModel):
     )
     retention_categories: dict[Identifier, RetentionCategory] = {}
     tables: dict[Identifier, TableMap]
+    connectors: dict[Identifier, Connector] = Field(
+        default_factory=dict, description="systems outside the platform database"
+    )
     _source: str = PrivateAttr(default="<data map>")
 
     @property
@@ -207,6 +211,7 @@ class DataMap(MapGraph, BaseModel):
     @model_validator(mode="after")
     def _check_references(self) -> DataMap:
         check_references(self)
+        check_connectors(self)
         return self
 
 

@@ -32,7 +32,7 @@ class ErasureRequested(Payload):
     regulation: str
     due_at: datetime
     recovery_window_days: int
-    channel: Literal["http", "kafka"]
+    channel: Literal["http", "kafka", "privacy_centre"]
     # False: the platform must keep its S3 objects; rows go, objects stay (recorded).
     delete_media: bool = True
     # The data subject's status page (intake's /status/{job}/{mac}): put in the mails about
@@ -51,7 +51,7 @@ class ExportRequested(Payload):
     format: Literal["json", "csv", "both"] = "both"
     include_media: bool = False
     link_ttl_hours: int = 24
-    channel: Literal["http", "kafka"]
+    channel: Literal["http", "kafka", "privacy_centre"]
     status_link: str | None = pii(default=None)  # as ErasureRequested.status_link
     # OpenDSR access/portability: a second bearer link, the controller's (its own download
     # count), returned in `ExportReady.results_url` for the status body and callback.

@@ -45,11 +45,24 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "request_approved": ("job_id", "job_type", "due_at", "reason"),
     "request_denied": ("job_id", "job_type", "reason"),
     "linked_request_done": ("job_id", "job_type", "received_at", "status", "outcome"),
+    # Manual connectors (docs/datamap.md): to the system's assignee, not the subject. The
+    # first one names the subject (`identities`, kept out of the audit trail): without it
+    # nobody could erase by hand; reminders point back to it.
+    "manual_task": ("job_id", "task", "instructions", "identities"),
+    "manual_task_reminder": ("job_id", "task", "opened_at", "reminder"),
 }
-Audience = Literal["requester", "owners", "both"]
-# Context values only the recipient may see (a download link carries its token): kept out of
-# the audit trail, which owners can read, and out of webhook callbacks.
-SECRET_CONTEXT_KEYS = frozenset({"link", "status_link"})
+# Mails about no job: the privacy centre's one-time code, mailed before any job exists to the
+# address a subject gave. `code_sealed` is the code sealed for the notifier
+# (shared/privacy_codes.py); the notifier opens it into `code` for the template alone.
+CODE_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "privacy_code": ("challenge_id", "code_sealed", "minutes", "what", "org_name"),
+}
+# `assignee`: only `to` (a manual task's person or team), never the owners.
+Audience = Literal["requester", "owners", "both", "assignee"]
+# Context values only the recipient may see (a download link carries its token, a code is a
+# secret even sealed): kept out of the audit trail, which owners can read, and out of
+# webhook callbacks.
+SECRET_CONTEXT_KEYS = frozenset({"link", "status_link", "identities", "code_sealed", "code"})
 # The data subject's status page: subject-facing mails carry it when the job has one (the
 # line naming it is left out otherwise).
 OPTIONAL_CONTEXT_KEYS = frozenset({"status_link"})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from shared.events.envelope import Payload, event
 
@@ -144,3 +144,49 @@ class SubjectAmbiguous(Payload):
 
     event_type = "SubjectAmbiguous"
     reason: str
+
+
+# --- Connectors: the subject's data outside the platform database (docs/datamap.md) ------
+
+
+@event
+class ConnectorCalled(Payload):
+    """What one connector's call came to for the job: `done`, or `failed` with a code (an
+    HTTP status, `timeout`, `refused:<rule>`); a failure is also one of the job's review
+    items. Token revocations count the tokens found and those not revoked. No state change."""
+
+    event_type = "ConnectorCalled"
+    connector: str
+    kind: str
+    outcome: Literal["done", "failed"]
+    code: str | None = None
+    attempts: int = 0
+    tokens: int | None = None
+    failed_tokens: int | None = None
+
+
+class ManualTask(Payload):
+    task: str  # the connector's name in the data map
+    assignee: str  # the person or team's address (staff, not the data subject)
+    instructions: str = ""
+
+
+@event
+class ManualTasksOpened(Payload):
+    """The erasure has systems erased by hand (`manual` connectors): one task each, mailed to
+    its assignee by the eraser. Intake records the tasks, reminds the assignees, and holds
+    the job (`awaiting_tasks`) until each is done or waived. No state change by itself."""
+
+    event_type = "ManualTasksOpened"
+    tasks: list[ManualTask]
+
+
+@event
+class ManualTaskClosed(Payload):
+    """An admin confirmed a manual task done, or waived it (with the reason). From intake, on
+    the audit topic; the last one to close lets a job awaiting its tasks complete."""
+
+    event_type = "ManualTaskClosed"
+    task: str
+    outcome: Literal["done", "waived"]
+    reason: str | None = None

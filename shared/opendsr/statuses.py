@@ -22,6 +22,7 @@ REQUEST_STATUS: dict[str, RequestStatus] = {
     "running": "in_progress",
     "soft_deleted": "in_progress",
     "purging": "in_progress",
+    "awaiting_tasks": "in_progress",  # manual tasks open (docs/datamap.md, Connectors)
     "completed": "completed",
     "completed_with_errors": "completed",
     "ready": "completed",

@@ -29,6 +29,7 @@ from deploy.local import infra
 from deploy.local.sample.seed import SeededOrg, seed_org
 from deploy.local.stack import REPO_ROOT, start_services, stop_services
 from services.intake import store as intake_store
+from tests.browser.a11y import assert_accessible
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.browser
@@ -117,13 +118,16 @@ async def world(
 
 
 async def shoot(page: Any, name: str) -> None:
-    """The page at desktop and at phone width (full height)."""
+    """The page at desktop and at phone width (full height), accessible at both (axe-core,
+    WCAG 2.1 A/AA)."""
+    await assert_accessible(page, name)
     await page.set_viewport_size(DESKTOP)
     await page.screenshot(path=str(SHOTS / f"{name}-desktop.png"), full_page=True)
     await page.set_viewport_size(PHONE)
     await page.screenshot(path=str(SHOTS / f"{name}-phone.png"), full_page=True)
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], f"{name}: {width}px wide at phone width (sideways scroll)"
+    await assert_accessible(page, f"{name} (phone)")
     await page.set_viewport_size(DESKTOP)
 
 
@@ -327,6 +331,7 @@ async def test_the_admin_ui_end_to_end(world: World, lethe_db: asyncpg.Pool) -> 
     assert (await job_row(lethe_db, watched_id))["status"] == before["status"]
     audit_page = await vpage.goto(f"{w.url}/ui/audit")
     assert audit_page is not None and audit_page.status == 403
+    await assert_accessible(vpage, "refusal page")
     await vctx.close()
 
     # --- sign out ends the session -----------------------------------------------------

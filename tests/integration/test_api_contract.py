@@ -48,6 +48,16 @@ include-method = "POST"
 checks.positive_data_acceptance.expected-statuses = [
   "2xx", "3xx", 401, 403, 404, 409, 413, 422, 429
 ]
+
+# The compliance report's months each match YYYY-MM; that `from` is not after `to`, that the
+# range spans at most 24 months and that the year is 1970..9998 the schema cannot hold: a
+# documented 422 naming the rule.
+[[operations]]
+include-path = "/v1/reports/compliance"
+include-method = "GET"
+checks.positive_data_acceptance.expected-statuses = [
+  "2xx", "3xx", 401, 403, 404, 409, 413, 422, 429
+]
 """
 EXAMPLES = 5  # per operation and phase: the run stays well under a minute here
 

@@ -1,5 +1,7 @@
 """The notifier against the real SMTP sink, Postgres and Kafka: every template, owners and
-requesters, exactly-once per recipient, retries while SMTP is down, signed webhooks."""
+requesters, exactly-once per recipient, retries while SMTP is down, signed webhooks (sent by
+the webhook dispatcher, off the consumer; fairness across organisations:
+test_webhook_fairness.py)."""
 
 from __future__ import annotations
 
@@ -26,11 +28,12 @@ from aiosmtpd.controller import Controller
 
 from deploy.local import infra
 from deploy.local.smtp_sink import SinkHandler
-from services.notifier import bootstrap, domain, service, signing
+from services.notifier import bootstrap, domain, service, webhooks
 from services.notifier import store as notifier_store
-from services.notifier.app import create_app
+from services.notifier.app import assemble
+from services.notifier.handlers import Senders
 from services.notifier.settings import NotifierSettings
-from shared import netguard
+from shared import netguard, signing
 from shared.events import Actor, Envelope, make_event
 from shared.events.notifications import TEMPLATES, SendEmail
 from shared.events.progress import BatchErased, JobCompleted
@@ -93,8 +96,14 @@ def sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateSink]:
 
 
 @pytest.fixture(scope="module")
+def running() -> dict[str, Senders]:
+    """The dispatchers of the module's notifier, while it runs."""
+    return {}
+
+
+@pytest.fixture(scope="module")
 async def notifier(
-    base_settings: dict[str, Any], sink: PrivateSink
+    base_settings: dict[str, Any], sink: PrivateSink, running: dict[str, Senders]
 ) -> AsyncIterator[NotifierSettings]:
     """The notifier in this process, mailing through the private sink, retrying quickly."""
     settings = NotifierSettings(
@@ -104,14 +113,28 @@ async def notifier(
         smtp_timeout_seconds=2,
         callback_allowed_networks=["127.0.0.0/8"],  # the webhook receivers are on 127.0.0.1
     )
+    app, running["senders"] = assemble(settings)
     sink.start()  # up while the notifier works through what earlier modules left
     try:
-        async with create_app(settings):
+        async with app:
             await _drain_backlog(base_settings["kafka_bootstrap_servers"], sink)
             sink.stop()
             yield settings
     finally:
+        running.pop("senders", None)
         sink.stop()
+
+
+@pytest.fixture
+async def own_webhooks(running: dict[str, Senders]) -> AsyncIterator[None]:
+    """The test sends webhooks with a dispatcher of its own: the module's notifier (when it
+    runs) sends none meanwhile."""
+    senders = running.get("senders")
+    if senders is not None:
+        await senders.webhooks.stop()
+    yield
+    if senders is not None:
+        await senders.webhooks.start()
 
 
 async def _drain_backlog(bootstrap: str, sink: PrivateSink) -> None:
@@ -478,11 +501,9 @@ async def test_state_changes_reach_a_webhook_signed_once(
         r = await http.post(receiver.url, content=body, headers={signing.HEADER: stale})
         assert r.status_code == 400 and "tolerance" in r.text
 
-    # A redelivered state change is not POSTed again.
-    deps = _deps(lethe_db, prepared, [])
-    async with httpx.AsyncClient() as http:
-        deps.http = http
-        await service.send_callbacks(done, deps)
+    # A redelivered state change records nothing new and is not POSTed again.
+    assert await webhooks.enqueue(done, _webhook_deps(lethe_db, [])) == 0
+    await asyncio.sleep(1)  # the notifier's dispatcher polls every second
     assert len(receiver.accepted) == 1
     rows = await lethe_db.fetch(
         "SELECT status, attempts FROM lethe.deliveries WHERE command_event_id = $1", done.event_id
@@ -492,6 +513,31 @@ async def test_state_changes_reach_a_webhook_signed_once(
     [hook] = await notifier_store.webhooks(lethe_db, org.id)
     await asyncio.to_thread(_cli, prepared, "webhooks", "remove", str(hook.id))
     assert await notifier_store.webhooks(lethe_db, org.id) == []
+
+
+def _webhook_deps(pool: asyncpg.Pool, audit: list[Envelope], **kw: Any) -> webhooks.WebhookDeps:
+    async def emit(env: Envelope) -> None:
+        audit.append(env)
+
+    return webhooks.WebhookDeps(pool=pool, emit=emit, **kw)
+
+
+async def _send_until_settled(deps: webhooks.WebhookDeps, env: Envelope) -> None:
+    """Dispatch rounds of a dispatcher of the test's own until the event's webhooks are sent
+    or given up."""
+    dispatcher = webhooks.Dispatcher(lambda: deps)
+
+    async def settled() -> bool | None:
+        await asyncio.gather(*await dispatcher.dispatch())
+        states = await deps.pool.fetch(
+            "SELECT status FROM lethe.deliveries WHERE command_event_id = $1", env.event_id
+        )
+        return True if all(r["status"] in ("sent", "failed") for r in states) else None
+
+    try:
+        await eventually(settled, timeout=30, every=0.05, what="the webhooks to settle")
+    finally:
+        await dispatcher.stop()
 
 
 async def _async(value: Any) -> Any:
@@ -523,7 +569,11 @@ async def test_registration_refuses_internal_targets_naming_the_rule(
 
 
 async def test_a_webhook_that_points_inside_at_send_time_is_not_called(
-    org: Org, lethe_db: asyncpg.Pool, prepared: infra.Endpoints, receiver: Receiver
+    org: Org,
+    lethe_db: asyncpg.Pool,
+    prepared: infra.Endpoints,
+    receiver: Receiver,
+    own_webhooks: None,
 ) -> None:
     """Registered while allowed (or its name re-pointed since): the production notifier
     checks at send time, posts nothing and records the rule."""
@@ -534,27 +584,36 @@ async def test_a_webhook_that_points_inside_at_send_time_is_not_called(
         org_id=org.id,
         job_id=uuid.uuid4(),
     )
-    deps = _deps(lethe_db, prepared, [])
-    async with netguard.guarded_client(netguard.Policy()) as http:  # production: none inside
-        deps.http = http
-        with pytest.raises(domain.DeliveryFailed, match=r"CallbackRefused \(loopback address\)"):
-            await service.send_callbacks(done, deps)
+    audit: list[Envelope] = []
+    # Production: nothing inside may be reached; one attempt, then given up.
+    deps = _webhook_deps(lethe_db, audit, policy=netguard.Policy(), max_attempts=1)
+    assert await webhooks.enqueue(done, deps) == 1
+    await _send_until_settled(deps, done)
     assert receiver.accepted == [] and receiver.rejected == []
     [row] = await lethe_db.fetch(
         "SELECT status, last_error FROM lethe.deliveries WHERE command_event_id = $1",
         done.event_id,
     )
-    assert row["status"] == "failed" and "loopback address" in row["last_error"]
+    assert row["status"] == "failed"
+    assert "CallbackRefused (loopback address)" in row["last_error"]
+    assert receiver.url not in row["last_error"]
+    [failed] = [e for e in audit if e.payload.get("command_event_id") == str(done.event_id)]
+    assert failed.type == "NotificationFailed" and failed.payload["channel"] == "webhook"
+    assert "loopback address" in failed.payload["error"]
     [hook] = await notifier_store.webhooks(lethe_db, org.id)
     await notifier_store.remove_webhook(lethe_db, hook.id)
 
 
-async def test_a_hung_webhook_holds_its_message_only_for_the_deadline(
-    org: Org, lethe_db: asyncpg.Pool, prepared: infra.Endpoints, receiver: Receiver
+async def test_a_hung_webhook_holds_only_its_own_delivery_for_the_deadline(
+    org: Org,
+    lethe_db: asyncpg.Pool,
+    prepared: infra.Endpoints,
+    receiver: Receiver,
+    own_webhooks: None,
 ) -> None:
-    """Two of the org's endpoints accept and never answer: the third is called at once,
-    the message is done within one deadline (not one per webhook), the hung ones are
-    recorded as timed out."""
+    """Two of the org's endpoints accept and never answer: recording the state change does
+    not wait on them, the third is called at once, all are done within one deadline (not one
+    per webhook), the hung ones are recorded as timed out."""
     hold = asyncio.Event()
 
     async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -573,17 +632,21 @@ async def test_a_hung_webhook_holds_its_message_only_for_the_deadline(
             org_id=org.id,
             job_id=uuid.uuid4(),
         )
-        deps = _deps(lethe_db, prepared, [])
-        deps.webhook_timeout = 1.0
         allowed = netguard.Policy.from_list(["127.0.0.0/8"])
-        async with netguard.guarded_client(allowed, timeout=30) as http:
-            deps.http = http
-            started = time.monotonic()
-            with pytest.raises(domain.DeliveryFailed, match="TimeoutError"):
-                await service.send_callbacks(done, deps)
-            assert time.monotonic() - started < 1.9  # in turn, it would take over 2 s
+        deps = _webhook_deps(lethe_db, [], policy=allowed, timeout=1.0, max_attempts=1, per_org=3)
+        started = time.monotonic()
+        assert await webhooks.enqueue(done, deps) == 3
+        assert time.monotonic() - started < 0.5  # the consumer's part: recorded, not sent
+        await _send_until_settled(deps, done)
+        assert time.monotonic() - started < 1.9  # in turn, it would take over 2 s
         [(_, body)] = receiver.accepted
         assert json.loads(body)["event_id"] == str(done.event_id)
+        rows = await lethe_db.fetch(
+            "SELECT status, last_error FROM lethe.deliveries WHERE command_event_id = $1",
+            done.event_id,
+        )
+        errors = sorted(r["last_error"] or "" for r in rows if r["status"] == "failed")
+        assert len(errors) == 2 and all("TimeoutError" in e for e in errors), errors
     finally:
         hold.set()
         hung.close()

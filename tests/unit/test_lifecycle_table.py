@@ -18,7 +18,14 @@ pytestmark = pytest.mark.unit
 EXPECTED_COMMANDS = {
     "cancel": {"pending", "running"},
     "restore": {"soft_deleted", "cancelled"},
-    "extend": {"awaiting_approval", "pending", "running", "soft_deleted", "purging"},
+    "extend": {
+        "awaiting_approval",
+        "pending",
+        "running",
+        "soft_deleted",
+        "purging",
+        "awaiting_tasks",
+    },
     "approve": {"awaiting_approval"},
     "deny": {"awaiting_approval"},
 }

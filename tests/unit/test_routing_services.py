@@ -19,6 +19,7 @@ from services.intake import handlers as intake_handlers
 from services.intake import store as intake_store
 from services.notifier import handlers as notifier_handlers
 from services.notifier import service as notifier_service
+from services.notifier import webhooks  # where the webhook recorder looks up enqueue
 from services.notifier.opendsr import handlers as opendsr  # where the recorder looks up enqueue
 from shared.events import Actor, Envelope, Payload, make_event
 from shared.events.jobs import CancelExport, ExportRequested
@@ -111,6 +112,10 @@ def _notifier_runtime() -> Any:
         opendsr_callback_backoff_seconds=0.01,
         opendsr_callback_max_backoff_seconds=0.01,
         opendsr_callback_per_endpoint=1,
+        webhook_timeout_seconds=1,
+        webhook_retry_horizon_seconds=1,
+        webhook_max_backoff_seconds=0.01,
+        webhook_per_org_concurrency=1,
         callback_allowed_networks=[],
     )
     return fake_runtime(settings=settings, deps=object(), pool=object())
@@ -122,9 +127,9 @@ async def test_notifier_routes_emails_and_state_changes(monkeypatch: pytest.Monk
         monkeypatch,
         calls,
         (notifier_service, "send_email"),
-        (notifier_service, "send_callbacks"),
         (opendsr, "enqueue"),
     )
+    monkeypatch.setattr(webhooks, "enqueue", recorder(calls, "record_webhooks"))
     router, _ = notifier_handlers.build_router(rt := _notifier_runtime())
     email, change = (
         _event(SendEmail(template="job_completed")),
@@ -139,7 +144,7 @@ async def test_notifier_routes_emails_and_state_changes(monkeypatch: pytest.Monk
         await rt.outputs.emit(AUDIT, sent)
     assert sorted(calls, key=lambda c: c[0]) == [
         ("enqueue", change),
-        ("send_callbacks", change),
+        ("record_webhooks", change),
         ("send_email", email),
     ]
     assert seen.dlq == []

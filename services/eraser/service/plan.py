@@ -1,7 +1,7 @@
 """Plan (ErasureRequested): resolve the subject through the data map, record the chunks
-(table + up to `batch_size` keys) as checkpoints in one transaction, publish the first
-wave's chunks. Outcomes that are not an erasure (not found, ambiguous, failed) are stated
-and the requester told."""
+(table + up to `batch_size` keys) as checkpoints in one transaction, revoke the subject's
+OAuth tokens (connectors), publish the first wave's chunks. Outcomes that are not an erasure
+(not found, ambiguous, failed) are stated and the requester told."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import asyncpg
 from services.eraser import domain, store
 from services.eraser.deps import EraserDeps
 from services.eraser.sealing import SealedRequest, new_job_key
+from services.eraser.service import connectors
 from services.eraser.service.waves import advance, publish_wave
 from shared.events import Envelope, Payload
 from shared.events.jobs import ErasureRequested
@@ -38,6 +39,8 @@ async def plan(env: Envelope, deps: EraserDeps) -> None:
         # report the plan again (same event id), publish again, and move the job on (a plan
         # with nothing left to do must still finish).
         await deps.emit(PROGRESS, _planned(env, job.total, job.per_table))
+        await connectors.revoke_tokens(deps, job)  # unless done before the crash
+        await connectors.open_manual_tasks(deps, job)
         await publish_wave(deps, job, job.wave)
         await advance(deps, job_id)
         return
@@ -74,6 +77,9 @@ async def plan(env: Envelope, deps: EraserDeps) -> None:
     await deps.emit(PROGRESS, _planned(env, sum(per_table.values()), per_table))
     job = await store.get_job(deps.lethe, job_id)
     assert job is not None
+    # Tokens are read from rows the first wave may erase: revoked before it goes out.
+    await connectors.revoke_tokens(deps, job)
+    await connectors.open_manual_tasks(deps, job)
     await publish_wave(deps, job, job.wave)
     await advance(deps, job_id)
 

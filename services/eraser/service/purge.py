@@ -1,5 +1,6 @@
-"""The end of the recovery window: purge (objects, restoration rows, then the key), verify,
-report; and the sweep that finds the jobs due and sends the windows' last-day notices.
+"""The end of the recovery window: purge (objects, restoration rows), verify, call the HTTP
+connectors (while the sealed request still names the subject), destroy the key, report;
+and the sweep that finds the jobs due and sends the windows' last-day notices.
 
 The purge takes the job's fence (services/eraser/fence.py) to move the job to `purging`, so
 it never overlaps a restore or a chunk's commit.
@@ -19,6 +20,7 @@ from services.eraser import objects as s3objects
 from services.eraser.deps import EraserDeps
 from services.eraser.models import Job
 from services.eraser.sealing import SealedRequest, open_request
+from services.eraser.service import connectors
 from services.eraser.service.verify import verify
 from services.eraser.store import locks
 from shared.errors import Worded, error_code, reference
@@ -76,6 +78,12 @@ async def _purge(deps: EraserDeps, job: Job) -> bool:
         verification = await verify(deps, job, request, "purge")
         traces = domain.trace_items(verification, review, job.restored_rows)
         review += [i for i in traces if i not in review]
+        if not await store.was_cancelled(deps.lethe, job_id):  # carried out: final now
+            await connectors.call_http(deps, job, request)
+    outcomes, connector_review = await connectors.results(deps, job)
+    if outcomes:
+        verification["connectors"] = outcomes
+        review += [i for i in connector_review if i not in review]
     # Crypto-shredding: without the key no copy of the sealed rows (backups too) is readable.
     await store.destroy_key(deps.lethe, job_id, verification)
     deps.forget_key(job_id)

@@ -18,6 +18,7 @@ from services.eraser import domain, store
 from services.eraser.deps import EraserDeps
 from services.eraser.models import Job
 from services.eraser.sealing import open_request
+from services.eraser.service import connectors
 from services.eraser.service.purge import purge
 from services.eraser.service.verify import verify
 from shared.events.jobs import EraseChunk
@@ -65,6 +66,10 @@ async def finish_soft_delete(deps: EraserDeps, job: Job) -> None:
     verification = await verify(deps, job, request, "soft_delete")
     failed = await store.failed_chunks(deps.lethe, job.job_id)
     review = domain.soft_delete_review(failed, verification, job.restored_rows)
+    outcomes, connector_review = await connectors.results(deps, job)
+    if outcomes:  # the token revocations at the plan
+        verification["connectors"] = outcomes
+        review = connector_review + review
     purge_after = datetime.now(UTC) + timedelta(days=job.recovery_window_days)
     if not await store.transition(
         deps.lethe,

@@ -1,6 +1,6 @@
 """The eraser's SQL, by area: the job record and its chunks and objects (Lethe's database,
-schema `lethe`), the restoration log and the platform's own rows (the platform database),
-retention runs, and the advisory locks. Callers use `store.<function>`."""
+schema `lethe`), connector calls, the restoration log and the platform's own rows (the
+platform database), retention runs, and the advisory locks. Callers use `store.<function>`."""
 
 from services.eraser.models import Chunk, Held, Job
 from services.eraser.store.chunks import (
@@ -15,6 +15,12 @@ from services.eraser.store.chunks import (
     pending_chunks,
     was_cancelled,
     wave_state,
+)
+from services.eraser.store.connectors import (
+    connector_calls,
+    planned_keys,
+    record_call,
+    token_values,
 )
 from services.eraser.store.jobs import (
     add_chunks,
@@ -63,6 +69,7 @@ __all__ = [
     "advance_wave",
     "cancel_pending",
     "chunk_counts",
+    "connector_calls",
     "count",
     "create_job",
     "delete_keys",
@@ -88,7 +95,9 @@ __all__ = [
     "migrate_platform",
     "objects",
     "pending_chunks",
+    "planned_keys",
     "purgeable_objects",
+    "record_call",
     "record_objects",
     "restoration_count",
     "restoration_rows",
@@ -96,6 +105,7 @@ __all__ = [
     "set_object_state",
     "set_status",
     "start_plan",
+    "token_values",
     "transition",
     "was_cancelled",
     "wave_state",

@@ -58,7 +58,7 @@ def plan_job(
     received_at: datetime,
     hash_key: bytes,
     holidays: tuple[date, ...] = (),
-    channel: Literal["http", "kafka"],
+    channel: Literal["http", "kafka", "privacy_centre"],
     trace: dict[str, str],
     links: StatusLinks | None = None,
     results_link: bool = False,
@@ -125,7 +125,7 @@ def _payload(
     subject: Subject | None,
     due: datetime,
     window: int,
-    channel: Literal["http", "kafka"],
+    channel: Literal["http", "kafka", "privacy_centre"],
     status_link: str | None,
     results_link: bool,
 ) -> tuple[ErasureRequested | ExportRequested, str]:

@@ -98,12 +98,18 @@ def fold(events: Iterable[JobEvent]) -> dict[str, Any]:
     """The job's state after its events, exactly as `store.apply_progress` moves it: an event
     outside its allowed states changes nothing; `done` never goes back; review items kept once."""
     state = initial_state()
+    open_tasks: set[str] = set()
     for e in events:
+        if e.type in ("ManualTasksOpened", "ManualTaskClosed"):
+            _fold_task(state, open_tasks, e)
+            continue
         move = lifecycle.move_for(e.type, e.details)
         if move is None or state["status"] not in move.from_states:
             continue
-        state["status"] = move.to or lifecycle.completed_status(e.details.get("needs_review", []))
-        state["phase"] = move.phase
+        state["status"] = move.to or lifecycle.status_on_completion(
+            e.details.get("needs_review", []), len(open_tasks)
+        )
+        state["phase"] = "manual_tasks" if state["status"] == "awaiting_tasks" else move.phase
         state["last_event_at"] = e.occurred_at
         for name, value in progress_columns(e.type, e.details).items():
             if name == "done":
@@ -117,6 +123,19 @@ def fold(events: Iterable[JobEvent]) -> dict[str, Any]:
             else:
                 state[name] = value
     return state
+
+
+def _fold_task(state: dict[str, Any], open_tasks: set[str], e: JobEvent) -> None:
+    """Manual tasks: opened with the plan, closed by an admin; the last one to close lets a
+    job awaiting its tasks complete (as `service.tasks.close` does)."""
+    if e.type == "ManualTasksOpened":
+        open_tasks.update(t["task"] for t in e.details.get("tasks", []))
+        return
+    open_tasks.discard(e.details.get("task", ""))
+    if state["status"] == lifecycle.AWAITING_TASKS and not open_tasks:
+        state["status"] = lifecycle.completed_status(state["needs_review"])
+        state["phase"] = "completed"
+        state["last_event_at"] = e.occurred_at
 
 
 def moved(events: Iterable[JobEvent]) -> bool:

@@ -14,6 +14,20 @@ class ReceiptConfirmation(BaseModel):
     sent_at: str | None
 
 
+class TaskView(BaseModel):
+    """A manual task of the job (docs/datamap.md, Connectors)."""
+
+    task: str
+    assignee: str
+    instructions: str
+    status: str = Field(description="open, done or waived")
+    reason: str | None
+    closed_by: str | None
+    opened_at: str
+    closed_at: str | None
+    reminders: int
+
+
 class JobView(BaseModel):
     """A job as the API shows it (`views.job_view`)."""
 
@@ -52,6 +66,11 @@ class JobView(BaseModel):
     )
     linked_request_id: str | None = Field(None, description="With `duplicate_of`: the link.")
     note: str | None = Field(None, description="With `duplicate_of`: what happened, in words.")
+    tasks: list[TaskView] | None = Field(
+        None,
+        description="Manual tasks (GET /v1/jobs/{id} only); the job completes when "
+        "each is done or waived.",
+    )
 
 
 class JobList(BaseModel):

@@ -16,8 +16,8 @@ from services.intake.domain.requests import NOT_SPACE, NUMBER
 from services.intake.http.bodies import Accepted, JobEvents, JobList, JobView, ok
 from services.intake.http.contract import INSTANT_SCHEMA, answers, instant
 from services.intake.http.deps import Admin, Owner, Rt, Uow, Viewer, fail
-from services.intake.http.views import decode_cursor, encode_cursor, job_view
-from services.intake.service import jobs, requests
+from services.intake.http.views import decode_cursor, encode_cursor, job_view, task_view
+from services.intake.service import jobs, requests, tasks
 from services.intake.service.errors import ServiceError
 from shared import lifecycle
 from shared.events.jobs import Item
@@ -147,7 +147,9 @@ async def get_job(job_id: uuid.UUID, request: Request, who: Viewer, uow: Uow) ->
         row = await jobs.get(uow, who, job_id)
     except ServiceError as exc:
         await fail(request, exc, who)
-    return job_view(row, datetime.now(UTC))
+    view = job_view(row, datetime.now(UTC))
+    view["tasks"] = [task_view(t) for t in await store.job_tasks(uow.pool, job_id)]
+    return view
 
 
 @router.get(
@@ -231,3 +233,54 @@ async def extend(
     except ServiceError as exc:
         await fail(request, exc, who)
     return job_view(row, datetime.now(UTC))
+
+
+class WaiveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=2000, pattern=rf"{NOT_SPACE}")
+
+
+@router.post(
+    "/v1/jobs/{job_id}/tasks/{task}/done",
+    response_model=None,
+    responses={200: ok(JobView, "The job, the task done."), **answers(400, 403, 404, 409)},
+)
+async def task_done(
+    job_id: uuid.UUID, task: str, request: Request, who: Admin, uow: Uow
+) -> dict[str, Any]:
+    """Confirm a manual task done: the system was erased by hand. The job completes when its
+    last open task closes (it waits in `awaiting_tasks` after the purge)."""
+    return await _close(job_id, task, "done", None, request, who, uow)
+
+
+@router.post(
+    "/v1/jobs/{job_id}/tasks/{task}/waive",
+    response_model=None,
+    responses={
+        200: ok(JobView, "The job, the task waived."),
+        **answers(400, 403, 404, 409, 413, 415),
+    },
+)
+async def task_waive(
+    job_id: uuid.UUID, task: str, body: WaiveIn, request: Request, who: Admin, uow: Uow
+) -> dict[str, Any]:
+    """Waive a manual task, with the reason (audited): nothing to erase there."""
+    return await _close(job_id, task, "waived", body.reason, request, who, uow)
+
+
+async def _close(
+    job_id: uuid.UUID,
+    task: str,
+    outcome: tasks.Outcome,
+    reason: str | None,
+    request: Request,
+    who: Admin,
+    uow: Uow,
+) -> dict[str, Any]:
+    try:
+        row = await tasks.close(uow, who, job_id, task, outcome, reason)
+    except ServiceError as exc:
+        await fail(request, exc, who)
+    view = job_view(row, datetime.now(UTC))
+    view["tasks"] = [task_view(t) for t in await store.job_tasks(uow.pool, job_id)]
+    return view

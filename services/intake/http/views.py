@@ -66,6 +66,20 @@ def job_view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
     }
 
 
+def task_view(t: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "task": t["task"],
+        "assignee": t["assignee"],
+        "instructions": t["instructions"],
+        "status": t["status"],
+        "reason": t["reason"],
+        "closed_by": t["closed_by"],
+        "opened_at": t["opened_at"].isoformat(),
+        "closed_at": _iso(t["closed_at"]),
+        "reminders": t["reminders"],
+    }
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 

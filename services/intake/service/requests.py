@@ -70,7 +70,7 @@ async def submit(
     who: Caller,
     policy: SubmitPolicy,
     *,
-    channel: Literal["http", "kafka"],
+    channel: Literal["http", "kafka", "privacy_centre"],
     results_link: bool = False,
     with_job: WithJob | None = None,
     source: str | None = None,

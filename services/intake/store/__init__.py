@@ -2,7 +2,8 @@
 
 orgs: organisations and API keys · jobs: job rows and reads · timeline: progress folded
 into jobs and their events · outbox: events for the relay · opendsr: OpenDSR requests ·
-rebuild: a job's state recomputed from its events ·
+rebuild: a job's state recomputed from its events · tasks: a job's manual tasks ·
+reports: the compliance report's figures ·
 schedules: retention policies, scheduled jobs and runs, reminders · web: sessions and
 progress snapshots · auth_failures: refused requests counted per source and minute.
 """
@@ -33,6 +34,7 @@ from services.intake.store.orgs import (
 )
 from services.intake.store.outbox import add_outbox, delete_outbox, take_back_export, take_outbox
 from services.intake.store.rebuild import add_to_timeline, job_state, job_timeline, write_state
+from services.intake.store.reports import compliance_figures
 from services.intake.store.schedules import (
     due_reminders,
     has_run,
@@ -47,6 +49,15 @@ from services.intake.store.schedules import (
     try_lead,
     unlock_all,
     upsert_policies,
+)
+from services.intake.store.tasks import (
+    close_task,
+    complete_after_tasks,
+    due_task_reminders,
+    job_tasks,
+    mark_reminded,
+    open_task_count,
+    open_tasks,
 )
 from services.intake.store.timeline import apply_progress, record_event
 from services.intake.store.web import (
@@ -64,11 +75,15 @@ __all__ = [
     "apply_progress",
     "caller_for_key",
     "close_session",
+    "close_task",
+    "complete_after_tasks",
+    "compliance_figures",
     "count_jobs",
     "create_api_key",
     "create_org",
     "delete_outbox",
     "due_reminders",
+    "due_task_reminders",
     "extend_job",
     "get_job",
     "get_org",
@@ -80,13 +95,17 @@ __all__ = [
     "job_by_request",
     "job_events",
     "job_state",
+    "job_tasks",
     "job_timeline",
     "jobs_by_state",
     "list_api_keys",
     "list_jobs",
     "lock_org",
     "mark_cancelled",
+    "mark_reminded",
     "open_session",
+    "open_task_count",
+    "open_tasks",
     "opendsr_request",
     "org_ids",
     "policies_of",

@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 
 from services.intake.domain.progress import progress_columns
+from services.intake.store.tasks import open_task_count
 from shared import lifecycle
 from shared.events import Envelope
 from shared.events.envelope import safe_details
@@ -45,6 +46,12 @@ async def apply_progress(pool: asyncpg.Pool, env: Envelope) -> bool:
             sets.append(f"{name} = ${len(args)}")
     extra = "".join(f", {x}" for x in sets)
     async with pool.acquire() as conn, conn.transaction():
+        if env.type == "JobCompleted":
+            # Under the job's lock (an admin closing the last task takes it too): with manual
+            # tasks open the job waits for them instead of completing.
+            await conn.execute("SELECT 1 FROM lethe.jobs WHERE id = $1 FOR UPDATE", env.job_id)
+            if await open_task_count(conn, env.job_id):
+                args[2:4] = [lifecycle.AWAITING_TASKS, "manual_tasks"]
         updated = await conn.fetchval(
             "UPDATE lethe.jobs SET status = $3, phase = $4, last_event_at = $5, "
             f"updated_at = now(){extra} WHERE id = $1 AND status = ANY($2) RETURNING id",

@@ -14,7 +14,10 @@ from services.intake.web import (
     routes_admin,
     routes_approvals,
     routes_job,
+    routes_privacy,
+    routes_report_page,
     routes_retention_page,
+    routes_settings,
 )
 from services.intake.web.common import (
     COOKIE,
@@ -35,6 +38,9 @@ def install(app: FastAPI) -> None:
     app.include_router(routes_admin.router)
     app.include_router(routes_admin.public)
     app.include_router(routes_retention_page.router)
+    app.include_router(routes_report_page.router)
+    app.include_router(routes_privacy.router)
+    app.include_router(routes_settings.router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="web-static")
 
     @app.exception_handler(SignInRequired)

@@ -13,8 +13,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from services.intake import deadlines, store
 from services.intake.http.deps import runtime, uow
 from services.intake.http.exports import serve as serve_download
-from services.intake.http.views import job_view
-from services.intake.service import jobs
+from services.intake.http.views import job_view, task_view
+from services.intake.service import jobs, tasks
 from services.intake.service.errors import DeadlineBroken, NotFound, ServiceError
 from services.intake.store.approvals import links_of
 from services.intake.web.common import (
@@ -47,6 +47,8 @@ DONE_MESSAGES = {
     "denied": "Denied: nothing will be done. The requester is told why.",
     "duplicate": "Not started: this subject already has an open request of this type, shown "
     "here. Yours is linked to it, and its requester is told when it is done.",
+    "task_done": "Task confirmed done.",
+    "task_waived": "Task waived.",
 }
 
 
@@ -118,6 +120,8 @@ async def job_page(
         live=status in (*lifecycle.ACTIVE, "purging"),
         can_decide=s.can("admin") and status in lifecycle.COMMANDS["approve"],
         linked=await links_of(rt.pool, job_id),
+        tasks=[task_view(t) for t in await store.job_tasks(rt.pool, job_id)],
+        can_close_tasks=s.can("admin"),
     )
 
 
@@ -204,6 +208,20 @@ async def extend(request: Request, job_id: uuid.UUID, s: WebSession) -> Response
     now = datetime.now(UTC)
     await _run(s, job_id, jobs.extend(uow(request), s.who, job_id, ask, now, links))
     return _back(job_id, "extend")
+
+
+@router.post("/{job_id}/tasks/{task}/{outcome}")
+async def close_task(
+    request: Request, job_id: uuid.UUID, task: str, outcome: str, s: WebSession
+) -> Response:
+    """An admin confirms a manual task done, or waives it with a reason (as the API)."""
+    data = await checked_form(request, s, "admin")
+    if outcome not in ("done", "waive"):
+        raise WebError(404, "No such action.")
+    result: tasks.Outcome = "done" if outcome == "done" else "waived"
+    reason = data.get("reason", "").strip() or None
+    await _run(s, job_id, tasks.close(uow(request), s.who, job_id, task, result, reason))
+    return _back(job_id, f"task_{result}")
 
 
 def link_token(key: bytes, job_id: uuid.UUID, link: dict[str, Any]) -> str:

@@ -3,7 +3,8 @@ state change of a job that came in through `/opendsr`, the signed callback body 
 each of its `status_callback_urls`. Decisions in `domain`, I/O in `service`, the
 subscription in `handlers`, the SQL in services/notifier/store.py."""
 
-from services.notifier.opendsr.domain import backoff_after, endpoint, url_ref
+from services.notifier.lease import backoff_after
+from services.notifier.opendsr.domain import endpoint, url_ref
 from services.notifier.opendsr.handlers import GROUP, register
 from services.notifier.opendsr.service import CallbackDeps, Dispatcher, enqueue
 

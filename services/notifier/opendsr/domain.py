@@ -30,11 +30,6 @@ def endpoint(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-def backoff_after(attempts: int, first: float, most: float) -> float:
-    """The wait before the next attempt: `first`, doubling per attempt, at most `most`."""
-    return float(min(most, first * 2 ** max(0, attempts - 1)))
-
-
 def job_status(env: Envelope) -> str | None:
     """The OpenDSR job status this progress event moves its job to; None: no state change
     (or not a job's event), nothing to call back."""
@@ -80,17 +75,6 @@ def failure(host: str, digest: str, exc: BaseException, code: int | None) -> str
     error = f"callback to {host} ({digest}): {type(exc).__name__}"
     error += f" {code}" if code else ""
     return error + (f" ({exc.rule})" if isinstance(exc, netguard.CallbackRefused) else "")
-
-
-def give_up_reason(
-    attempts: int, max_attempts: int, retry_at: datetime, deadline: datetime | None
-) -> str | None:
-    """Why a failed callback is not retried (None: it is, at `retry_at`)."""
-    if attempts >= max_attempts:
-        return "out of attempts"
-    if deadline is not None and retry_at >= deadline:
-        return "past its deadline"
-    return None
 
 
 def _audit(cb: Callback, payload: OpenDSRCallbackSent | OpenDSRCallbackFailed) -> Envelope:

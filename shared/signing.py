@@ -1,8 +1,9 @@
-"""Webhook signatures, Stripe-style: `Lethe-Signature: t=<unix seconds>,v1=<hex>` where
-v1 = HMAC-SHA256(secret, "<t>." + raw body). A receiver recomputes it over the raw body,
-compares in constant time, rejects a `t` older than its tolerance (default 5 minutes), and
-remembers `Lethe-Event-Id`s it has seen (ids are stable across retries): a replayed request
-is then either too old or already seen."""
+"""Signatures of Lethe's outgoing calls (webhooks, connector calls), Stripe-style:
+`Lethe-Signature: t=<unix seconds>,v1=<hex>` where v1 = HMAC-SHA256(secret, "<t>." + raw
+body). A receiver recomputes it over the raw body, compares in constant time, rejects a `t`
+older than its tolerance (default 5 minutes), and remembers `Lethe-Event-Id`s it has seen
+(ids are stable across retries): a replayed request is then either too old or already
+seen."""
 
 from __future__ import annotations
 
