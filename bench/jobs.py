@@ -1,6 +1,7 @@
 """Small jobs: latency of single 100-row erasures and throughput of a burst of them.
 
-    python -m bench.jobs [--jobs 30] [--burst 300] [--eraser-replicas 1] [--quick] [--json PATH]
+    python -m bench.jobs [--jobs 30] [--burst 300] [--eraser-replicas 1] [--quick] [--stages]
+                         [--cpu] [--json PATH]
 
 The five services run as processes (deploy/local/stack.py), in consumer groups of their own;
 `--eraser-replicas N` replaces the eraser by N eraser processes. One organisation is seeded
@@ -15,7 +16,9 @@ messages), recovery window 0. One erasure, not timed, warms the stack up first.
   `JobCompleted`; jobs/s.
 
 Verified: every job `completed`, every subject's rows gone, every other user's intact; else
-the bench fails. Last line: `RESULT p50_s=<s> p90_s=<s> burst_jobs_per_s=<n>`.
+the bench fails. `--stages`: where a single job's time goes (the median time from submit of
+each event of its timeline); `--cpu`: CPU seconds of each process (Kafka, Postgres, every
+service) during the burst. Last line: `RESULT p50_s=<s> p90_s=<s> burst_jobs_per_s=<n>`.
 
 Uses the infrastructure named by KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL, PLATFORM_DATABASE_URL,
 S3_ENDPOINT_URL, SMTP_HOST and SMTP_PORT when all are set; otherwise starts its own in
@@ -40,6 +43,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from bench.common import REPO, BenchError, infrastructure, percentile
+from bench.cpu import cpu_seconds, cpu_used
 from deploy.local import infra
 from deploy.local.sample.seed import SeededOrg, seed_org
 from deploy.local.stack import prepare, service_env, start_services, stop_services
@@ -51,6 +55,7 @@ from shared.settings import LetheSettings
 from shared.storage import s3_client
 
 BYSTANDERS = 10  # users nobody erases: their rows must stay
+Sent = dict[uuid.UUID, datetime]
 _DONE = ("completed", "completed_with_errors", "failed", "not_found", "ambiguous", "cancelled")
 
 
@@ -87,9 +92,10 @@ async def completed_at(lethe: asyncpg.Pool, job_id: uuid.UUID, timeout: float) -
 
 
 async def single_jobs(
-    api_url: str, key: str, lethe: asyncpg.Pool, emails: list[str]
+    api_url: str, key: str, lethe: asyncpg.Pool, emails: list[str], sent_at: Sent | None = None
 ) -> list[float]:
-    """One erasure after another over HTTP: seconds from submit to completed, each."""
+    """One erasure after another over HTTP: seconds from submit to completed, each (and when
+    each was sent, into `sent_at`)."""
     took = []
     async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
         for email in emails:
@@ -101,9 +107,32 @@ async def single_jobs(
             )
             if r.status_code != 202:
                 raise BenchError(f"intake answered {r.status_code}: {r.text}")
-            done = await completed_at(lethe, uuid.UUID(r.json()["id"]), timeout=120)
+            job_id = uuid.UUID(r.json()["id"])
+            done = await completed_at(lethe, job_id, timeout=120)
             took.append((done - sent).total_seconds())
+            if sent_at is not None:
+                sent_at[job_id] = sent
     return took
+
+
+async def stages(lethe: asyncpg.Pool, sent_at: Sent) -> list[tuple[str, float]]:
+    """Where a single job's time goes: the median offset from submit of each event of its
+    timeline (in order; the n-th BatchErased as `BatchErased#n`), from the services'
+    `occurred_at` (one clock: the bench and the services share the machine)."""
+    rows = await lethe.fetch(
+        "SELECT job_id, type, occurred_at FROM lethe.job_events WHERE job_id = ANY($1) "
+        "ORDER BY job_id, occurred_at",
+        list(sent_at),
+    )
+    offsets: dict[str, list[float]] = {}
+    seen: dict[tuple[uuid.UUID, str], int] = {}
+    for r in rows:
+        n = seen[(r["job_id"], r["type"])] = seen.get((r["job_id"], r["type"]), 0) + 1
+        name = r["type"] if n == 1 else f"{r['type']}#{n}"
+        offsets.setdefault(name, []).append(
+            (r["occurred_at"] - sent_at[r["job_id"]]).total_seconds()
+        )
+    return sorted(((k, percentile(v, 50)) for k, v in offsets.items()), key=lambda kv: kv[1])
 
 
 async def burst(bootstrap: str, lethe: asyncpg.Pool, org_id: str, emails: list[str]) -> float:
@@ -236,9 +265,17 @@ async def run(args: argparse.Namespace, ep: infra.Endpoints, state_dir: Path) ->
         await asyncio.sleep(3 + 5 * (args.eraser_replicas - 1))
         await single_jobs(api_url, key, lethe, emails[:1])
         singles, bursts = emails[1 : 1 + args.jobs], emails[1 + args.jobs : n_subjects]
-        took = await single_jobs(api_url, key, lethe, singles)
+        sent_at: Sent = {}
+        took = await single_jobs(api_url, key, lethe, singles, sent_at)
         print(f"  {args.jobs} single jobs: p50 {percentile(took, 50):.3f}s", file=sys.stderr)
+        if args.stages:
+            for name, at in await stages(lethe, sent_at):
+                print(f"    {at * 1000:7.1f} ms  {name}", file=sys.stderr)
+        cpu = cpu_seconds([state_dir, *args.cpu_of]) if args.cpu else {}
         burst_s = await burst(ep.kafka_bootstrap_servers, lethe, org_id, bursts)
+        if args.cpu:
+            used = cpu_used(cpu, cpu_seconds([state_dir, *args.cpu_of]))
+            print(f"  burst CPU seconds: {used}", file=sys.stderr)
         print(f"  burst of {args.burst}: {burst_s:.1f}s", file=sys.stderr)
         async with platform.acquire() as conn:
             await check_erased(conn, org, n_subjects)
@@ -267,6 +304,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--burst", type=int, default=300, help="erasures published at once")
     ap.add_argument("--eraser-replicas", type=int, default=1, help="eraser processes")
     ap.add_argument("--quick", action="store_true", help="a smoke test: 5 jobs, a burst of 20")
+    ap.add_argument(
+        "--stages", action="store_true", help="print where a single job's time goes (p50)"
+    )
+    ap.add_argument(
+        "--cpu", action="store_true", help="print the CPU seconds of each process in the burst"
+    )
+    ap.add_argument(
+        "--cpu-of", type=Path, nargs="*", default=[],
+        help="also these infrastructure state directories (when KAFKA_BOOTSTRAP_SERVERS...)",
+    )  # fmt: skip
     ap.add_argument("--json", type=Path, help="also write the result as JSON here")
     args = ap.parse_args(argv)
     if args.quick:

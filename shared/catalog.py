@@ -142,6 +142,44 @@ async def read_catalog(conn: asyncpg.Connection, schemas: list[str]) -> list[Tab
     ]
 
 
+# Everything read_catalog's answer depends on, as one digest (the sizes aside: they only
+# order a scan): tables, their columns and types, primary keys and foreign keys.
+_DIGEST = """
+SELECT md5(concat(
+  (SELECT string_agg(concat_ws(':', c.oid, n.nspname, c.relname, c.relkind, c.relispartition,
+                               a.attnum, a.attname, a.atttypid, a.atttypmod, a.attnotnull,
+                               a.attisdropped), ',' ORDER BY c.oid, a.attnum)
+   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
+   WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($1::text[])),
+  '|',
+  (SELECT string_agg(concat_ws(':', con.oid, con.conrelid, con.contype, con.conkey,
+                               con.confrelid, con.confkey), ',' ORDER BY con.oid)
+   FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
+   JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE con.contype IN ('p', 'f') AND n.nspname = ANY($1::text[]))))
+"""
+
+
+class CatalogCache:
+    """read_catalog's answer, read again only when the schemas' definitions changed: one
+    cheap query (a digest of tables, columns, types and keys) decides, so a table or column
+    added, dropped, renamed or retyped is seen by the next call. The table sizes it keeps
+    may be old; they only order a scan. One per process (the eraser's deps hold it)."""
+
+    def __init__(self) -> None:
+        self._key: tuple[str, tuple[str, ...]] | None = None
+        self._tables: list[TableFacts] = []
+
+    async def read(self, conn: asyncpg.Connection, schemas: list[str]) -> list[TableFacts]:
+        digest: str = await conn.fetchval(_DIGEST, schemas)
+        key = (digest, tuple(schemas))
+        if key != self._key:
+            tables = await read_catalog(conn, schemas)
+            self._key, self._tables = key, tables
+        return list(self._tables)
+
+
 # Looks of a value (POSIX regular expressions, matched in the database: values never leave it).
 EMAIL_LOOK = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 _PHONE = r"((\+|00)[1-9][0-9 ().-]{6,18}[0-9]|0[1-9][0-9 ().-]{7,14}[0-9])"

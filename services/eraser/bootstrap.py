@@ -59,6 +59,7 @@ def build_deps(
         master_key=master_key,
         hmac_key=settings.mask_hmac_key.get_secret_value().encode(),
         batch_size=settings.erase_batch_size,
+        inline_small_jobs=settings.erase_inline_small_jobs,
         rate_limit_rows=settings.erase_rate_limit_rows,
         scan_schemas=tuple(settings.verify_scan_schemas),
         scan_seconds=settings.verify_scan_seconds,
@@ -104,7 +105,8 @@ async def open_deps(
             await open_platform_bucket(s3, settings)
         lethe = await create_pool(settings.database_url)
         stack.push_async_callback(lethe.close)
-        size = max(4, 2 * settings.erase_concurrency + 2)
+        # Each chunk or job in flight may hold two (a verification three, briefly).
+        size = max(4, 2 * (settings.erase_concurrency + settings.erase_job_concurrency) + 2)
         platform = await create_pool(settings.platform_database_url, max_size=size)
         stack.push_async_callback(platform.close)
         if prepare_platform:

@@ -18,6 +18,7 @@ import httpx
 
 from services.eraser.models import Job
 from services.eraser.sealing import unwrap_job_key
+from shared.catalog import CatalogCache
 from shared.datamap import DataMap, LiveSchema
 from shared.events import Envelope
 from shared.resolver import Resolver
@@ -39,6 +40,7 @@ class EraserDeps:
     master_key: bytes
     hmac_key: bytes = b"dev-only-mask-hmac-key"
     batch_size: int = 1000
+    inline_small_jobs: bool = False  # see EraserSettings.erase_inline_small_jobs
     rate_limit_rows: float = 0.0
     scan_schemas: tuple[str, ...] = ("public",)
     scan_seconds: float = 30.0
@@ -53,6 +55,8 @@ class EraserDeps:
     connector_concurrency: int = 4
     worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     _keys: dict[uuid.UUID, bytes] = field(default_factory=dict)
+    # The platform's tables for the verification scan, read again only when they change.
+    catalog: CatalogCache = field(default_factory=CatalogCache)
 
     # Derived once from the map and the live schema (both fixed for the process's life).
     @cached_property
@@ -76,6 +80,11 @@ class EraserDeps:
         """Tables in deletion order, with the live database's foreign keys as well."""
         tables = list(self.datamap.tables) if tables is None else tables
         return self.datamap.waves(tables, self.live.link_edges(self.datamap))
+
+    def runs_inline(self, job: Job) -> bool:
+        """A job of at most one batch of rows: nothing to spread over replicas, so its chunks
+        run where it was planned (no trip through the task topic per wave)."""
+        return self.inline_small_jobs and job.total <= self.batch_size
 
     def job_key(self, job: Job) -> bytes:
         """The job's data key, unwrapped once per process (a few hundred jobs cached)."""

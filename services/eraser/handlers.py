@@ -1,7 +1,8 @@
 """Thin handlers: typed commands in, the domain called, what it emits published.
 
 Three subscribers: `lethe.jobs.erase.v1` (ErasureRequested, CancelErasure, RestoreErasure,
-RetentionRequested; keyed by job, so ordered per job) and `lethe.erase.tasks.v1` (one EraseChunk
+RetentionRequested; keyed by job, so ordered per job; `erase_job_concurrency` consumers per
+process) and `lethe.erase.tasks.v1` (one EraseChunk
 per chunk, keyed by job and chunk so the chunks spread over all partitions and every replica
 takes a share; `erase_concurrency` consumers per process), and the job topic once more in group
 `lethe-eraser-cancels` for cancels of retention runs (a run holds its partition while it
@@ -109,6 +110,9 @@ def build_router(rt: Runtime) -> KafkaRouter:
             on_give_up=on_give_up,
             # Planning a large erasure resolves every key once; allow it time between polls.
             max_poll_interval_ms=30 * 60 * 1000,
+            # One consumer per partition up to this many: jobs planned (and small ones run)
+            # side by side, each job's commands still in order.
+            max_workers=rt.settings.erase_job_concurrency,
         ),
     )
     async def on_job_command(event: JobCommand) -> None:

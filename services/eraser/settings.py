@@ -33,6 +33,18 @@ class EraserSettings(LetheSettings):
     erase_concurrency: int = Field(
         2, ge=1, le=32, description="Chunks one eraser process works on at once."
     )
+    erase_job_concurrency: int = Field(
+        4,
+        ge=1,
+        le=32,
+        description="Job commands (plans, restores) one eraser process works on at once, each "
+        "from its own partition of the job topic (order per job is kept).",
+    )
+    erase_inline_small_jobs: bool = Field(
+        True,
+        description="A job of at most one batch of rows runs its chunks in the planning "
+        "handler, wave after wave, instead of through the task topic (same checkpoints).",
+    )
     erase_purge_interval_seconds: float = Field(
         60, gt=0, description="How often the purge sweep looks for jobs past their window."
     )

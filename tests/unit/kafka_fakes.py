@@ -25,6 +25,7 @@ def fake_settings(**overrides: Any) -> SimpleNamespace:
         "dlq_retries": 3,
         "dlq_retry_horizon_seconds": 120.0,
         "erase_concurrency": 1,
+        "erase_job_concurrency": 1,
         "public_mode": False,
         "notify_retries": 3,
         "notify_backoff_seconds": 0.01,

@@ -6,6 +6,7 @@ nothing. Then the checkpoint, a progress event, and maybe the next wave."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from datetime import UTC, datetime
 
@@ -16,7 +17,7 @@ from services.eraser import objects as s3objects
 from services.eraser.deps import EraserDeps
 from services.eraser.models import Chunk, Job
 from services.eraser.sealing import open_request, seal_rows
-from services.eraser.service.waves import advance, report_soft_delete
+from services.eraser.service.waves import advance, publish_wave, report_soft_delete
 from shared.errors import reference
 from shared.events import Envelope
 from shared.events.jobs import EraseChunk
@@ -32,27 +33,36 @@ from shared.platform import (
     mask_returning,
 )
 
+log = logging.getLogger(__name__)
+
 
 class _AlreadyDone(Exception):
     pass
 
 
 async def process_chunk(env: Envelope, deps: EraserDeps) -> None:
+    """A chunk command from the task topic: erase it, then move the job on."""
     cmd = env.payload_as(EraseChunk)
     assert env.job_id is not None
-    job, chunk = await store.job_and_chunk(deps.lethe, env.job_id, cmd.chunk_no)
+    if await erase_chunk(deps, env.job_id, cmd.chunk_no):
+        await advance(deps, env.job_id)
+
+
+async def erase_chunk(deps: EraserDeps, job_id: uuid.UUID, chunk_no: int) -> bool:
+    """One chunk, once (see the module docstring). False when its job does not run any more
+    (cancelled, restored or finished meanwhile): nothing to move on."""
+    job, chunk = await store.job_and_chunk(deps.lethe, job_id, chunk_no)
     if job is None or job.status != "erasing":
         if job is not None:  # an earlier run of this chunk may have moved objects: back
-            await release_chunk_objects(deps, job.job_id, cmd.chunk_no)
+            await release_chunk_objects(deps, job.job_id, chunk_no)
         if job is not None and job.status == "soft_deleted":
             # Redelivered after the soft delete: its report may have failed to go out.
             await report_soft_delete(deps, job)
-        return  # cancelled (or finished): a chunk of it has no effect any more
+        return False  # cancelled (or finished): a chunk of it has no effect any more
     if chunk is None or chunk.status != "pending":
         if chunk is not None and chunk.status == "done":
             await _report_again(deps, job, chunk)  # its first report may not have gone out
-        await advance(deps, job.job_id)
-        return
+        return True
     await _throttle(deps, job)
     key = deps.job_key(job)
     moved = await _move_objects(deps, job, chunk)
@@ -60,7 +70,7 @@ async def process_chunk(env: Envelope, deps: EraserDeps) -> None:
         rows = await _soft_delete_rows(deps, job.job_id, chunk, key)
     except fence.Fenced:  # cancelled or restored meanwhile: nothing committed
         await release_chunk_objects(deps, job.job_id, chunk.chunk_no)
-        return
+        return False
     result = await store.finish_chunk(
         deps.lethe, job.job_id, chunk.chunk_no, "done", rows, moved, worker=deps.worker
     )
@@ -69,7 +79,38 @@ async def process_chunk(env: Envelope, deps: EraserDeps) -> None:
         batch = domain.batch_event(chunk.table_name, rows, moved, done, total, since, _now())
         await deps.emit(PROGRESS, _batch_erased(job, chunk, batch))
         await store.mark_reported(deps.lethe, job.job_id, chunk.chunk_no)
-    await advance(deps, job.job_id)
+    return True
+
+
+async def run_inline(deps: EraserDeps, job: Job) -> None:
+    """A small job's chunks (`EraserDeps.runs_inline`) in the planning handler, wave after
+    wave, with the same checkpoints, reports and fence as on the task topic; a redelivered
+    request resumes here. A chunk that fails hands the rest of its wave to the task topic,
+    whose retries and review items apply as for any chunk."""
+    job_id = job.job_id
+    while True:
+        state = await store.wave_state(deps.lethe, job_id)
+        if state is None or state[0] != "erasing":
+            return
+        _, wave, waves, _ = state
+        for chunk_no, _ in await store.pending_chunks(deps.lethe, job_id, wave):
+            try:
+                if not await erase_chunk(deps, job_id, chunk_no):
+                    return
+            except Exception:
+                log.warning(
+                    "chunk %d of job %s failed here: to the task topic",
+                    chunk_no,
+                    job_id,
+                    exc_info=True,
+                )
+                await publish_wave(deps, job, wave)
+                await advance(deps, job_id)
+                return
+        if wave + 1 >= waves:
+            await advance(deps, job_id)  # verifies, reports the soft delete (and purges)
+            return
+        await store.advance_wave(deps.lethe, job_id, wave)
 
 
 def _batch_erased(job: Job, chunk: Chunk, batch: BatchErased) -> Envelope:

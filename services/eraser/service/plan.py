@@ -1,7 +1,8 @@
 """Plan (ErasureRequested): resolve the subject through the data map, record the chunks
 (table + up to `batch_size` keys) as checkpoints in one transaction, revoke the subject's
-OAuth tokens (connectors), publish the first wave's chunks. Outcomes that are not an erasure
-(not found, ambiguous, failed) are stated and the requester told."""
+OAuth tokens (connectors), publish the first wave's chunks (a job of at most one batch of rows
+runs them here: `chunks.run_inline`). Outcomes that are not an erasure (not found, ambiguous,
+failed) are stated and the requester told."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import asyncpg
 
 from services.eraser import domain, store
 from services.eraser.deps import EraserDeps
+from services.eraser.models import Job
 from services.eraser.sealing import SealedRequest, new_job_key
 from services.eraser.service import connectors
+from services.eraser.service.chunks import run_inline
 from services.eraser.service.waves import advance, publish_wave
 from shared.events import Envelope, Payload
 from shared.events.jobs import ErasureRequested
@@ -41,8 +44,7 @@ async def plan(env: Envelope, deps: EraserDeps) -> None:
         await deps.emit(PROGRESS, _planned(env, job.total, job.per_table))
         await connectors.revoke_tokens(deps, job)  # unless done before the crash
         await connectors.open_manual_tasks(deps, job)
-        await publish_wave(deps, job, job.wave)
-        await advance(deps, job_id)
+        await _work(deps, job)
         return
     if job is not None and job.status != "planning":
         await deps.emit(AUDIT, domain.request_event(env, DuplicateIgnored(original_type=env.type)))
@@ -80,8 +82,16 @@ async def plan(env: Envelope, deps: EraserDeps) -> None:
     # Tokens are read from rows the first wave may erase: revoked before it goes out.
     await connectors.revoke_tokens(deps, job)
     await connectors.open_manual_tasks(deps, job)
+    await _work(deps, job)
+
+
+async def _work(deps: EraserDeps, job: Job) -> None:
+    """A small job's chunks here; a larger job's current wave to the task topic."""
+    if deps.runs_inline(job):
+        await run_inline(deps, job)
+        return
     await publish_wave(deps, job, job.wave)
-    await advance(deps, job_id)
+    await advance(deps, job.job_id)
 
 
 def _planned(env: Envelope, total: int, per_table: dict[str, int]) -> Envelope:

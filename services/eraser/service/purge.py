@@ -8,6 +8,7 @@ it never overlaps a restore or a chunk's commit.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -155,12 +156,13 @@ async def _report(
         purged_rows=purged,
         restored_rows=restored,
     )
-    await deps.emit(PROGRESS, domain.job_event(job, completed))
     # After the purge and its verification: how many rows were purged, how many restored.
     template = "job_completed_review" if review else "job_completed"
     context = domain.completed_context(purged, restored, review)
-    await deps.emit(
-        NOTIFICATIONS, domain.notice(job, request, template, context, once="job_completed")
+    notice = domain.notice(job, request, template, context, once="job_completed")
+    # Two topics, no order between them: both in flight at once.
+    await asyncio.gather(
+        deps.emit(PROGRESS, domain.job_event(job, completed)), deps.emit(NOTIFICATIONS, notice)
     )
 
 

@@ -3,6 +3,7 @@ are where expected, and scan the platform's text columns for the subject's ident
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -53,23 +54,33 @@ async def verify(deps: EraserDeps, job: Job, request: SealedRequest, phase: str)
             # Restored rows (or new ones) can make identities disagree again: still a check.
             subject = Subject(scope)
         held = await store.restoration_rows(conn, job.job_id)
-    left = await remaining(deps, subject)
+    # The three checks read different things (the map's rows, the bucket, every text
+    # column): side by side, each on its own connection.
+    found: dict[str, Any] = {}
+    left, objects_ok, scan = await asyncio.gather(
+        remaining(deps, subject),
+        _objects_if_any(deps, job, phase, found),
+        _scan(deps, job.org_id, identities),
+    )
     result: dict[str, Any] = {
         "phase": phase,
         "rows_remaining": left,
         "restoration_rows": held,
+        **found,
+        "scan": scan,
     }
-    objects_ok = True
-    if any(t.object_key_column for t in deps.datamap.tables.values()):
-        # Only a map with object columns has objects to look at (and a bucket to ask).
-        objects_ok = await _objects(deps, job, phase, result)
-    scan = await _scan(deps, job.org_id, identities)
-    result["scan"] = scan
     scan_ok = scan.get("ok", True) or bool(job.restored_rows)
     result["ok"] = domain.rows_ok(left, job.restored_rows) and objects_ok and scan_ok
     if phase == "purge":
         result["ok"] = result["ok"] and held == 0
     return result
+
+
+async def _objects_if_any(deps: EraserDeps, job: Job, phase: str, result: dict[str, Any]) -> bool:
+    """Only a map with object columns has objects to look at (and a bucket to ask)."""
+    if not any(t.object_key_column for t in deps.datamap.tables.values()):
+        return True
+    return await _objects(deps, job, phase, result)
 
 
 async def _objects(deps: EraserDeps, job: Job, phase: str, result: dict[str, Any]) -> bool:
@@ -118,7 +129,11 @@ async def _scan(deps: EraserDeps, org_id: str, identities: dict[str, str] | None
         reason = "no identity value to look for" if not values else "turned off"
         return {"ok": True, "skipped_reason": reason}
     report = await scan_identities(
-        deps.platform, values, schemas=deps.scan_schemas, budget_s=deps.scan_seconds
+        deps.platform,
+        values,
+        schemas=deps.scan_schemas,
+        budget_s=deps.scan_seconds,
+        catalog=deps.catalog,
     )
     hits = await _hits_of_this_org(deps, org_id, report.hits)
     return {
