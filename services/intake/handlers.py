@@ -16,7 +16,7 @@ from pydantic import WithJsonSchema
 
 from services.intake import domain, store
 from services.intake.runtime import Runtime
-from services.intake.service import requests
+from services.intake.service import bulk, requests
 from shared.events import Actor, Envelope, make_event
 from shared.events.exports import DownloadAttempted, LinkRevoked
 from shared.events.jobs import (
@@ -94,6 +94,7 @@ def build_router(rt: Runtime) -> KafkaRouter:
     )
     async def on_progress(env: Envelope) -> None:
         await store.apply_progress(rt.pool, env)
+        await bulk.on_job_event(rt.uow(), env)  # a bulk member's outcome, and its summary
 
     async def reject(key: bytes | None, rejection: domain.Rejection, org_id: str | None) -> None:
         env = make_event(
@@ -110,7 +111,10 @@ def build_router(rt: Runtime) -> KafkaRouter:
 
     async def on_request(raw: bytes, key: bytes | None) -> None:
         try:
-            await requests.submit_upstream(rt.uow(), raw, rt.submit_policy())
+            if bulk.is_bulk_message(raw):
+                await bulk.submit_upstream(rt.uow(), raw, rt.submit_policy())
+            else:
+                await requests.submit_upstream(rt.uow(), raw, rt.submit_policy())
         except requests.Rejected as exc:
             await reject(key, exc.rejection, exc.org_id)
 

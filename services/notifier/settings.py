@@ -27,6 +27,7 @@ class NotifierSettings(LetheSettings):
             "deadline_extended",
             "ccpa_receipt",
             "request_received",
+            "bulk_completed",
         ],
         description="Templates mailed to the requester (JSON list), unless the command says; "
         "a job without a requester address has them mailed to the owner contacts.",

@@ -42,6 +42,18 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
     "ccpa_receipt": ("job_id", "job_type", "received_at", "due_at", "max_due_at"),
     "request_received": ("job_id", "job_type", "received_at", "due_at", "regulation"),
+    # A bulk request's one summary, once every subject's outcome is known (job_id: the bulk's).
+    "bulk_completed": (
+        "job_id",
+        "job_type",
+        "total",
+        "erased",
+        "exported",
+        "not_found",
+        "ambiguous",
+        "failed",
+        "rejected",
+    ),
 }
 Audience = Literal["requester", "owners", "both"]
 # Context values only the recipient may see (a download link carries its token): kept out of

@@ -13,6 +13,7 @@ from services.intake.store.jobs import (
     extend_job,
     get_job,
     insert_job,
+    insert_jobs,
     job_by_request,
     job_events,
     jobs_by_state,
@@ -31,7 +32,13 @@ from services.intake.store.orgs import (
     revoke_api_key,
     set_delegation,
 )
-from services.intake.store.outbox import add_outbox, delete_outbox, take_back_export, take_outbox
+from services.intake.store.outbox import (
+    add_outbox,
+    add_outbox_many,
+    delete_outbox,
+    take_back_export,
+    take_outbox,
+)
 from services.intake.store.rebuild import add_to_timeline, job_state, job_timeline, write_state
 from services.intake.store.schedules import (
     due_reminders,
@@ -48,7 +55,7 @@ from services.intake.store.schedules import (
     unlock_all,
     upsert_policies,
 )
-from services.intake.store.timeline import apply_progress, record_event
+from services.intake.store.timeline import apply_progress, record_event, record_events
 from services.intake.store.web import (
     close_session,
     job_any_org,
@@ -60,6 +67,7 @@ from services.intake.store.web import (
 __all__ = [
     "Db",
     "add_outbox",
+    "add_outbox_many",
     "add_to_timeline",
     "apply_progress",
     "caller_for_key",
@@ -75,6 +83,7 @@ __all__ = [
     "has_run",
     "hash_key",
     "insert_job",
+    "insert_jobs",
     "insert_retention_job",
     "job_any_org",
     "job_by_request",
@@ -94,6 +103,7 @@ __all__ = [
     "progress_rows",
     "recent_runs",
     "record_event",
+    "record_events",
     "record_opendsr",
     "record_reminder",
     "record_run",
