@@ -9,7 +9,13 @@ from fastapi.staticfiles import StaticFiles
 
 from services.intake import store
 from services.intake.http.deps import runtime
-from services.intake.web import routes, routes_admin, routes_job, routes_retention_page
+from services.intake.web import (
+    routes,
+    routes_admin,
+    routes_bulk,
+    routes_job,
+    routes_retention_page,
+)
 from services.intake.web.common import (
     COOKIE,
     HERE,
@@ -28,6 +34,7 @@ def install(app: FastAPI) -> None:
     app.include_router(routes_admin.router)
     app.include_router(routes_admin.public)
     app.include_router(routes_retention_page.router)
+    app.include_router(routes_bulk.router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="web-static")
 
     @app.exception_handler(SignInRequired)
