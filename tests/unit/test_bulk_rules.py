@@ -88,3 +88,12 @@ def test_the_summary_is_one_mail_per_bulk_job() -> None:
     assert first.payload["to"] == "dpo@x.co" and first.payload["context"]["erased"] == 3
     owners = rules.summary_notice({**bulk, "requester_email": None}, summary)
     assert owners.payload["audience"] == "owners"
+
+
+def test_only_a_request_with_a_subject_list_takes_the_bulk_path() -> None:
+    from services.intake.service.bulk import is_bulk_message
+
+    assert is_bulk_message(b'{"org_id": "o", "request": {"subjects": []}}')
+    assert not is_bulk_message(b'{"org_id": "o", "request": {"subject": {}}}')
+    for raw in (b"", b"\xff", b"[" * 5000 + b"]" * 5000, b"42", b'{"request": "x"}'):
+        assert not is_bulk_message(raw)  # the single path rejects these with their reason

@@ -150,8 +150,8 @@ def is_bulk_message(raw: bytes) -> bool:
     """A message on the request topic whose `request` carries a list of subjects."""
     try:
         msg = json.loads(raw)
-    except ValueError:
-        return False
+    except (ValueError, RecursionError):  # not JSON, or nested too deep: the single path
+        return False  # rejects it with its reason
     request = msg.get("request") if isinstance(msg, dict) else None
     return isinstance(request, dict) and "subjects" in request
 
