@@ -175,6 +175,22 @@ async def test_a_reused_request_id_with_another_list_is_a_conflict(
     assert r.status_code == 409 and "request_id" in r.json()["detail"], r.text
 
 
+async def test_a_list_of_only_bad_rows_is_answered_at_once_with_its_summary(
+    client: httpx.AsyncClient, org: Org, prepared: infra.Endpoints
+) -> None:
+    requester = f"dpo-{uuid.uuid4().hex[:8]}@{org.id}.test"
+    body = {"type": "erasure", "subjects": [{"email": "x"}, {}], "notify_email": requester}
+    r = await client.post("/v1/bulk-requests", json=body, headers=org.headers)
+    assert r.status_code == 202, r.text
+    assert r.json()["counts"]["rejected"] == 2 and r.json()["finished_at"], r.text
+
+    async def summary() -> list[Any] | None:
+        return mails_to(prepared.mail_dir, requester) or None
+
+    mails = await eventually(summary, timeout=60, what="the summary mail")
+    assert len(mails) == 1 and r.json()["id"] in str(mails[0]["Subject"])
+
+
 async def test_a_bulk_request_on_the_request_topic(
     client: httpx.AsyncClient, org: Org, lethe_db: asyncpg.Pool, prepared: infra.Endpoints
 ) -> None:

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from services.intake import domain
 from services.intake import store as intake_store
-from services.intake.domain import Caller, RequestIn, SubjectIn
+from services.intake.domain import Caller, NewJob, RequestIn, SubjectIn
 from services.intake.domain import bulk as rules
 from services.intake.service import requests
 from services.intake.service.errors import Conflict, ServiceError, refused
@@ -52,19 +52,18 @@ def _authorise(body: rules.BulkRequestIn, who: Caller) -> None:
         raise refused(exc) from exc
 
 
-async def submit_bulk(
-    uow: UnitOfWork,
+Row = tuple[int, uuid.UUID | None, str | None, str, str | None]  # as store.insert_subjects
+
+
+async def _plan_rows(
     body: rules.BulkRequestIn,
     who: Caller,
     policy: SubmitPolicy,
-    *,
     channel: Literal["http", "kafka"],
-) -> BulkSubmitted:
-    """Raises Forbidden (the caller may not ask this) or Conflict (request_id reused)."""
-    _authorise(body, who)
+) -> tuple[list[NewJob], list[Row]]:
+    """Each valid row's job, planned by the submit use case; each row's first outcome."""
     received_at = datetime.now(UTC)
-    bulk_id = uuid.uuid4()
-    rows: list[tuple[int, uuid.UUID | None, str | None, str, str | None]] = []
+    rows: list[Row] = []
     jobs = []
     for row_no, row in enumerate(body.subjects, start=1):
         if row_no % 250 == 0:
@@ -85,6 +84,21 @@ async def submit_bulk(
         )
         jobs.append(job)
         rows.append((row_no, job.job_id, job.subject_hash, "pending", None))
+    return jobs, rows
+
+
+async def submit_bulk(
+    uow: UnitOfWork,
+    body: rules.BulkRequestIn,
+    who: Caller,
+    policy: SubmitPolicy,
+    *,
+    channel: Literal["http", "kafka"],
+) -> BulkSubmitted:
+    """Raises Forbidden (the caller may not ask this) or Conflict (request_id reused)."""
+    _authorise(body, who)
+    bulk_id = uuid.uuid4()
+    jobs, rows = await _plan_rows(body, who, policy, channel)
     fingerprint = rules.fingerprint(body, policy.hash_key, who.org_id)
     async with uow:
         created = await store.insert_bulk(
