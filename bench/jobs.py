@@ -2,6 +2,7 @@
 
     python -m bench.jobs [--jobs 30] [--burst 300] [--eraser-replicas 1] [--quick] [--stages]
                          [--cpu] [--json PATH]
+    python -m bench.jobs --bulk 5000   # instead: one bulk erasure of 5,000 subjects (bench/bulk.py)
 
 The five services run as processes (deploy/local/stack.py), in consumer groups of their own;
 `--eraser-replicas N` replaces the eraser by N eraser processes. One organisation is seeded
@@ -315,7 +316,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also these infrastructure state directories (when KAFKA_BOOTSTRAP_SERVERS...)",
     )  # fmt: skip
     ap.add_argument("--json", type=Path, help="also write the result as JSON here")
+    ap.add_argument(
+        "--bulk", type=int, default=0, help="instead: one bulk erasure of N subjects (bench.bulk)"
+    )
     args = ap.parse_args(argv)
+    if args.bulk:
+        return bulk_main(args)
     if args.quick:
         args.jobs, args.burst = 5, 20
     t0 = time.perf_counter()
@@ -338,6 +344,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(asdict(r), indent=2) + "\n")
     print(f"RESULT p50_s={r.p50_s} p90_s={r.p90_s} burst_jobs_per_s={r.burst_jobs_per_s}")
+    return 0
+
+
+def bulk_main(args: argparse.Namespace) -> int:
+    """`--bulk N`: the bulk erasure bench (bench/bulk.py), its own RESULT line."""
+    from bench import bulk
+
+    try:
+        with infrastructure() as (ep, state_dir):
+            r = asyncio.run(bulk.run_bulk(args, ep, state_dir))
+    except BenchError as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    bulk.report(r, args.eraser_replicas)
+    if args.json:
+        args.json.write_text(json.dumps(asdict(r), indent=2) + "\n")
     return 0
 
 

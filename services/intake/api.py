@@ -12,6 +12,7 @@ from services.intake import opendsr
 from services.intake.http import (
     approvals,
     audit,
+    bulk,
     contract,
     exports,
     jobs,
@@ -32,8 +33,15 @@ def _refuse(request: Request | Scope, status: int, message: str) -> JSONResponse
     return JSONResponse({"detail": message}, status)
 
 
+# Bodies that carry a list of subjects (up to 5,000): their own, larger limit.
+BULK_PATHS = ("/v1/bulk-requests", "/ui/bulk")
+
+
 def _body_limit(scope: Scope) -> int:
-    limit: int = scope["app"].state.runtime.settings.max_body_bytes
+    settings = scope["app"].state.runtime.settings
+    limit: int = (
+        settings.max_bulk_body_bytes if scope["path"] in BULK_PATHS else settings.max_body_bytes
+    )
     return limit
 
 
@@ -66,7 +74,7 @@ def _with_datamap(app: FastAPI, doc: dict[str, Any]) -> None:
 
 
 def add_routes(app: FastAPI) -> None:
-    for module in (audit, exports, opendsr_routes, orgs, reports, retention, jobs, approvals):
+    for module in (audit, exports, opendsr_routes, orgs, reports, retention, jobs, approvals, bulk):
         app.include_router(module.router)
     install_web(app)
     # Errors as `Problem`, 405 with the path's whole Allow; the document with the data map's

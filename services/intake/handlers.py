@@ -16,7 +16,7 @@ from pydantic import WithJsonSchema
 
 from services.intake import domain, store
 from services.intake.runtime import Runtime
-from services.intake.service import duplicates, requests, tasks
+from services.intake.service import bulk, duplicates, requests, tasks
 from shared.events import Actor, Envelope, make_event
 from shared.events.exports import DownloadAttempted, LinkRevoked
 from shared.events.jobs import (
@@ -119,6 +119,7 @@ def build_router(rt: Runtime) -> KafkaRouter:
         await store.apply_progress(rt.pool, env)
         # Requests linked to this job hear when it is done (also on a redelivery, once).
         await duplicates.tell_linked(rt.uow(), env)
+        await bulk.on_job_event(rt.uow(), env)  # a bulk member's outcome, and its summary
 
     async def reject(key: bytes | None, rejection: domain.Rejection, org_id: str | None) -> None:
         env = make_event(
@@ -135,7 +136,10 @@ def build_router(rt: Runtime) -> KafkaRouter:
 
     async def on_request(raw: bytes, key: bytes | None) -> None:
         try:
-            await requests.submit_upstream(rt.uow(), raw, rt.submit_policy())
+            if bulk.is_bulk_message(raw):
+                await bulk.submit_upstream(rt.uow(), raw, rt.submit_policy())
+            else:
+                await requests.submit_upstream(rt.uow(), raw, rt.submit_policy())
         except requests.Rejected as exc:
             await reject(key, exc.rejection, exc.org_id)
 

@@ -42,6 +42,12 @@ class IntakeSettings(AuditKeySettings):  # the web UI verifies the audit chain
         ge=1024,
         description="Largest request body accepted (counted as it arrives, chunked too).",
     )
+    max_bulk_body_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1024,
+        description="Largest body of a bulk request (`POST /v1/bulk-requests`, the web UI's "
+        "CSV upload): room for 5,000 subjects.",
+    )
     sse_max_per_key: int = Field(
         10, ge=1, description="Live progress streams one API key (web session) may hold open."
     )

@@ -24,6 +24,7 @@ from services.notifier.templates import render
 from shared.events import Envelope
 from shared.events.notifications import SendEmail
 from shared.events.topics import AUDIT
+from shared.readmodels import bulk
 
 Emit = Callable[[str, Envelope], Awaitable[None]]
 
@@ -92,6 +93,8 @@ async def send_email(env: Envelope, deps: NotifierDeps) -> None:
         return  # the topic carries only commands to us; anything else is not ours
     cmd = domain.opened(env.payload_as(SendEmail), deps.code_key)
     render(cmd.template, cmd.context)  # an unknown template fails before anything is sent
+    if await bulk.quiet(deps.pool, env.job_id, cmd.template):
+        return  # one job of a bulk request: its requester gets the one summary instead
     failures: list[str] = []
     for key, address in await recipients(env, cmd, deps):
         message = domain.build_message(env, cmd, deps.mail_from, address, key)

@@ -30,6 +30,7 @@ class NotifierSettings(LetheSettings):
             "request_approved",
             "request_denied",
             "linked_request_done",
+            "bulk_completed",
         ],
         description="Templates mailed to the requester (JSON list), unless the command says; "
         "a job without a requester address has them mailed to the owner contacts.",

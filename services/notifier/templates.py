@@ -169,6 +169,15 @@ _TEMPLATES: dict[str, tuple[str, str]] = {
         "request, job $job_id. Yours was linked to it rather than run twice.\n"
         "That job is now $status: $outcome" + _STATUS + "\n" + _FOOTER,
     ),
+    "bulk_completed": (
+        "Lethe: bulk $job_type request $job_id is done ($total subjects)",
+        "Every subject of the bulk $job_type request $job_id has its outcome:\n"
+        "erased: $erased\nexported: $exported\n"
+        "no data held (not found): $not_found\n"
+        "not carried out, identities of more than one person (ambiguous): $ambiguous\n"
+        "failed: $failed\nrejected (not a valid subject): $rejected\n"
+        "Each subject's outcome: GET /v1/bulk-requests/$job_id/subjects" + _STATUS + "\n" + _FOOTER,
+    ),
 }
 
 

@@ -50,6 +50,18 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     # nobody could erase by hand; reminders point back to it.
     "manual_task": ("job_id", "task", "instructions", "identities"),
     "manual_task_reminder": ("job_id", "task", "opened_at", "reminder"),
+    # A bulk request's one summary, once every subject's outcome is known (job_id: the bulk's).
+    "bulk_completed": (
+        "job_id",
+        "job_type",
+        "total",
+        "erased",
+        "exported",
+        "not_found",
+        "ambiguous",
+        "failed",
+        "rejected",
+    ),
 }
 # Mails about no job: the privacy centre's one-time code, mailed before any job exists to the
 # address a subject gave. `code_sealed` is the code sealed for the notifier

@@ -60,12 +60,15 @@ WHY = {
     405: "The path exists, not with this method; `Allow` lists the methods it has.",
     409: "Not allowed in the resource's current state; the message names the state.",
     410: "Gone: the export expired or was purged.",
-    413: "The body is larger than the configured limit (`LETHE_MAX_BODY_BYTES`).",
+    413: "The body is larger than the configured limit (`LETHE_MAX_BODY_BYTES`; bulk "
+    "requests: `LETHE_MAX_BULK_BODY_BYTES` and 5,000 subjects).",
     415: "The body is not `application/json`.",
     422: "The request does not validate; `errors` names each wrong field.",
     429: "Too many submissions for this key; `Retry-After` says when to try again.",
     503: "A dependency is unavailable just now; try again later.",
 }
+# Validation errors that mean "too large" (413), by pydantic error type.
+TOO_LARGE = frozenset({"too_many_subjects"})
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
 
@@ -127,6 +130,9 @@ async def invalid_request(request: Request, exc: Exception) -> Response:
     """FastAPI's validation failure as a `Problem` (422), or under /opendsr as OpenDSR's 400."""
     assert isinstance(exc, RequestValidationError)
     errors = field_errors(exc) or ["the request does not validate"]
+    too_large = [str(e["msg"]) for e in exc.errors() if e.get("type") in TOO_LARGE]
+    if too_large:  # a list past its documented limit (a bulk request's 5,000 subjects)
+        return JSONResponse(Problem(detail=too_large[0]).model_dump(), 413)
     if request.url.path.startswith("/opendsr"):
         from services.intake.http import opendsr  # the signed error answer lives there
 

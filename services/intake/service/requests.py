@@ -1,5 +1,6 @@
 """Submit a privacy request: the one use case behind `POST /v1/requests`, the web form,
-`POST /opendsr/requests` and the Kafka request topic.
+`POST /opendsr/requests`, the Kafka request topic and each member of a bulk request
+(`plan` then `record_many`).
 
 The domain plans the job (who may ask what, when it is due, which events it becomes); this
 writes it with its events in one unit of work. A repeated idempotency key returns the job it
@@ -64,6 +65,32 @@ def take_turn(limiter: RateLimiter, who: Caller) -> None:
         raise RateLimited(wait)
 
 
+def plan(
+    req: RequestIn,
+    who: Caller,
+    policy: SubmitPolicy,
+    *,
+    channel: Literal["http", "kafka", "privacy_centre"],
+    results_link: bool = False,
+    received_at: datetime | None = None,
+) -> NewJob:
+    """The job a request becomes (pure). Raises Forbidden / Invalid (the domain's refusal)."""
+    try:
+        return domain.plan_job(
+            req,
+            who,
+            received_at=received_at or datetime.now(UTC),
+            hash_key=policy.hash_key,
+            holidays=policy.holidays,
+            links=policy.links,
+            channel=channel,
+            trace=current_trace(),
+            results_link=results_link,
+        )
+    except domain.Refused as exc:
+        raise refused(exc) from exc
+
+
 async def submit(
     uow: UnitOfWork,
     req: RequestIn,
@@ -82,20 +109,7 @@ async def submit(
     subject_request_id has its own status and callbacks).
     Raises Forbidden / Invalid (the domain's refusal) or DuplicateRequest."""
     source = source or default_channel(channel)
-    try:
-        job = domain.plan_job(
-            req,
-            who,
-            received_at=datetime.now(UTC),
-            hash_key=policy.hash_key,
-            holidays=policy.holidays,
-            links=policy.links,
-            channel=channel,
-            trace=current_trace(),
-            results_link=results_link,
-        )
-    except domain.Refused as exc:
-        raise refused(exc) from exc
+    job = plan(req, who, policy, channel=channel, results_link=results_link)
     async with uow:
         linked = await duplicates.link_if_open(uow, job, source) if link_duplicates else None
         if linked is not None:
@@ -115,6 +129,17 @@ async def submit(
     if not created and row["request_fingerprint"] != job.fingerprint:
         raise DuplicateRequest(req.request_id, row["id"])
     return Submitted(row, created)
+
+
+async def record_many(uow: UnitOfWork, jobs: list[NewJob]) -> None:
+    """What `submit` writes for a new job, for many planned jobs at once, in the open unit of
+    work: the rows in one round trip, their events and notices in one outbox batch (a bulk
+    request; its members have no request_id of their own)."""
+    assert all(j.request_id is None for j in jobs)
+    await store.insert_jobs(uow.conn, jobs)
+    events = [(j.topic, j.event) for j in jobs]
+    events += [(NOTIFICATIONS, n) for j in jobs for n in j.notices]
+    await uow.emit_many(events, timeline=True)
 
 
 class Rejected(Exception):

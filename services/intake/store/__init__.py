@@ -14,6 +14,7 @@ from services.intake.store.jobs import (
     extend_job,
     get_job,
     insert_job,
+    insert_jobs,
     job_by_request,
     job_events,
     jobs_by_state,
@@ -32,7 +33,13 @@ from services.intake.store.orgs import (
     revoke_api_key,
     set_delegation,
 )
-from services.intake.store.outbox import add_outbox, delete_outbox, take_back_export, take_outbox
+from services.intake.store.outbox import (
+    add_outbox,
+    add_outbox_many,
+    delete_outbox,
+    take_back_export,
+    take_outbox,
+)
 from services.intake.store.rebuild import add_to_timeline, job_state, job_timeline, write_state
 from services.intake.store.reports import compliance_figures
 from services.intake.store.schedules import (
@@ -59,7 +66,7 @@ from services.intake.store.tasks import (
     open_task_count,
     open_tasks,
 )
-from services.intake.store.timeline import apply_progress, record_event
+from services.intake.store.timeline import apply_progress, record_event, record_events
 from services.intake.store.web import (
     close_session,
     job_any_org,
@@ -71,6 +78,7 @@ from services.intake.store.web import (
 __all__ = [
     "Db",
     "add_outbox",
+    "add_outbox_many",
     "add_to_timeline",
     "apply_progress",
     "caller_for_key",
@@ -90,6 +98,7 @@ __all__ = [
     "has_run",
     "hash_key",
     "insert_job",
+    "insert_jobs",
     "insert_retention_job",
     "job_any_org",
     "job_by_request",
@@ -113,6 +122,7 @@ __all__ = [
     "progress_rows",
     "recent_runs",
     "record_event",
+    "record_events",
     "record_opendsr",
     "record_reminder",
     "record_run",

@@ -21,16 +21,18 @@ _JOB_COLUMNS = (
 )
 
 
-async def insert_job(conn: asyncpg.Connection, job: NewJob) -> bool:
-    """The job row, unless its idempotency key (org, request_id) was used: then False and
-    nothing written. Its events go to the outbox through the unit of work."""
-    inserted = await conn.fetchval(
-        "INSERT INTO lethe.jobs (id, org_id, type, scope, status, subject_hash, request_id, "
-        "channel, actor, regulation, received_at, due_at, recovery_window_days, "
-        "requester_email, request_fingerprint, reason, receipt_due_at, receipt_confirmed_at) "
-        "VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
-        "$16, $17) "
-        "ON CONFLICT (org_id, request_id) DO NOTHING RETURNING id",
+_INSERT = (
+    "INSERT INTO lethe.jobs (id, org_id, type, scope, status, subject_hash, request_id, "
+    "channel, actor, regulation, received_at, due_at, recovery_window_days, "
+    "requester_email, request_fingerprint, reason, receipt_due_at, receipt_confirmed_at) "
+    "VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
+    "$16, $17) "
+    "ON CONFLICT (org_id, request_id) DO NOTHING RETURNING id"
+)
+
+
+def _job_args(job: NewJob) -> tuple[Any, ...]:
+    return (
         job.job_id,
         job.org_id,
         job.type,
@@ -49,7 +51,19 @@ async def insert_job(conn: asyncpg.Connection, job: NewJob) -> bool:
         job.receipt_due_at,
         job.received_at if job.notices else None,
     )
+
+
+async def insert_job(conn: asyncpg.Connection, job: NewJob) -> bool:
+    """The job row, unless its idempotency key (org, request_id) was used: then False and
+    nothing written. Its events go to the outbox through the unit of work."""
+    inserted = await conn.fetchval(_INSERT, *_job_args(job))
     return inserted is not None
+
+
+async def insert_jobs(conn: asyncpg.Connection, jobs: list[NewJob]) -> None:
+    """Many job rows in one round trip (a bulk request's members: no request_id, so no
+    idempotency conflict)."""
+    await conn.executemany(_INSERT, [_job_args(j) for j in jobs])
 
 
 async def job_by_request(db: Db, org_id: str, request_id: str | None) -> dict[str, Any]:

@@ -18,6 +18,14 @@ async def add_outbox(conn: asyncpg.Connection, topic: str, env: Envelope) -> Non
     )
 
 
+async def add_outbox_many(conn: asyncpg.Connection, events: list[tuple[str, Envelope]]) -> None:
+    """Many events in one round trip (a bulk request's jobs)."""
+    await conn.executemany(
+        "INSERT INTO lethe.outbox (topic, event) VALUES ($1, $2)",
+        [(topic, env.model_dump(mode="json")) for topic, env in events],
+    )
+
+
 async def take_back_export(conn: asyncpg.Connection, job_id: uuid.UUID) -> bool:
     """Delete a pending export's request from the outbox (the exporter never sees it). False
     when it is no longer there: the exporter has it."""

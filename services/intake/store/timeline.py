@@ -61,16 +61,23 @@ async def apply_progress(pool: asyncpg.Pool, env: Envelope) -> bool:
     return updated is not None
 
 
+_RECORD = (
+    "INSERT INTO lethe.job_events (event_id, job_id, type, occurred_at, actor, details) "
+    "SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM lethe.jobs WHERE id = $2) "
+    "ON CONFLICT (event_id) DO NOTHING"
+)
+
+
+def _event_args(env: Envelope) -> tuple[Any, ...]:
+    actor = f"{env.actor.kind}:{env.actor.id}"
+    return (env.event_id, env.job_id, env.type, env.occurred_at, actor, safe_details(env))
+
+
 async def record_event(conn: asyncpg.Connection, env: Envelope) -> None:
     """Timeline entry; the same details the audit trail keeps (no personal data)."""
-    await conn.execute(
-        "INSERT INTO lethe.job_events (event_id, job_id, type, occurred_at, actor, details) "
-        "SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM lethe.jobs WHERE id = $2) "
-        "ON CONFLICT (event_id) DO NOTHING",
-        env.event_id,
-        env.job_id,
-        env.type,
-        env.occurred_at,
-        f"{env.actor.kind}:{env.actor.id}",
-        safe_details(env),
-    )
+    await conn.execute(_RECORD, *_event_args(env))
+
+
+async def record_events(conn: asyncpg.Connection, envs: list[Envelope]) -> None:
+    """Many timeline entries in one round trip."""
+    await conn.executemany(_RECORD, [_event_args(e) for e in envs])

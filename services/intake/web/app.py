@@ -13,6 +13,7 @@ from services.intake.web import (
     routes,
     routes_admin,
     routes_approvals,
+    routes_bulk,
     routes_job,
     routes_privacy,
     routes_report_page,
@@ -41,6 +42,7 @@ def install(app: FastAPI) -> None:
     app.include_router(routes_report_page.router)
     app.include_router(routes_privacy.router)
     app.include_router(routes_settings.router)
+    app.include_router(routes_bulk.router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="web-static")
 
     @app.exception_handler(SignInRequired)

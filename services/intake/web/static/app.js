@@ -79,3 +79,12 @@ document.addEventListener("DOMContentLoaded", function () {
     i.addEventListener("focus", function () { i.select(); });
   });
 });
+
+// Bulk request: a chosen CSV file is read into the form's text field (sent with the form).
+document.querySelectorAll("input[type=file][data-fills]").forEach(function (input) {
+  input.addEventListener("change", function () {
+    var target = document.getElementById(input.dataset.fills);
+    if (!target || !input.files.length) return;
+    input.files[0].text().then(function (text) { target.value = text; });
+  });
+});
