@@ -9,6 +9,7 @@ import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -93,6 +94,16 @@ async def s3_exists(s3: Any, bucket: str, key: str) -> bool:
         if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
             return False
         raise
+
+
+def stop_together(state_dir: Path, names: Iterable[str]) -> None:
+    """SIGTERM these processes of a stack at once and wait for them all: each shuts down as
+    it would alone, in the time of the slowest instead of the sum (a teardown)."""
+    from deploy.local import infra
+
+    names = list(names)
+    with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+        list(pool.map(lambda name: infra.stop_process(name, state_dir), names))
 
 
 def mails_to(mail_dir: Path, address: str) -> list[EmailMessage]:
