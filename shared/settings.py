@@ -97,6 +97,11 @@ class LetheSettings(BaseSettings):
         "when_required",
         description="botocore checksum mode; some S3-compatible servers reject trailers.",
     )
+    s3_max_attempts: int = Field(
+        5,
+        ge=1,
+        description="Attempts per S3 call (botocore standard retries, backoff between them).",
+    )
     exports_bucket: str = Field("lethe-exports", description="Bucket exports are written to.")
     platform_bucket: str = Field(
         "lethe-platform",

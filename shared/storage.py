@@ -24,7 +24,7 @@ async def s3_client(settings: LetheSettings) -> AsyncIterator[Any]:
     config = AioConfig(
         request_checksum_calculation=settings.s3_request_checksum_calculation,
         response_checksum_validation="when_required",
-        retries={"max_attempts": 5, "mode": "standard"},
+        retries={"max_attempts": settings.s3_max_attempts, "mode": "standard"},
     )
     async with session.client("s3", endpoint_url=settings.s3_endpoint_url, config=config) as c:
         yield c

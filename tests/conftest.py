@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import asyncpg
 import pytest
 
 from deploy.local import infra
+from deploy.local.parts.processes import stop as stop_pid
 from deploy.local.stack import prepare
 from services.intake import store as intake_store
 from shared.db import create_pool
@@ -67,6 +69,9 @@ def endpoints(state_dir: Path) -> Iterator[infra.Endpoints]:
     try:
         yield ep
     finally:
+        if not os.environ.get("LETHE_KEEP_TEST_STATE"):
+            # Its data goes with the directory: a broker's clean shutdown takes seconds.
+            stop_pid("kafka", state_dir, 5, signal.SIGKILL, group=True)
         infra.down(state_dir)
         _remove_state(state_dir)
 

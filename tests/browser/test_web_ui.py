@@ -27,10 +27,10 @@ import pytest
 
 from deploy.local import infra
 from deploy.local.sample.seed import SeededOrg, seed_org
-from deploy.local.stack import REPO_ROOT, start_services, stop_services
+from deploy.local.stack import REPO_ROOT, SERVICES, start_services
 from services.intake import store as intake_store
 from tests.browser.a11y import assert_accessible
-from tests.helpers import eventually
+from tests.helpers import eventually, stop_together
 
 pytestmark = pytest.mark.browser
 
@@ -57,7 +57,7 @@ def api_url(prepared: infra.Endpoints, state_dir: Path) -> Iterator[str]:
     try:
         yield start_services(prepared, state_dir)
     finally:
-        stop_services(state_dir)
+        stop_together(state_dir, reversed(SERVICES))
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -22,7 +22,8 @@ import httpx
 import pytest
 
 from deploy.local import infra
-from deploy.local.stack import REPO_ROOT, service_env, start_services, stop_services
+from deploy.local.stack import REPO_ROOT, SERVICES, service_env, start_services
+from tests.helpers import stop_together
 
 
 @dataclass
@@ -81,10 +82,8 @@ def services(
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        if stack is not None:
-            for name in stack.started:
-                stack.stop(name)
-        stop_services(state_dir)
+        started = stack.started if stack is not None else []
+        stop_together(state_dir, [*started, *reversed(SERVICES)])
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import sys
 import uuid
 import zipfile
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -110,14 +111,17 @@ async def create_pool_as(dsn: str, role: str) -> asyncpg.Pool:
 
 
 def lethe_cli(*args: str, dsn: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run `lethe ...` as an operator would, pointed at `dsn` by environment variables."""
-    full = {
-        **os.environ,
-        "DATABASE_URL": dsn,
-        "LETHE_ENV_FILE": "/nonexistent",
-        "COLUMNS": "200",
-        **env,
-    }
+    """Run `lethe ...` as an operator would, pointed at `dsn` by environment variables, in
+    this process (typer's CliRunner, in a thread of its own: the command runs its own event
+    loop): a new interpreter importing the whole CLI cost seconds a call."""
+    overlay = {"DATABASE_URL": dsn, "LETHE_ENV_FILE": "/nonexistent", "COLUMNS": "200", **env}
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(_cli_in_process, list(args), overlay).result()
+
+
+def lethe_cli_process(*args: str, dsn: str) -> subprocess.CompletedProcess[str]:
+    """`lethe_cli` as a process of its own (the entry point itself)."""
+    full = {**os.environ, "DATABASE_URL": dsn, "LETHE_ENV_FILE": "/nonexistent", "COLUMNS": "200"}
     full.pop("LETHE_DATABASE_URL", None)
     return subprocess.run(
         [sys.executable, "-c", "from services.cli import app; app()", *args],
@@ -127,6 +131,18 @@ def lethe_cli(*args: str, dsn: str, **env: str) -> subprocess.CompletedProcess[s
         text=True,
         timeout=60,
     )
+
+
+def _cli_in_process(args: list[str], overlay: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    env: dict[str, str | None] = {**overlay, "LETHE_DATABASE_URL": None}
+    r = CliRunner().invoke(app, args, env=env)
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return subprocess.CompletedProcess(args, r.exit_code, r.stdout, r.stderr)
 
 
 async def _superuser(pool: asyncpg.Pool, *statements: tuple[str, list[Any]]) -> None:
@@ -149,7 +165,7 @@ async def test_checkpoints_sign_the_head_every_n_rows(scratch: Scratch) -> None:
     assert await store.checkpoint_head(scratch.pool, KEY) is None  # head already signed
     v = await verify_chain(scratch.pool, TRUSTED)
     assert v.ok and v.rows == 12 and v.checkpoints == 3 and v.unsigned_tail == 0, v
-    r = lethe_cli("audit", "verify", dsn=scratch.dsn)
+    r = lethe_cli_process("audit", "verify", dsn=scratch.dsn)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "OK: 12 rows, 3 signed checkpoints" in r.stdout
 

@@ -564,8 +564,28 @@ async def test_registration_refuses_internal_targets_naming_the_rule(
     org: Org, prepared: infra.Endpoints, url: str, rule: str
 ) -> None:
     args = ("webhooks", "add", "--org", org.id, "--url", url)
-    r = await asyncio.to_thread(_cli, prepared, *args, extra_env=PRODUCTION, ok=False)
-    assert "refused" in r.stderr and rule in " ".join(r.stderr.split()), r.stderr
+    code, stderr = await asyncio.to_thread(_cli_in_process, prepared, *args, extra_env=PRODUCTION)
+    assert code != 0, stderr
+    assert "refused" in stderr and rule in " ".join(stderr.split()), stderr
+
+
+def _cli_in_process(ep: infra.Endpoints, *args: str, extra_env: dict[str, str]) -> tuple[int, str]:
+    """`lethe ...` run in this process, with `_cli`'s environment: a refusal is decided
+    before any I/O, and a new interpreter importing the CLI cost seconds per case (the
+    entry point itself runs as a process in `_webhooks_add`)."""
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    env: dict[str, str | None] = {
+        "DATABASE_URL": ep.database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": ep.kafka_bootstrap_servers,
+        "LETHE_ENV_FILE": "/nonexistent",
+        "LETHE_DATABASE_URL": None,
+        **extra_env,
+    }
+    r = CliRunner().invoke(app, list(args), env=env)
+    return r.exit_code, r.stderr
 
 
 async def test_a_webhook_that_points_inside_at_send_time_is_not_called(
@@ -577,7 +597,8 @@ async def test_a_webhook_that_points_inside_at_send_time_is_not_called(
 ) -> None:
     """Registered while allowed (or its name re-pointed since): the production notifier
     checks at send time, posts nothing and records the rule."""
-    receiver.secret = await asyncio.to_thread(_webhooks_add, prepared, org.id, receiver.url)
+    # Registered in the store (the CLI's registration is `test_state_changes_...`'s).
+    receiver.secret = (await notifier_store.add_webhook(lethe_db, org.id, receiver.url)).secret
     done = make_event(
         JobCompleted(done=1, total=1, verification={"ok": True}),
         actor=ACTOR,
@@ -623,9 +644,10 @@ async def test_a_hung_webhook_holds_only_its_own_delivery_for_the_deadline(
     hung = await asyncio.start_server(hang, "127.0.0.1", 0)
     hung_url = f"http://127.0.0.1:{hung.sockets[0].getsockname()[1]}/hook"
     try:
+        # Registered in the store: three CLI processes cost seconds and test nothing here.
         for path in ("a", "b"):
-            await asyncio.to_thread(_webhooks_add, prepared, org.id, f"{hung_url}/{path}")
-        receiver.secret = await asyncio.to_thread(_webhooks_add, prepared, org.id, receiver.url)
+            await notifier_store.add_webhook(lethe_db, org.id, f"{hung_url}/{path}")
+        receiver.secret = (await notifier_store.add_webhook(lethe_db, org.id, receiver.url)).secret
         done = make_event(
             JobCompleted(done=1, total=1, verification={"ok": True}),
             actor=ACTOR,
