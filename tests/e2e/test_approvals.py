@@ -340,3 +340,124 @@ async def test_a_duplicate_request_is_linked_and_both_requesters_are_told(
     # Once the job is done, a new request for the subject is a job of its own again.
     r = await client.post("/v1/requests", json=_erasure(subject.email, second), headers=org.headers)
     assert r.status_code == 202 and r.json()["id"] != job_id
+
+
+async def _bulk(client: httpx.AsyncClient, org: Org, emails: list[str]) -> dict[str, Any]:
+    """A bulk erasure of these subjects, accepted; with its rows (row order kept)."""
+    body = {
+        "type": "erasure",
+        "subjects": [{"email": e} for e in emails],
+        "recovery_window_days": 0,
+        "notify_email": f"dpo-{uuid.uuid4().hex[:8]}@{org.id}.test",
+    }
+    r = await client.post("/v1/bulk-requests", json=body, headers=org.headers)
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+async def _bulk_rows(client: httpx.AsyncClient, org: Org, bulk_id: str) -> list[dict[str, Any]]:
+    r = await client.get(
+        f"/v1/bulk-requests/{bulk_id}/subjects", params={"limit": 100}, headers=org.headers
+    )
+    assert r.status_code == 200, r.text
+    rows: list[dict[str, Any]] = r.json()["subjects"]
+    return rows
+
+
+async def _outcome(client: httpx.AsyncClient, org: Org, bulk_id: str, row: int, want: str) -> None:
+    async def decided() -> bool:
+        rows = await _bulk_rows(client, org, bulk_id)
+        return rows[row - 1]["outcome"] == want
+
+    await eventually(decided, timeout=90, what=f"bulk row {row} to be {want}")
+
+
+async def test_a_bulk_request_waits_for_approval_when_its_org_asks_for_it_on_bulk(
+    client: httpx.AsyncClient,
+    org: Org,
+    seeded: SeededOrg,
+    platform_db: asyncpg.Pool,
+    lethe_db: asyncpg.Pool,
+) -> None:
+    users = seeded.users[:3]
+    await _approval_on(client, org, ["bulk"])
+    bulk = await _bulk(client, org, [u.email for u in users])
+    assert bulk["counts"]["pending"] == 3, bulk
+    rows = await _bulk_rows(client, org, bulk["id"])
+    job_ids = [row["job_id"] for row in rows]
+    assert len(set(job_ids)) == 3 and None not in job_ids, rows
+
+    # Every member waits, its request event kept; nothing reaches the eraser.
+    await asyncio.sleep(3)
+    for job_id in job_ids:
+        job = (await client.get(f"/v1/jobs/{job_id}", headers=org.headers)).json()
+        assert job["status"] == "awaiting_approval" and job["total"] is None, job
+        await _audited(lethe_db, job_id, "ApprovalRequired")
+    assert [await _user_rows(platform_db, u.id) for u in users] == [1, 1, 1]
+    held = await lethe_db.fetchval(
+        "SELECT count(*) FROM lethe.held_requests WHERE job_id = ANY($1::uuid[])",
+        [uuid.UUID(j) for j in job_ids],
+    )
+    assert held == 3
+    waiting = (await client.get("/v1/approvals", headers=org.headers)).json()["jobs"]
+    assert {j["id"] for j in waiting} == set(job_ids)
+
+    # Approving one runs it, and the bulk outcome of that subject follows.
+    r = await client.post(f"/v1/jobs/{job_ids[0]}/approve", json={}, headers=org.headers)
+    assert r.status_code == 200 and r.json()["status"] == "pending", r.text
+    assert (await job_in(client, org, job_ids[0], DONE))["status"] == "completed"
+    await _outcome(client, org, bulk["id"], 1, "erased")
+    assert await _user_rows(platform_db, users[0].id) == 0
+    rows = await _bulk_rows(client, org, bulk["id"])
+    assert [row["outcome"] for row in rows] == ["erased", "pending", "pending"], rows
+    assert [await _user_rows(platform_db, u.id) for u in users[1:]] == [1, 1]
+    shown = (await client.get(f"/v1/bulk-requests/{bulk['id']}", headers=org.headers)).json()
+    assert shown["counts"]["pending"] == 2 and shown["finished_at"] is None, shown
+
+
+async def test_a_bulk_member_whose_subject_has_an_open_job_is_linked_to_it(
+    client: httpx.AsyncClient,
+    org: Org,
+    seeded: SeededOrg,
+    platform_db: asyncpg.Pool,
+    lethe_db: asyncpg.Pool,
+) -> None:
+    known, new = seeded.users[0], seeded.users[1]
+    await _approval_on(client, org, ["api"])  # holds the single job open for the test
+    r = await client.post(
+        "/v1/requests", json=_erasure(known.email, "a@x.test"), headers=org.headers
+    )
+    assert r.status_code == 202 and r.json()["status"] == "awaiting_approval", r.text
+    open_id = r.json()["id"]
+
+    # The known subject, a new one, and the new one again in the same list.
+    bulk = await _bulk(client, org, [known.email, new.email, new.email])
+    rows = await _bulk_rows(client, org, bulk["id"])
+    assert rows[0]["job_id"] == open_id and rows[0]["job_status"] == "awaiting_approval", rows
+    new_id = rows[1]["job_id"]
+    assert new_id not in (None, open_id) and rows[2]["job_id"] == new_id, rows
+    jobs = await lethe_db.fetch("SELECT id FROM lethe.jobs WHERE org_id = $1", org.id)
+    assert {str(j["id"]) for j in jobs} == {open_id, new_id}  # one new job only
+    links = await lethe_db.fetch(
+        "SELECT job_id, channel FROM lethe.job_links WHERE org_id = $1", org.id
+    )
+    assert sorted((str(x["job_id"]), x["channel"]) for x in links) == sorted(
+        [(open_id, "bulk"), (new_id, "bulk")]
+    )
+    audited = await _audited(lethe_db, open_id, "RequestLinked")
+    assert audited["details"]["channel"] == "bulk"
+
+    # The new subject's job runs (bulk is not held): both its rows follow it.
+    assert (await job_in(client, org, new_id, DONE))["status"] == "completed"
+    await _outcome(client, org, bulk["id"], 3, "erased")
+    rows = await _bulk_rows(client, org, bulk["id"])
+    assert [row["outcome"] for row in rows] == ["pending", "erased", "erased"], rows
+    assert await _user_rows(platform_db, known.id) == 1
+
+    # The linked row follows the open job: approved, erased, the bulk is done.
+    r = await client.post(f"/v1/jobs/{open_id}/approve", json={}, headers=org.headers)
+    assert r.status_code == 200, r.text
+    await _outcome(client, org, bulk["id"], 1, "erased")
+    done = (await client.get(f"/v1/bulk-requests/{bulk['id']}", headers=org.headers)).json()
+    assert done["counts"]["erased"] == 3 and done["counts"]["pending"] == 0, done
+    assert await _user_rows(platform_db, known.id) == 0

@@ -55,12 +55,19 @@ async def set_channels(uow: UnitOfWork, who: Caller, org: str, given: list[str])
 async def hold_if_asked(uow: UnitOfWork, job: NewJob, channel: str) -> bool:
     """In the new job's unit of work: hold its request event when its org asks for approval
     on this channel (True), else leave it to be sent (False)."""
-    if channel not in await store.approval_channels(uow.conn, job.org_id):
+    return await hold_many_if_asked(uow, [job], channel)
+
+
+async def hold_many_if_asked(uow: UnitOfWork, jobs: list[NewJob], channel: str) -> bool:
+    """`hold_if_asked` for many new jobs of one org (a bulk request's members): the setting
+    read once, the held events and moves written in batches. True: all held."""
+    if not jobs or channel not in await store.approval_channels(uow.conn, jobs[0].org_id):
         return False
-    held = rules.held_event(job, channel)
-    await store.hold(uow.conn, job.job_id, job.topic, job.event)
-    await store.move(uow.conn, held)
-    await uow.emit(AUDIT, held, timeline=True)
+    assert all(j.org_id == jobs[0].org_id for j in jobs)
+    held = [rules.held_event(job, channel) for job in jobs]
+    await store.hold_many(uow.conn, [(job.job_id, job.topic, job.event) for job in jobs])
+    await store.move_many(uow.conn, held)
+    await uow.emit_many([(AUDIT, env) for env in held], timeline=True)
     return True
 
 

@@ -3,9 +3,11 @@ summary notice when the last is known.
 
 Every valid row is planned by the submit use case (`requests.plan`, the rules of a single
 request) and written with the others in one unit of work (`requests.record_many`: one round
-trip for the rows, one outbox batch); the bulk job and its rows go in the same transaction,
-so a request is accepted whole or not at all. `request_id` is the idempotency key, as for a
-single request.
+trip for the rows, one outbox batch), which keeps the single request's guarantees: a member
+whose subject has an open job is linked to it (its row follows that job's outcome), and an
+org that asks approval on the `bulk` channel gets every member held. The bulk job and its
+rows go in the same transaction, so a request is accepted whole or not at all. `request_id`
+is the idempotency key, as for a single request.
 """
 
 from __future__ import annotations
@@ -115,7 +117,9 @@ async def submit_bulk(
             pending=len(jobs),
         )
         if created:
-            await requests.record_many(uow, jobs)
+            joined = await requests.record_many(uow, jobs, "bulk")
+            # A linked member's row names the job it joined: that job's end is its outcome.
+            rows = [(n, joined.get(j, j) if j else j, h, o, r) for n, j, h, o, r in rows]
             await store.insert_subjects(uow.conn, bulk_id, rows)
             if not jobs:  # every row rejected: the summary goes at once
                 bulk = await store.get_bulk(uow.conn, who.org_id, bulk_id)
@@ -149,14 +153,15 @@ async def on_job_event(uow: UnitOfWork, env: Envelope) -> None:
         return
     reason = env.payload.get("reason") if env.type != "JobCancelled" else "cancelled"
     async with uow:
-        bulk = await store.decide(
+        bulks = await store.decide(
             uow.conn,
             env.job_id,
             {"erasure": erasure, "export": export},
             str(reason)[:500] if reason else None,
         )
-        if bulk is not None and bulk["pending"] == 0 and bulk["finished_at"] is None:
-            await _summarise(uow, bulk)
+        for bulk in bulks:  # a linked job may end rows of several bulks
+            if bulk["pending"] == 0 and bulk["finished_at"] is None:
+                await _summarise(uow, bulk)
 
 
 async def summary(uow: UnitOfWork, bulk: dict[str, Any]) -> rules.Summary:

@@ -49,21 +49,78 @@ async def link_if_open(uow: UnitOfWork, job: NewJob, channel: str) -> Linked | N
     open_row = await links.open_job(uow.conn, job.org_id, job.subject_hash, job.type)
     if open_row is None:
         return None
-    link_id = uuid.uuid4()
-    await links.insert_link(
-        uow.conn,
-        link_id=link_id,
-        org_id=job.org_id,
-        job_id=open_row["id"],
-        request_id=job.request_id,
-        fingerprint=job.fingerprint,
-        channel=channel,
-        actor=job.actor,
-        requester_email=job.requester_email,
-        received_at=job.received_at,
-    )
-    await uow.emit(AUDIT, rules.linked_event(job, open_row, link_id, channel), timeline=True)
+    (link_id,) = await _record_links(uow, [(job, open_row)], channel)
     return Linked(open_row, link_id)
+
+
+async def _record_links(
+    uow: UnitOfWork, joining: list[tuple[NewJob, dict[str, Any]]], channel: str
+) -> list[uuid.UUID]:
+    """Each request's link to the job it joins (`id`, `status`), audited under that job."""
+    rows: list[links.LinkRow] = []
+    events = []
+    for job, open_row in joining:
+        link_id = uuid.uuid4()
+        rows.append(
+            (
+                link_id,
+                job.org_id,
+                open_row["id"],
+                job.request_id,
+                job.fingerprint,
+                channel,
+                job.actor,
+                job.requester_email,
+                job.received_at,
+            )
+        )
+        events.append((AUDIT, rules.linked_event(job, open_row, link_id, channel)))
+    await links.insert_links(uow.conn, rows)
+    await uow.emit_many(events, timeline=True)
+    return [row[0] for row in rows]
+
+
+@dataclass(frozen=True)
+class Joins:
+    """The members of a bulk request that join a job instead of becoming one."""
+
+    to: dict[uuid.UUID, uuid.UUID]  # planned job id -> the job it joins
+    open_rows: dict[uuid.UUID, dict[str, Any]]  # the open jobs joined (written before), by id
+
+
+async def joins_of(uow: UnitOfWork, jobs: list[NewJob]) -> Joins:
+    """`link_if_open` for many new jobs of one org and type (a bulk request's members, no
+    request_id of their own), before they are written: a member joins its subject's open job,
+    else the list's first member naming the same subject. Holds the subjects' locks."""
+    subjects = [j for j in jobs if j.scope == "subject" and j.subject_hash is not None]
+    if not subjects:
+        return Joins({}, {})
+    org_id, job_type = subjects[0].org_id, subjects[0].type
+    assert all(j.org_id == org_id and j.type == job_type for j in subjects)
+    hashes = [j.subject_hash for j in subjects if j.subject_hash is not None]
+    open_rows = await links.open_jobs(uow.conn, org_id, hashes, job_type)
+    first = {h: row["id"] for h, row in open_rows.items()}
+    to: dict[uuid.UUID, uuid.UUID] = {}
+    for j in subjects:
+        assert j.subject_hash is not None
+        target = first.setdefault(j.subject_hash, j.job_id)
+        if target != j.job_id:
+            to[j.job_id] = target
+    return Joins(to, {row["id"]: row for row in open_rows.values()})
+
+
+async def link_joins(
+    uow: UnitOfWork, jobs: list[NewJob], joins: Joins, channel: str, new_status: str
+) -> None:
+    """After the new jobs are written (`new_status`: theirs): each joining member's link,
+    audited, as `link_if_open` records one."""
+    joining = [
+        (j, joins.open_rows.get(target) or {"id": target, "status": new_status})
+        for j in jobs
+        if (target := joins.to.get(j.job_id)) is not None
+    ]
+    if joining:
+        await _record_links(uow, joining, channel)
 
 
 async def tell_linked(uow: UnitOfWork, env: Envelope) -> int:

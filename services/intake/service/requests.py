@@ -26,6 +26,7 @@ from services.intake.service import approvals, duplicates
 from services.intake.service.errors import DuplicateRequest, RateLimited, ServiceError, refused
 from services.intake.service.uow import UnitOfWork
 from services.intake.settings import IntakeSettings
+from shared import lifecycle
 from shared.events.topics import NOTIFICATIONS
 from shared.kafka import current_trace
 
@@ -131,15 +132,23 @@ async def submit(
     return Submitted(row, created)
 
 
-async def record_many(uow: UnitOfWork, jobs: list[NewJob]) -> None:
-    """What `submit` writes for a new job, for many planned jobs at once, in the open unit of
-    work: the rows in one round trip, their events and notices in one outbox batch (a bulk
-    request; its members have no request_id of their own)."""
+async def record_many(
+    uow: UnitOfWork, jobs: list[NewJob], source: str = "bulk"
+) -> dict[uuid.UUID, uuid.UUID]:
+    """What `submit` writes for new jobs, for many planned jobs of one org at once, in the
+    open unit of work (a bulk request; its members have no request_id of their own): the
+    same duplicate links and approval step, the rows in one round trip, their events and
+    notices in one outbox batch. Returns the members linked: planned job id -> job joined."""
     assert all(j.request_id is None for j in jobs)
-    await store.insert_jobs(uow.conn, jobs)
-    events = [(j.topic, j.event) for j in jobs]
-    events += [(NOTIFICATIONS, n) for j in jobs for n in j.notices]
+    joins = await duplicates.joins_of(uow, jobs)
+    fresh = [j for j in jobs if j.job_id not in joins.to]
+    await store.insert_jobs(uow.conn, fresh)
+    held = await approvals.hold_many_if_asked(uow, fresh, source)
+    events = [] if held else [(j.topic, j.event) for j in fresh]
+    events += [(NOTIFICATIONS, n) for j in fresh for n in j.notices]
     await uow.emit_many(events, timeline=True)
+    await duplicates.link_joins(uow, jobs, joins, source, lifecycle.HELD if held else "pending")
+    return joins.to
 
 
 class Rejected(Exception):

@@ -107,26 +107,25 @@ async def subjects_page(db: Db, bulk_id: uuid.UUID, after: int, limit: int) -> l
 
 async def decide(
     conn: asyncpg.Connection, job_id: uuid.UUID, outcomes: dict[str, str], reason: str | None
-) -> dict[str, Any] | None:
-    """A member's first terminal outcome (`outcomes`: per bulk type), and its bulk job with
-    `pending` counted down under the row lock; None when the job is no bulk member or its
-    outcome is already known (a redelivery)."""
-    bulk_id = await conn.fetchval(
-        "UPDATE lethe.bulk_subjects s SET outcome = CASE b.type WHEN 'erasure' THEN $2 "
-        "ELSE $3 END, reason = $4, decided_at = now() FROM lethe.bulk_jobs b "
-        "WHERE s.job_id = $1 AND s.outcome = 'pending' AND b.id = s.bulk_id RETURNING b.id",
+) -> list[dict[str, Any]]:
+    """A member job's first terminal outcome (`outcomes`: per bulk type) on each bulk row that
+    names it (its own, and rows linked to it), and those bulk jobs with `pending` counted
+    down under their row locks; none when the job is no bulk member or its outcome is
+    already known (a redelivery)."""
+    rows = await conn.fetch(
+        "WITH d AS (UPDATE lethe.bulk_subjects s SET outcome = CASE b.type "
+        "WHEN 'erasure' THEN $2 ELSE $3 END, reason = $4, decided_at = now() "
+        "FROM lethe.bulk_jobs b WHERE s.job_id = $1 AND s.outcome = 'pending' "
+        "AND b.id = s.bulk_id RETURNING s.bulk_id), "
+        "n AS (SELECT bulk_id, count(*) AS n FROM d GROUP BY bulk_id) "
+        "UPDATE lethe.bulk_jobs b SET pending = pending - n.n FROM n WHERE b.id = n.bulk_id "
+        f"RETURNING {', '.join('b.' + c.strip() for c in _BULK_COLUMNS.split(','))}",
         job_id,
         outcomes["erasure"],
         outcomes["export"],
         reason,
     )
-    if bulk_id is None:
-        return None
-    r = await conn.fetchrow(
-        f"UPDATE lethe.bulk_jobs SET pending = pending - 1 WHERE id = $1 RETURNING {_BULK_COLUMNS}",
-        bulk_id,
-    )
-    return dict(r) if r else None
+    return [dict(r) for r in rows]
 
 
 async def finish(conn: asyncpg.Connection, bulk_id: uuid.UUID) -> None:
