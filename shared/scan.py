@@ -196,10 +196,11 @@ async def _scan(
     ]
     report = _Report()
     together = _small_first(todo)
-    if together:
-        # Half the budget at most: sizes are estimates, and when this statement does not
-        # finish the tables are scanned one by one below, each with what is left.
-        left = (budget_s - (time.monotonic() - started)) / 2
+    # Half the budget at most: sizes are estimates, and when this statement does not finish
+    # the tables are scanned one by one below, each with what is left (a spent budget starts
+    # nothing: every table is reported skipped there).
+    left = (budget_s - (time.monotonic() - started)) / 2
+    if together and left >= _MIN_STATEMENT_S:
         parts = [
             f"SELECT {i} AS t, key, hits FROM ({table_statement(t, cols, limit=limit)}) q{i}"
             for i, (t, cols) in enumerate(todo[:together])

@@ -113,6 +113,10 @@ async def _eraser(
     settings = EraserSettings(
         **base_settings,
         erase_batch_size=10,
+        # Chunks go to the task topic (this test's queue), not run inside the plan, so the
+        # test can look between the revocation and the first chunk (plan.py revokes before
+        # either path).
+        erase_inline_small_jobs=False,
         connector_attempts=3,
         connector_backoff_seconds=0.05,
         connector_timeout_seconds=5,
