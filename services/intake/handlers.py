@@ -35,7 +35,12 @@ from shared.events.privacy import (
     PrivacyCodeRequested,
     PrivacyCodeVerified,
 )
-from shared.events.progress import JobCancelled, ManualTaskClosed, ManualTasksOpened
+from shared.events.progress import (
+    JobCancelled,
+    JobCompleted,
+    ManualTaskClosed,
+    ManualTasksOpened,
+)
 from shared.events.requests import (
     ApprovalRequired,
     AuthFailed,
@@ -67,7 +72,7 @@ from shared.messaging.outputs import Outputs
 OUTPUTS = {
     JOBS_ERASE: (ErasureRequested, CancelErasure, RestoreErasure, RetentionRequested),
     JOBS_EXPORT: (ExportRequested, CancelExport),
-    PROGRESS: (OpenDSRRequestReceived, JobCancelled, RequestDenied),
+    PROGRESS: (OpenDSRRequestReceived, JobCancelled, RequestDenied, JobCompleted),
     NOTIFICATIONS: (SendEmail,),
     REQUESTS_REJECTED: (RequestRejected,),
     AUDIT: (
@@ -117,6 +122,7 @@ def build_router(rt: Runtime) -> KafkaRouter:
             await tasks.opened(rt.pool, env)
             return
         await store.apply_progress(rt.pool, env)
+        await tasks.purged(rt.pool, env, rt.settings.status_links())
         # Requests linked to this job hear when it is done (also on a redelivery, once).
         await duplicates.tell_linked(rt.uow(), env)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from services.eraser import connector_rules as rules
 from services.eraser import domain, fence, store
 from services.eraser import objects as s3objects
 from services.eraser.deps import EraserDeps
@@ -26,6 +27,7 @@ from services.eraser.store import locks
 from shared.errors import Worded, error_code, reference
 from shared.events.progress import CancelledErasurePurged, JobCompleted, PurgeStarted
 from shared.events.topics import AUDIT, NOTIFICATIONS, PROGRESS
+from shared.notices import completed_context
 
 log = logging.getLogger(__name__)
 RECOVERY_NOTICE_BEFORE = timedelta(hours=24)
@@ -147,6 +149,9 @@ async def _report(
         )
         await deps.emit(AUDIT, domain.job_event(job, done))
         return
+    # With manual tasks the platform part is done, the job is not: intake completes it (the
+    # event webhooks and callbacks follow, and this mail) when the last task is closed.
+    awaiting = bool(rules.manual_tasks(deps.datamap))
     completed = JobCompleted(
         done=job.done,
         total=job.total,
@@ -154,11 +159,14 @@ async def _report(
         needs_review=review,
         purged_rows=purged,
         restored_rows=restored,
+        awaiting_tasks=awaiting,
     )
     await deps.emit(PROGRESS, domain.job_event(job, completed))
+    if awaiting:
+        return
     # After the purge and its verification: how many rows were purged, how many restored.
     template = "job_completed_review" if review else "job_completed"
-    context = domain.completed_context(purged, restored, review)
+    context = completed_context(purged, restored, review)
     await deps.emit(
         NOTIFICATIONS, domain.notice(job, request, template, context, once="job_completed")
     )

@@ -4,6 +4,10 @@ the web UI and the scheduler:
 - `opened`: the eraser's ManualTasksOpened, recorded as tasks of the job (with its timeline);
 - `close`: an admin confirms a task done, or waives it with a reason; audited
   (ManualTaskClosed); the last one to close completes a job that was awaiting its tasks;
+- `purged`: the eraser's purge report of a job with manual tasks (JobCompleted with
+  `awaiting_tasks`), folded. The eraser says no "completed": intake does, when the job
+  completes (last task closed, or all closed before the purge): its JobCompleted, which
+  webhooks and OpenDSR callbacks follow, and the requester's `job_completed` mail;
 - `remind`: each open task's assignee is mailed again every `every` (the scheduler's tick).
 """
 
@@ -17,14 +21,16 @@ import asyncpg
 
 from services.intake import store
 from services.intake.domain import Caller
+from services.intake.domain.completion import completion
 from services.intake.domain.schedules import SCHEDULER
+from services.intake.links import StatusLinks
 from services.intake.service.errors import Conflict, Invalid, NotFound
 from services.intake.service.jobs import no_job
 from services.intake.service.uow import UnitOfWork
 from shared import lifecycle
 from shared.events import Envelope, make_event
-from shared.events.progress import ManualTaskClosed, ManualTasksOpened
-from shared.events.topics import AUDIT, NOTIFICATIONS
+from shared.events.progress import JobCompleted, ManualTaskClosed, ManualTasksOpened
+from shared.events.topics import AUDIT, NOTIFICATIONS, PROGRESS
 from shared.notices import job_notice
 
 Outcome = Literal["done", "waived"]
@@ -46,6 +52,7 @@ async def close(
     task: str,
     outcome: Outcome,
     reason: str | None,
+    links: StatusLinks | None = None,
 ) -> dict[str, Any]:
     """Close an open task; returns the job as it is after. A waiver needs its reason."""
     reason = (reason or "").strip()[:2000] or None
@@ -74,10 +81,37 @@ async def close(
             uow.conn, job_id
         ):
             status = lifecycle.completed_status(row["needs_review"])
-            await store.complete_after_tasks(uow.conn, job_id, status, env.occurred_at)
+            if await store.complete_after_tasks(uow.conn, job_id, status, env.occurred_at):
+                await _say_completed(uow.conn, job_id, links)
         after = await store.get_job(uow.conn, who.org_id, job_id)
     assert after is not None
     return after
+
+
+async def purged(pool: asyncpg.Pool, env: Envelope, links: StatusLinks | None) -> None:
+    """After the fold of the eraser's purge report: a job whose tasks were all closed before
+    completed with it; say so (once: also on a redelivery after a crash)."""
+    if env.type != JobCompleted.event_type or not env.payload.get("awaiting_tasks"):
+        return
+    assert env.job_id is not None
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT 1 FROM lethe.jobs WHERE id = $1 FOR UPDATE", env.job_id)
+        await _say_completed(conn, env.job_id, links)
+
+
+async def _say_completed(
+    conn: asyncpg.Connection, job_id: uuid.UUID, links: StatusLinks | None
+) -> None:
+    """The completed job's JobCompleted and mail, in the outbox with this transaction; nothing
+    when its purge report did not wait for tasks (the eraser said it) or it was said."""
+    facts = await store.purge_report(conn, job_id)
+    if facts is None or facts["status"] not in lifecycle.FINAL:
+        return
+    link = links.url(job_id) if links is not None else None
+    done, mail = completion(facts, facts["report"], to=facts["requester_email"], status_link=link)
+    await store.add_outbox(conn, PROGRESS, done)
+    await store.record_event(conn, done)  # the timeline says it once (purge_report reads it)
+    await store.add_outbox(conn, NOTIFICATIONS, mail)
 
 
 async def remind(
@@ -109,4 +143,4 @@ def _reminder(r: dict[str, Any]) -> Envelope:
     )
 
 
-__all__ = ["Outcome", "close", "opened", "remind"]
+__all__ = ["Outcome", "close", "opened", "purged", "remind"]

@@ -58,6 +58,7 @@ from services.intake.store.tasks import (
     mark_reminded,
     open_task_count,
     open_tasks,
+    purge_report,
 )
 from services.intake.store.timeline import apply_progress, record_event
 from services.intake.store.web import (
@@ -111,6 +112,7 @@ __all__ = [
     "policies_of",
     "policy_overrides",
     "progress_rows",
+    "purge_report",
     "recent_runs",
     "record_event",
     "record_opendsr",
