@@ -23,7 +23,8 @@ from shared.opendsr.statuses import request_status, status_after
 
 pytestmark = pytest.mark.unit
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-JOB = {"id": uuid.uuid4(), "org_id": "acme", "subject_hash": "h"}
+JOB_ID = uuid.uuid4()
+JOB: dict[str, Any] = {"id": JOB_ID, "org_id": "acme", "subject_hash": "h"}
 REPORT: dict[str, Any] = {
     "done": 5,
     "total": 5,
@@ -37,7 +38,7 @@ REPORT: dict[str, Any] = {
 
 def _env(payload: JobCompleted) -> Any:
     return make_event(
-        payload, actor=Actor(kind="service", id="eraser"), job_id=JOB["id"], org_id="acme"
+        payload, actor=Actor(kind="service", id="eraser"), job_id=JOB_ID, org_id="acme"
     )
 
 
@@ -51,14 +52,14 @@ def test_the_purge_report_is_not_a_completion_outside() -> None:
 def test_intakes_completion_says_completed_with_the_purge_counts() -> None:
     done, mail = completion(JOB, REPORT, to="req@x.test", status_link="https://s/1")
     assert done.type == "JobCompleted" and done.payload["awaiting_tasks"] is False
-    assert done.event_id == once_id(JOB["id"], "JobCompleted")
+    assert done.event_id == once_id(JOB_ID, "JobCompleted")
     assert json.loads(callback_body(done))["status"] == "completed"
     assert request_status(status_after("JobCompleted", done.payload) or "") == "completed"
     assert mail.payload["template"] == "job_completed" and mail.payload["to"] == "req@x.test"
     ctx = mail.payload["context"]
     assert (ctx["rows_purged"], ctx["rows_restored"]) == (4, 1)
     # The eraser's mail id: a job is told "completed" once, whoever sends it.
-    assert mail.event_id == once_id(JOB["id"], "job_completed")
+    assert mail.event_id == once_id(JOB_ID, "job_completed")
 
 
 def test_with_review_items_the_review_mail() -> None:
@@ -70,7 +71,7 @@ def test_with_review_items_the_review_mail() -> None:
 
 def test_folding_the_report_the_closes_and_the_completion_gives_intakes_state() -> None:
     done, _ = completion(JOB, REPORT, to=None, status_link=None)
-    spec = [
+    spec: list[tuple[str, dict[str, Any]]] = [
         ("ErasurePlanned", {"total": 5, "per_table": {"users": 5}}),
         ("ManualTasksOpened", {"tasks": [{"task": "a"}]}),
         ("JobCompleted", REPORT),
