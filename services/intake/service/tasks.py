@@ -4,7 +4,7 @@ the web UI and the scheduler:
 - `opened`: the eraser's ManualTasksOpened, recorded as tasks of the job (with its timeline);
 - `close`: an admin confirms a task done, or waives it with a reason; audited
   (ManualTaskClosed); the last one to close completes a job that was awaiting its tasks;
-- `purged`: the eraser's purge report of a job with manual tasks (JobCompleted with
+- `when_completed`: the eraser's purge report of a job with manual tasks (JobCompleted with
   `awaiting_tasks`), folded. The eraser says no "completed": intake does, when the job
   completes (last task closed, or all closed before the purge): its JobCompleted, which
   webhooks and OpenDSR callbacks follow, and the requester's `job_completed` mail;
@@ -81,26 +81,31 @@ async def close(
             uow.conn, job_id
         ):
             status = lifecycle.completed_status(row["needs_review"])
+            # Read before: a final job forgets its requester (0013's trigger).
+            to = await store.requester_email(uow.conn, job_id)
             if await store.complete_after_tasks(uow.conn, job_id, status, env.occurred_at):
-                await _say_completed(uow.conn, job_id, links)
+                await _say_completed(uow.conn, job_id, to, links)
         after = await store.get_job(uow.conn, who.org_id, job_id)
     assert after is not None
     return after
 
 
-async def purged(pool: asyncpg.Pool, env: Envelope, links: StatusLinks | None) -> None:
-    """After the fold of the eraser's purge report: a job whose tasks were all closed before
-    completed with it; say so (once: also on a redelivery after a crash)."""
+def when_completed(env: Envelope, links: StatusLinks | None) -> store.OnCompleted | None:
+    """For the fold of the eraser's purge report of a job with manual tasks: when they were
+    all closed before, the job completes with it, and intake says so (in that transaction)."""
     if env.type != JobCompleted.event_type or not env.payload.get("awaiting_tasks"):
-        return
-    assert env.job_id is not None
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT 1 FROM lethe.jobs WHERE id = $1 FOR UPDATE", env.job_id)
-        await _say_completed(conn, env.job_id, links)
+        return None
+    job_id = env.job_id
+    assert job_id is not None
+
+    async def say(conn: asyncpg.Connection, to: str | None) -> None:
+        await _say_completed(conn, job_id, to, links)
+
+    return say
 
 
 async def _say_completed(
-    conn: asyncpg.Connection, job_id: uuid.UUID, links: StatusLinks | None
+    conn: asyncpg.Connection, job_id: uuid.UUID, to: str | None, links: StatusLinks | None
 ) -> None:
     """The completed job's JobCompleted and mail, in the outbox with this transaction; nothing
     when its purge report did not wait for tasks (the eraser said it) or it was said."""
@@ -108,7 +113,7 @@ async def _say_completed(
     if facts is None or facts["status"] not in lifecycle.FINAL:
         return
     link = links.url(job_id) if links is not None else None
-    done, mail = completion(facts, facts["report"], to=facts["requester_email"], status_link=link)
+    done, mail = completion(facts, facts["report"], to=to, status_link=link)
     await store.add_outbox(conn, PROGRESS, done)
     await store.record_event(conn, done)  # the timeline says it once (purge_report reads it)
     await store.add_outbox(conn, NOTIFICATIONS, mail)
@@ -143,4 +148,4 @@ def _reminder(r: dict[str, Any]) -> Envelope:
     )
 
 
-__all__ = ["Outcome", "close", "opened", "purged", "remind"]
+__all__ = ["Outcome", "close", "opened", "remind", "when_completed"]

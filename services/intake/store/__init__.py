@@ -60,7 +60,7 @@ from services.intake.store.tasks import (
     open_tasks,
     purge_report,
 )
-from services.intake.store.timeline import apply_progress, record_event
+from services.intake.store.timeline import OnCompleted, apply_progress, record_event
 from services.intake.store.web import (
     close_session,
     job_any_org,
@@ -71,6 +71,7 @@ from services.intake.store.web import (
 
 __all__ = [
     "Db",
+    "OnCompleted",
     "add_outbox",
     "add_to_timeline",
     "apply_progress",

@@ -88,10 +88,10 @@ async def complete_after_tasks(
 
 
 async def purge_report(conn: asyncpg.Connection, job_id: uuid.UUID) -> dict[str, Any] | None:
-    """The job (ids, requester) and the eraser's purge report (its JobCompleted as kept in
+    """The job (ids, status) and the eraser's purge report (its JobCompleted as kept in
     the timeline) when that report waited for the tasks; None otherwise (nothing to send)."""
     r = await conn.fetchrow(
-        "SELECT j.id, j.org_id, j.subject_hash, j.status, j.requester_email, e.details AS report "
+        "SELECT j.id, j.org_id, j.subject_hash, j.status, e.details AS report "
         "FROM lethe.jobs j JOIN LATERAL (SELECT details FROM lethe.job_events "
         "WHERE job_id = j.id AND type = 'JobCompleted' ORDER BY occurred_at DESC LIMIT 1) e "
         "ON true WHERE j.id = $1",
