@@ -112,7 +112,6 @@ def build_router(rt: Runtime) -> KafkaRouter:
     router = KafkaRouter(middlewares=[delivery])
     out = Outputs(router, "intake", OUTPUTS)
     retries = rt.settings.dlq_retries
-    links = rt.settings.status_links()
 
     # Any job state change, from any service: the topic carries many types, all enveloped.
     @router.subscriber(
@@ -122,7 +121,8 @@ def build_router(rt: Runtime) -> KafkaRouter:
         if env.type == ManualTasksOpened.event_type:
             await tasks.opened(rt.pool, env)
             return
-        await store.apply_progress(rt.pool, env, tasks.when_completed(env, links))
+        completed = tasks.when_completed(env, rt.settings.status_links())
+        await store.apply_progress(rt.pool, env, completed)
         # Requests linked to this job hear when it is done (also on a redelivery, once).
         await duplicates.tell_linked(rt.uow(), env)
 
