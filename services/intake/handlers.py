@@ -121,7 +121,7 @@ def build_router(rt: Runtime) -> KafkaRouter:
         if env.type == ManualTasksOpened.event_type:
             await tasks.opened(rt.pool, env)
             return
-        completed = tasks.when_completed(env, rt.settings.status_links())
+        completed = tasks.when_completed(env, lambda: rt.settings.status_links())
         await store.apply_progress(rt.pool, env, completed)
         # Requests linked to this job hear when it is done (also on a redelivery, once).
         await duplicates.tell_linked(rt.uow(), env)

@@ -14,6 +14,7 @@ the web UI and the scheduler:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -90,16 +91,19 @@ async def close(
     return after
 
 
-def when_completed(env: Envelope, links: StatusLinks | None) -> store.OnCompleted | None:
+def when_completed(
+    env: Envelope, links: Callable[[], StatusLinks | None]
+) -> store.OnCompleted | None:
     """For the fold of the eraser's purge report of a job with manual tasks: when they were
-    all closed before, the job completes with it, and intake says so (in that transaction)."""
+    all closed before, the job completes with it, and intake says so (in that transaction).
+    `links`: read only then."""
     if env.type != JobCompleted.event_type or not env.payload.get("awaiting_tasks"):
         return None
     job_id = env.job_id
     assert job_id is not None
 
     async def say(conn: asyncpg.Connection, to: str | None) -> None:
-        await _say_completed(conn, job_id, to, links)
+        await _say_completed(conn, job_id, to, links())
 
     return say
 
