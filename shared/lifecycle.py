@@ -23,6 +23,7 @@ every row back) leaves the job in its window; the rest is purged as planned.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 ACTIVE = ("pending", "running")
 FINAL = (
@@ -137,3 +138,12 @@ def completed_status(needs_review: list[object]) -> str:
 def status_on_completion(needs_review: list[object], open_tasks: int) -> str:
     """Where a JobCompleted takes a job: waiting for its open manual tasks, or complete."""
     return AWAITING_TASKS if open_tasks else completed_status(needs_review)
+
+
+def reported_status(payload: dict[str, Any]) -> str:
+    """The status a JobCompleted announces to those outside (webhooks, OpenDSR callbacks):
+    the eraser's purge report of a job with manual tasks is not its completion; intake's
+    JobCompleted, once the last task is closed, is."""
+    if payload.get("awaiting_tasks"):
+        return AWAITING_TASKS
+    return completed_status(list(payload.get("needs_review") or []))

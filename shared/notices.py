@@ -70,3 +70,14 @@ def request_notice(
         status_link=src.payload.get("status_link"),
         once=template,
     )
+
+
+def completed_context(purged: int, restored: int, review: list[dict[str, Any]]) -> dict[str, Any]:
+    """The `job_completed` / `job_completed_review` mail's facts: rows purged and restored."""
+    return {
+        "job_type": "erasure",
+        "rows": purged,
+        "rows_purged": purged,
+        "rows_restored": restored,
+        "review_count": len(review),
+    }

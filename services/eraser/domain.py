@@ -273,13 +273,3 @@ def hidden_context(job: Job, purge_after: datetime) -> dict[str, Any]:
         "restorable_until": purge_after.strftime("%Y-%m-%d %H:%M UTC"),
         "final_on": purge_after.strftime("%Y-%m-%d"),
     }
-
-
-def completed_context(purged: int, restored: int, review: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "job_type": "erasure",
-        "rows": purged,
-        "rows_purged": purged,
-        "rows_restored": restored,
-        "review_count": len(review),
-    }

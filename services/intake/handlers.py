@@ -35,7 +35,12 @@ from shared.events.privacy import (
     PrivacyCodeRequested,
     PrivacyCodeVerified,
 )
-from shared.events.progress import JobCancelled, ManualTaskClosed, ManualTasksOpened
+from shared.events.progress import (
+    JobCancelled,
+    JobCompleted,
+    ManualTaskClosed,
+    ManualTasksOpened,
+)
 from shared.events.requests import (
     ApprovalRequired,
     AuthFailed,
@@ -67,7 +72,7 @@ from shared.messaging.outputs import Outputs
 OUTPUTS = {
     JOBS_ERASE: (ErasureRequested, CancelErasure, RestoreErasure, RetentionRequested),
     JOBS_EXPORT: (ExportRequested, CancelExport),
-    PROGRESS: (OpenDSRRequestReceived, JobCancelled, RequestDenied),
+    PROGRESS: (OpenDSRRequestReceived, JobCancelled, RequestDenied, JobCompleted),
     NOTIFICATIONS: (SendEmail,),
     REQUESTS_REJECTED: (RequestRejected,),
     AUDIT: (
@@ -116,7 +121,8 @@ def build_router(rt: Runtime) -> KafkaRouter:
         if env.type == ManualTasksOpened.event_type:
             await tasks.opened(rt.pool, env)
             return
-        await store.apply_progress(rt.pool, env)
+        completed = tasks.when_completed(env, lambda: rt.settings.status_links())
+        await store.apply_progress(rt.pool, env, completed)
         # Requests linked to this job hear when it is done (also on a redelivery, once).
         await duplicates.tell_linked(rt.uow(), env)
         await bulk.on_job_event(rt.uow(), env)  # a bulk member's outcome, and its summary

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from services.notifier.templates import render
-from shared import netguard, signing
+from shared import lifecycle, netguard, signing
 from shared.errors import Worded
 from shared.events import Actor, Envelope, make_event
 from shared.events.envelope import safe_details
@@ -169,12 +169,20 @@ def needs_callback(env: Envelope) -> bool:
     return env.type in CALLBACK_STATUS and bool(env.org_id)
 
 
+def callback_status(env: Envelope) -> str:
+    """The state a webhook is told: an erasure purged while its manual tasks may be open is
+    `awaiting_tasks`, not completed (intake's JobCompleted says that, after the last task)."""
+    if env.type == "JobCompleted" and env.payload.get("awaiting_tasks"):
+        return lifecycle.AWAITING_TASKS
+    return CALLBACK_STATUS.get(env.type, env.type)
+
+
 def callback_body(env: Envelope) -> bytes:
     """What a webhook receives: the job's new state, ids and counts; no personal data."""
     body: dict[str, Any] = {
         "event_id": str(env.event_id),
         "type": env.type,
-        "status": CALLBACK_STATUS.get(env.type, env.type),
+        "status": callback_status(env),
         "job_id": str(env.job_id) if env.job_id else None,
         "org_id": env.org_id,
         "occurred_at": env.occurred_at.isoformat(),

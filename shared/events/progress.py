@@ -39,6 +39,10 @@ class JobCompleted(Payload):
     # request (item by item) before the purge. None for other job types.
     purged_rows: int | None = None
     restored_rows: int | None = None
+    # The eraser's report of a purge while the job's manual tasks may be open: the platform
+    # part is done and verified, the job is not. Intake completes the job (and sends the
+    # JobCompleted without this flag, and the mail) once every task is done or waived.
+    awaiting_tasks: bool = False
 
 
 @event

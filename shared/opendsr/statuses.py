@@ -52,7 +52,7 @@ def status_after(event_type: str, payload: dict[str, Any]) -> str | None:
     move = lifecycle.move_for(event_type, payload)
     if move is None:
         return None
-    return move.to or lifecycle.completed_status(payload.get("needs_review", []))
+    return move.to or lifecycle.reported_status(payload)
 
 
 # Events that report within a state: the per-batch ones, and a PurgeStarted sent again with a

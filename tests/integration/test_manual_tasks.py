@@ -4,11 +4,16 @@ notifier in this process, on real Postgres, Kafka, S3 and the SMTP sink.
 An erasure of a platform whose map names two systems erased by hand opens a task for each:
 each assignee is mailed (with the subject to erase) and reminded; the job, purged, waits in
 `awaiting_tasks` until both are closed (one done, one waived with its reason); the closes are
-on the job's timeline, and its state rebuilt from its events is the one it shows.
+on the job's timeline, and its state rebuilt from its events is the one it shows. Nobody is
+told "completed" before it is: while the tasks are open the requester gets no completion mail
+(real SMTP) and the webhook is not called with "completed"; after the last close, exactly one
+of each.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -29,8 +34,10 @@ from services.intake.app import create_http
 from services.intake.scheduler import Scheduler
 from services.intake.service import rebuild
 from services.intake.settings import IntakeSettings
+from services.notifier import store as notifier_store
 from services.notifier.app import create_app as create_notifier
 from services.notifier.settings import NotifierSettings
+from shared import lifecycle
 from shared.datamap import load_datamap
 from tests.conftest import Org
 from tests.helpers import eventually, mails_to
@@ -40,6 +47,8 @@ SAMPLE = Path(__file__).resolve().parents[2] / "deploy/local/sample/datamap.yaml
 RUN = uuid.uuid4().hex[:8]
 ARCHIVE = f"archive-{RUN}@ops.test"
 LEDGER = f"ledger-{RUN}@finance.test"
+REQUESTER = f"requester-{RUN}@people.test"
+COMPLETE = "is complete"  # the subject of job_completed and job_completed_review
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +114,32 @@ async def _mail(ep: infra.Endpoints, to: str, job_id: str, subject_has: str) -> 
     return msg
 
 
+def _completion_mails(ep: infra.Endpoints, job_id: str) -> int:
+    return sum(
+        job_id in str(m["Subject"]) and COMPLETE in str(m["Subject"])
+        for m in mails_to(ep.mail_dir, REQUESTER)
+    )
+
+
+async def _webhook_statuses(db: asyncpg.Pool, job_id: str) -> list[str]:
+    """What the notifier sends the organisation's webhook about the job (its recorded bodies),
+    in the order of the events."""
+    rows = await db.fetch(
+        "SELECT body FROM lethe.deliveries WHERE channel = 'webhook' AND job_id = $1 "
+        "ORDER BY created_at",
+        uuid.UUID(job_id),
+    )
+    bodies = [json.loads(bytes(r["body"])) for r in rows]
+    return [b["status"] for b in sorted(bodies, key=lambda b: b["occurred_at"])]
+
+
+async def _webhook_told(db: asyncpg.Pool, job_id: str, status: str) -> None:
+    async def told() -> bool:
+        return status in await _webhook_statuses(db, job_id)
+
+    await eventually(told, timeout=60, what=f"the webhook told of {status}")
+
+
 def _text(msg: EmailMessage) -> str:
     part = msg.get_body(preferencelist=("plain",))
     assert part is not None
@@ -120,10 +155,17 @@ async def test_manual_tasks_are_mailed_reminded_and_hold_the_job_until_closed(
     datamap_path: Path,
 ) -> None:
     subject = seeded.users[0]
+    # The organisation's webhook: what it would be called with is recorded per event.
+    await notifier_store.add_webhook(lethe_db, org.id, "https://hooks.example.test/lethe")
     r = await api.post(
         "/v1/requests",
         headers=org.headers,
-        json={"type": "erasure", "subject": {"email": subject.email}, "recovery_window_days": 0},
+        json={
+            "type": "erasure",
+            "subject": {"email": subject.email},
+            "recovery_window_days": 0,
+            "notify_email": REQUESTER,
+        },
     )
     assert r.status_code == 202, r.text
     job_id = r.json()["id"]
@@ -157,6 +199,16 @@ async def test_manual_tasks_are_mailed_reminded_and_hold_the_job_until_closed(
     assert "waiting since" in reminder and subject.email not in reminder
     assert (await scheduler.tick(datetime.now(UTC) + timedelta(days=1))).reminders == 0
 
+    # Purged, tasks open: nobody is told "completed" (the eraser's purge report went through
+    # the notifier before the reminders, which came after it on the job's partition).
+    await _webhook_told(lethe_db, job_id, lifecycle.AWAITING_TASKS)
+    open_mails, open_hooks = (
+        _completion_mails(prepared, job_id),
+        await _webhook_statuses(lethe_db, job_id),
+    )
+    print(f"tasks open: completion mails {open_mails} (want 0), webhook statuses {open_hooks}")
+    assert open_mails == 0 and "completed" not in open_hooks
+
     # Confirmed done: one task still open, the job still waits.
     path = f"/v1/jobs/{job_id}/tasks"
     r = await api.post(f"{path}/archive/done", headers=org.headers)
@@ -185,6 +237,15 @@ async def test_manual_tasks_are_mailed_reminded_and_hold_the_job_until_closed(
     assert done["status"] == "completed" and done["phase"] == "completed"
     closed = {t["task"]: (t["status"], t["reason"]) for t in done["tasks"]}
     assert closed == {"archive": ("done", None), "ledger": ("waived", "no ledger entry")}
+
+    # Now, and once: the requester's completion mail, with the purge's counts, and the webhook.
+    mail = _text(await _mail(prepared, REQUESTER, job_id, COMPLETE))
+    assert "Rows purged: " in mail and "Rows restored on request before the purge: 0" in mail
+    await _webhook_told(lethe_db, job_id, "completed")
+    await asyncio.sleep(2)  # a second "completed" would have been recorded by now
+    mails, hooks = _completion_mails(prepared, job_id), await _webhook_statuses(lethe_db, job_id)
+    print(f"tasks closed: completion mails {mails} (want 1), webhook statuses {hooks}")
+    assert mails == 1 and hooks.count("completed") == 1 and hooks[-1] == "completed"
 
     events = (await api.get(f"/v1/jobs/{job_id}/events", headers=org.headers)).json()["events"]
     closes = [e["details"] for e in events if e["type"] == "ManualTaskClosed"]

@@ -16,6 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from services.eraser import connector_rules as rules
 from services.eraser import domain, fence, store
 from services.eraser import objects as s3objects
 from services.eraser.deps import EraserDeps
@@ -27,6 +28,7 @@ from services.eraser.store import locks
 from shared.errors import Worded, error_code, reference
 from shared.events.progress import CancelledErasurePurged, JobCompleted, PurgeStarted
 from shared.events.topics import AUDIT, NOTIFICATIONS, PROGRESS
+from shared.notices import completed_context
 
 log = logging.getLogger(__name__)
 RECOVERY_NOTICE_BEFORE = timedelta(hours=24)
@@ -148,6 +150,9 @@ async def _report(
         )
         await deps.emit(AUDIT, domain.job_event(job, done))
         return
+    # With manual tasks the platform part is done, the job is not: intake completes it (the
+    # event webhooks and callbacks follow, and this mail) when the last task is closed.
+    awaiting = bool(rules.manual_tasks(deps.datamap))
     completed = JobCompleted(
         done=job.done,
         total=job.total,
@@ -155,15 +160,18 @@ async def _report(
         needs_review=review,
         purged_rows=purged,
         restored_rows=restored,
+        awaiting_tasks=awaiting,
     )
+    event = domain.job_event(job, completed)
+    if awaiting:  # "completed" is intake's to say, once the manual tasks are closed
+        await deps.emit(PROGRESS, event)
+        return
     # After the purge and its verification: how many rows were purged, how many restored.
     template = "job_completed_review" if review else "job_completed"
-    context = domain.completed_context(purged, restored, review)
+    context = completed_context(purged, restored, review)
     notice = domain.notice(job, request, template, context, once="job_completed")
     # Two topics, no order between them: both in flight at once.
-    await asyncio.gather(
-        deps.emit(PROGRESS, domain.job_event(job, completed)), deps.emit(NOTIFICATIONS, notice)
-    )
+    await asyncio.gather(deps.emit(PROGRESS, event), deps.emit(NOTIFICATIONS, notice))
 
 
 async def recovery_notices(deps: EraserDeps) -> int:

@@ -15,7 +15,7 @@ from services.intake.domain import RequestIn
 from services.intake.domain.requests import NOT_SPACE, NUMBER
 from services.intake.http.bodies import Accepted, JobEvents, JobList, JobView, ok
 from services.intake.http.contract import INSTANT_SCHEMA, answers, instant
-from services.intake.http.deps import Admin, Owner, Rt, Uow, Viewer, fail
+from services.intake.http.deps import Admin, Owner, Rt, Uow, Viewer, fail, runtime
 from services.intake.http.views import decode_cursor, encode_cursor, job_view, task_view
 from services.intake.service import jobs, requests, tasks
 from services.intake.service.errors import ServiceError
@@ -278,7 +278,8 @@ async def _close(
     uow: Uow,
 ) -> dict[str, Any]:
     try:
-        row = await tasks.close(uow, who, job_id, task, outcome, reason)
+        links = runtime(request).settings.status_links()
+        row = await tasks.close(uow, who, job_id, task, outcome, reason, links)
     except ServiceError as exc:
         await fail(request, exc, who)
     view = job_view(row, datetime.now(UTC))

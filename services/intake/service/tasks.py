@@ -4,12 +4,17 @@ the web UI and the scheduler:
 - `opened`: the eraser's ManualTasksOpened, recorded as tasks of the job (with its timeline);
 - `close`: an admin confirms a task done, or waives it with a reason; audited
   (ManualTaskClosed); the last one to close completes a job that was awaiting its tasks;
+- `when_completed`: the eraser's purge report of a job with manual tasks (JobCompleted with
+  `awaiting_tasks`), folded. The eraser says no "completed": intake does, when the job
+  completes (last task closed, or all closed before the purge): its JobCompleted, which
+  webhooks and OpenDSR callbacks follow, and the requester's `job_completed` mail;
 - `remind`: each open task's assignee is mailed again every `every` (the scheduler's tick).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -17,14 +22,16 @@ import asyncpg
 
 from services.intake import store
 from services.intake.domain import Caller
+from services.intake.domain.completion import completion
 from services.intake.domain.schedules import SCHEDULER
+from services.intake.links import StatusLinks
 from services.intake.service.errors import Conflict, Invalid, NotFound
 from services.intake.service.jobs import no_job
 from services.intake.service.uow import UnitOfWork
 from shared import lifecycle
 from shared.events import Envelope, make_event
-from shared.events.progress import ManualTaskClosed, ManualTasksOpened
-from shared.events.topics import AUDIT, NOTIFICATIONS
+from shared.events.progress import JobCompleted, ManualTaskClosed, ManualTasksOpened
+from shared.events.topics import AUDIT, NOTIFICATIONS, PROGRESS
 from shared.notices import job_notice
 
 Outcome = Literal["done", "waived"]
@@ -46,6 +53,7 @@ async def close(
     task: str,
     outcome: Outcome,
     reason: str | None,
+    links: StatusLinks | None = None,
 ) -> dict[str, Any]:
     """Close an open task; returns the job as it is after. A waiver needs its reason."""
     reason = (reason or "").strip()[:2000] or None
@@ -74,10 +82,45 @@ async def close(
             uow.conn, job_id
         ):
             status = lifecycle.completed_status(row["needs_review"])
-            await store.complete_after_tasks(uow.conn, job_id, status, env.occurred_at)
+            # Read before: a final job forgets its requester (0013's trigger).
+            to = await store.requester_email(uow.conn, job_id)
+            if await store.complete_after_tasks(uow.conn, job_id, status, env.occurred_at):
+                await _say_completed(uow.conn, job_id, to, links)
         after = await store.get_job(uow.conn, who.org_id, job_id)
     assert after is not None
     return after
+
+
+def when_completed(
+    env: Envelope, links: Callable[[], StatusLinks | None]
+) -> store.OnCompleted | None:
+    """For the fold of the eraser's purge report of a job with manual tasks: when they were
+    all closed before, the job completes with it, and intake says so (in that transaction).
+    `links`: read only then."""
+    if env.type != JobCompleted.event_type or not env.payload.get("awaiting_tasks"):
+        return None
+    job_id = env.job_id
+    assert job_id is not None
+
+    async def say(conn: asyncpg.Connection, to: str | None) -> None:
+        await _say_completed(conn, job_id, to, links())
+
+    return say
+
+
+async def _say_completed(
+    conn: asyncpg.Connection, job_id: uuid.UUID, to: str | None, links: StatusLinks | None
+) -> None:
+    """The completed job's JobCompleted and mail, in the outbox with this transaction; nothing
+    when its purge report did not wait for tasks (the eraser said it) or it was said."""
+    facts = await store.purge_report(conn, job_id)
+    if facts is None or facts["status"] not in lifecycle.FINAL:
+        return
+    link = links.url(job_id) if links is not None else None
+    done, mail = completion(facts, facts["report"], to=to, status_link=link)
+    await store.add_outbox(conn, PROGRESS, done)
+    await store.record_event(conn, done)  # the timeline says it once (purge_report reads it)
+    await store.add_outbox(conn, NOTIFICATIONS, mail)
 
 
 async def remind(
@@ -109,4 +152,4 @@ def _reminder(r: dict[str, Any]) -> Envelope:
     )
 
 
-__all__ = ["Outcome", "close", "opened", "remind"]
+__all__ = ["Outcome", "close", "opened", "remind", "when_completed"]

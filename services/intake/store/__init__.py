@@ -65,8 +65,14 @@ from services.intake.store.tasks import (
     mark_reminded,
     open_task_count,
     open_tasks,
+    purge_report,
 )
-from services.intake.store.timeline import apply_progress, record_event, record_events
+from services.intake.store.timeline import (
+    OnCompleted,
+    apply_progress,
+    record_event,
+    record_events,
+)
 from services.intake.store.web import (
     close_session,
     job_any_org,
@@ -77,6 +83,7 @@ from services.intake.store.web import (
 
 __all__ = [
     "Db",
+    "OnCompleted",
     "add_outbox",
     "add_outbox_many",
     "add_to_timeline",
@@ -120,6 +127,7 @@ __all__ = [
     "policies_of",
     "policy_overrides",
     "progress_rows",
+    "purge_report",
     "recent_runs",
     "record_event",
     "record_events",

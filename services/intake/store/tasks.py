@@ -3,6 +3,7 @@ closed by an admin (done or waived), reminded by the scheduler."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -84,6 +85,22 @@ async def complete_after_tasks(
         at,
     )
     return bool(done)
+
+
+async def purge_report(conn: asyncpg.Connection, job_id: uuid.UUID) -> dict[str, Any] | None:
+    """The job (ids, status) and the eraser's purge report (its JobCompleted as kept in
+    the timeline) when that report waited for the tasks; None otherwise (nothing to send)."""
+    r = await conn.fetchrow(
+        "SELECT j.id, j.org_id, j.subject_hash, j.status, e.details AS report "
+        "FROM lethe.jobs j JOIN LATERAL (SELECT details FROM lethe.job_events "
+        "WHERE job_id = j.id AND type = 'JobCompleted' ORDER BY occurred_at DESC LIMIT 1) e "
+        "ON true WHERE j.id = $1",
+        job_id,
+    )
+    if r is None:
+        return None
+    report = r["report"] if isinstance(r["report"], dict) else json.loads(r["report"])
+    return {**dict(r), "report": report} if report.get("awaiting_tasks") else None
 
 
 async def due_task_reminders(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -12,8 +13,14 @@ from shared import lifecycle
 from shared.events import Envelope
 from shared.events.envelope import safe_details
 
+# Called in the transaction that completed a job with a JobCompleted, with the requester's
+# address as it was before (a final job forgets it: 0013's trigger).
+OnCompleted = Callable[[asyncpg.Connection, str | None], Awaitable[None]]
 
-async def apply_progress(pool: asyncpg.Pool, env: Envelope) -> bool:
+
+async def apply_progress(
+    pool: asyncpg.Pool, env: Envelope, completed: OnCompleted | None = None
+) -> bool:
     """Fold a worker's event into the job, as the lifecycle allows; record it in the
     timeline. Idempotent: a redelivered or late event changes nothing."""
     if env.job_id is None:
@@ -49,7 +56,9 @@ async def apply_progress(pool: asyncpg.Pool, env: Envelope) -> bool:
         if env.type == "JobCompleted":
             # Under the job's lock (an admin closing the last task takes it too): with manual
             # tasks open the job waits for them instead of completing.
-            await conn.execute("SELECT 1 FROM lethe.jobs WHERE id = $1 FOR UPDATE", env.job_id)
+            to = await conn.fetchval(
+                "SELECT requester_email FROM lethe.jobs WHERE id = $1 FOR UPDATE", env.job_id
+            )
             if await open_task_count(conn, env.job_id):
                 args[2:4] = [lifecycle.AWAITING_TASKS, "manual_tasks"]
         updated = await conn.fetchval(
@@ -58,6 +67,8 @@ async def apply_progress(pool: asyncpg.Pool, env: Envelope) -> bool:
             *args,
         )
         await record_event(conn, env)
+        if updated is not None and completed is not None and args[2] in lifecycle.FINAL:
+            await completed(conn, to)
     return updated is not None
 
 

@@ -220,7 +220,9 @@ async def close_task(
         raise WebError(404, "No such action.")
     result: tasks.Outcome = "done" if outcome == "done" else "waived"
     reason = data.get("reason", "").strip() or None
-    await _run(s, job_id, tasks.close(uow(request), s.who, job_id, task, result, reason))
+    links = runtime(request).settings.status_links()
+    closing = tasks.close(uow(request), s.who, job_id, task, result, reason, links)
+    await _run(s, job_id, closing)
     return _back(job_id, f"task_{result}")
 
 
