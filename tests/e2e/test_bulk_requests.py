@@ -156,6 +156,11 @@ async def test_a_bulk_erasure_reports_each_subject_and_mails_one_summary(
         if m["X-Lethe-Job"] in member_jobs
     ]
     assert about_members == [], [m["Subject"] for m in about_members]
+    # The compliance report counts the members under the bulk channel, not as API requests.
+    report = await client.get("/v1/reports/compliance", headers=org.headers)
+    assert report.status_code == 200, report.text
+    channels = report.json()["total"]["by_channel"]
+    assert channels["bulk"] == len(member_jobs) and channels["http"] == 0, channels
 
 
 async def _job_completed(client: httpx.AsyncClient, org: Org, job_id: str) -> bool:

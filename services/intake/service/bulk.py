@@ -62,9 +62,9 @@ async def _plan_rows(
     who: Caller,
     policy: SubmitPolicy,
     channel: Literal["http", "kafka"],
+    received_at: datetime,
 ) -> tuple[list[NewJob], list[Row]]:
     """Each valid row's job, planned by the submit use case; each row's first outcome."""
-    received_at = datetime.now(UTC)
     rows: list[Row] = []
     jobs = []
     for row_no, row in enumerate(body.subjects, start=1):
@@ -100,7 +100,8 @@ async def submit_bulk(
     """Raises Forbidden (the caller may not ask this) or Conflict (request_id reused)."""
     _authorise(body, who)
     bulk_id = uuid.uuid4()
-    jobs, rows = await _plan_rows(body, who, policy, channel)
+    received_at = datetime.now(UTC)  # the bulk's and its members' (the report tells them so)
+    jobs, rows = await _plan_rows(body, who, policy, channel, received_at)
     fingerprint = rules.fingerprint(body, policy.hash_key, who.org_id)
     async with uow:
         created = await store.insert_bulk(
@@ -115,6 +116,7 @@ async def submit_bulk(
             requester_email=body.notify_email,
             total=len(rows),
             pending=len(jobs),
+            created_at=received_at,
         )
         if created:
             joined = await requests.record_many(uow, jobs, "bulk")

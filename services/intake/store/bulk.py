@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -28,12 +29,14 @@ async def insert_bulk(
     requester_email: str | None,
     total: int,
     pending: int,
+    created_at: datetime,
 ) -> bool:
-    """The bulk job, unless its idempotency key (org, request_id) was used: then False."""
+    """The bulk job, unless its idempotency key (org, request_id) was used: then False.
+    `created_at`: when its members were received (their jobs' `received_at`)."""
     inserted = await conn.fetchval(
         "INSERT INTO lethe.bulk_jobs (id, org_id, type, request_id, request_fingerprint, "
-        "channel, actor, requester_email, total, pending) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+        "channel, actor, requester_email, total, pending, created_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
         "ON CONFLICT (org_id, request_id) DO NOTHING RETURNING id",
         bulk_id,
         org_id,
@@ -45,6 +48,7 @@ async def insert_bulk(
         requester_email,
         total,
         pending,
+        created_at,
     )
     return inserted is not None
 

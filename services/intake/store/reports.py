@@ -9,11 +9,17 @@ from typing import Any
 from services.intake.store.db import Db
 
 # The requests received in [$2, $3), each with its month (UTC), its channel (an OpenDSR request
-# is recorded as `http`: its opendsr_requests row tells), its deadline (the extended one if
-# any), and, once closed, when: the first event that closed it ($5), else its last event.
+# and a bulk request's member are recorded as `http` or `kafka`: their opendsr_requests row,
+# or a bulk row made with the job (not one linked later to an older job), tells), its deadline
+# (the extended one if any), and, once closed, when: the first event that closed it ($5), else
+# its last event.
 _REQUESTS = """
 SELECT j.type, j.regulation,
-       CASE WHEN o.job_id IS NULL THEN j.channel ELSE 'opendsr' END AS channel,
+       CASE WHEN o.job_id IS NOT NULL THEN 'opendsr'
+            WHEN EXISTS (SELECT 1 FROM lethe.bulk_subjects b
+                           JOIN lethe.bulk_jobs bj ON bj.id = b.bulk_id
+                          WHERE b.job_id = j.id AND bj.created_at = j.received_at) THEN 'bulk'
+            ELSE j.channel END AS channel,
        to_char(j.received_at AT TIME ZONE 'UTC', 'YYYY-MM') AS month,
        j.received_at,
        coalesce(j.extended_due_at, j.due_at) AS due,

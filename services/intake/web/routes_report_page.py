@@ -24,7 +24,13 @@ WebSession = Annotated[Session, Depends(session)]
 DIMS = ("type", "channel", "regulation")
 NAMES = {
     "type": {"erasure": "Erasure", "export": "Export"},
-    "channel": {"http": "API / web UI", "kafka": "Kafka (upstream)", "opendsr": "OpenDSR"},
+    "channel": {
+        "http": "API / web UI",
+        "kafka": "Kafka (upstream)",
+        "opendsr": "OpenDSR",
+        "bulk": "Bulk",
+        "privacy_centre": "Privacy centre",
+    },
     "regulation": {"gdpr": "GDPR", "ccpa": "CCPA", "custom": "Custom"},
 }
 
