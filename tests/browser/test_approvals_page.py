@@ -13,8 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from deploy.local.sample.seed import seed_org
-from services.intake import store as intake_store
+from tests.browser import chromium
 from tests.browser import test_web_ui as web
 from tests.browser.test_web_ui import World, job_id_of, job_row, shoot, signed_in
 from tests.helpers import eventually
@@ -30,26 +29,19 @@ async def approvals_world(
     """An org of its own and a browser (the screenshots of test_web_ui.py are left alone)."""
     org_id = f"org-appr-{uuid.uuid4().hex[:10]}"
     name = f"Approvals Org {org_id[-6:]}"
-    await intake_store.create_org(lethe_db, org_id, name)
-    key = await intake_store.create_api_key(lethe_db, org_id, "owner", "web owner")
-    async with platform_db.acquire() as conn:
-        seeded = await seed_org(
-            conn,
-            s3,
-            "lethe-platform",
-            org_id,
-            users=2,
-            conversations_per_user=2,
-            messages_per_conversation=5,
-            media_every=0,
-        )
+    key, seeded = await chromium.owned_org(
+        lethe_db,
+        platform_db,
+        s3,
+        org_id,
+        name,
+        users=2,
+        conversations_per_user=2,
+        messages_per_conversation=5,
+    )
     web.SHOTS.mkdir(parents=True, exist_ok=True)
     async with web.playwright_api.async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path=str(web.CHROMIUM),
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run"],
-        )
+        browser = await chromium.launch(p)
         try:
             yield World(api_url, org_id, name, key, seeded, browser)
         finally:

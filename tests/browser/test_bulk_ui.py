@@ -4,7 +4,6 @@ sent, and the bulk job's page shows each outcome once the subjects are decided."
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,11 +16,12 @@ import pytest
 from deploy.local import infra
 from deploy.local.stack import start_services, stop_services
 from services.intake import store as intake_store
+from tests.browser import chromium
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path(os.environ.get("LETHE_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM = chromium.CHROMIUM
 playwright_api = pytest.importorskip("playwright.async_api", reason="playwright not installed")
 if not CHROMIUM.exists():
     pytest.skip(f"no Chromium at {CHROMIUM} (set LETHE_CHROMIUM)", allow_module_level=True)
@@ -41,9 +41,7 @@ async def page(api_url: str, lethe_db: asyncpg.Pool) -> AsyncIterator[Any]:
     await intake_store.create_org(lethe_db, org_id, f"Bulk Web {org_id[-6:]}")
     key = await intake_store.create_api_key(lethe_db, org_id, "owner", "web owner")
     async with playwright_api.async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-gpu"]
-        )
+        browser = await chromium.launch(p)
         try:
             pg = await (await browser.new_context()).new_page()
             await pg.goto(f"{api_url}/ui/login")

@@ -9,14 +9,12 @@ Only intake runs (in a thread, on real Postgres and Kafka): the report reads its
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -29,11 +27,12 @@ from services.intake.app import create_http
 from services.intake.settings import IntakeSettings
 from services.intake.web.routes_report_page import days, rate
 from tests import compliance_seed as seed
+from tests.browser import chromium
 from tests.browser.a11y import assert_accessible
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path(os.environ.get("LETHE_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM = chromium.CHROMIUM
 SHOTS = REPO_ROOT / ".local" / "screenshots"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -67,11 +66,7 @@ def url(base_settings: dict[str, Any]) -> Iterator[str]:
 async def browser() -> AsyncIterator[Any]:
     SHOTS.mkdir(parents=True, exist_ok=True)
     async with playwright_api.async_playwright() as p:
-        b = await p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"],
-        )
+        b = await chromium.launch(p)
         try:
             yield b
         finally:

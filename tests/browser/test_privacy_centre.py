@@ -27,16 +27,16 @@ import httpx
 import pytest
 
 from deploy.local import infra
-from deploy.local.sample.seed import SeededOrg, seed_org
+from deploy.local.sample.seed import SeededOrg
 from deploy.local.stack import REPO_ROOT, start_services, stop_services
-from services.intake import store as intake_store
 from shared.readmodels import audit
+from tests.browser import chromium
 from tests.browser.a11y import assert_accessible
 from tests.helpers import eventually, mails_to
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path(os.environ.get("LETHE_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM = chromium.CHROMIUM
 SHOTS = REPO_ROOT / ".local" / "screenshots-privacy"
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
@@ -83,27 +83,20 @@ async def world(
     s3: Any,
 ) -> AsyncIterator[World]:
     org_id = f"org-pc-{uuid.uuid4().hex[:10]}"
-    await intake_store.create_org(lethe_db, org_id, f"Shop {org_id[-4:]}")
-    key = await intake_store.create_api_key(lethe_db, org_id, "owner", "centre owner")
-    async with platform_db.acquire() as conn:
-        seeded = await seed_org(
-            conn,
-            s3,
-            "lethe-platform",
-            org_id,
-            users=3,
-            conversations_per_user=2,
-            messages_per_conversation=3,
-            media_every=0,
-        )
+    key, seeded = await chromium.owned_org(
+        lethe_db,
+        platform_db,
+        s3,
+        org_id,
+        f"Shop {org_id[-4:]}",
+        users=3,
+        conversations_per_user=2,
+        messages_per_conversation=3,
+    )
     shutil.rmtree(SHOTS, ignore_errors=True)
     SHOTS.mkdir(parents=True)
     async with playwright_api.async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"],
-        )
+        browser = await chromium.launch(p)
         try:
             yield World(
                 api_url, org_id, f"shop-{org_id[-10:]}", key, seeded, browser, prepared.mail_dir

@@ -26,15 +26,16 @@ import httpx
 import pytest
 
 from deploy.local import infra
-from deploy.local.sample.seed import SeededOrg, seed_org
+from deploy.local.sample.seed import SeededOrg
 from deploy.local.stack import REPO_ROOT, SERVICES, start_services
 from services.intake import store as intake_store
+from tests.browser import chromium
 from tests.browser.a11y import assert_accessible
 from tests.helpers import eventually, stop_together
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path(os.environ.get("LETHE_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM = chromium.CHROMIUM
 SHOTS = REPO_ROOT / ".local" / "screenshots"
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
@@ -81,36 +82,21 @@ async def world(
 ) -> AsyncIterator[World]:
     org_id = f"org-web-{uuid.uuid4().hex[:10]}"
     name = f"Web Org {org_id[-6:]}"
-    await intake_store.create_org(lethe_db, org_id, name)
-    key = await intake_store.create_api_key(lethe_db, org_id, "owner", "web owner")
-    async with platform_db.acquire() as conn:
-        seeded = await seed_org(
-            conn,
-            s3,
-            "lethe-platform",
-            org_id,
-            users=3,
-            conversations_per_user=8,
-            messages_per_conversation=25,
-            media_every=0,
-            heavy_user_factor=8,
-        )
+    key, seeded = await chromium.owned_org(
+        lethe_db,
+        platform_db,
+        s3,
+        org_id,
+        name,
+        users=3,
+        conversations_per_user=8,
+        messages_per_conversation=25,
+        heavy_user_factor=8,
+    )
     shutil.rmtree(SHOTS, ignore_errors=True)
     SHOTS.mkdir(parents=True)
     async with playwright_api.async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+        browser = await chromium.launch(p)
         try:
             yield World(api_url, org_id, name, key, seeded, browser)
         finally:
