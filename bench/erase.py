@@ -263,7 +263,9 @@ async def lethe_erase(
         row = await lethe.fetchrow(
             "SELECT t.status, t.done, t.total, t.verification, t.needs_review, j.received_at, "
             "t.soft_deleted_at, t.purged_at, "
-            "t.erasing_since, t.hidden_at, "
+            "t.erasing_since, t.hidden_at, t.started_at, "
+            "(SELECT min(occurred_at) FROM lethe.job_events e WHERE e.job_id = t.job_id "
+            "AND e.type = 'ErasurePlanned') AS planned, "
             "(SELECT max(done_at) FROM lethe.erase_chunks c WHERE c.job_id = t.job_id) AS last, "
             "(SELECT min(done_at) FROM lethe.erase_chunks c WHERE c.job_id = t.job_id) AS first, "
             "(SELECT count(*) FROM lethe.erase_chunks c WHERE c.job_id = t.job_id) AS chunks "
@@ -354,10 +356,16 @@ async def run(args: argparse.Namespace, ep: infra.Endpoints, state_dir: Path) ->
             purge_s = (job["purged_at"] - job["soft_deleted_at"]).total_seconds()
             first_at = min(t for t in (job["hidden_at"], job["first"]) if t is not None)
             first_s = (first_at - job["received_at"]).total_seconds()
+
+            def since_intake(at: Any) -> float:
+                return (at - job["received_at"]).total_seconds() if at else float("nan")
+
             phases = {
-                "hide": (job["hidden_at"] - job["received_at"]).total_seconds(),
-                "first_chunk": (job["first"] - job["received_at"]).total_seconds(),
-                "plan": (job["erasing_since"] - job["received_at"]).total_seconds(),
+                "eraser_start": since_intake(job["started_at"]),
+                "hide": since_intake(job["hidden_at"]),
+                "planned": since_intake(job["planned"]),
+                "first_chunk": since_intake(job["first"]),
+                "plan": since_intake(job["erasing_since"]),
                 "chunks": (job["last"] - job["erasing_since"]).total_seconds(),
                 "verify": (job["soft_deleted_at"] - job["last"]).total_seconds(),
             }
@@ -427,9 +435,10 @@ def print_table(r: Result, wall: float) -> None:
     )
     p = r.soft_delete_phases
     print(
-        f"(c) split: intake + plan {p['plan']:.2f}s, chunks {p['chunks']:.2f}s, "
-        f"verify + report {p['verify']:.2f}s; from intake: subject hidden {p['hide']:.2f}s, "
-        f"first chunk committed {p['first_chunk']:.2f}s"
+        f"(c) split: intake to plan start {p['plan']:.2f}s, plan + chunks {p['chunks']:.2f}s, "
+        f"verify + report {p['verify']:.2f}s; from intake: job at the eraser "
+        f"{p['eraser_start']:.2f}s, subject hidden {p['hide']:.2f}s, plan recorded "
+        f"{p['planned']:.2f}s, first chunk committed {p['first_chunk']:.2f}s"
     )
     print(
         f"RESULT soft_delete_vs_raw={r.soft_delete_vs_raw} purge_vs_raw={r.purge_vs_raw} "
