@@ -5,6 +5,7 @@ exactly as they were. A map without `hide` erases as before."""
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from typing import Any
 
@@ -23,6 +24,8 @@ from tests.erasing import InProcessEraser, eraser_for_sample, erasure_request, i
 
 pytestmark = pytest.mark.integration
 BUCKET = "lethe-platform"
+# The module (the package's `plan` is its function of that name).
+plan_module = importlib.import_module("services.eraser.service.plan")
 # The subject's rows in the tables whose rows the erasure deletes or restores.
 ROWS = {
     "users": "SELECT row_to_json(t)::text FROM users t WHERE id = $1",
@@ -185,3 +188,47 @@ async def test_a_map_without_hide_erases_as_before(
     job = await store.get_job(lethe_db, job_of(env))
     assert job is not None and job.status == "soft_deleted" and job.done == job.total
     assert await rows_of(platform_db, subject) == {t: set() for t in ROWS}
+
+
+async def test_a_redelivered_plan_hides_once_and_keeps_the_original_values(
+    run: InProcessEraser,
+    seeded: SeededOrg,
+    platform_db: asyncpg.Pool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The plan crashed after the hide (before its chunks were recorded): the redelivered
+    request finds the hide's record, does not hide again (which would record `disabled =
+    true` as the original), and a restore still gives the row back as it was."""
+    subject = seeded.users[0]
+    before = await rows_of(platform_db, subject)
+    env = erasure_request(seeded.org_id, {"email": subject.email})
+    record_plan = plan_module._record_plan
+
+    async def crash(*args: Any) -> None:
+        raise ConnectionError("the eraser died here")
+
+    monkeypatch.setattr(plan_module, "_record_plan", crash)
+    with pytest.raises(ConnectionError):
+        await service.plan(env, run.deps)
+    assert await disabled(platform_db, subject) is True
+    monkeypatch.setattr(plan_module, "_record_plan", record_plan)
+    await service.plan(env, run.deps)  # redelivered
+    await service.plan(env, run.deps)  # and once more, after the plan
+    assert len({e.event_id for e in run.events if e.type == "SubjectHidden"}) == 1
+    await run.drain()
+    await service.restore(command(env, RestoreErasure()), run.deps)
+    assert run.of("JobRestored")[-1]["fully_restored"] is True
+    assert await rows_of(platform_db, subject) == before
+
+
+async def test_a_plan_that_gives_up_shows_the_row_again(
+    run: InProcessEraser, seeded: SeededOrg, platform_db: asyncpg.Pool
+) -> None:
+    subject = seeded.users[0]
+    before = await rows_of(platform_db, subject)
+    env = erasure_request(seeded.org_id, {"email": subject.email})
+    await service.plan(env, run.deps)
+    assert await disabled(platform_db, subject) is True
+    await service.give_up(env, run.deps, "retries exhausted")
+    assert run.of("JobFailed") and await disabled(platform_db, subject) is False
+    assert await rows_of(platform_db, subject) == before

@@ -177,5 +177,7 @@ async def give_up(env: Envelope, deps: EraserDeps, error: str) -> None:
     """Called when retries are exhausted: the job is failed visibly, never left hanging."""
     if env.type == ErasureRequested.event_type and env.job_id is not None:
         await store.set_status(deps.lethe, env.job_id, "failed")
-        await hide.unhide_stopped(deps, env.job_id)  # the erasure stopped: shown again
         await fail(env, deps, f"erasure stopped after retries: {error}")
+        # The erasure stopped: the subject's row is shown again (after the failure is said,
+        # which must go out even when the platform database is what failed).
+        await hide.unhide_stopped(deps, env.job_id)
