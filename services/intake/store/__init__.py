@@ -70,6 +70,7 @@ from services.intake.store.tasks import (
 from services.intake.store.timeline import (
     OnCompleted,
     apply_progress,
+    fold,
     record_event,
     record_events,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "add_outbox_many",
     "add_to_timeline",
     "apply_progress",
+    "fold",
     "caller_for_key",
     "close_session",
     "close_task",
