@@ -41,10 +41,12 @@ async def publish_wave(deps: EraserDeps, job: Job, wave: int) -> None:
         )
 
 
-async def advance(deps: EraserDeps, job_id: uuid.UUID) -> None:
-    """Move the job on when its current wave has no pending chunk left (any caller may try)."""
+async def advance(deps: EraserDeps, job_id: uuid.UUID, *, reported: int | None = None) -> None:
+    """Move the job on when its current wave has no pending chunk left (any caller may try).
+    `reported`: a chunk whose BatchErased went out, marked so with the first read."""
     while True:
-        state = await store.wave_state(deps.lethe, job_id)
+        state = await store.wave_state(deps.lethe, job_id, reported=reported)
+        reported = None
         if state is None:
             return
         status, wave, waves, pending = state
