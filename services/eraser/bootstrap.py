@@ -14,6 +14,7 @@ import httpx
 from services.eraser import store
 from services.eraser.deps import Emit, EraserDeps, PublishChunk
 from services.eraser.settings import EraserSettings
+from services.eraser.store.locks import reset_connection
 from shared import netguard
 from shared.crypto import parse_master_key
 from shared.datamap import DataMap, LiveSchema, missing_env
@@ -103,11 +104,14 @@ async def open_deps(
         s3 = await stack.enter_async_context(s3_client(settings))
         if prepare_platform:
             await open_platform_bucket(s3, settings)
-        lethe = await create_pool(settings.database_url)
+        # Connections go back without asyncpg's reset query (store.locks.reset_connection).
+        lethe = await create_pool(settings.database_url, reset=reset_connection)
         stack.push_async_callback(lethe.close)
         # Each chunk or job in flight may hold two (a verification three, briefly).
         size = max(4, 2 * (settings.erase_concurrency + settings.erase_job_concurrency) + 2)
-        platform = await create_pool(settings.platform_database_url, max_size=size)
+        platform = await create_pool(
+            settings.platform_database_url, max_size=size, reset=reset_connection
+        )
         stack.push_async_callback(platform.close)
         if prepare_platform:
             await store.migrate_platform(settings.platform_database_url)

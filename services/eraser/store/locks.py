@@ -9,6 +9,13 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
+# Server pids of the connections that took a session-level lock (below): given back to the
+# pool, they get asyncpg's full reset, which releases every advisory lock even when an unlock
+# did not run (a task cancelled in its `finally`). No other eraser connection carries session
+# state (SET LOCAL, cursors and transaction locks end with their transaction, which asyncpg
+# rolls back if open), so it goes back without that round trip: a chunk made nine.
+_SESSION_LOCKED: set[int] = set()
+
 FENCE_CLASS = 7_715_006  # with hashtext(job id): the per-job fence, platform database
 SWEEP_LOCK = 7_715_004  # one purge sweep at a time over all replicas
 PURGE_LOCK_CLASS = 7_715_005  # with hashtext(job id): one purger per job (Lethe database)
@@ -21,6 +28,19 @@ async def fence_xact(conn: asyncpg.Connection, job_id: uuid.UUID, *, shared: boo
     await conn.execute(f"SELECT {fn}($1, hashtext($2))", FENCE_CLASS, str(job_id))
 
 
+async def reset_connection(conn: asyncpg.Connection) -> None:
+    """The eraser pools' reset (see _SESSION_LOCKED)."""
+    pid = conn.get_server_pid()
+    if pid in _SESSION_LOCKED:
+        _SESSION_LOCKED.discard(pid)
+        await conn.execute(conn.get_reset_query())
+
+
+def _session_lock(conn: asyncpg.Connection) -> None:
+    """Noted before the lock is asked for: a lock granted to a cancelled call is released too."""
+    _SESSION_LOCKED.add(conn.get_server_pid())
+
+
 @asynccontextmanager
 async def fence_session(
     platform: asyncpg.Pool, job_id: uuid.UUID
@@ -28,6 +48,7 @@ async def fence_session(
     """The job's fence as a session lock on one connection, released at the end (and by the
     pool's reset if anything breaks)."""
     async with platform.acquire() as conn:
+        _session_lock(conn)
         await conn.execute("SELECT pg_advisory_lock($1, hashtext($2))", FENCE_CLASS, str(job_id))
         try:
             yield conn
@@ -41,6 +62,7 @@ async def fence_session(
 async def purge_lock(lethe: asyncpg.Pool, job_id: uuid.UUID) -> AsyncIterator[bool]:
     """Yields whether this caller holds the job's purge lock (False: another replica does)."""
     async with lethe.acquire() as conn:
+        _session_lock(conn)
         if not await conn.fetchval(
             "SELECT pg_try_advisory_lock($1, hashtext($2))", PURGE_LOCK_CLASS, str(job_id)
         ):
@@ -58,6 +80,7 @@ async def purge_lock(lethe: asyncpg.Pool, job_id: uuid.UUID) -> AsyncIterator[bo
 async def sweep_lock(lethe: asyncpg.Pool) -> AsyncIterator[bool]:
     """Yields whether this caller holds the sweep lock (False: another sweeper runs)."""
     async with lethe.acquire() as conn:
+        _session_lock(conn)
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", SWEEP_LOCK):
             yield False
             return
