@@ -21,6 +21,7 @@ allow nothing (terminal). Intake keeps the job-level table (shared/lifecycle.py)
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -82,14 +83,25 @@ async def enter(
     return job
 
 
-async def enter_chunk(conn: asyncpg.Connection, lethe: asyncpg.Pool, job_id: uuid.UUID) -> None:
+@asynccontextmanager
+async def chunk_fence(
+    conn: asyncpg.Connection, lethe: asyncpg.Pool, job_id: uuid.UUID
+) -> AsyncIterator[None]:
     """`enter` for a chunk's commit, on its hot path: the fence shared with the job's other
-    chunks (exclusive against cancel, restore, purge); only the state is re-read."""
+    chunks (exclusive against cancel, restore, purge); only the state is re-read, beside the
+    body (the read starts once the fence is held, so it sees any cancel that came first), and
+    checked when the body is done: Fenced then, before anything can commit."""
     assert conn.is_in_transaction(), "the fence is taken inside the transaction it guards"
     await fence_xact(conn, job_id, shared=True)
-    status = await store.job_status(lethe, job_id)
-    if not allowed("chunk", status):
-        raise Fenced("chunk", status)
+    status = asyncio.ensure_future(store.job_status(lethe, job_id))
+    try:
+        yield
+    except BaseException:
+        status.cancel()
+        await asyncio.gather(status, return_exceptions=True)
+        raise
+    if not allowed("chunk", await status):
+        raise Fenced("chunk", status.result())
 
 
 @asynccontextmanager
@@ -110,8 +122,8 @@ __all__ = [
     "TERMINAL",
     "Fenced",
     "allowed",
+    "chunk_fence",
     "enter",
-    "enter_chunk",
     "held",
     "lock",
 ]

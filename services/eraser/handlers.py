@@ -3,8 +3,8 @@
 Three subscribers: `lethe.jobs.erase.v1` (ErasureRequested, CancelErasure, RestoreErasure,
 RetentionRequested; keyed by job, so ordered per job; `erase_job_concurrency` consumers per
 process) and `lethe.erase.tasks.v1` (one EraseChunk
-per chunk, keyed by job and chunk so the chunks spread over all partitions and every replica
-takes a share; `erase_concurrency` consumers per process), and the job topic once more in group
+per chunk, keyed by job and chunk and sent round the partitions so that every replica takes
+an even share; `erase_concurrency` consumers per process), and the job topic once more in group
 `lethe-eraser-cancels` for cancels of retention runs (a run holds its partition while it
 works, so the cancel is recorded at once and read between batches). Offsets are committed
 after the handler; retries and dead-lettering are `shared.messaging.Delivery`.
@@ -12,6 +12,7 @@ after the handler; retries and dead-lettering are `shared.messaging.Delivery`.
 
 from __future__ import annotations
 
+import zlib
 from typing import TYPE_CHECKING, Annotated
 
 from faststream.kafka import KafkaRouter
@@ -41,7 +42,14 @@ from shared.events.progress import (
     SubjectNotFound,
 )
 from shared.events.retention import RetentionRequested
-from shared.events.topics import AUDIT, ERASE_TASKS, JOBS_ERASE, NOTIFICATIONS, PROGRESS
+from shared.events.topics import (
+    AUDIT,
+    ERASE_TASKS,
+    JOBS_ERASE,
+    NOTIFICATIONS,
+    PROGRESS,
+    TOPICS,
+)
 from shared.events.typed import (
     CancelErasureEvent,
     EraseChunkEvent,
@@ -87,13 +95,26 @@ OUTPUTS = {
 }
 
 
+TASK_PARTITIONS = next(t.partitions for t in TOPICS if t.name == ERASE_TASKS)
+
+
+def chunk_partition(env: Envelope, chunk_no: int) -> int:
+    """A job's chunks go round the task topic's partitions from a place of the job's own, so
+    every partition (and so every consumer) gets the same share of a wave, give or take one:
+    hashing the key left some consumers a fifth more than others, the wave waiting for them."""
+    start = zlib.crc32(env.job_id.bytes) if env.job_id else 0
+    return (start + chunk_no) % TASK_PARTITIONS
+
+
 def build_router(rt: Runtime) -> KafkaRouter:
     delivery = Delivery(horizon_seconds=rt.settings.dlq_retry_horizon_seconds)
     router = KafkaRouter(middlewares=[delivery])
     out = Outputs(router, "eraser", OUTPUTS)
 
     async def publish_chunk(env: Envelope) -> None:
-        await out.emit(ERASE_TASKS, env, key=f"{env.job_id}:{env.payload['chunk_no']}".encode())
+        chunk_no = env.payload["chunk_no"]
+        key = f"{env.job_id}:{chunk_no}".encode()
+        await out.emit(ERASE_TASKS, env, key=key, partition=chunk_partition(env, chunk_no))
 
     rt.emit, rt.publish_chunk = out.emit, publish_chunk
     retries = rt.settings.dlq_retries

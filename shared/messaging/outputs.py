@@ -31,11 +31,22 @@ class Outputs:
             for topic, types in topics.items()
         }
 
-    async def emit(self, topic: str, env: Envelope, *, key: bytes | None = None) -> None:
+    async def emit(
+        self,
+        topic: str,
+        env: Envelope,
+        *,
+        key: bytes | None = None,
+        partition: int | None = None,
+    ) -> None:
+        """`partition`: where the key alone would not spread the events evenly (work items)."""
         publisher = self._publishers.get(topic)
         if publisher is None:
             raise LookupError(f"{topic} is not among this service's declared outputs")
         env = with_trace(env)
         await publisher.publish(
-            env.model_dump_json().encode(), key=key or env.key(), headers=event_headers(env)
+            env.model_dump_json().encode(),
+            key=key or env.key(),
+            partition=partition,
+            headers=event_headers(env),
         )

@@ -44,13 +44,26 @@ async def process_chunk(env: Envelope, deps: EraserDeps) -> None:
     """A chunk command from the task topic: erase it, then move the job on."""
     cmd = env.payload_as(EraseChunk)
     assert env.job_id is not None
-    if await erase_chunk(deps, env.job_id, cmd.chunk_no):
-        await advance(deps, env.job_id)
+    go_on, reported = await _erase(deps, env.job_id, cmd.chunk_no)
+    if go_on:
+        # The chunk's report is marked with the wave's state: one round trip for both.
+        await advance(deps, env.job_id, reported=reported)
+    elif reported is not None:
+        await store.mark_reported(deps.lethe, env.job_id, reported)
 
 
 async def erase_chunk(deps: EraserDeps, job_id: uuid.UUID, chunk_no: int) -> bool:
     """One chunk, once (see the module docstring). False when its job does not run any more
     (cancelled, restored or finished meanwhile): nothing to move on."""
+    go_on, reported = await _erase(deps, job_id, chunk_no)
+    if reported is not None:
+        await store.mark_reported(deps.lethe, job_id, reported)
+    return go_on
+
+
+async def _erase(deps: EraserDeps, job_id: uuid.UUID, chunk_no: int) -> tuple[bool, int | None]:
+    """erase_chunk, leaving the mark of its report (BatchErased sent) to the caller: returns
+    (whether the job goes on, the chunk number to mark reported, if any)."""
     job, chunk = await store.job_and_chunk(deps.lethe, job_id, chunk_no)
     if job is None or job.status != "erasing":
         if job is not None:  # an earlier run of this chunk may have moved objects: back
@@ -58,11 +71,12 @@ async def erase_chunk(deps: EraserDeps, job_id: uuid.UUID, chunk_no: int) -> boo
         if job is not None and job.status == "soft_deleted":
             # Redelivered after the soft delete: its report may have failed to go out.
             await report_soft_delete(deps, job)
-        return False  # cancelled (or finished): a chunk of it has no effect any more
+        return False, None  # cancelled (or finished): a chunk of it has no effect any more
     if chunk is None or chunk.status != "pending":
         if chunk is not None and chunk.status == "done":
-            await _report_again(deps, job, chunk)  # its first report may not have gone out
-        return True
+            # Its first report may not have gone out.
+            return True, await _report_again(deps, job, chunk)
+        return True, None
     await _throttle(deps, job)
     key = deps.job_key(job)
     moved = await _move_objects(deps, job, chunk)
@@ -70,16 +84,16 @@ async def erase_chunk(deps: EraserDeps, job_id: uuid.UUID, chunk_no: int) -> boo
         rows = await _soft_delete_rows(deps, job.job_id, chunk, key)
     except fence.Fenced:  # cancelled or restored meanwhile: nothing committed
         await release_chunk_objects(deps, job.job_id, chunk.chunk_no)
-        return False
+        return False, None
     result = await store.finish_chunk(
         deps.lethe, job.job_id, chunk.chunk_no, "done", rows, moved, worker=deps.worker
     )
-    if result is not None:
-        done, total, since = result
-        batch = domain.batch_event(chunk.table_name, rows, moved, done, total, since, _now())
-        await deps.emit(PROGRESS, _batch_erased(job, chunk, batch))
-        await store.mark_reported(deps.lethe, job.job_id, chunk.chunk_no)
-    return True
+    if result is None:
+        return True, None
+    done, total, since = result
+    batch = domain.batch_event(chunk.table_name, rows, moved, done, total, since, _now())
+    await deps.emit(PROGRESS, _batch_erased(job, chunk, batch))
+    return True, chunk.chunk_no
 
 
 async def run_inline(deps: EraserDeps, job: Job) -> None:
@@ -117,19 +131,20 @@ def _batch_erased(job: Job, chunk: Chunk, batch: BatchErased) -> Envelope:
     return domain.stable(domain.job_event(job, batch), f"BatchErased:{chunk.chunk_no}")
 
 
-async def _report_again(deps: EraserDeps, job: Job, chunk: Chunk) -> None:
+async def _report_again(deps: EraserDeps, job: Job, chunk: Chunk) -> int | None:
     """A done chunk's BatchErased once more, under the same event id: when the publish after
     its checkpoint failed (Kafka unavailable), the redelivered chunk sends it, so that no
-    chunk is missing from the audit trail and the job's progress."""
+    chunk is missing from the audit trail and the job's progress. Returns the chunk's number
+    when it was sent (the caller marks it reported)."""
     counts = await store.chunk_counts(deps.lethe, job.job_id, chunk.chunk_no)
     if counts is None:
-        return
+        return None
     rows, objects = counts
     batch = domain.batch_event(
         chunk.table_name, rows, objects, job.done, job.total, job.erasing_since, _now()
     )
     await deps.emit(PROGRESS, _batch_erased(job, chunk, batch))
-    await store.mark_reported(deps.lethe, job.job_id, chunk.chunk_no)
+    return chunk.chunk_no
 
 
 def _now() -> datetime:
@@ -167,8 +182,11 @@ async def _move_objects(deps: EraserDeps, job: Job, chunk: Chunk) -> int:
 async def _soft_delete_rows(deps: EraserDeps, job_id: uuid.UUID, chunk: Chunk, key: bytes) -> int:
     """One transaction: rows out of the live table, sealed into the restoration log."""
     try:
-        async with deps.platform.acquire() as conn, conn.transaction():
-            await fence.enter_chunk(conn, deps.lethe, job_id)  # state re-read under it
+        async with (
+            deps.platform.acquire() as conn,
+            conn.transaction(),
+            fence.chunk_fence(conn, deps.lethe, job_id),  # state re-read under it
+        ):
             # Run before? Deleted rows are simply not found again; masked rows are found and
             # masked again, but the restoration record's key refuses a second copy below.
             removed = await _remove(deps, conn, chunk)

@@ -21,6 +21,7 @@ from services.eraser.sealing import open_request
 from services.eraser.service import connectors
 from services.eraser.service.purge import purge
 from services.eraser.service.verify import verify
+from services.eraser.store import locks
 from shared.events.jobs import EraseChunk
 from shared.events.progress import ErasureSoftDeleted
 from shared.events.topics import NOTIFICATIONS, PROGRESS
@@ -41,24 +42,45 @@ async def publish_wave(deps: EraserDeps, job: Job, wave: int) -> None:
         )
 
 
-async def advance(deps: EraserDeps, job_id: uuid.UUID) -> None:
-    """Move the job on when its current wave has no pending chunk left (any caller may try)."""
+async def advance(deps: EraserDeps, job_id: uuid.UUID, *, reported: int | None = None) -> None:
+    """Move the job on when its current wave has no pending chunk left (any caller may try).
+    `reported`: a chunk whose BatchErased went out, marked so with the first read.
+
+    One caller at a time moves it (the job's wave lock): chunks finishing a wave together
+    each published the whole next wave (every chunk of it delivered twice). A caller that
+    finds the lock taken leaves, having committed its chunk first; the holder reads the state
+    again after letting go, so it sees that chunk and no finished wave is left waiting."""
     while True:
-        state = await store.wave_state(deps.lethe, job_id)
+        state = await store.wave_state(deps.lethe, job_id, reported=reported)
+        reported = None
         if state is None:
             return
-        status, wave, waves, pending = state
+        status, _, _, pending = state
         if status != "erasing" or pending:
             return
-        job = await store.get_job(deps.lethe, job_id)
-        assert job is not None
-        if wave + 1 >= waves:
-            await finish_soft_delete(deps, job)
-            return
-        # Publish first (idempotent), then move the wave: a crash in between is repaired by
-        # the redelivered chunk, which comes back here.
-        await publish_wave(deps, job, wave + 1)
-        await store.advance_wave(deps.lethe, job_id, wave)
+        async with locks.wave_lock(deps.lethe, job_id) as mine:
+            if not mine:
+                return
+            await _move_on(deps, job_id)
+
+
+async def _move_on(deps: EraserDeps, job_id: uuid.UUID) -> None:
+    """Under the wave lock, the state read again: the next wave published, or the soft
+    delete finished."""
+    job = await store.get_job(deps.lethe, job_id)
+    state = await store.wave_state(deps.lethe, job_id)
+    if job is None or state is None:
+        return
+    status, wave, waves, pending = state
+    if status != "erasing" or pending:
+        return
+    if wave + 1 >= waves:
+        await finish_soft_delete(deps, job)
+        return
+    # Publish first (idempotent), then move the wave: a crash in between is repaired by
+    # the redelivered chunk, which comes back here.
+    await publish_wave(deps, job, wave + 1)
+    await store.advance_wave(deps.lethe, job_id, wave)
 
 
 async def finish_soft_delete(deps: EraserDeps, job: Job) -> None:

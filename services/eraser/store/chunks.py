@@ -112,14 +112,30 @@ async def finish_chunk(
     return (r["done"], r["total"], r["erasing_since"]) if r else None
 
 
-async def wave_state(pool: asyncpg.Pool, job_id: uuid.UUID) -> tuple[str, int, int, bool] | None:
-    """(status, wave, waves, whether the current wave still has pending chunks)."""
-    r = await pool.fetchrow(
-        "SELECT status, wave, waves, EXISTS (SELECT 1 FROM lethe.erase_chunks c "
-        "WHERE c.job_id = t.job_id AND c.wave = t.wave AND c.status = 'pending') AS pending "
-        "FROM lethe.erase_tasks t WHERE job_id = $1",
-        job_id,
-    )
+_WAVE_STATE = (
+    "SELECT status, wave, waves, EXISTS (SELECT 1 FROM lethe.erase_chunks c "
+    "WHERE c.job_id = t.job_id AND c.wave = t.wave AND c.status = 'pending') AS pending "
+    "FROM lethe.erase_tasks t WHERE job_id = $1"
+)
+
+
+async def wave_state(
+    pool: asyncpg.Pool, job_id: uuid.UUID, *, reported: int | None = None
+) -> tuple[str, int, int, bool] | None:
+    """(status, wave, waves, whether the current wave still has pending chunks).
+
+    `reported`: a chunk whose BatchErased just went out is marked so in the same round trip
+    (mark_reported; a chunk's hot path ends with both)."""
+    if reported is None:
+        r = await pool.fetchrow(_WAVE_STATE, job_id)
+    else:
+        # A data-modifying WITH runs once, read or not; `reported` is no part of the state.
+        r = await pool.fetchrow(
+            "WITH m AS (UPDATE lethe.erase_chunks SET reported = true "
+            "WHERE job_id = $1 AND chunk_no = $2) " + _WAVE_STATE,
+            job_id,
+            reported,
+        )
     return (r[0], r[1], r[2], r[3]) if r else None
 
 

@@ -14,6 +14,7 @@ from shared.db import session_lock
 FENCE_CLASS = 7_715_006  # with hashtext(job id): the per-job fence, platform database
 SWEEP_LOCK = 7_715_004  # one purge sweep at a time over all replicas
 PURGE_LOCK_CLASS = 7_715_005  # with hashtext(job id): one purger per job (Lethe database)
+WAVE_LOCK_CLASS = 7_715_008  # with hashtext(job id): one caller moves a job's wave on (Lethe)
 
 
 async def fence_xact(conn: asyncpg.Connection, job_id: uuid.UUID, *, shared: bool = False) -> None:
@@ -55,6 +56,23 @@ async def purge_lock(lethe: asyncpg.Pool, job_id: uuid.UUID) -> AsyncIterator[bo
         finally:
             await conn.execute(
                 "SELECT pg_advisory_unlock($1, hashtext($2))", PURGE_LOCK_CLASS, str(job_id)
+            )
+
+
+@asynccontextmanager
+async def wave_lock(lethe: asyncpg.Pool, job_id: uuid.UUID) -> AsyncIterator[bool]:
+    """Yields whether this caller may move the job's wave on (False: another caller does)."""
+    async with lethe.acquire() as conn:
+        if not await session_lock(
+            conn, "SELECT pg_try_advisory_lock($1, hashtext($2))", WAVE_LOCK_CLASS, str(job_id)
+        ):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            await conn.execute(
+                "SELECT pg_advisory_unlock($1, hashtext($2))", WAVE_LOCK_CLASS, str(job_id)
             )
 
 
