@@ -83,8 +83,11 @@ kustomize: $(KUSTOMIZE_STAMP)
 
 # Under `make test` a missing kustomize fails the render test instead of skipping it.
 test: export LETHE_REQUIRE_KUSTOMIZE := 1
+# Test files run on TEST_WORKERS pytest-xdist workers, each with infrastructure of its own
+# (tests/conftest.py): most of a test's time is waiting on Kafka, Postgres and services.
+TEST_WORKERS ?= 3
 test: lint browser kustomize
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 unit: install
 	$(PY) -m pytest -m unit
