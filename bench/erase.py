@@ -17,8 +17,12 @@ media objects; plus the user row), seeded twice (orgs A and B), and a small subj
   timestamps the services wrote.
 - (d) purge: from soft-deleted to purged (quarantined objects, restoration rows, key, verify).
 
-Also the time from intake receiving the request to the first row hidden (first chunk
-committed). After the runs the subjects' rows and objects must be gone and everybody else's
+Also `first_hidden_s`: from intake receiving the request (`lethe.jobs.received_at`) to the
+first row hidden, the earlier of the subject's own row hidden by the data map's `hide` step
+(`erase_tasks.hidden_at`: the sample map disables the account) and the first chunk committed.
+The bench checks that the subject's row really was hidden (`users.disabled` set) once
+`hidden_at` is there, and fails otherwise (or when the map's hide step never ran). After the
+runs the subjects' rows and objects must be gone and everybody else's
 intact, or the bench fails. The last line is machine-readable:
 `RESULT soft_delete_vs_raw=<c/a> purge_vs_raw=<d/a> first_hidden_s=<s>` (c/b is in the table
 only: it has no target of its own, P1 implies it).
@@ -238,7 +242,10 @@ async def drop_org(conn: asyncpg.Connection, s3: Any, bucket: str, org_id: str) 
 # ------------------------------------------------------------------ lethe through the services
 
 
-async def lethe_erase(api_url: str, lethe: asyncpg.Pool, org_id: str, email: str) -> dict[str, Any]:
+async def lethe_erase(
+    api_url: str, lethe: asyncpg.Pool, platform: asyncpg.Pool, org_id: str, subject: Any
+) -> dict[str, Any]:
+    email = subject.email
     await intake_store.create_org(lethe, org_id, f"Bench {org_id}", recovery_window_days=0)
     key = await intake_store.create_api_key(lethe, org_id, "owner", "bench")
     async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
@@ -251,17 +258,22 @@ async def lethe_erase(api_url: str, lethe: asyncpg.Pool, org_id: str, email: str
             raise BenchError(f"lethe: intake answered {r.status_code}: {r.text}")
         job_id = uuid.UUID(r.json()["id"])
     deadline = time.monotonic() + 3600
+    seen_hidden = False
     while time.monotonic() < deadline:
         row = await lethe.fetchrow(
             "SELECT t.status, t.done, t.total, t.verification, t.needs_review, j.received_at, "
             "t.soft_deleted_at, t.purged_at, "
-            "t.erasing_since, "
+            "t.erasing_since, t.hidden_at, t.started_at, "
+            "(SELECT min(occurred_at) FROM lethe.job_events e WHERE e.job_id = t.job_id "
+            "AND e.type = 'ErasurePlanned') AS planned, "
             "(SELECT max(done_at) FROM lethe.erase_chunks c WHERE c.job_id = t.job_id) AS last, "
             "(SELECT min(done_at) FROM lethe.erase_chunks c WHERE c.job_id = t.job_id) AS first, "
             "(SELECT count(*) FROM lethe.erase_chunks c WHERE c.job_id = t.job_id) AS chunks "
             "FROM lethe.erase_tasks t JOIN lethe.jobs j ON j.id = t.job_id WHERE t.job_id = $1",
             job_id,
         )
+        if row is not None and row["hidden_at"] is not None and not seen_hidden:
+            seen_hidden = await _check_hidden(platform, subject.id)
         if row is not None and row["status"] in ("purged", "failed"):
             break
         await asyncio.sleep(0.2)
@@ -269,7 +281,17 @@ async def lethe_erase(api_url: str, lethe: asyncpg.Pool, org_id: str, email: str
         raise BenchError("lethe: the job did not finish within an hour")
     if row["status"] != "purged" or not row["verification"]["ok"] or row["needs_review"]:
         raise BenchError(f"lethe: job {job_id} ended {row['status']}: {row['verification']}")
+    if not seen_hidden:
+        raise BenchError(f"lethe: job {job_id} never hid the subject's row (hidden_at unset)")
     return dict(row)
+
+
+async def _check_hidden(platform: asyncpg.Pool, user_id: int) -> bool:
+    """With `hidden_at` set the subject's row is disabled (or already gone with its chunk)."""
+    row = await platform.fetchrow("SELECT disabled FROM users WHERE id = $1", user_id)
+    if row is not None and not row["disabled"]:
+        raise BenchError("lethe: hidden_at is set but the subject's row is not disabled")
+    return True
 
 
 # ------------------------------------------------------------------ main
@@ -322,7 +344,7 @@ async def run(args: argparse.Namespace, ep: infra.Endpoints, state_dir: Path) ->
                 )
 
             subject = org_b.users[0]
-            job = await lethe_erase(api_url, lethe, org_ids["b"], subject.email)
+            job = await lethe_erase(api_url, lethe, platform, org_ids["b"], subject)
             async with platform.acquire() as conn:
                 await check_erased(conn, s3, bucket, org_b, "lethe")
             rows = int(job["done"])
@@ -332,9 +354,18 @@ async def run(args: argparse.Namespace, ep: infra.Endpoints, state_dir: Path) ->
                 )
             soft_s = (job["soft_deleted_at"] - job["received_at"]).total_seconds()
             purge_s = (job["purged_at"] - job["soft_deleted_at"]).total_seconds()
-            first_s = (job["first"] - job["received_at"]).total_seconds()
+            first_at = min(t for t in (job["hidden_at"], job["first"]) if t is not None)
+            first_s = (first_at - job["received_at"]).total_seconds()
+
+            def since_intake(at: Any) -> float:
+                return (at - job["received_at"]).total_seconds() if at else float("nan")
+
             phases = {
-                "plan": (job["erasing_since"] - job["received_at"]).total_seconds(),
+                "eraser_start": since_intake(job["started_at"]),
+                "hide": since_intake(job["hidden_at"]),
+                "planned": since_intake(job["planned"]),
+                "first_chunk": since_intake(job["first"]),
+                "plan": since_intake(job["erasing_since"]),
                 "chunks": (job["last"] - job["erasing_since"]).total_seconds(),
                 "verify": (job["soft_deleted_at"] - job["last"]).total_seconds(),
             }
@@ -404,8 +435,10 @@ def print_table(r: Result, wall: float) -> None:
     )
     p = r.soft_delete_phases
     print(
-        f"(c) split: intake + plan {p['plan']:.2f}s, chunks {p['chunks']:.2f}s, "
-        f"verify + report {p['verify']:.2f}s"
+        f"(c) split: intake to plan start {p['plan']:.2f}s, plan + chunks {p['chunks']:.2f}s, "
+        f"verify + report {p['verify']:.2f}s; from intake: job at the eraser "
+        f"{p['eraser_start']:.2f}s, subject hidden {p['hide']:.2f}s, plan recorded "
+        f"{p['planned']:.2f}s, first chunk committed {p['first_chunk']:.2f}s"
     )
     print(
         f"RESULT soft_delete_vs_raw={r.soft_delete_vs_raw} purge_vs_raw={r.purge_vs_raw} "

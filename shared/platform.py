@@ -30,6 +30,8 @@ MASK_PREFIX = {"hash": "sha256:", "hmac": "hmac:", "random_string": "rnd:"}
 PYTHON_STRATEGIES = frozenset({"redact", "hash", "hmac", "random_string"})
 # What a chunk does: the table's own action, or detach the links of one `parents` relation.
 ERASE = "erase"
+# The data map's `hide` step: the subject's row hidden before its plan (restored after it).
+HIDE = "hide"
 
 
 def detach_op(index: int) -> str:
@@ -216,6 +218,10 @@ async def restore_rows(
     src = f"json_populate_recordset(NULL::{q(table)}, $1::text::json) r"
     relation = detach_relation(t, op)
     changed = list(relation.columns) if relation else list(t.mask) if t.action == "mask" else None
+    if op == HIDE:
+        if t.hide is None:
+            return []  # the map no longer says which columns: held until the purge
+        changed = list(t.hide.values)
     if changed is not None:
         sets = ", ".join(f"{q(c)} = r.{q(c)}" for c in changed)
         sql = (

@@ -23,12 +23,14 @@ from shared.events import Actor, Envelope, Payload, make_event
 from shared.events.notifications import Audience
 from shared.events.progress import BatchErased
 from shared.notices import job_notice, request_notice
-from shared.platform import ERASE, detach_op
+from shared.platform import ERASE, HIDE, detach_op
 from shared.resolver import Resolver, Subject
 
 ACTOR = Actor(kind="service", id="eraser")
 OBJECT_BATCH = 50  # rows per chunk of a table holding S3 object keys
 PAGE_KEYS = 20_000  # keys per round trip (and COPY) while planning
+# The restoration record of the map's `hide` step (chunks are numbered from 0).
+HIDE_CHUNK = -1
 # Identity kinds worth looking for in free text: a bare user id ("42") would match anything.
 SCANNED_KINDS = ("email", "phone", "external_id")
 
@@ -181,12 +183,15 @@ def wanted_items(items: list[Any] | None) -> dict[str, list[str]] | None:
 
 
 def restore_order(records: list[Held], waves: list[list[str]]) -> list[Held]:
-    """Rows back with the rows they link to first; detached links last (their targets are
-    back by then)."""
+    """Rows back with the rows they link to first; detached links next (their targets are
+    back by then); the hide step's values last, onto the rows put back before them (a chunk
+    holds the row as it was hidden)."""
     wave_of = {t: i for i, tables in enumerate(waves) for t in tables}
-    return sorted(
-        records, key=lambda r: (r.op != "erase", -wave_of.get(r.table_name, 0), r.chunk_no)
-    )
+
+    def rank(r: Held) -> int:
+        return 0 if r.op == ERASE else 2 if r.op == HIDE else 1
+
+    return sorted(records, key=lambda r: (rank(r), -wave_of.get(r.table_name, 0), r.chunk_no))
 
 
 def chosen_rows(

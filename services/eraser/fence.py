@@ -44,6 +44,7 @@ STATES = (
 )
 ALLOWED: dict[str, tuple[str, ...]] = {
     "chunk": ("erasing",),  # delete or mask a chunk's rows
+    "hide": ("planning",),  # hide the subject's row (the map's `hide`), before the plan
     "cancel": ("planning", "erasing"),
     "restore": ("soft_deleted", "cancelled"),
     "purge": ("soft_deleted", "cancelled", "purging"),  # purging: a purge resumed

@@ -37,6 +37,7 @@ from shared.events.progress import (
     ManualTasksOpened,
     PurgeStarted,
     SubjectAmbiguous,
+    SubjectHidden,
     SubjectNotFound,
 )
 from shared.events.retention import RetentionRequested
@@ -64,6 +65,7 @@ JobCommand = Annotated[
 ]
 OUTPUTS = {
     PROGRESS: (
+        SubjectHidden,
         ErasurePlanned,
         BatchErased,
         ErasureSoftDeleted,

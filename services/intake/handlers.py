@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from faststream.kafka import KafkaRouter
-from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.annotations import KafkaBroker, KafkaMessage
 from faststream.message import StreamMessage
-from pydantic import WithJsonSchema
+from pydantic import ValidationError, WithJsonSchema
 
-from services.intake import domain, store
+from services.intake import domain
 from services.intake.runtime import Runtime
-from services.intake.service import bulk, duplicates, requests, tasks
+from services.intake.service import bulk, progress, requests
 from shared.events import Actor, Envelope, make_event
 from shared.events.exports import DownloadAttempted, LinkRevoked
 from shared.events.jobs import (
@@ -39,7 +39,6 @@ from shared.events.progress import (
     JobCancelled,
     JobCompleted,
     ManualTaskClosed,
-    ManualTasksOpened,
 )
 from shared.events.requests import (
     ApprovalRequired,
@@ -66,7 +65,8 @@ from shared.events.topics import (
     REQUESTS,
     REQUESTS_REJECTED,
 )
-from shared.messaging import Delivery
+from shared.messaging import Delivery, RecordsFailed, dead_letter
+from shared.messaging.delivery import invalid
 from shared.messaging.outputs import Outputs
 
 OUTPUTS = {
@@ -107,25 +107,55 @@ async def raw_body(msg: StreamMessage[Any]) -> bytes:
     return bytes(msg.body)
 
 
+# Up to this many progress events per transaction; a poll returns at once what has arrived,
+# so the wait applies only to an idle topic.
+PROGRESS_BATCH = 200
+PROGRESS_WAIT_MS = 100
+
+
+async def raw_records(msg: StreamMessage[Any]) -> list[bytes]:
+    """The records' bytes, undecoded: each is read as an envelope on its own."""
+    return [rec.value or b"" for rec in msg.raw_message]
+
+
 def build_router(rt: Runtime) -> KafkaRouter:
     delivery = Delivery(horizon_seconds=rt.settings.dlq_retry_horizon_seconds)
     router = KafkaRouter(middlewares=[delivery])
     out = Outputs(router, "intake", OUTPUTS)
     retries = rt.settings.dlq_retries
 
+    progress_group = rt.settings.group("lethe-intake")
+
     # Any job state change, from any service: the topic carries many types, all enveloped.
+    # Read in batches, folded in one transaction each (service/progress.py); a record that is
+    # not an envelope is dead-lettered alone, the rest folded.
     @router.subscriber(
-        PROGRESS, **delivery.consumer(rt.settings.group("lethe-intake"), retries=retries)
+        PROGRESS,
+        batch=True,
+        max_records=PROGRESS_BATCH,
+        batch_timeout_ms=PROGRESS_WAIT_MS,
+        decoder=raw_records,
+        description="Batches of records, each an Envelope (JSON): any job state change.",
+        **delivery.consumer(progress_group, retries=retries),
     )
-    async def on_progress(env: Envelope) -> None:
-        if env.type == ManualTasksOpened.event_type:
-            await tasks.opened(rt.pool, env)
-            return
-        completed = tasks.when_completed(env, lambda: rt.settings.status_links())
-        await store.apply_progress(rt.pool, env, completed)
-        # Requests linked to this job hear when it is done (also on a redelivery, once).
-        await duplicates.tell_linked(rt.uow(), env)
-        await bulk.on_job_event(rt.uow(), env)  # a bulk member's outcome, and its summary
+    async def on_progress(records: list[bytes], message: KafkaMessage, broker: KafkaBroker) -> None:
+        batch: list[progress.Record] = []
+        poison: list[tuple[bytes, bytes | None, str]] = []
+        for rec in message.raw_message:
+            raw = rec.value or b""
+            try:
+                batch.append(progress.Record(Envelope.model_validate_json(raw), raw, rec.key))
+            except ValidationError as exc:
+                poison.append((raw, rec.key, invalid(exc)))
+        if batch:
+            try:
+                await progress.take(rt.pool, rt.uow, batch, lambda: rt.settings.status_links())
+            except RecordsFailed as exc:
+                exc.records += [(raw, key) for raw, key, _ in poison]  # given up with them
+                raise
+        # After the rest (a retried batch would dead-letter them again).
+        for raw, key, why in poison:
+            await dead_letter(broker, PROGRESS, progress_group, raw, why, key=key)
 
     async def reject(key: bytes | None, rejection: domain.Rejection, org_id: str | None) -> None:
         env = make_event(

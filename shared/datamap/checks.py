@@ -4,6 +4,7 @@ relation shapes and kinds, cycles, retention. Each raises ValueError naming the 
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ def check_table(dm: DataMap, name: str, t: TableMap) -> None:
         raise ValueError(
             f"tables.{name}.identities: a table matched by identity needs `org_column`"
         )
+    if t.hide is not None:
+        _check_hide(dm, name, t)
     if t.retention is not None and t.retention not in dm.retention_categories:
         raise ValueError(
             f"tables.{name}.retention: unknown category {t.retention!r} "
@@ -80,3 +83,32 @@ def _check_relation(
             f"{where}.detach: the link lives in {r.table!r}; reassign it there "
             "(a `parents` relation of that table or its mask)"
         )
+
+
+def _check_hide(dm: DataMap, name: str, t: TableMap) -> None:
+    """A hide acts on the subject's own row, and must not change how the row is found again
+    (a redelivered plan, verification, a restore resolve it once more)."""
+    assert t.hide is not None
+    where = f"tables.{name}.hide"
+    s = dm.subject
+    if name != s.table:
+        raise ValueError(
+            f"{where}: only the subject table ({s.table!r}) can hide its row: the hide acts "
+            "on the subject's own row, before the rest of the erasure is planned"
+        )
+    if t.action == "keep":
+        raise ValueError(f"{where}: the table's action is keep: a hidden row would never go")
+    found_by = {*s.identities.values(), *t.identities.values(), dm.subject_org_column}
+    for col in t.hide.values:
+        if col in t.pk_columns:
+            raise ValueError(f"{where}.set.{col}: the primary key cannot be set")
+        if col in found_by:
+            raise ValueError(
+                f"{where}.set.{col}: the subject is found by this column; hide with another "
+                "(e.g. a `disabled` flag or a `deactivated_at` timestamp)"
+            )
+        if t.where and re.search(rf"\b{re.escape(col)}\b", t.where):
+            raise ValueError(
+                f"{where}.set.{col}: the table's row filter reads this column, so a hidden "
+                "row would no longer be found"
+            )

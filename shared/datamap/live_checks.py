@@ -98,6 +98,10 @@ class _Problems:
             typ = self.need(name, f"{name}.mask.{col}", col)
             if typ is not None:
                 await self.check_mask(conn, name, col, spec, typ)
+        for col, spec in (t.hide.mask if t.hide else {}).items():
+            typ = self.need(name, f"{name}.hide.set.{col}", col)
+            if typ is not None:
+                await self.check_mask(conn, name, col, spec, typ, f"tables.{name}.hide.set.{col}")
         for side, i, r in t.relations:
             await self.check_relation(conn, name, side, i, r)
         if t.where is not None:
@@ -107,9 +111,15 @@ class _Problems:
                 self.add(f"tables.{name}.where: {t.where!r} is not a valid filter: {exc}")
 
     async def check_mask(
-        self, conn: asyncpg.Connection, table: str, col: str, spec: str, typ: str
+        self,
+        conn: asyncpg.Connection,
+        table: str,
+        col: str,
+        spec: str,
+        typ: str,
+        where: str | None = None,
     ) -> None:
-        where = f"tables.{table}.mask.{col}"
+        where = where or f"tables.{table}.mask.{col}"
         strategy, arg = parse_mask(spec)
         if strategy in TEXT_STRATEGIES:
             if not typ.startswith(_TEXT_TYPES):

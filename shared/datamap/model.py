@@ -15,6 +15,10 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
     StringConstraints,
     ValidationError,
     field_validator,
@@ -102,6 +106,39 @@ class Relation(BaseModel):
         return self.kind or "owned"
 
 
+HideValue = StrictBool | StrictInt | StrictFloat | StrictStr | None
+
+
+class Hide(BaseModel):
+    """The subject's own row hidden at once, before its erasure is planned: columns set to
+    literal values (`hide: {set: {disabled: true}}`, docs/datamap.md), restorable."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    values: dict[Identifier, HideValue] = Field(
+        alias="set", min_length=1, description="column -> the literal value that hides the row"
+    )
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _literals(cls, v: object) -> object:
+        for col, value in v.items() if isinstance(v, dict) else ():
+            if value is not None and not isinstance(value, bool | int | float | str):
+                raise ValueError(
+                    f"{col}: a hide sets a literal value (true or false, a number, a string "
+                    f"or null), not {value!r}"
+                )
+        return v
+
+    @property
+    def mask(self) -> dict[str, str]:
+        """The same change as a mask (`fixed:<value>`, or `null`): one code path sets it."""
+        return {c: "null" if v is None else f"fixed:{_literal(v)}" for c, v in self.values.items()}
+
+
+def _literal(v: bool | int | float | str) -> str:
+    return ("true" if v else "false") if isinstance(v, bool) else str(v)
+
+
 # Kept for readers of version 1 maps: a parent is a relation whose column is here.
 Parent = Relation
 
@@ -122,6 +159,7 @@ class TableMap(BaseModel):
     referenced_by: list[Relation] = []
     where: str | None = Field(None, description="row filter (SQL predicate), checked at start")
     object_key_column: Identifier | None = None
+    hide: Hide | None = Field(None, description="subject table only: hide the row at once")
     retention: Identifier | None = Field(None, description="retention category of the rows")
     retention_column: Identifier | None = Field(
         None, description="timestamp column the retention age is measured on"

@@ -29,6 +29,18 @@ class BatchErased(Payload):
 
 
 @event
+class SubjectHidden(Payload):
+    """The subject's own row is hidden (the data map's `hide` step, e.g. the account disabled),
+    before the rest of the erasure is planned; held for restore like any chunk. No state
+    change: what the subject and the platform see first."""
+
+    event_type = "SubjectHidden"
+    table: str
+    rows: int
+    hidden_at: datetime
+
+
+@event
 class JobCompleted(Payload):
     event_type = "JobCompleted"
     done: int

@@ -3,6 +3,6 @@ dead-lettering, give-up hooks), the audit copy of published events, and the Asyn
 built from the services' routers."""
 
 from shared.messaging.audit_copy import AuditCopy
-from shared.messaging.delivery import Delivery, GiveUp, Policy, dead_letter
+from shared.messaging.delivery import Delivery, GiveUp, Policy, RecordsFailed, dead_letter
 
-__all__ = ["AuditCopy", "Delivery", "GiveUp", "Policy", "dead_letter"]
+__all__ = ["AuditCopy", "Delivery", "GiveUp", "Policy", "RecordsFailed", "dead_letter"]

@@ -22,7 +22,9 @@ riding out an outage is never thrown out of its group (which would redeliver the
 another replica, in parallel).
 
 A batch subscriber's message (many records) is retried as a whole and, when given up, each of
-its records is dead-lettered alone; isolating a poison record inside a batch is the handler's.
+its records is dead-lettered alone; isolating a poison record inside a batch is the handler's:
+it raises `RecordsFailed` naming the records that failed (the rest handled), and only those
+are dead-lettered when the batch is given up.
 """
 
 from __future__ import annotations
@@ -56,6 +58,16 @@ GiveUp = Callable[[Envelope, str], Awaitable[None]]
 DEFAULT_POLL_MS = 5 * 60 * 1000  # one attempt's budget between polls, before the horizon
 DEFAULT_HORIZON_SECONDS = 120.0
 MAX_BACKOFF_SECONDS = 15.0
+
+
+class RecordsFailed(Exception):
+    """Some records of a batch failed, the others were handled (idempotently: a retry handles
+    them again). Retried like any failure of the batch; given up, only `records` (bytes, key)
+    are dead-lettered."""
+
+    def __init__(self, records: list[tuple[bytes, bytes | None]], cause: Exception) -> None:
+        super().__init__(f"{len(records)} records failed: {describe(cause)}")
+        self.records, self.cause = records, cause
 
 
 @dataclass(frozen=True)
@@ -214,7 +226,9 @@ class _Scope(BaseMiddleware):
         the exception's text (shared.errors)."""
         broker: KafkaBroker = self.context.get("broker")
         # A batch subscriber's message holds many records: each is dead-lettered alone.
-        if isinstance(msg.raw_message, tuple):
+        if isinstance(cause, RecordsFailed):
+            records = cause.records
+        elif isinstance(msg.raw_message, tuple):
             records = [(r.value or b"", r.key) for r in msg.raw_message]
         else:
             records = [(msg.body, getattr(msg.raw_message, "key", None))]

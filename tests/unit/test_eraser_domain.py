@@ -17,7 +17,7 @@ from services.eraser.retention_rules import Stats, completed
 from shared.crypto import CryptoError, new_data_key
 from shared.datamap import load_datamap
 from shared.events.jobs import Item
-from shared.platform import ERASE, detach_op
+from shared.platform import ERASE, HIDE, detach_op
 
 pytestmark = pytest.mark.unit
 SAMPLE = Path(__file__).resolve().parents[2] / "deploy/local/sample/datamap.yaml"
@@ -75,6 +75,19 @@ def test_restore_puts_parents_back_first_and_detached_links_last() -> None:
     assert review == [
         {"kind": "row", "table": "users", "key": "9", "reason": "not held by this erasure"}
     ]
+
+
+def test_the_hide_step_is_restored_last_onto_its_row() -> None:
+    """The user row's chunk holds it as hidden: the row back first, then the hidden values."""
+    waves = [["messages"], ["users"]]
+    records = [
+        Held(domain.HIDE_CHUNK, "users", ["u"], b"", HIDE),
+        Held(0, "messages", ["d"], b"", detach_op(0)),
+        Held(1, "messages", ["m"], b"", ERASE),
+        Held(2, "users", ["u"], b"", ERASE),
+    ]
+    order = [r.chunk_no for r in domain.restore_order(records, waves)]
+    assert order == [2, 1, 0, domain.HIDE_CHUNK]
 
 
 def test_verification_verdicts() -> None:

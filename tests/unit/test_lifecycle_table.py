@@ -105,6 +105,7 @@ def test_a_restore_ends_the_job_only_when_nothing_is_held(
 
 EXPECTED_ERASER = {
     "chunk": {"erasing"},
+    "hide": {"planning"},
     "cancel": {"planning", "erasing"},
     "restore": {"soft_deleted", "cancelled"},
     "purge": {"soft_deleted", "cancelled", "purging"},

@@ -16,7 +16,7 @@ from services.auditor import store as auditor_store
 from services.exporter import handlers as exporter_handlers
 from services.exporter import service as exporter_service
 from services.intake import handlers as intake_handlers
-from services.intake import store as intake_store
+from services.intake.service import progress as intake_progress
 from services.notifier import handlers as notifier_handlers
 from services.notifier import service as notifier_service
 from services.notifier import webhooks  # where the webhook recorder looks up enqueue
@@ -243,7 +243,7 @@ async def test_intake_follows_progress_and_rejects_bad_requests(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls: Calls = []
-    monkeypatch.setattr(intake_store, "apply_progress", failing(calls, "apply_progress"))
+    monkeypatch.setattr(intake_progress, "take", failing(calls, "progress.take"))
     # A malformed request is answered before any unit of work or policy is used.
     rt = fake_runtime(
         settings=fake_settings(), pool=object(), uow=lambda: None, submit_policy=lambda: None
@@ -254,9 +254,78 @@ async def test_intake_follows_progress_and_rejects_bad_requests(
         await send(broker, PROGRESS, change)
         # Not a valid SubmitRequest: answered with RequestRejected, keyed as it came.
         await broker.publish(b'{"org_id": ""}', REQUESTS, key=b"upstream-key")
-    assert [n for n, _ in calls] == ["apply_progress"] * 3
+    assert [n for n, _ in calls] == ["progress.take"] * 3
     assert _groups(seen.dlq) == ["test-lethe-intake"]
     [reply] = seen.topics[REQUESTS_REJECTED]
     assert reply.payload_as(RequestRejected).original_key == "upstream-key"
     # The rejection is copied to the audit trail.
     assert reply.event_id in [e.event_id for e in seen.audit]
+
+
+class _Tx:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+class _Conn:
+    def transaction(self) -> _Tx:
+        return _Tx()
+
+
+class _Acquired:
+    async def __aenter__(self) -> _Conn:
+        return _Conn()
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+class _Pool:
+    """Transactions that do nothing: the folds are the test's."""
+
+    def acquire(self) -> _Acquired:
+        return _Acquired()
+
+
+async def test_intake_folds_a_progress_batch_and_dead_letters_only_what_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first, bad, last = (_event(JobCancelled(done=i, total=2)) for i in range(3))
+    folded: list[uuid.UUID] = []
+    followed: list[uuid.UUID] = []
+
+    async def fold(conn: object, env: Envelope, completed: object = None) -> bool:
+        if env.event_id == bad.event_id:
+            raise RuntimeError("a bug in the fold of this one event")
+        folded.append(env.event_id)
+        return True
+
+    async def follow(uow: object, env: Envelope) -> int:
+        followed.append(env.event_id)
+        return 0
+
+    monkeypatch.setattr(intake_progress.store, "fold", fold)
+    monkeypatch.setattr(intake_progress.duplicates, "tell_linked", follow)
+    monkeypatch.setattr(intake_progress.bulk, "on_job_event", follow)
+    rt = fake_runtime(
+        settings=fake_settings(status_links=lambda: None), pool=_Pool(), uow=lambda: None
+    )
+    async with running(intake_handlers.build_router(rt)) as (broker, seen):
+        await broker.publish_batch(
+            first.model_dump_json().encode(),
+            b'{"not": "an envelope"}',
+            bad.model_dump_json().encode(),
+            last.model_dump_json().encode(),
+            topic=PROGRESS,
+        )
+    # Each of the 3 attempts: the batch's transaction (rolled back at `bad`), then each event
+    # alone, in order; the good ones folded (idempotent) and followed up.
+    assert folded == [first.event_id, first.event_id, last.event_id] * 3
+    assert followed == [first.event_id, first.event_id, last.event_id, last.event_id] * 3
+    # Given up: the failing event and the poison record, each alone; the good ones are not.
+    bodies = sorted(body for body, _ in seen.dlq)
+    assert bodies == sorted([bad.model_dump_json().encode(), b'{"not": "an envelope"}'])
+    assert _groups(seen.dlq) == ["test-lethe-intake", "test-lethe-intake"]

@@ -12,8 +12,11 @@ CREATE TABLE IF NOT EXISTS users (
     phone        text,
     external_id  text,
     created_at   timestamptz NOT NULL DEFAULT now(),
+    -- A disabled account cannot sign in and is not shown to others (the erasure's hide step).
+    disabled     boolean NOT NULL DEFAULT false,
     UNIQUE (org_id, email)
 );
+ALTER TABLE users ADD COLUMN IF NOT EXISTS disabled boolean NOT NULL DEFAULT false;
 -- A conversation outlives the person who started it when others wrote in it (user_id null).
 CREATE TABLE IF NOT EXISTS conversations (
     id          bigserial PRIMARY KEY,

@@ -19,13 +19,14 @@ from services.eraser import objects as s3objects
 from services.eraser.deps import EraserDeps
 from services.eraser.models import Held, Job
 from services.eraser.sealing import open_rows, seal_rows
+from services.eraser.service import hide
 from services.eraser.service.purge import purge
 from shared.errors import reference
 from shared.events import Envelope
 from shared.events.jobs import CancelErasure, RestoreErasure
 from shared.events.progress import CommandRefused, JobCancelled, JobRestored
 from shared.events.topics import PROGRESS
-from shared.platform import restore_rows
+from shared.platform import HIDE, restore_rows
 
 RESTORE_CONFLICT = "its key (or another unique value) is taken again, or a parent row is missing"
 
@@ -54,6 +55,8 @@ async def cancel(env: Envelope, deps: EraserDeps) -> None:
                 now = await store.get_job(deps.lethe, job.job_id)  # it finished meanwhile
                 raise fence.Fenced("cancel", now.status if now else None)
             await store.cancel_pending(deps.lethe, job.job_id)
+            # The subject's row hidden at the plan, and not erased: shown again.
+            await hide.unhide(deps, conn, job)
     except fence.Fenced as refused:
         await _refuse(
             deps, env, "CancelErasure", f"the erasure is {refused.status or 'unknown'}, not running"
@@ -103,6 +106,8 @@ async def _restore(
         chosen = domain.chosen_rows(pairs, rec.table_name, items)
         found.update((rec.table_name, k) for k, _ in chosen)
         back, moved, problem = await _restore_record(deps, conn, job, rec, key, pairs, chosen)
+        if rec.op == HIDE:
+            continue  # the values of rows a chunk record holds too: counted (reviewed) there
         rows_back += len(back)
         objects_back += moved
         review.extend(
@@ -115,7 +120,7 @@ async def _restore(
     await store.add_restored(deps.lethe, job.job_id, rows_back, review)
     # Fully restored when nothing is held any more (rows that could not come back stay held,
     # and are purged with the rest when the window ends).
-    fully = await store.restoration_rows(conn, job.job_id) == 0
+    fully = not await store.held_chunks(conn, job.job_id)
     if fully:
         await store.transition(deps.lethe, job.job_id, fence.ALLOWED["restore"], "restored")
         await store.forget_keys(deps.lethe, job.job_id)  # terminal: nothing held any more

@@ -1,4 +1,5 @@
-"""Plan (ErasureRequested): resolve the subject through the data map, record the chunks
+"""Plan (ErasureRequested): resolve the subject through the data map, hide its own row at once
+where the map says how (`hide.hide_subject`), record the chunks
 (table + up to `batch_size` keys) as checkpoints in one transaction, revoke the subject's
 OAuth tokens (connectors), publish the first wave's chunks (a job of at most one batch of rows
 runs them here: `chunks.run_inline`). Outcomes that are not an erasure (not found, ambiguous,
@@ -15,7 +16,7 @@ from services.eraser import domain, store
 from services.eraser.deps import EraserDeps
 from services.eraser.models import Job
 from services.eraser.sealing import SealedRequest, new_job_key
-from services.eraser.service import connectors
+from services.eraser.service import connectors, hide
 from services.eraser.service.chunks import run_inline
 from services.eraser.service.waves import advance, publish_wave
 from shared.events import Envelope, Payload
@@ -117,6 +118,9 @@ async def _resolve_and_record(
             else:
                 await fail(env, deps, str(exc))
             return None
+        # The subject's own row first, in a short transaction of its own: hidden at once,
+        # whatever the size of the plan recorded next.
+        await hide.hide_subject(deps, conn, env.job_id, subject)
         return await _record_plan(deps, conn, env.job_id, subject)
 
 
@@ -174,3 +178,6 @@ async def give_up(env: Envelope, deps: EraserDeps, error: str) -> None:
     if env.type == ErasureRequested.event_type and env.job_id is not None:
         await store.set_status(deps.lethe, env.job_id, "failed")
         await fail(env, deps, f"erasure stopped after retries: {error}")
+        # The erasure stopped: the subject's row is shown again (after the failure is said,
+        # which must go out even when the platform database is what failed).
+        await hide.unhide_stopped(deps, env.job_id)

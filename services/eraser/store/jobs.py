@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -63,6 +63,16 @@ async def start_plan(conn: asyncpg.Connection, job_id: uuid.UUID, waves: int) ->
         waves,
     )
     return bool(started)
+
+
+async def mark_hidden(pool: asyncpg.Pool, job_id: uuid.UUID) -> datetime:
+    """When the subject's row was hidden (the first time: a redelivered plan keeps it)."""
+    at: datetime = await pool.fetchval(
+        "UPDATE lethe.erase_tasks SET hidden_at = coalesce(hidden_at, now()) WHERE job_id = $1 "
+        "RETURNING hidden_at",
+        job_id,
+    )
+    return at
 
 
 async def add_chunks(

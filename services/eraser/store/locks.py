@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
+from shared.db import session_lock
+
 FENCE_CLASS = 7_715_006  # with hashtext(job id): the per-job fence, platform database
 SWEEP_LOCK = 7_715_004  # one purge sweep at a time over all replicas
 PURGE_LOCK_CLASS = 7_715_005  # with hashtext(job id): one purger per job (Lethe database)
@@ -28,7 +30,9 @@ async def fence_session(
     """The job's fence as a session lock on one connection, released at the end (and by the
     pool's reset if anything breaks)."""
     async with platform.acquire() as conn:
-        await conn.execute("SELECT pg_advisory_lock($1, hashtext($2))", FENCE_CLASS, str(job_id))
+        await session_lock(
+            conn, "SELECT pg_advisory_lock($1, hashtext($2))", FENCE_CLASS, str(job_id)
+        )
         try:
             yield conn
         finally:
@@ -41,8 +45,8 @@ async def fence_session(
 async def purge_lock(lethe: asyncpg.Pool, job_id: uuid.UUID) -> AsyncIterator[bool]:
     """Yields whether this caller holds the job's purge lock (False: another replica does)."""
     async with lethe.acquire() as conn:
-        if not await conn.fetchval(
-            "SELECT pg_try_advisory_lock($1, hashtext($2))", PURGE_LOCK_CLASS, str(job_id)
+        if not await session_lock(
+            conn, "SELECT pg_try_advisory_lock($1, hashtext($2))", PURGE_LOCK_CLASS, str(job_id)
         ):
             yield False
             return
@@ -58,7 +62,7 @@ async def purge_lock(lethe: asyncpg.Pool, job_id: uuid.UUID) -> AsyncIterator[bo
 async def sweep_lock(lethe: asyncpg.Pool) -> AsyncIterator[bool]:
     """Yields whether this caller holds the sweep lock (False: another sweeper runs)."""
     async with lethe.acquire() as conn:
-        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", SWEEP_LOCK):
+        if not await session_lock(conn, "SELECT pg_try_advisory_lock($1)", SWEEP_LOCK):
             yield False
             return
         try:

@@ -113,8 +113,34 @@ async def drop_restoration(conn: asyncpg.Connection | asyncpg.Pool, job_id: uuid
 
 
 async def restoration_rows(conn: asyncpg.Connection | asyncpg.Pool, job_id: uuid.UUID) -> int:
+    """Rows the job's chunks hold (the hide step's record holds a row a chunk holds too)."""
     n: int = await conn.fetchval(
-        "SELECT coalesce(sum(cardinality(keys)), 0) FROM lethe.restoration_log WHERE job_id = $1",
+        "SELECT coalesce(sum(cardinality(keys)), 0) FROM lethe.restoration_log "
+        "WHERE job_id = $1 AND op <> 'hide'",
         job_id,
     )
     return n
+
+
+async def hide_record(conn: asyncpg.Connection, job_id: uuid.UUID, chunk_no: int) -> Held | None:
+    r = await conn.fetchrow(
+        "SELECT chunk_no, table_name, keys, sealed, op FROM lethe.restoration_log "
+        "WHERE job_id = $1 AND chunk_no = $2",
+        job_id,
+        chunk_no,
+    )
+    return Held(r[0], r[1], list(r[2]), r[3], r[4]) if r else None
+
+
+async def erased_keys(
+    conn: asyncpg.Connection, job_id: uuid.UUID, table: str, keys: list[str]
+) -> set[str]:
+    """Which of `keys` (of `table`) a chunk of the job erased (its record holds them)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT k FROM lethe.restoration_log, unnest(keys) AS k WHERE job_id = $1 "
+        "AND table_name = $2 AND op = 'erase' AND k = ANY($3::text[])",
+        job_id,
+        table,
+        keys,
+    )
+    return {r[0] for r in rows}

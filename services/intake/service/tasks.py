@@ -39,11 +39,16 @@ Outcome = Literal["done", "waived"]
 
 async def opened(pool: asyncpg.Pool, env: Envelope) -> None:
     """The job's tasks, once; the event in its timeline (idempotent on redelivery)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await record_opened(conn, env)
+
+
+async def record_opened(conn: asyncpg.Connection, env: Envelope) -> None:
+    """`opened` in the caller's transaction (the progress handler's batch)."""
     assert env.job_id is not None
     tasks = env.payload_as(ManualTasksOpened).tasks
-    async with pool.acquire() as conn, conn.transaction():
-        await store.open_tasks(conn, env.job_id, [t.model_dump() for t in tasks], env.occurred_at)
-        await store.record_event(conn, env)
+    await store.open_tasks(conn, env.job_id, [t.model_dump() for t in tasks], env.occurred_at)
+    await store.record_event(conn, env)
 
 
 async def close(

@@ -70,6 +70,7 @@ from services.intake.store.tasks import (
 from services.intake.store.timeline import (
     OnCompleted,
     apply_progress,
+    fold,
     record_event,
     record_events,
 )
@@ -100,6 +101,7 @@ __all__ = [
     "due_reminders",
     "due_task_reminders",
     "extend_job",
+    "fold",
     "get_job",
     "get_org",
     "has_run",

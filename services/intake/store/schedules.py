@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from services.intake.store.db import Db
+from shared.db import session_lock
 
 # ------------------------------------------------------------------ retention policies
 
@@ -97,7 +98,7 @@ async def insert_retention_job(
 async def try_lead(conn: asyncpg.Connection, lock: int, name: str) -> bool:
     """Takes the session-level leader lock of schedule `name` if free (held until released
     or the connection drops)."""
-    held = await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))", lock, name)
+    held = await session_lock(conn, "SELECT pg_try_advisory_lock($1, hashtext($2))", lock, name)
     return bool(held)
 
 

@@ -25,10 +25,20 @@ async def apply_progress(
     timeline. Idempotent: a redelivered or late event changes nothing."""
     if env.job_id is None:
         return False
+    async with pool.acquire() as conn, conn.transaction():
+        return await fold(conn, env, completed)
+
+
+async def fold(
+    conn: asyncpg.Connection, env: Envelope, completed: OnCompleted | None = None
+) -> bool:
+    """`apply_progress` in the caller's transaction (many events in one: the Kafka handler's
+    batch). True when the job's state moved."""
+    if env.job_id is None:
+        return False
     move = lifecycle.move_for(env.type, env.payload)
     if move is None:  # no state change (e.g. CommandRefused): still part of the timeline
-        async with pool.acquire() as conn:
-            await record_event(conn, env)
+        await record_event(conn, env)
         return False
     cols = progress_columns(env.type, env.payload)
     status = move.to or lifecycle.completed_status(env.payload.get("needs_review", []))
@@ -52,23 +62,23 @@ async def apply_progress(
         else:
             sets.append(f"{name} = ${len(args)}")
     extra = "".join(f", {x}" for x in sets)
-    async with pool.acquire() as conn, conn.transaction():
-        if env.type == "JobCompleted":
-            # Under the job's lock (an admin closing the last task takes it too): with manual
-            # tasks open the job waits for them instead of completing.
-            to = await conn.fetchval(
-                "SELECT requester_email FROM lethe.jobs WHERE id = $1 FOR UPDATE", env.job_id
-            )
-            if await open_task_count(conn, env.job_id):
-                args[2:4] = [lifecycle.AWAITING_TASKS, "manual_tasks"]
-        updated = await conn.fetchval(
-            "UPDATE lethe.jobs SET status = $3, phase = $4, last_event_at = $5, "
-            f"updated_at = now(){extra} WHERE id = $1 AND status = ANY($2) RETURNING id",
-            *args,
+    to = None
+    if env.type == "JobCompleted":
+        # Under the job's lock (an admin closing the last task takes it too): with manual
+        # tasks open the job waits for them instead of completing.
+        to = await conn.fetchval(
+            "SELECT requester_email FROM lethe.jobs WHERE id = $1 FOR UPDATE", env.job_id
         )
-        await record_event(conn, env)
-        if updated is not None and completed is not None and args[2] in lifecycle.FINAL:
-            await completed(conn, to)
+        if await open_task_count(conn, env.job_id):
+            args[2:4] = [lifecycle.AWAITING_TASKS, "manual_tasks"]
+    updated = await conn.fetchval(
+        "UPDATE lethe.jobs SET status = $3, phase = $4, last_event_at = $5, "
+        f"updated_at = now(){extra} WHERE id = $1 AND status = ANY($2) RETURNING id",
+        *args,
+    )
+    await record_event(conn, env)
+    if updated is not None and completed is not None and args[2] in lifecycle.FINAL:
+        await completed(conn, to)
     return updated is not None
 
 
