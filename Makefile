@@ -85,7 +85,8 @@ kustomize: $(KUSTOMIZE_STAMP)
 test: export LETHE_REQUIRE_KUSTOMIZE := 1
 # Test files run on TEST_WORKERS pytest-xdist workers, each with infrastructure of its own
 # (tests/conftest.py): most of a test's time is waiting on Kafka, Postgres and services.
-TEST_WORKERS ?= 3
+# Infrastructure named by KAFKA_BOOTSTRAP_SERVERS etc. is one shared deployment: one worker.
+TEST_WORKERS ?= $(if $(KAFKA_BOOTSTRAP_SERVERS),0,3)
 test: lint browser kustomize
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
