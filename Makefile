@@ -83,8 +83,12 @@ kustomize: $(KUSTOMIZE_STAMP)
 
 # Under `make test` a missing kustomize fails the render test instead of skipping it.
 test: export LETHE_REQUIRE_KUSTOMIZE := 1
+# Test files run on TEST_WORKERS pytest-xdist workers, each with infrastructure of its own
+# (tests/conftest.py): most of a test's time is waiting on Kafka, Postgres and services.
+# Infrastructure named by KAFKA_BOOTSTRAP_SERVERS etc. is one shared deployment: one worker.
+TEST_WORKERS ?= $(if $(KAFKA_BOOTSTRAP_SERVERS),0,3)
 test: lint browser kustomize
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 unit: install
 	$(PY) -m pytest -m unit

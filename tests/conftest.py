@@ -24,6 +24,7 @@ import asyncpg
 import pytest
 
 from deploy.local import infra
+from deploy.local.parts.postgres import ensure_pg_bindir
 from deploy.local.parts.processes import stop as stop_pid
 from deploy.local.stack import prepare
 from services.intake import store as intake_store
@@ -39,6 +40,26 @@ REPO = Path(__file__).resolve().parents[1]
 # A test deployment: the public development secrets are accepted (in every settings object the
 # tests build and every process they start); a test of production rules sets env="production".
 os.environ["LETHE_ENV"] = "dev"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """With `-n N` (pytest-xdist) every worker starts infrastructure of its own, in a state
+    directory of its own (its pid), so workers share nothing. What is installed once for all
+    (the Kafka jars by mvn, Postgres binaries by apt) is installed here, in the controller,
+    before any worker starts: workers never race on it. External endpoints are one shared
+    deployment whose topics every worker's services would read: refused with `-n`."""
+    config = session.config
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        return
+    mode = select_infra(os.environ, docker_answers)
+    if mode == "external":
+        raise pytest.UsageError(
+            "-n runs one infrastructure per worker; with KAFKA_BOOTSTRAP_SERVERS etc. set the "
+            "workers would share one deployment's topics: run without -n (or -n 0)"
+        )
+    if mode == "processes":
+        infra.ensure_kafka_libs(REPO)
+        ensure_pg_bindir()
 
 
 @pytest.fixture(scope="session")

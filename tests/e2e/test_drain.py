@@ -254,8 +254,8 @@ async def test_auditor_drains_and_its_successor_appends_the_rest_each_once(
     first = Proc(services, "drain-auditor-1", "auditor", {})
     assert (await first.ready())["checks"] == {"kafka": "ok", "postgres": "ok"}
     # The auditor appends in batches of up to 1,000 (thousands a second on an idle machine):
-    # enough that the signal lands mid-stream.
-    n = 20_000
+    # enough that the signal lands mid-stream, on a busy machine too.
+    n = 50_000
     events = [
         make_event(
             AuthFailed(reason=f"drain {i}", method="GET", path="/v1/jobs", client=None),
@@ -277,7 +277,15 @@ async def test_auditor_drains_and_its_successor_appends_the_rest_each_once(
         )
         return [r[0] for r in rows]
 
-    await eventually(appended, timeout=60, what="the first audit rows")
+    async def started() -> bool:
+        # Cheap (one row): polling the whole list would itself take a good part of the run.
+        return bool(
+            await lethe_db.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM lethe.audit_log WHERE event_id = ANY($1))", list(ids)
+            )
+        )
+
+    await eventually(started, timeout=60, every=0.05, what="the first audit rows")
     since = first.sigterm()
     await first.exited_drained(since)
     at_stop = len(await appended())

@@ -33,7 +33,7 @@ ERASERS = ("ops-eraser-1", "ops-eraser-2", "ops-eraser-3")
 ERASER_ENV = {
     "LETHE_ERASE_BATCH_SIZE": "250",
     # Slow enough that the signal lands mid-job, fast enough for a short test.
-    "LETHE_ERASE_RATE_LIMIT_ROWS": "2500",
+    "LETHE_ERASE_RATE_LIMIT_ROWS": "1000",
     "LETHE_ERASE_PURGE_INTERVAL_SECONDS": "1",
     "LETHE_SHUTDOWN_GRACE_SECONDS": str(GRACE),
 }

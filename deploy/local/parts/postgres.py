@@ -47,7 +47,7 @@ def find_pg_bindir() -> Path | None:
     return None
 
 
-def _ensure_pg_bindir() -> Path:
+def ensure_pg_bindir() -> Path:
     bindir = find_pg_bindir()
     if bindir is not None:
         return bindir
@@ -120,7 +120,7 @@ def _init_cluster(bindir: Path, root: Path, log: Path, user: str | None) -> None
 
 
 def start_postgres(state_dir: Path, port: int) -> None:
-    bindir = _ensure_pg_bindir()
+    bindir = ensure_pg_bindir()
     user = _pg_user()
     root = state_dir / "pg"
     data, sock = root / "data", root / "sock"
@@ -150,7 +150,7 @@ def start_postgres(state_dir: Path, port: int) -> None:
 
 
 def ensure_databases(port: int) -> None:
-    bindir = _ensure_pg_bindir()
+    bindir = ensure_pg_bindir()
     conn = ["-h", HOST, "-p", str(port), "-U", "postgres"]
     out = subprocess.run(
         [str(bindir / "psql"), *conn, "-d", "postgres", "-XtAc", "SELECT datname FROM pg_database"],
