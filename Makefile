@@ -18,8 +18,9 @@ help:
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11+ is needed)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	# uv (from PyPI) installs the same pinned ranges as pip, in seconds rather than half a minute.
+	$(PY) -m pip install -q 'uv>=0.5,<1'
+	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

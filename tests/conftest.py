@@ -40,6 +40,9 @@ REPO = Path(__file__).resolve().parents[1]
 # A test deployment: the public development secrets are accepted (in every settings object the
 # tests build and every process they start); a test of production rules sets env="production".
 os.environ["LETHE_ENV"] = "dev"
+# The brokers the tests start live minutes: the C1 compiler only and the serial collector
+# spend a fraction of the CPU of a full JIT warm-up (the suite is CPU-bound on two cores).
+os.environ.setdefault("LETHE_KAFKA_JAVA_OPTS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -265,10 +265,15 @@ async def test_auditor_drains_and_its_successor_appends_the_rest_each_once(
         for i in range(n)
     ]
     ids = {e.event_id for e in events}
-    await _publish(
-        prepared.kafka_bootstrap_servers,
-        AUDIT,
-        [(e.key(), e.model_dump_json().encode()) for e in events],
+    first_ids = [e.event_id for e in events[:1000]]
+    # Published while the auditor appends: the signal goes as soon as the first rows are in,
+    # not after a publish that a busy machine may stretch over the whole stream.
+    publishing = asyncio.create_task(
+        _publish(
+            prepared.kafka_bootstrap_servers,
+            AUDIT,
+            [(e.key(), e.model_dump_json().encode()) for e in events],
+        )
     )
 
     async def appended() -> list[uuid.UUID]:
@@ -278,16 +283,18 @@ async def test_auditor_drains_and_its_successor_appends_the_rest_each_once(
         return [r[0] for r in rows]
 
     async def started() -> bool:
-        # Cheap (one row): polling the whole list would itself take a good part of the run.
+        # Cheap: the first thousand published (one partition: appended first); polling the
+        # whole list would itself take a good part of the run.
         return bool(
             await lethe_db.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM lethe.audit_log WHERE event_id = ANY($1))", list(ids)
+                "SELECT EXISTS (SELECT 1 FROM lethe.audit_log WHERE event_id = ANY($1))", first_ids
             )
         )
 
     await eventually(started, timeout=60, every=0.05, what="the first audit rows")
     since = first.sigterm()
     await first.exited_drained(since)
+    await publishing
     at_stop = len(await appended())
     assert at_stop < n, "every event was appended before the signal: nothing was tested"
 

@@ -212,7 +212,10 @@ def launch_node(
     kdir.mkdir(parents=True, exist_ok=True)
     write_atomic(props, props_text)
     write_atomic(log4j, _LOG4J2)
-    jvm = [java, f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{libs}/*"]
+    # Extra JVM options, e.g. the test suite's (tests/conftest.py): a short-lived broker
+    # spends most of its CPU compiling itself.
+    extra = os.environ.get("LETHE_KAFKA_JAVA_OPTS", "").split()
+    jvm = [java, *extra, f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{libs}/*"]
     log = state_dir / "logs" / f"{name}.log"
     if not (data / "meta.properties").is_file():
         shutil.rmtree(data, ignore_errors=True)  # half-formatted leftovers
