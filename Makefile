@@ -15,10 +15,11 @@ help:
 	@echo "make up PLATFORM_DATABASE_URL=postgresql://... LETHE_DATAMAP_PATH=my-map.yaml"
 	@echo "              - the services on your platform database and data map (README)"
 
+# uv (from PyPI) installs the same version ranges as pip would, in seconds rather than half
+# a minute.
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11+ is needed)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	# uv (from PyPI) installs the same pinned ranges as pip, in seconds rather than half a minute.
 	$(PY) -m pip install -q 'uv>=0.5,<1'
 	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev]'
 	touch $(STAMP)
@@ -89,7 +90,7 @@ test: export LETHE_REQUIRE_KUSTOMIZE := 1
 # Infrastructure named by KAFKA_BOOTSTRAP_SERVERS etc. is one shared deployment: one worker.
 TEST_WORKERS ?= $(if $(KAFKA_BOOTSTRAP_SERVERS),0,3)
 test: lint browser kustomize
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 unit: install
 	$(PY) -m pytest -m unit

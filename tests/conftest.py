@@ -65,6 +65,20 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         ensure_pg_bindir()
 
 
+# The slow tiers first: with `-n N --dist loadfile --no-loadscope-reorder` the workers take
+# files in this order, so the long single-test modules (faults start infrastructure of their
+# own) never run last on one worker while the others idle. Within a tier, as collected.
+_TIER_ORDER = ("faults", "e2e", "browser", "integration")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        tier = Path(str(item.path)).parent.name
+        return _TIER_ORDER.index(tier) if tier in _TIER_ORDER else len(_TIER_ORDER)
+
+    items.sort(key=rank)  # stable: each module's tests stay together and in order
+
+
 @pytest.fixture(scope="session")
 def state_dir() -> Iterator[Path]:
     path = REPO / ".local" / f"test-{os.getpid()}"

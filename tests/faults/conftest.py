@@ -100,6 +100,13 @@ class FaultStack:
     def resume_postgres(self) -> None:
         os.killpg(self._pid("postgres"), signal.SIGCONT)
 
+    # A service process, frozen and thawed (nothing of it runs in between).
+    def pause_process(self, name: str) -> None:
+        os.kill(self._pid(name), signal.SIGSTOP)
+
+    def resume_process(self, name: str) -> None:
+        os.kill(self._pid(name), signal.SIGCONT)
+
     # S3
     def stop_s3(self) -> None:
         infra.stop_process("s3", self.state_dir)

@@ -79,8 +79,14 @@ async def test_s3_down_during_purge_deletes_nothing_and_completes_after(
     )
     attempts = _purge_failures(stack, job_id)
 
-    await asyncio.to_thread(stack.start_s3)
-    await _put_back(stack.s3, snapshot)
+    # The eraser waits while S3 returns with what it held: a purge between moto's (empty)
+    # start and the objects put back would delete nothing and leave them behind.
+    stack.pause_process("eraser")
+    try:
+        await asyncio.to_thread(stack.start_s3)
+        await _put_back(stack.s3, snapshot)
+    finally:
+        stack.resume_process("eraser")
     done = await job_in(client, org, str(job_id), ("completed", "failed"), timeout=120)
     held_after = await eraser_store.restoration_rows(stack.platform, job_id)
     quarantined_after = len(
