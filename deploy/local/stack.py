@@ -22,7 +22,6 @@ import contextlib
 import hashlib
 import json
 import os
-import socket
 import sys
 import time
 import urllib.error
@@ -31,6 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from deploy.local import infra
+from deploy.local.parts.common import free_port
 from deploy.local.sample.seed import apply_schema
 from shared.db import migrate
 from shared.kafka import ensure_topics
@@ -150,10 +150,7 @@ async def prepare(ep: infra.Endpoints) -> None:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    return free_port()
 
 
 def _service_port(state_dir: Path, name: str, suffix: str) -> int:

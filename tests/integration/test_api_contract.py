@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import sys
 import threading
 import time
@@ -22,6 +21,7 @@ import httpx
 import pytest
 import uvicorn
 
+from deploy.local.parts.common import free_port
 from services.intake import opendsr
 from services.intake import store as intake_store
 from services.intake.app import create_http
@@ -63,10 +63,7 @@ EXAMPLES = 5  # per operation and phase: the run stays well under a minute here
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    return free_port()  # this xdist worker's own block (deploy/local/parts/common.py)
 
 
 @pytest.fixture(scope="module")

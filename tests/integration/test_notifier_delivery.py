@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from aiokafka import AIOKafkaProducer
 from aiosmtpd.controller import Controller
 
 from deploy.local import infra
+from deploy.local.parts.common import free_port
 from deploy.local.smtp_sink import SinkHandler
 from services.notifier import bootstrap, domain, service, webhooks
 from services.notifier import store as notifier_store
@@ -63,10 +63,7 @@ CONTEXT: dict[str, Any] = {
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    return free_port()  # this xdist worker's own block (deploy/local/parts/common.py)
 
 
 class PrivateSink:

@@ -4,7 +4,6 @@ Postgres going away and coming back."""
 from __future__ import annotations
 
 import shutil
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from typer.testing import CliRunner
 
 from deploy.local import infra
+from deploy.local.parts.common import free_port
 from services.auditor.app import create_app as create_auditor
 from services.auditor.settings import AuditorSettings
 from services.cli import app as cli
@@ -31,10 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    return free_port()  # this xdist worker's own block (deploy/local/parts/common.py)
 
 
 # --------------------------------------------------------------------------- topics

@@ -4,7 +4,6 @@ elsewhere, and reported by /readyz under its own name (a missing bucket once hun
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 from faststream import FastStream
 
+from deploy.local.parts.common import free_port
 from services.eraser.app import create_app as create_eraser
 from services.eraser.settings import EraserSettings
 from services.exporter.app import create_app as create_exporter
@@ -26,10 +26,7 @@ pytestmark = pytest.mark.integration
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    return free_port()  # this xdist worker's own block (deploy/local/parts/common.py)
 
 
 def _eraser(**kw: Any) -> FastStream:

@@ -6,7 +6,6 @@ finished is refused with the reason."""
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
+from deploy.local.parts.common import free_port
 from deploy.local.sample.seed import seed_org
 from services.eraser.app import create_app as create_eraser
 from services.eraser.deps import EraserDeps
@@ -180,10 +180,7 @@ async def test_cancel_after_the_run_finished_is_refused_with_the_reason(
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    return free_port()  # this xdist worker's own block (deploy/local/parts/common.py)
 
 
 async def test_cancel_through_the_api_ends_the_job_cancelled_then_409(

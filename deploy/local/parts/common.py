@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import os
 import pwd
+import random
 import shlex
 import socket
 import subprocess
@@ -67,7 +68,37 @@ def port_free(port: int) -> bool:
     return True
 
 
-def free_port(exclude: set[int]) -> int:
+# Under pytest-xdist each worker takes ports from a block of its own below the kernel's
+# ephemeral range (32768 and up): a port picked with bind(0) and let go can meanwhile be
+# picked by another worker, or become an outgoing connection's source port, before the
+# server that was meant to listen on it starts.
+_WORKER_BLOCK = 2_000
+_WORKER_BASE = 10_000
+_cursor: dict[str, int] = {}
+
+
+def free_port(exclude: set[int] | None = None) -> int:
+    """A port nobody listens on (and not in `exclude`): from this pytest-xdist worker's own
+    block when PYTEST_XDIST_WORKER names one, else as the kernel hands one out."""
+    exclude = exclude or set()
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and worker[2:].isdigit():
+        return _worker_port(worker, exclude)
+    return _kernel_port(exclude)
+
+
+def _worker_port(worker: str, exclude: set[int]) -> int:
+    base = _WORKER_BASE + (int(worker[2:]) % 10) * _WORKER_BLOCK
+    start = _cursor.get(worker, random.randrange(_WORKER_BLOCK))
+    for i in range(_WORKER_BLOCK):
+        port = base + (start + i) % _WORKER_BLOCK
+        if port not in exclude and port_free(port):
+            _cursor[worker] = (start + i + 1) % _WORKER_BLOCK  # never the same one twice
+            return port
+    raise InfraError(f"no free port in {base}-{base + _WORKER_BLOCK - 1} for {worker}")
+
+
+def _kernel_port(exclude: set[int]) -> int:
     held: list[socket.socket] = []
     try:
         while True:
