@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from deploy.local.sample.seed import SeededOrg, SeededUser, seed_org
+from deploy.local.sample.seed import SeededOrg, SeededUser
 from services.eraser import service, store
 from services.eraser.domain import HIDE_CHUNK
 from shared.datamap import load_datamap
@@ -21,6 +21,7 @@ from shared.events.jobs import CancelErasure, Item, RestoreErasure
 from shared.settings import LetheSettings
 from tests.conftest import Org
 from tests.erasing import InProcessEraser, eraser_for_sample, erasure_request, in_process_eraser
+from tests.seeding import seed_sample
 
 pytestmark = pytest.mark.integration
 BUCKET = "lethe-platform"
@@ -36,17 +37,16 @@ ROWS = {
 
 @pytest.fixture
 async def seeded(org: Org, platform_db: asyncpg.Pool, s3: Any) -> SeededOrg:
-    async with platform_db.acquire() as conn:
-        return await seed_org(
-            conn,
-            s3,
-            BUCKET,
-            org.id,
-            users=2,
-            conversations_per_user=2,
-            messages_per_conversation=4,
-            media_every=0,
-        )
+    return await seed_sample(
+        platform_db,
+        s3,
+        org.id,
+        bucket=BUCKET,
+        users=2,
+        conversations_per_user=2,
+        messages_per_conversation=4,
+        media_every=0,
+    )
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import asyncpg
 
@@ -43,11 +43,13 @@ async def fence_session(
 
 
 @asynccontextmanager
-async def purge_lock(lethe: asyncpg.Pool, job_id: uuid.UUID) -> AsyncIterator[bool]:
-    """Yields whether this caller holds the job's purge lock (False: another replica does)."""
+async def _job_try_lock(
+    lethe: asyncpg.Pool, lock_class: int, job_id: uuid.UUID
+) -> AsyncIterator[bool]:
+    """Yields whether this caller holds the job's lock of `lock_class` (False: another does)."""
     async with lethe.acquire() as conn:
         if not await session_lock(
-            conn, "SELECT pg_try_advisory_lock($1, hashtext($2))", PURGE_LOCK_CLASS, str(job_id)
+            conn, "SELECT pg_try_advisory_lock($1, hashtext($2))", lock_class, str(job_id)
         ):
             yield False
             return
@@ -55,25 +57,18 @@ async def purge_lock(lethe: asyncpg.Pool, job_id: uuid.UUID) -> AsyncIterator[bo
             yield True
         finally:
             await conn.execute(
-                "SELECT pg_advisory_unlock($1, hashtext($2))", PURGE_LOCK_CLASS, str(job_id)
+                "SELECT pg_advisory_unlock($1, hashtext($2))", lock_class, str(job_id)
             )
 
 
-@asynccontextmanager
-async def wave_lock(lethe: asyncpg.Pool, job_id: uuid.UUID) -> AsyncIterator[bool]:
-    """Yields whether this caller may move the job's wave on (False: another caller does)."""
-    async with lethe.acquire() as conn:
-        if not await session_lock(
-            conn, "SELECT pg_try_advisory_lock($1, hashtext($2))", WAVE_LOCK_CLASS, str(job_id)
-        ):
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            await conn.execute(
-                "SELECT pg_advisory_unlock($1, hashtext($2))", WAVE_LOCK_CLASS, str(job_id)
-            )
+def purge_lock(lethe: asyncpg.Pool, job_id: uuid.UUID) -> AbstractAsyncContextManager[bool]:
+    """Whether this caller holds the job's purge lock (False: another replica does)."""
+    return _job_try_lock(lethe, PURGE_LOCK_CLASS, job_id)
+
+
+def wave_lock(lethe: asyncpg.Pool, job_id: uuid.UUID) -> AbstractAsyncContextManager[bool]:
+    """Whether this caller may move the job's wave on (False: another caller does)."""
+    return _job_try_lock(lethe, WAVE_LOCK_CLASS, job_id)
 
 
 @asynccontextmanager
