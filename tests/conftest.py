@@ -43,6 +43,10 @@ os.environ["LETHE_ENV"] = "dev"
 # The brokers the tests start live minutes: the C1 compiler only and the serial collector
 # spend a fraction of the CPU of a full JIT warm-up (the suite is CPU-bound on two cores).
 os.environ.setdefault("LETHE_KAFKA_JAVA_OPTS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+# Service processes are forked from a launcher that imported their code once per state
+# directory (deploy/local/parts/preload.py), not exec'd: imports are most of a service's
+# start-up CPU, and the tests start well over a hundred. `=0` execs each one.
+os.environ.setdefault("LETHE_PRELOAD_SERVICES", "1")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -65,18 +69,68 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         ensure_pg_bindir()
 
 
-# The slow tiers first: with `-n N --dist loadfile --no-loadscope-reorder` the workers take
-# files in this order, so the long single-test modules (faults start infrastructure of their
-# own) never run last on one worker while the others idle. Within a tier, as collected.
+# The order files are handed to xdist's workers (`--no-loadscope-reorder` keeps it): the
+# longest first, so that the run never ends on one long file while the other workers idle
+# (longest-processing-time scheduling). Seconds per file as measured on two cores with
+# `--durations` (a file over 15 s belongs here); the rest follow by tier, slow tiers first.
+_LONG_FILES = (
+    "faults/test_single_*",  # three files on one stack of their own: one unit, see below
+    "e2e/test_drain.py",
+    "e2e/test_ops_shutdown.py",
+    "browser/test_privacy_centre.py",
+    "faults/test_cluster_broker_killed.py",
+    "browser/test_bulk_ui.py",
+    "browser/test_web_ui.py",
+    "e2e/test_approvals.py",
+    "e2e/test_export_restart.py",
+    "integration/test_webhook_fairness.py",
+    "integration/test_opendsr.py",
+    "e2e/test_bulk_requests.py",
+    "e2e/test_outage_rebuild.py",
+    "browser/test_approvals_page.py",
+    "e2e/test_audit_e2e.py",
+    "e2e/test_erase_replicas.py",
+    "integration/test_api_contract.py",
+    "e2e/test_outcomes.py",
+    "integration/test_eraser_fencing.py",
+    "integration/test_audit_trail.py",
+)
 _TIER_ORDER = ("faults", "e2e", "browser", "integration")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        tier = Path(str(item.path)).parent.name
-        return _TIER_ORDER.index(tier) if tier in _TIER_ORDER else len(_TIER_ORDER)
+def work_unit(path: str) -> str:
+    """The unit a worker takes whole: a test file, except the fault files that share one
+    package-scoped stack (`tests/faults/test_single_*`), which go to one worker together so
+    that it is started once, not once per worker."""
+    file = Path(path)
+    name = (file.relative_to(REPO) if file.is_absolute() else file).relative_to("tests")
+    unit = name.as_posix()
+    return "faults/test_single_*" if unit.startswith("faults/test_single_") else unit
 
-    items.sort(key=rank)  # stable: each module's tests stay together and in order
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        unit = work_unit(str(item.path))
+        if unit in _LONG_FILES:
+            return 0, _LONG_FILES.index(unit)
+        tier = Path(str(item.path)).parent.name
+        return 1, _TIER_ORDER.index(tier) if tier in _TIER_ORDER else len(_TIER_ORDER)
+
+    items.sort(key=rank)  # stable: each file's tests stay together and in order
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, with `work_unit` as the unit."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class UnitScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid.split("::", 1)[0])
+
+    return UnitScheduling(config, log)
 
 
 @pytest.fixture(scope="session")

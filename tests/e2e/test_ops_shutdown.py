@@ -131,8 +131,7 @@ async def test_sigterm_mid_job_drains_one_replica_and_the_job_completes_exactly(
     pid = stack.pids[stopped]
     started = time.monotonic()
     os.kill(pid, signal.SIGTERM)
-    child = infra._CHILDREN[pid]
-    code = child.wait(timeout=GRACE + 5)
+    code = infra.wait_exit(pid, GRACE + 5)
     took = time.monotonic() - started
     assert code == 0, stack.log(stopped)[-3000:]
     assert took < GRACE, f"exited after {took:.1f}s, grace {GRACE}s"

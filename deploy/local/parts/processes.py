@@ -14,15 +14,20 @@ import re
 import shlex
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from deploy.local.parts.common import InfraError, tail, write_atomic
+from deploy.local.parts import preload
+from deploy.local.parts.common import InfraError, locked, tail, write_atomic
 
 # Popen objects of children started by this interpreter: kept so they are reaped (no
 # zombies that look alive) and never garbage-collected with a ResourceWarning.
 CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+# Services forked by a preloaded launcher (deploy/local/parts/preload.py): pid -> its
+# state directory, which names the launcher that knows the exit code.
+PRELOADED: dict[int, Path] = {}
 
 
 def _pid_file(name: str, state_dir: Path) -> Path:
@@ -108,10 +113,20 @@ def start_process(
     if user is not None and os.geteuid() == 0 and pwd.getpwuid(0).pw_name != user:
         pw = pwd.getpwnam(user)
         kwargs.update(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
+    forked = user is None and preload.enabled(os.environ) and preload.service_module(argv)
+    if forked:
+        _ensure_launcher(state_dir)
     with open(log_path, "ab") as log:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        log.write(f"\n=== {stamp} start {name}: {shlex.join(argv)}\n".encode())
+        how = " (forked from the preloaded launcher)" if forked else ""
+        log.write(f"\n=== {stamp} start {name}{how}: {shlex.join(argv)}\n".encode())
         log.flush()
+    if forked:
+        pid = preload.spawn(state_dir, argv, {**os.environ, **env}, cwd, log_path)
+        PRELOADED[pid] = state_dir
+        _record(pid_path, argv, pid)
+        return pid
+    with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -124,16 +139,37 @@ def start_process(
             **kwargs,
         )
     CHILDREN[proc.pid] = proc
-    meta = {"argv": argv, "start_ticks": _start_ticks(proc.pid), "started_at": time.time()}
-    write_atomic(pid_path.with_suffix(".json"), json.dumps(meta) + "\n")
-    write_atomic(pid_path, f"{proc.pid}\n")
+    _record(pid_path, argv, proc.pid)
     return proc.pid
+
+
+def _record(pid_path: Path, argv: list[str], pid: int) -> None:
+    meta = {"argv": argv, "start_ticks": _start_ticks(pid), "started_at": time.time()}
+    write_atomic(pid_path.with_suffix(".json"), json.dumps(meta) + "\n")
+    write_atomic(pid_path, f"{pid}\n")
+
+
+def _ensure_launcher(state_dir: Path) -> None:
+    """The state directory's preloaded launcher, started on first use."""
+    with locked(state_dir / "preload.lock"):
+        if preload.answers(state_dir):
+            return
+        argv = [sys.executable, "-m", "deploy.local.parts.preload", str(state_dir)]
+        start_process("preload", argv, {}, state_dir, cwd=Path(__file__).resolve().parents[3])
+        wait_ready("preload", state_dir, lambda: preload.answers(state_dir), 60, "its socket")
 
 
 def wait_exit(pid: int, timeout: float) -> int | None:
     """The exit code of a process `start_process` started, once it ends; None if it still
     runs after `timeout` seconds."""
     proc = CHILDREN.get(pid)
+    if proc is None and pid in PRELOADED:
+        deadline = time.monotonic() + timeout
+        while (code := preload.exit_code(PRELOADED[pid], pid)) is None:
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.05)
+        return code
     if proc is None:
         raise ValueError(f"pid {pid} was not started by this process")
     try:
