@@ -16,12 +16,23 @@ help:
 	@echo "              - the services on your platform database and data map (README)"
 
 # uv (from PyPI) installs the same version ranges as pip would, in seconds rather than half
-# a minute; compiled ahead, as pip does, for environments with PYTHONDONTWRITEBYTECODE set.
+# a minute. Packages are compiled ahead, as pip does, for environments that set
+# PYTHONDONTWRITEBYTECODE (every process would compile what it imports again), all but the
+# big ones no process of Lethe's imports: moto's CloudFormation linter and its maths
+# (sympy, networkx, mpmath), pip and setuptools, mypy's sources (it runs compiled),
+# pygments' lexers (one is loaded, on demand), and moto and pycryptodome, of which the S3
+# server imports a few modules. The compile takes a third of the time.
+NO_COMPILE := /site-packages/(sympy|networkx|mpmath|cfnlint|pip|setuptools|pkg_resources|mypy|mypyc|pygments/lexers|moto|Crypto)/
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11+ is needed)"; exit 1; }
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q 'uv>=0.5,<1'
-	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -e '.[dev]'
+	@# No pip in the venv (ensurepip takes seconds): the interpreter's pip puts uv there,
+	@# or, where that pip is too old for --python, the venv's own.
+	test -x $(PY) || $(PYTHON) -m venv --without-pip $(VENV)
+	$(PYTHON) -m pip --python $(PY) install -q 'uv>=0.5,<1' 2>/dev/null \
+		|| { $(PY) -m ensurepip >/dev/null && $(PY) -m pip install -q 'uv>=0.5,<1'; }
+	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev]'
+	$(PY) -m compileall -q -j 0 -x '$(NO_COMPILE)' \
+		"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null
 	touch $(STAMP)
 
 install: $(STAMP)
