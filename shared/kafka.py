@@ -26,15 +26,21 @@ log = logging.getLogger(__name__)
 
 
 def create_broker(
-    bootstrap_servers: str, *, service: str, tracer_provider: TracerProvider | None = None
+    bootstrap_servers: str,
+    *,
+    service: str,
+    tracer_provider: TracerProvider | None = None,
+    log_each_message: bool = False,
 ) -> KafkaBroker:
     """Producers use acks=all and idempotence; the audit copy and tracing are broker
-    middleware (the copy first, so that each of the two publishes is traced)."""
+    middleware (the copy first, so that each of the two publishes is traced). FastStream's
+    line per message received and processed is at DEBUG unless `log_each_message`."""
     return KafkaBroker(
         # A list: FastStream takes one string as a single host, so "a:9092,b:9092" (a
         # cluster) would never connect.
         [s.strip() for s in bootstrap_servers.split(",") if s.strip()],
         client_id=f"lethe-{service}",
+        log_level=logging.INFO if log_each_message else logging.DEBUG,
         acks="all",
         enable_idempotence=True,
         middlewares=[AuditCopy, KafkaTelemetryMiddleware(tracer_provider=tracer_provider)],

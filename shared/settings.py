@@ -161,6 +161,12 @@ class LetheSettings(BaseSettings):
         description="On SIGTERM: stop taking messages, let the current ones finish for most of "
         "this, abandon the rest (redelivered elsewhere), exit within it.",
     )
+    log_each_message: bool = Field(
+        False,
+        description="Log FastStream's `Received` and `Processed` line for every Kafka message "
+        "at INFO (otherwise at DEBUG, not shown): two lines per message is most of a busy "
+        "service's log; progress, metrics and the audit trail tell the same.",
+    )
     kafka_group_prefix: str = Field(
         "",
         description="Prepended to every consumer group id (`lethe-eraser` becomes "

@@ -57,7 +57,12 @@ def create_app(
     group_id: str = "lethe-auditor",
 ) -> FastStream:
     tp = tracer_provider or make_tracer_provider("auditor", exporter=settings.otel_exporter)
-    broker = create_broker(settings.kafka_bootstrap_servers, service="auditor", tracer_provider=tp)
+    broker = create_broker(
+        settings.kafka_bootstrap_servers,
+        service="auditor",
+        tracer_provider=tp,
+        log_each_message=settings.log_each_message,
+    )
     rt = Runtime(settings)
     broker.include_router(build_router(rt, group_id=group_id, tracer_provider=tp))
     app = FastStream(

@@ -68,7 +68,12 @@ def create_app(
     settings: EraserSettings, *, tracer_provider: TracerProvider | None = None
 ) -> FastStream:
     tp = tracer_provider or make_tracer_provider("eraser", exporter=settings.otel_exporter)
-    broker = create_broker(settings.kafka_bootstrap_servers, service="eraser", tracer_provider=tp)
+    broker = create_broker(
+        settings.kafka_bootstrap_servers,
+        service="eraser",
+        tracer_provider=tp,
+        log_each_message=settings.log_each_message,
+    )
     runtime = Runtime(settings)
     broker.include_router(build_router(runtime))
     app = FastStream(

@@ -71,7 +71,12 @@ def create_app(
     settings: ExporterSettings, *, tracer_provider: TracerProvider | None = None
 ) -> FastStream:
     tp = tracer_provider or make_tracer_provider("exporter", exporter=settings.otel_exporter)
-    broker = create_broker(settings.kafka_bootstrap_servers, service="exporter", tracer_provider=tp)
+    broker = create_broker(
+        settings.kafka_bootstrap_servers,
+        service="exporter",
+        tracer_provider=tp,
+        log_each_message=settings.log_each_message,
+    )
     rt = Runtime(settings, broker)
     broker.include_router(build_router(rt))
     app = FastStream(

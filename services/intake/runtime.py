@@ -68,7 +68,10 @@ class Runtime:
         )
         self._tally_task: asyncio.Task[None] | None = None
         self.broker = create_broker(
-            settings.kafka_bootstrap_servers, service="intake", tracer_provider=tracer_provider
+            settings.kafka_bootstrap_servers,
+            service="intake",
+            tracer_provider=tracer_provider,
+            log_each_message=settings.log_each_message,
         )
 
     def uow(self) -> UnitOfWork:

@@ -58,7 +58,12 @@ def assemble(
 ) -> tuple[FastStream, Senders]:
     """The app and its dispatchers (tests pause one to drive it themselves)."""
     tp = tracer_provider or make_tracer_provider("notifier", exporter=settings.otel_exporter)
-    broker = create_broker(settings.kafka_bootstrap_servers, service="notifier", tracer_provider=tp)
+    broker = create_broker(
+        settings.kafka_bootstrap_servers,
+        service="notifier",
+        tracer_provider=tp,
+        log_each_message=settings.log_each_message,
+    )
     rt = Runtime(settings, broker)
     router, senders = build_router(rt)
     broker.include_router(router)
