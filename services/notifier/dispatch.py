@@ -66,6 +66,10 @@ Row = TypeVar("Row")
 D = TypeVar("D", bound=QueueDeps)
 
 
+# How long `stop` waits for a round of claiming to end before it cancels it.
+STOP_WAIT_SECONDS = 10
+
+
 class Dispatcher(Generic[Row, D]):
     """Claims and sends a queue's due rows (see the module docstring); subclasses say how."""
 
@@ -78,6 +82,7 @@ class Dispatcher(Generic[Row, D]):
         self._tasks: dict[asyncio.Task[None], Row] = {}  # in flight, and what each sends
         self._wake = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
+        self._stopping = False
         self._http: httpx.AsyncClient | None = None
 
     # --- what a queue says -------------------------------------------------------------
@@ -122,13 +127,20 @@ class Dispatcher(Generic[Row, D]):
         return self._http
 
     async def start(self) -> None:
+        self._stopping = False
         self._runner = asyncio.create_task(self._loop(), name=self.name)
 
     async def stop(self) -> None:
         """Stop sending; what is in flight is abandoned and pending again at once (when the
         database answers; else it is sent again after its lease)."""
         if self._runner is not None:
-            self._runner.cancel()
+            # The loop leaves between rounds: cancelled inside a claim, the rows the claim
+            # took would stay `sending` until their lease ran out, unseen by this sender.
+            self._stopping = True
+            self._wake.set()
+            done, _ = await asyncio.wait({self._runner}, timeout=STOP_WAIT_SECONDS)
+            if not done:  # a claim hung on the database: its rows wait for their lease
+                self._runner.cancel()
         abandoned = dict(self._tasks)
         for t in abandoned:
             t.cancel()
@@ -146,14 +158,14 @@ class Dispatcher(Generic[Row, D]):
             self._http = None
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 started = await self.dispatch()
             except Exception:  # the database away: try again shortly, rows stay due
                 log.exception("%s: dispatch failed; retrying", self.name)
                 started = []
-            if not started:
+            if not started and not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.deps.poll)
 
