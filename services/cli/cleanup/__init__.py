@@ -29,13 +29,11 @@ from typing import Annotated
 
 import typer
 
-from services.cli.cleanup.run import run
 from services.cli.cleanup.scope import ScopeRefused, Target, check_scope, targets
-from services.cli.cleanup.show import report
 from services.cli.common import console, settings
 from services.eraser.settings import EraserSettings
 
-__all__ = ["ScopeRefused", "Target", "check_scope", "cleanup", "report", "run", "targets"]
+__all__ = ["ScopeRefused", "Target", "check_scope", "cleanup", "targets"]
 
 
 def cleanup(
@@ -62,6 +60,11 @@ def cleanup(
     except ScopeRefused as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc
+    # Imported here: the run loads the eraser's code, S3 and Kafka clients, half the
+    # start-up of every other `lethe` command otherwise.
+    from services.cli.cleanup.run import run
+    from services.cli.cleanup.show import report
+
     settings()  # loads .local/env
     s = EraserSettings()
     results = asyncio.run(
