@@ -31,11 +31,15 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m pip --python $(PY) install -q 'uv>=0.5,<1' 2>/dev/null \
 		|| { $(PY) -m ensurepip >/dev/null && $(PY) -m pip install -q 'uv>=0.5,<1'; }
 	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev]'
-	$(PY) -m compileall -q -j 0 -x '$(NO_COMPILE)' \
-		"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null
 	touch $(STAMP)
 
-install: $(STAMP)
+COMPILED := $(VENV)/.compiled
+$(COMPILED): $(STAMP)
+	$(PY) -m compileall -q -j 0 -x '$(NO_COMPILE)' \
+		"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null
+	touch $(COMPILED)
+
+install: $(STAMP) $(COMPILED)
 
 up: install
 	$(PY) -m deploy.local.stack up
@@ -53,7 +57,7 @@ restart-services: install
 demo: up
 	$(PY) -m deploy.local.demo
 
-lint: install
+lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
@@ -100,7 +104,9 @@ test: export LETHE_REQUIRE_KUSTOMIZE := 1
 # (tests/conftest.py): most of a test's time is waiting on Kafka, Postgres and services.
 # Infrastructure named by KAFKA_BOOTSTRAP_SERVERS etc. is one shared deployment: one worker.
 TEST_WORKERS ?= $(if $(KAFKA_BOOTSTRAP_SERVERS),0,3)
-test: lint browser kustomize
+test: $(STAMP) browser kustomize
+	@# mypy checks on one core while the packages compile on the other (a fresh venv).
+	$(MAKE) --no-print-directory -j 2 --output-sync=target lint $(COMPILED)
 	@# Every test starts service processes: compiled once here, not by each of them.
 	$(PY) -m compileall -q -j 0 services shared deploy tests bench >/dev/null
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
