@@ -21,6 +21,7 @@ from opentelemetry.trace import TracerProvider
 from shared.events import Envelope
 from shared.events.topics import TOPICS, TopicSpec, min_insync_replicas
 from shared.messaging.audit_copy import AuditCopy
+from shared.settings import LetheSettings
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,18 @@ def create_broker(
         acks="all",
         enable_idempotence=True,
         middlewares=[AuditCopy, KafkaTelemetryMiddleware(tracer_provider=tracer_provider)],
+    )
+
+
+def service_broker(
+    settings: LetheSettings, service: str, tracer_provider: TracerProvider | None
+) -> KafkaBroker:
+    """A service's broker (`create_broker`) as its settings ask."""
+    return create_broker(
+        settings.kafka_bootstrap_servers,
+        service=service,
+        tracer_provider=tracer_provider,
+        log_each_message=settings.log_each_message,
     )
 
 

@@ -16,7 +16,7 @@ from services.auditor import bootstrap, maintenance
 from services.auditor.handlers import build_router
 from services.auditor.settings import AuditorSettings
 from shared.health import attach, postgres_check
-from shared.kafka import create_broker
+from shared.kafka import service_broker
 from shared.telemetry import tracer_provider as make_tracer_provider
 
 log = logging.getLogger(__name__)
@@ -57,12 +57,7 @@ def create_app(
     group_id: str = "lethe-auditor",
 ) -> FastStream:
     tp = tracer_provider or make_tracer_provider("auditor", exporter=settings.otel_exporter)
-    broker = create_broker(
-        settings.kafka_bootstrap_servers,
-        service="auditor",
-        tracer_provider=tp,
-        log_each_message=settings.log_each_message,
-    )
+    broker = service_broker(settings, "auditor", tp)
     rt = Runtime(settings)
     broker.include_router(build_router(rt, group_id=group_id, tracer_provider=tp))
     app = FastStream(

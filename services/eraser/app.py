@@ -15,7 +15,7 @@ from services.eraser.deps import Emit, EraserDeps, PublishChunk
 from services.eraser.handlers import build_router
 from services.eraser.settings import EraserSettings
 from shared.health import attach, bucket_checks, postgres_check
-from shared.kafka import create_broker
+from shared.kafka import service_broker
 from shared.telemetry import tracer_provider as make_tracer_provider
 
 log = logging.getLogger(__name__)
@@ -68,12 +68,7 @@ def create_app(
     settings: EraserSettings, *, tracer_provider: TracerProvider | None = None
 ) -> FastStream:
     tp = tracer_provider or make_tracer_provider("eraser", exporter=settings.otel_exporter)
-    broker = create_broker(
-        settings.kafka_bootstrap_servers,
-        service="eraser",
-        tracer_provider=tp,
-        log_each_message=settings.log_each_message,
-    )
+    broker = service_broker(settings, "eraser", tp)
     runtime = Runtime(settings)
     broker.include_router(build_router(runtime))
     app = FastStream(

@@ -18,7 +18,7 @@ from services.exporter.service import ExporterDeps
 from services.exporter.settings import ExporterSettings
 from shared.events import Envelope
 from shared.health import attach, bucket_checks, postgres_check
-from shared.kafka import create_broker
+from shared.kafka import service_broker
 from shared.messaging.outputs import Outputs
 from shared.telemetry import tracer_provider as make_tracer_provider
 
@@ -71,12 +71,7 @@ def create_app(
     settings: ExporterSettings, *, tracer_provider: TracerProvider | None = None
 ) -> FastStream:
     tp = tracer_provider or make_tracer_provider("exporter", exporter=settings.otel_exporter)
-    broker = create_broker(
-        settings.kafka_bootstrap_servers,
-        service="exporter",
-        tracer_provider=tp,
-        log_each_message=settings.log_each_message,
-    )
+    broker = service_broker(settings, "exporter", tp)
     rt = Runtime(settings, broker)
     broker.include_router(build_router(rt))
     app = FastStream(

@@ -31,7 +31,7 @@ from services.intake.settings import IntakeSettings
 from shared.datamap import DataMap
 from shared.db import create_pool
 from shared.health import Ops
-from shared.kafka import create_broker
+from shared.kafka import service_broker
 from shared.startup import StartupError, load_checked_datamap
 from shared.storage import s3_client
 
@@ -67,12 +67,7 @@ class Runtime:
             settings.auth_failure_window_seconds, settings.auth_failure_max_sources
         )
         self._tally_task: asyncio.Task[None] | None = None
-        self.broker = create_broker(
-            settings.kafka_bootstrap_servers,
-            service="intake",
-            tracer_provider=tracer_provider,
-            log_each_message=settings.log_each_message,
-        )
+        self.broker = service_broker(settings, "intake", tracer_provider)
 
     def uow(self) -> UnitOfWork:
         """A unit of work whose outbox rows the relay publishes as soon as it commits."""

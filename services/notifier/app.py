@@ -17,7 +17,7 @@ from services.notifier.service import NotifierDeps
 from services.notifier.settings import NotifierSettings
 from shared.events import Envelope
 from shared.health import attach, postgres_check
-from shared.kafka import create_broker
+from shared.kafka import service_broker
 from shared.messaging.outputs import Outputs
 from shared.telemetry import tracer_provider as make_tracer_provider
 
@@ -58,12 +58,7 @@ def assemble(
 ) -> tuple[FastStream, Senders]:
     """The app and its dispatchers (tests pause one to drive it themselves)."""
     tp = tracer_provider or make_tracer_provider("notifier", exporter=settings.otel_exporter)
-    broker = create_broker(
-        settings.kafka_bootstrap_servers,
-        service="notifier",
-        tracer_provider=tp,
-        log_each_message=settings.log_each_message,
-    )
+    broker = service_broker(settings, "notifier", tp)
     rt = Runtime(settings, broker)
     router, senders = build_router(rt)
     broker.include_router(router)
