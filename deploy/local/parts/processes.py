@@ -113,7 +113,7 @@ def start_process(
     if user is not None and os.geteuid() == 0 and pwd.getpwuid(0).pw_name != user:
         pw = pwd.getpwnam(user)
         kwargs.update(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
-    forked = user is None and preload.enabled(os.environ) and preload.service_module(argv)
+    forked = user is None and preload.enabled(os.environ) and bool(preload.service_module(argv))
     if forked:
         _ensure_launcher(state_dir)
     with open(log_path, "ab") as log:
@@ -121,12 +121,11 @@ def start_process(
         how = " (forked from the preloaded launcher)" if forked else ""
         log.write(f"\n=== {stamp} start {name}{how}: {shlex.join(argv)}\n".encode())
         log.flush()
-    if forked:
-        pid = preload.spawn(state_dir, argv, {**os.environ, **env}, cwd, log_path)
-        PRELOADED[pid] = state_dir
-        _record(pid_path, argv, pid)
-        return pid
-    with open(log_path, "ab") as log:
+        if forked:  # the child opens the log itself, in append mode
+            pid = preload.spawn(state_dir, argv, {**os.environ, **env}, cwd, log_path)
+            PRELOADED[pid] = state_dir
+            _record(pid_path, argv, pid)
+            return pid
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
